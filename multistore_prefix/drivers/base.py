@@ -1,0 +1,182 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""The store driver interface and the prefix a driver claims.
+
+A driver is short: it reads its store's option group and returns its
+prefixes.  Option registration, the glance_store class, its location class
+and its scheme list are found here once, from the ``glance_store.drivers``
+entry point that the driver names.
+"""
+
+import abc
+import dataclasses
+import importlib
+import logging
+
+from oslo_config import cfg
+from stevedore import driver as sd_driver
+
+from multistore_prefix import exceptions
+
+LOG = logging.getLogger(__name__)
+
+GLANCE_STORE_NAMESPACE = 'glance_store.drivers'
+
+
+@dataclasses.dataclass(frozen=True)
+class Prefix:
+    """A claim a store makes on location URLs.
+
+    The common claim is a URL prefix that owns every URL below it on a path
+    component boundary.  A few store types need more, and say so here rather
+    than in special cases elsewhere.
+
+    :ivar scheme: one of the store type's schemes; every alias of it matches.
+    :ivar authority: ``host[:port]`` (or rbd fsid, swift reference, cinder
+        store id); ``None`` claims any authority.
+    :ivar path: the path prefix, from ``/``; ``''`` claims the whole
+        authority.
+    :ivar open: the last path segment is itself a prefix of the URL's
+        segment (swift's ``glance_`` owns container ``glance_0a1``).
+    :ivar query: query parameters that must also match, as (name, value)
+        pairs: vSphere's ``dcPath`` and ``dsName``.
+    :ivar container: with ``authority`` and ``path`` left open, the
+        container segment (the one before the object) must start with
+        ``container + '_'``: swift multi-tenant stores.
+    """
+
+    scheme: str
+    authority: str | None
+    path: str = ''
+    open: bool = False
+    query: tuple[tuple[str, str], ...] = ()
+    container: str | None = None
+
+    def __str__(self) -> str:
+        """The claim as an operator reads it, ``*`` where it is open."""
+        authority = '*' if self.authority is None else self.authority
+        text = f'{self.scheme}://{authority}{self.path}'
+        if self.container is not None:
+            text += f'/.../{self.container}_*'
+        elif self.open:
+            text += '*'
+        if self.query:
+            text += '?' + '&'.join(f'{k}={v}' for k, v in self.query)
+        return text
+
+
+class Driver(abc.ABC):
+    """A store type's driver: the prefixes of one configured store.
+
+    A subclass names its glance_store entry point in ``glance_store_entry``
+    and implements :meth:`compute_prefixes`, reading ``self.store_conf``.
+
+    :ivar conf: the operator's ``ConfigOpts``.
+    :ivar store_id: the store identifier from ``enabled_backends``.
+    :ivar store_entry: the store type (``file``, ``rbd``...).
+    :ivar glance_store_class: glance_store's ``Store`` class of the type.
+    :ivar location_class: glance_store's ``StoreLocation`` class.
+    :ivar schemes: the URL schemes of the type, from glance_store.
+    :ivar prefixes: the claims computed at init.
+    """
+
+    #: name of the type's entry point in ``glance_store.drivers``.
+    glance_store_entry: str = ''
+
+    def __init__(self, conf: cfg.ConfigOpts, store_id: str,
+                 store_entry: str | None = None):
+        self.conf = conf
+        self.store_id = store_id
+        self.store_entry = store_entry or self.glance_store_entry
+        self.glance_store_class = self._load_glance_store_class()
+        self.location_class = self._location_class()
+        self.schemes = tuple(self._schemes())
+        self.register_opts()
+        self.prefixes: tuple[Prefix, ...] = tuple(self.compute_prefixes())
+
+    @property
+    def store_conf(self):
+        """The store's option group (``conf[store_id]``)."""
+        return self.conf[self.store_id]
+
+    @abc.abstractmethod
+    def compute_prefixes(self) -> list[Prefix]:
+        """Return the store's claims; no network, no file writes."""
+
+    def options(self) -> list[cfg.Opt]:
+        """glance_store's own option definitions for this store type."""
+        return list(getattr(self.glance_store_class, 'OPTIONS', None) or [])
+
+    def register_opts(self) -> None:
+        """Register the type's options on the store's group.
+
+        This is what glance_store's ``register_store_opts`` does for each
+        ``enabled_backends`` item; registering the same definitions again
+        is harmless, so a caller that did it already is fine.
+        """
+        self.conf.register_opts(self.options(), group=self.store_id)
+
+    def option(self, name: str):
+        """The value of one of the store's options."""
+        return getattr(self.store_conf, name)
+
+    def error(self, option: str | None, reason: str,
+              fix: str | None = None) -> exceptions.StoreConfigError:
+        """A configuration error naming this store and the option."""
+        return exceptions.StoreConfigError(self.store_id, option, reason,
+                                           fix)
+
+    def require(self, name: str, fix: str):
+        """The value of an option that must be set, or a clear error."""
+        value = self.option(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise self.error(name, 'is not set', fix)
+        return value
+
+    def _load_glance_store_class(self):
+        def on_failure(manager, entry_point, exc):
+            raise self.error(
+                None,
+                f'glance_store\'s {self.glance_store_entry!r} driver '
+                f'({entry_point.value}) cannot be imported: {exc}',
+                self.import_fix())
+        try:
+            manager = sd_driver.DriverManager(
+                GLANCE_STORE_NAMESPACE, self.glance_store_entry,
+                invoke_on_load=False,
+                on_load_failure_callback=on_failure)
+        except exceptions.StoreConfigError:
+            raise
+        except Exception as exc:
+            raise self.error(
+                None,
+                f'no glance_store driver {self.glance_store_entry!r}: {exc}',
+                'install glance_store') from exc
+        return manager.driver
+
+    def import_fix(self) -> str:
+        """What to install when glance_store's driver module won't import."""
+        return 'install the packages that glance_store\'s driver imports'
+
+    def _location_class(self):
+        module = importlib.import_module(self.glance_store_class.__module__)
+        return getattr(module, 'StoreLocation', None)
+
+    def _schemes(self):
+        # glance_store declares get_schemes as a method that reads nothing
+        # from the instance (s3 makes it a staticmethod).
+        get_schemes = self.glance_store_class.get_schemes
+        try:
+            return get_schemes()
+        except TypeError:
+            return get_schemes(None)

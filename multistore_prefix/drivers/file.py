@@ -1,0 +1,83 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Filesystem stores: one prefix per data directory.
+
+glance_store prefixes only the highest-priority directory of
+``filesystem_store_datadirs``; images live in all of them, so every one is
+a prefix here.
+"""
+
+import posixpath
+
+from oslo_config import cfg
+
+from multistore_prefix.drivers import base
+
+
+class FileDriver(base.Driver):
+    """Prefixes ``file://<dir>`` for each directory of a filesystem store."""
+
+    glance_store_entry = 'file'
+
+    def compute_prefixes(self) -> list[base.Prefix]:
+        return [base.Prefix('file', '', path) for path in self.datadirs()]
+
+    def datadirs(self) -> list[str]:
+        """The store's directories, normalized, in configuration order."""
+        datadirs = self.option('filesystem_store_datadirs') or []
+        if datadirs and self._set_by_operator('filesystem_store_datadir'):
+            raise self.error(
+                'filesystem_store_datadir',
+                'is set together with filesystem_store_datadirs',
+                'set only one of them')
+        if datadirs:
+            options = [('filesystem_store_datadirs', self._strip_priority(d))
+                       for d in datadirs]
+        else:
+            options = [('filesystem_store_datadir',
+                        self.option('filesystem_store_datadir'))]
+        paths = []
+        for option, path in options:
+            if not path or not path.strip():
+                raise self.error(option, 'names an empty directory',
+                                 'set it to the absolute path of the store\'s '
+                                 'image directory')
+            path = path.strip()
+            if not path.startswith('/'):
+                raise self.error(option, f'{path!r} is not an absolute path',
+                                 'use an absolute path such as '
+                                 '/var/lib/glance/images')
+            path = posixpath.normpath(path)
+            if path.startswith('//'):
+                path = path[1:]
+            if path not in paths:
+                paths.append(path)
+        return paths
+
+    def _strip_priority(self, item: str) -> str:
+        # glance_store's format: "<path>[:<priority>]", priority an integer.
+        path, sep, priority = item.rpartition(':')
+        if not sep:
+            return item
+        try:
+            int(priority.strip() or 0)
+        except ValueError:
+            raise self.error('filesystem_store_datadirs',
+                             f'bad priority {priority!r} in {item!r}',
+                             'write "<directory>:<integer priority>"')
+        return path
+
+    def _set_by_operator(self, name: str) -> bool:
+        location = self.conf.get_location(name, self.store_id)
+        return (location is not None
+                and location.location is not cfg.Locations.opt_default)

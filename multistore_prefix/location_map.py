@@ -1,0 +1,380 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""The location map: which configured store owns a location URL.
+
+Built once from the operator's configuration, it indexes every store's
+prefixes by their canonical text.  A URL is answered by walking its own
+component boundaries from the longest down and looking each one up, so the
+cost depends on the URL's depth, not on the number of stores.
+"""
+
+import dataclasses
+import logging
+
+from oslo_config import cfg
+
+from multistore_prefix import drivers
+from multistore_prefix import exceptions
+from multistore_prefix import urls
+
+LOG = logging.getLogger(__name__)
+
+# The same definition as glance's, so either may register it first.
+ENABLED_BACKENDS_OPT = cfg.DictOpt(
+    'enabled_backends',
+    help='Key:Value pair of store identifier and store type. In case of '
+         'multiple backends should be separated using comma.')
+
+# Reasons a URL has no store; the resolver and the reports use them.
+INVALID_URL = 'invalid-url'
+UNKNOWN_SCHEME = 'unknown-scheme'
+NO_PREFIX = 'no-matching-prefix'
+CONFLICT = 'conflicting-stores'
+
+
+@dataclasses.dataclass
+class StoreEntry:
+    """One configured store, as glance's location map holds it.
+
+    :ivar store: the store's driver.
+    :ivar store_entry: the store type (``file``, ``rbd``...).
+    :ivar location_class: glance_store's ``StoreLocation`` class of the type.
+    :ivar prefixes: the store's claims, computed from its configuration.
+    """
+
+    store: drivers.Driver
+    store_entry: str
+    location_class: type | None
+    prefixes: tuple[drivers.Prefix, ...]
+
+    def __getitem__(self, name):
+        # glance's map is a dict of dicts; let its readers index this too.
+        return getattr(self, name)
+
+
+@dataclasses.dataclass(frozen=True)
+class Conflict:
+    """Two or more stores claim the same prefix: their URLs stay unresolved.
+
+    :ivar prefix: the prefix, as an operator reads it.
+    :ivar stores: the store ids that claim it, sorted.
+    """
+
+    prefix: str
+    stores: tuple[str, ...]
+
+    def __str__(self):
+        return (f'stores {", ".join(self.stores)} all claim prefix '
+                f'{self.prefix}')
+
+
+@dataclasses.dataclass(frozen=True)
+class Resolution:
+    """The answer for one URL, with the reason when there is no store.
+
+    :ivar store: the owning store id, or ``None``.
+    :ivar reason: ``None`` when resolved, else one of ``INVALID_URL``,
+        ``UNKNOWN_SCHEME``, ``NO_PREFIX``, ``CONFLICT``.
+    :ivar detail: a human-readable explanation (credentials masked).
+    """
+
+    store: str | None
+    reason: str | None = None
+    detail: str = ''
+
+
+class _Node:
+    """An index entry that needs more than "this prefix is store X".
+
+    :ivar store: the store that owns the prefix itself, a ``Conflict``, or
+        ``None`` when only open children or query choices hang here.
+    :ivar open_children: (segment prefix, owner) of open prefixes whose
+        parent is this key, longest first.
+    :ivar choices: (required query pairs, owner) of claims that need the
+        query (vSphere datastores).
+    """
+
+    __slots__ = ('store', 'open_children', 'choices', 'label')
+
+    def __init__(self, label):
+        self.store = None
+        self.open_children = []
+        self.choices = []
+        self.label = label
+
+
+class _Wild:
+    """A claim on any authority: rbd with no fsid, swift multi-tenant, http.
+
+    :ivar owner: the store id or a ``Conflict``.
+    """
+
+    __slots__ = ('prefix', 'owner', 'authority', 'path', 'weight')
+
+    def __init__(self, prefix, owner, authority, path):
+        self.prefix = prefix
+        self.owner = owner
+        self.authority = authority
+        self.path = path
+        # More fixed text, more specific: that claim wins.
+        self.weight = (len(path) + len(prefix.container or '')
+                       + (0 if prefix.authority is None
+                          else 1000 + len(prefix.authority)))
+
+    def matches(self, canon: urls.CanonicalURL) -> bool:
+        if self.authority is not None and canon.authority != self.authority:
+            return False
+        path = canon.path
+        if self.path and not (path == self.path
+                              or path.startswith(self.path + '/')):
+            return False
+        if self.prefix.container is not None:
+            segments = canon.segments
+            if len(segments) < 2:
+                return False
+            return segments[-2].startswith(self.prefix.container + '_')
+        return True
+
+
+class LocationMap:
+    """Store id -> entry, and the prefix index that answers URLs.
+
+    :ivar stores: store id -> :class:`StoreEntry`.
+    :ivar conflicts: prefixes claimed by more than one store.
+    """
+
+    def __init__(self, stores: dict[str, StoreEntry]):
+        self.stores = dict(stores)
+        self.conflicts: list[Conflict] = []
+        self._index: dict[str, object] = {}
+        self._wild: dict[str, list[_Wild]] = {}
+        self._aliases: dict[str, tuple[str, ...]] = {}
+        self._build()
+
+    # -- building ---------------------------------------------------------
+
+    @classmethod
+    def from_config(cls, conf: cfg.ConfigOpts) -> 'LocationMap':
+        """Build the map from an operator's configuration.
+
+        Registers ``[DEFAULT]/enabled_backends`` and each store's
+        glance_store options on ``conf`` (harmless if the caller did
+        already), loads each store's driver and computes its prefixes.
+
+        :raises NoBackendsConfigured: ``enabled_backends`` is empty.
+        :raises StoreConfigError: a store's type or options are bad.
+        """
+        register_opts(conf)
+        backends = conf.enabled_backends or {}
+        if not backends:
+            raise exceptions.NoBackendsConfigured()
+        stores = {}
+        for store_id, store_type in backends.items():
+            store_id, store_type = store_id.strip(), store_type.strip()
+            driver = drivers.load_driver(conf, store_id, store_type)
+            stores[store_id] = StoreEntry(
+                store=driver, store_entry=store_type,
+                location_class=driver.location_class,
+                prefixes=driver.prefixes)
+        return cls(stores)
+
+    def _build(self):
+        claims: dict[tuple, list[tuple[str, drivers.Prefix]]] = {}
+        for store_id, entry in sorted(self.stores.items()):
+            schemes = tuple(s.lower() for s in entry.store.schemes)
+            for scheme in schemes:
+                self._aliases[scheme] = schemes
+            for prefix in entry.prefixes:
+                claims.setdefault(self._claim_key(prefix), []).append(
+                    (store_id, prefix))
+        for key, owners in claims.items():
+            store_ids = tuple(sorted({s for s, _ in owners}))
+            prefix = owners[0][1]
+            if len(store_ids) > 1:
+                owner = Conflict(str(prefix), store_ids)
+                self.conflicts.append(owner)
+                LOG.warning('Configuration conflict: %s; their URLs stay '
+                            'unresolved until one of them changes', owner)
+            else:
+                owner = store_ids[0]
+            self._add(key, prefix, owner)
+
+    def _claim_key(self, prefix):
+        """What makes two claims the same claim, in canonical form."""
+        scheme = prefix.scheme.lower()
+        family = self._family(scheme)
+        authority = prefix.authority
+        canon = urls.canonicalize(
+            f'{scheme}://{authority or ""}{prefix.path}')
+        if authority is not None:
+            authority = canon.authority
+        return (family, authority, canon.path, prefix.open,
+                tuple(sorted(prefix.query)), prefix.container)
+
+    def _family(self, scheme):
+        aliases = self._aliases.get(scheme)
+        return aliases[0] if aliases else scheme
+
+    def _add(self, key, prefix, owner):
+        family, authority, path, is_open, query, container = key
+        aliases = self._aliases.get(prefix.scheme.lower(),
+                                    (prefix.scheme.lower(),))
+        if authority is None or container is not None:
+            self._wild.setdefault(family, []).append(
+                _Wild(prefix, owner, authority, path))
+            self._wild[family].sort(key=lambda w: -w.weight)
+            return
+        segment = ''
+        if is_open:
+            path, _, segment = path.rpartition('/')
+        for scheme in aliases:
+            index_key = f'{scheme}://{authority}{path}'
+            if not is_open and not query:
+                node = self._index.get(index_key)
+                if node is None:
+                    self._index[index_key] = owner
+                    continue
+            node = self._node(index_key)
+            if is_open:
+                node.open_children.append((segment, owner))
+                node.open_children.sort(key=lambda c: -len(c[0]))
+            elif query:
+                node.choices.append((query, owner))
+            else:
+                node.store = owner
+
+    def _node(self, index_key):
+        current = self._index.get(index_key)
+        if isinstance(current, _Node):
+            return current
+        node = _Node(index_key)
+        node.store = current
+        self._index[index_key] = node
+        return node
+
+    # -- answering ----------------------------------------------------------
+
+    def resolve(self, url: str) -> str | None:
+        """The id of the store that owns ``url``, or ``None``."""
+        # Fast path.  Index keys are canonical, so a hit on one of the URL's
+        # own component prefixes proves that the scheme and authority are
+        # canonical too.  What could still change the answer lies to the
+        # right of the hit: escapes, dot segments, a query or fragment (ruled
+        # out here) and empty segments (the walk sees two adjacent slashes).
+        # Anything else, and every miss, takes the full path.
+        if (url.__class__ is str and '%' not in url and '/.' not in url
+                and '?' not in url and '#' not in url):
+            index = self._index
+            pos = len(url)
+            while pos > 0:
+                key = url[:pos]
+                if key in index:
+                    found = index[key]
+                    if found.__class__ is str:
+                        return found
+                    if found.__class__ is _Node:
+                        found = self._match_node(found, url, pos, None)
+                        if found.__class__ is str:
+                            return found
+                    break
+                shorter = url.rfind('/', 0, pos)
+                if shorter == pos - 1:
+                    break
+                pos = shorter
+        return self.explain(url).store
+
+    def explain(self, url: str) -> Resolution:
+        """Like :meth:`resolve`, with the reason when there is no store."""
+        try:
+            canon = urls.canonicalize(url)
+        except urls.InvalidURL as exc:
+            return Resolution(None, INVALID_URL, str(exc))
+        if canon.scheme not in self._aliases:
+            return Resolution(
+                None, UNKNOWN_SCHEME,
+                f'no configured store handles scheme {canon.scheme!r}')
+        key = canon.key
+        found = self._walk(key, len(canon.scheme) + 3 + len(canon.authority),
+                           canon)
+        if found is _MISS:
+            found = self._match_wild(canon)
+        if found is _MISS:
+            return Resolution(None, NO_PREFIX,
+                              f'no store prefix owns {urls.mask_url(url)}')
+        if isinstance(found, Conflict):
+            return Resolution(None, CONFLICT, str(found))
+        return Resolution(found)
+
+    def _walk(self, key, authority_end, canon):
+        """Look ``key`` up at each component boundary, longest first."""
+        index = self._index
+        pos = len(key)
+        while True:
+            found = index.get(key[:pos])
+            if found is not None:
+                if found.__class__ is not _Node:
+                    return found
+                found = self._match_node(found, key, pos, canon)
+                if found is not _MISS:
+                    return found
+            if pos <= authority_end:
+                return _MISS
+            pos = key.rfind('/', authority_end, pos)
+            if pos < 0:
+                pos = authority_end
+
+    def _match_node(self, node, key, pos, canon):
+        if node.open_children and pos < len(key):
+            end = key.find('/', pos + 1)
+            segment = key[pos + 1:] if end < 0 else key[pos + 1:end]
+            for text, owner in node.open_children:
+                if segment.startswith(text):
+                    return owner
+        if node.choices:
+            if canon is None:
+                canon = urls.canonicalize(key)
+            params = canon.query_params()
+            owners = {owner for required, owner in node.choices
+                      if all(params.get(k) == v for k, v in required)}
+            if len(owners) == 1:
+                return owners.pop()
+            if len(owners) > 1:
+                return Conflict(node.label, tuple(sorted(map(str, owners))))
+        return node.store if node.store is not None else _MISS
+
+    def _match_wild(self, canon):
+        claims = self._wild.get(self._family(canon.scheme), ())
+        best = None
+        for claim in claims:
+            if best is not None and claim.weight < best.weight:
+                break
+            if claim.matches(canon):
+                if best is None:
+                    best = claim
+                elif best.owner != claim.owner:
+                    return Conflict(str(best.prefix),
+                                    tuple(sorted(map(str, (best.owner,
+                                                           claim.owner)))))
+        return _MISS if best is None else best.owner
+
+
+_MISS = object()
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    """Register ``[DEFAULT]/enabled_backends``, tolerating glance's own."""
+    try:
+        conf.register_opt(ENABLED_BACKENDS_OPT)
+    except cfg.DuplicateOptError:
+        # The caller (glance itself) registered its own definition.
+        pass

@@ -1,0 +1,148 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""The resolver: which legacy locations get which store.
+
+Pure: it reads locations and returns the changes to make; it never writes
+and never raises on bad input.  A location needs a store when its metadata
+has no ``store`` key, or names a store that is not enabled any more (an
+operator renamed it).
+"""
+
+import collections.abc
+import dataclasses
+from typing import Iterable
+
+from multistore_prefix import location_map as lmap
+from multistore_prefix import urls
+
+#: Reasons a location is left unchanged, besides the location map's own.
+BAD_METADATA = 'bad-metadata'
+BAD_LOCATION = 'bad-location'
+
+
+@dataclasses.dataclass(frozen=True)
+class LocationChange:
+    """Give one location its store.
+
+    :ivar index: the location's position in the image's location list.
+    :ivar url: the location URL, as stored (mask it before printing).
+    :ivar store: the store to record in its metadata.
+    :ivar previous_store: the stale ``store`` it had, if any.
+    """
+
+    index: int
+    url: str
+    store: str
+    previous_store: str | None = None
+
+    @property
+    def metadata_update(self) -> dict:
+        """The keys to set in the location's metadata; nothing else."""
+        return {'store': self.store}
+
+
+@dataclasses.dataclass(frozen=True)
+class Unresolved:
+    """A location that needs a store and cannot get one.
+
+    :ivar index: the location's position in the image's location list.
+    :ivar url: the location URL with credentials masked.
+    :ivar reason: a short code (``no-matching-prefix``, ``invalid-url``...).
+    :ivar detail: a sentence for the operator.
+    """
+
+    index: int
+    url: str
+    reason: str
+    detail: str
+
+
+@dataclasses.dataclass
+class Plan:
+    """What the resolver found for a list of locations.
+
+    :ivar changes: locations to give a store.
+    :ivar unresolved: locations that need one and cannot get one.
+    :ivar already_set: how many already name an enabled store.
+    """
+
+    changes: list[LocationChange] = dataclasses.field(default_factory=list)
+    unresolved: list[Unresolved] = dataclasses.field(default_factory=list)
+    already_set: int = 0
+
+
+class Resolver:
+    """Attaches store ids to legacy locations using a location map.
+
+    :ivar location_map: the :class:`~multistore_prefix.location_map.
+        LocationMap` that answers URLs.
+    """
+
+    def __init__(self, location_map: lmap.LocationMap):
+        self.location_map = location_map
+
+    def needs_store(self, metadata) -> bool:
+        """Whether metadata lacks a store, or names one not enabled."""
+        store = metadata.get('store')
+        return (not isinstance(store, str) or not store
+                or store not in self.location_map.stores)
+
+    def resolve_location(self, location,
+                         index: int = 0) -> LocationChange | Unresolved | None:
+        """The change for one location, why it has none, or ``None``.
+
+        ``None`` means the location already names an enabled store.
+        """
+        if not isinstance(location, collections.abc.Mapping):
+            return Unresolved(index, urls.mask_url(location), BAD_LOCATION,
+                              'location is not a mapping')
+        url = location.get('url')
+        metadata = location.get('metadata')
+        if not isinstance(metadata, collections.abc.Mapping):
+            return Unresolved(
+                index, urls.mask_url(url), BAD_METADATA,
+                f'metadata is {type(metadata).__name__}, not an object')
+        if not self.needs_store(metadata):
+            return None
+        if not isinstance(url, str):
+            return Unresolved(index, urls.mask_url(url), BAD_LOCATION,
+                              'location has no URL string')
+        store = self.location_map.resolve(url)
+        if store is None:
+            why = self.location_map.explain(url)
+            return Unresolved(index, urls.mask_url(url),
+                              why.reason or lmap.NO_PREFIX, why.detail)
+        previous = metadata.get('store')
+        return LocationChange(index, url, store,
+                              previous if isinstance(previous, str)
+                              and previous else None)
+
+    def plan(self, locations: Iterable) -> Plan:
+        """Resolve every location of an image."""
+        plan = Plan()
+        try:
+            items = list(locations or ())
+        except TypeError:
+            plan.unresolved.append(Unresolved(
+                0, urls.mask_url(locations), BAD_LOCATION,
+                'locations is not a list'))
+            return plan
+        for index, location in enumerate(items):
+            result = self.resolve_location(location, index)
+            if result is None:
+                plan.already_set += 1
+            elif isinstance(result, LocationChange):
+                plan.changes.append(result)
+            else:
+                plan.unresolved.append(result)
+        return plan

@@ -1,0 +1,214 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Canonical location URLs: the one place that says what "the same" means.
+
+Every other module compares URLs through :func:`canonicalize`, and prints
+them through :func:`mask_url`.  The rules (see DESIGN.md):
+
+* scheme and host compare case-insensitively; the default port of the
+  scheme drops; IPv6 hosts keep their brackets;
+* credentials (``user:key@``) are taken out and never take part in a match;
+* percent-encoded unreserved characters decode, other escapes keep their
+  meaning (``%2F`` stays data, never a separator) with upper-case hex;
+* ``.`` and ``..`` segments resolve; a path that climbs above its root is
+  invalid; empty segments and a trailing ``/`` drop;
+* the query is kept apart: a driver that needs it (vSphere's ``dsName``)
+  reads it, everybody else ignores it; the fragment drops.
+"""
+
+import dataclasses
+import re
+import urllib.parse
+
+#: Ports that a scheme implies; written out explicitly they are dropped.
+DEFAULT_PORTS = {
+    'http': '80', 'https': '443',
+    'swift+http': '80', 'swift+https': '443',
+    's3+http': '80', 's3+https': '443',
+    'vsphere': '443',
+}
+
+FILE_SCHEMES = frozenset(('file', 'filesystem'))
+
+_UNRESERVED = frozenset(
+    'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~')
+_PCT = re.compile(r'%(..)?', re.DOTALL)
+_HEX = frozenset('0123456789abcdefABCDEF')
+_SCHEME = re.compile(r'[A-Za-z][A-Za-z0-9+.\-]*\Z')
+# userinfo: everything of the authority up to its last '@'.
+_CREDENTIALS = re.compile(r'^([A-Za-z][A-Za-z0-9+.\-]*://)?([^/?#]*)@')
+
+MASK = '***'
+
+
+class InvalidURL(ValueError):
+    """A location URL that cannot be put in canonical form.
+
+    :ivar url: the URL, credentials masked.
+    :ivar reason: why it is invalid.
+    """
+
+    def __init__(self, url, reason: str):
+        self.url = mask_url(url)
+        self.reason = reason
+        super().__init__(f'{self.url}: {reason}')
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CanonicalURL:
+    """A location URL in canonical form.
+
+    :ivar scheme: the scheme, lower case, as written (one of its store
+        type's aliases).
+    :ivar authority: ``host[:port]`` with no credentials, lower case, no
+        default port; ``''`` when the URL has none (``file:///...``).
+    :ivar path: ``/``-separated, dot segments resolved, no empty segment
+        and no trailing ``/``; ``''`` for the root.
+    :ivar query: the raw query string (``''`` when there is none).
+    :ivar has_credentials: whether the URL carried ``user:key@``.
+    """
+
+    scheme: str
+    authority: str
+    path: str
+    query: str = ''
+    has_credentials: bool = False
+
+    @property
+    def key(self) -> str:
+        """The URL without query and credentials: what prefixes match."""
+        return f'{self.scheme}://{self.authority}{self.path}'
+
+    @property
+    def segments(self) -> list[str]:
+        return self.path.split('/')[1:] if self.path else []
+
+    def query_params(self) -> dict[str, str]:
+        """The query as a dict; the first value of a repeated name wins."""
+        params: dict[str, str] = {}
+        for name, value in urllib.parse.parse_qsl(self.query,
+                                                  keep_blank_values=True):
+            params.setdefault(name, value)
+        return params
+
+
+def mask_url(url) -> str:
+    """``url`` with any ``user:key@`` replaced by ``***@``; never raises.
+
+    Use it for every URL that reaches output, a log line, a report or an
+    exception message.
+    """
+    if not isinstance(url, str):
+        url = repr(url)
+    return _CREDENTIALS.sub(
+        lambda m: (m.group(1) or '') + MASK + '@', url, count=1)
+
+
+def _normalize_escapes(text: str, url: str) -> str:
+    """Decode escaped unreserved characters; upper-case the other escapes."""
+    def repl(match):
+        hexdigits = match.group(1)
+        if hexdigits is None or not set(hexdigits) <= _HEX:
+            raise InvalidURL(url, 'malformed percent-encoding')
+        char = chr(int(hexdigits, 16))
+        return char if char in _UNRESERVED else '%' + hexdigits.upper()
+    return _PCT.sub(repl, text)
+
+
+def normalize_path(path: str, url: str = '') -> str:
+    """Resolve a URL path to canonical form (see the module docstring).
+
+    :param path: the path part of a URL (escapes not yet normalized).
+    :param url: the whole URL, for the error message.
+    :raises InvalidURL: the path climbs above its root, or has a malformed
+        escape.
+    """
+    out: list[str] = []
+    for segment in path.split('/'):
+        if '%' in segment:
+            segment = _normalize_escapes(segment, url)
+        if segment == '' or segment == '.':
+            continue
+        if segment == '..':
+            if not out:
+                raise InvalidURL(url or path, 'path climbs above its root')
+            out.pop()
+            continue
+        out.append(segment)
+    return '/' + '/'.join(out) if out else ''
+
+
+def _normalize_authority(scheme: str, authority: str, url: str) -> str:
+    if '%' in authority:
+        authority = _normalize_escapes(authority, url)
+    if authority.startswith('['):
+        end = authority.find(']')
+        if end < 0:
+            raise InvalidURL(url, 'unterminated IPv6 address')
+        host, rest = authority[:end + 1], authority[end + 1:]
+        if rest and not rest.startswith(':'):
+            raise InvalidURL(url, 'junk after IPv6 address')
+        port = rest[1:] if rest else None
+    elif authority.count(':') > 1:
+        raise InvalidURL(url, 'IPv6 address without brackets')
+    else:
+        host, sep, port = authority.partition(':')
+        port = port if sep else None
+    host = host.lower()
+    if port is not None:
+        if port == '':
+            port = None
+        elif not port.isdigit() or not port.isascii():
+            raise InvalidURL(url, f'bad port {port!r}')
+        else:
+            port = str(int(port))
+            if DEFAULT_PORTS.get(scheme) == port:
+                port = None
+    return f'{host}:{port}' if port else host
+
+
+def canonicalize(url: str) -> CanonicalURL:
+    """Put a location URL in canonical form.
+
+    :param url: a location URL as Glance stores it.
+    :raises InvalidURL: it cannot be parsed; the message masks credentials.
+    """
+    if not isinstance(url, str):
+        raise InvalidURL(url, f'not a string but {type(url).__name__}')
+    sep = url.find('://')
+    if sep <= 0:
+        raise InvalidURL(url, 'no scheme:// part')
+    scheme = url[:sep]
+    if not _SCHEME.match(scheme):
+        raise InvalidURL(url, f'bad scheme {scheme!r}')
+    scheme = scheme.lower()
+    rest = url[sep + 3:]
+    rest, _, _fragment = rest.partition('#')
+    rest, _, query = rest.partition('?')
+    slash = rest.find('/')
+    if slash < 0:
+        authority, path = rest, ''
+    else:
+        authority, path = rest[:slash], rest[slash:]
+    userinfo, at, hostport = authority.rpartition('@')
+    if any(c.isspace() for c in hostport):
+        raise InvalidURL(url, 'white space in the host')
+    hostport = _normalize_authority(scheme, hostport, url)
+    if hostport == 'localhost' and scheme in FILE_SCHEMES:
+        hostport = ''  # RFC 8089: file://localhost/p is file:///p
+    return CanonicalURL(
+        scheme=scheme,
+        authority=hostport,
+        path=normalize_path(path, url),
+        query=query,
+        has_credentials=bool(at))

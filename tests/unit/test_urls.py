@@ -1,0 +1,98 @@
+"""Canonical URLs: multistore_prefix/urls.py."""
+
+import pytest
+
+from multistore_prefix import urls
+
+
+@pytest.mark.parametrize('url, key', [
+    ('FILE:///var/lib/glance/images/x', 'file:///var/lib/glance/images/x'),
+    ('file://localhost/var/x', 'file:///var/x'),
+    ('HTTP://Example.COM:80/a', 'http://example.com/a'),
+    ('https://example.com:443/a', 'https://example.com/a'),
+    ('https://example.com:80/a', 'https://example.com:80/a'),
+    ('http://example.com:0080/a', 'http://example.com/a'),
+    ('swift+https://auth.example.com:443/v3/c/o',
+     'swift+https://auth.example.com/v3/c/o'),
+    ('vsphere://[FE80::1]:443/folder/x', 'vsphere://[fe80::1]/folder/x'),
+    ('http://[::1]:8080/a', 'http://[::1]:8080/a'),
+    ('file:///var/%7Euser/%2fx', 'file:///var/~user/%2Fx'),
+    ('file:///var/lib/./glance//images/', 'file:///var/lib/glance/images'),
+    ('file:///var/lib/glance/images/../images2/x',
+     'file:///var/lib/glance/images2/x'),
+    ('file:///var/lib/%2E%2E/x', 'file:///var/x'),
+    ('s3://access:secret@s3.example.com/bucket/obj',
+     's3://s3.example.com/bucket/obj'),
+    ('swift+config://Ref1/glance/obj', 'swift+config://ref1/glance/obj'),
+    ('rbd://FSID/pool/image/snap', 'rbd://fsid/pool/image/snap'),
+    ('cinder://volume-id', 'cinder://volume-id'),
+    ('http://h/a?x=1#frag', 'http://h/a'),
+])
+def test_canonical_key(url, key):
+    assert urls.canonicalize(url).key == key
+
+
+def test_percent_encoded_slash_is_data_not_a_separator():
+    canon = urls.canonicalize('file:///var/lib/glance/images%2Fx')
+    assert canon.segments == ['var', 'lib', 'glance', 'images%2Fx']
+
+
+def test_credentials_are_noted_and_dropped():
+    canon = urls.canonicalize('swift+https://user:key@auth.example.com/c/o')
+    assert canon.has_credentials
+    assert 'key' not in canon.key
+    assert not urls.canonicalize('swift+https://auth.example.com/c').has_credentials
+
+
+def test_query_is_kept_apart():
+    canon = urls.canonicalize(
+        'vsphere://vc/folder/openstack_glance/id?dcPath=dc1&dsName=ds1&dsName=x')
+    assert canon.key == 'vsphere://vc/folder/openstack_glance/id'
+    assert canon.query_params() == {'dcPath': 'dc1', 'dsName': 'ds1'}
+
+
+@pytest.mark.parametrize('url, reason', [
+    ('file:///../etc/passwd', 'climbs above its root'),
+    ('file:///var/../../etc', 'climbs above its root'),
+    ('no-scheme/path', 'no scheme'),
+    ('://x', 'no scheme'),
+    ('1http://x', 'bad scheme'),
+    ('http://h:port/x', 'bad port'),
+    ('http://[::1/x', 'unterminated IPv6'),
+    ('http://fe80::1/x', 'without brackets'),
+    ('http://h/%zz', 'malformed percent'),
+    ('http://h/%4', 'malformed percent'),
+    ('http://bad host/x', 'white space'),
+])
+def test_invalid_urls_say_why(url, reason):
+    with pytest.raises(urls.InvalidURL) as exc:
+        urls.canonicalize(url)
+    assert reason in str(exc.value)
+
+
+def test_invalid_url_message_masks_credentials():
+    with pytest.raises(urls.InvalidURL) as exc:
+        urls.canonicalize('s3://AKIA:sekrit@h:bad/bucket')
+    assert 'sekrit' not in str(exc.value)
+    assert 'AKIA' not in str(exc.value)
+
+
+def test_not_a_string():
+    with pytest.raises(urls.InvalidURL, match='not a string'):
+        urls.canonicalize(None)
+
+
+@pytest.mark.parametrize('url, masked', [
+    ('swift+https://user:key@auth/c/o', 'swift+https://***@auth/c/o'),
+    ('s3://a:s@cr@et@h/b/o', 's3://***@h/b/o'),
+    ('file:///var/x@y', 'file:///var/x@y'),
+    ('user:pw@host/path', '***@host/path'),
+    ('http://h/p?u=a@b', 'http://h/p?u=a@b'),
+])
+def test_mask_url(url, masked):
+    assert urls.mask_url(url) == masked
+
+
+def test_mask_url_never_raises():
+    assert urls.mask_url(None) == 'None'
+    assert urls.mask_url(b'x') == "b'x'"
