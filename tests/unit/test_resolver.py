@@ -1,0 +1,125 @@
+"""The resolver: multistore_prefix/resolver.py."""
+
+from hypothesis import given
+from hypothesis import HealthCheck
+from hypothesis import settings
+from hypothesis import strategies as st
+import pytest
+
+from multistore_prefix import location_map as lmap
+from multistore_prefix import resolver as resolver_mod
+
+CONF = """
+    [DEFAULT]
+    enabled_backends = fast:file, slow:file
+    [fast]
+    filesystem_store_datadir = /var/lib/glance/images
+    [slow]
+    filesystem_store_datadir = /var/lib/glance/images2
+"""
+
+
+@pytest.fixture
+def resolver(make_conf):
+    return resolver_mod.Resolver(
+        lmap.LocationMap.from_config(make_conf(CONF)))
+
+
+def loc(url, metadata=None, status='active'):
+    return {'url': url, 'metadata': {} if metadata is None else metadata,
+            'status': status}
+
+
+def test_legacy_locations_get_their_store(resolver):
+    plan = resolver.plan([
+        loc('file:///var/lib/glance/images/a'),
+        loc('file:///var/lib/glance/images2/b', {'other': 'kept'}),
+    ])
+    assert [(c.index, c.store) for c in plan.changes] == [
+        (0, 'fast'), (1, 'slow')]
+    assert plan.changes[1].metadata_update == {'store': 'slow'}
+    assert plan.unresolved == [] and plan.already_set == 0
+
+
+def test_enabled_store_is_left_alone(resolver):
+    plan = resolver.plan([loc('file:///var/lib/glance/images2/b',
+                              {'store': 'fast'})])
+    # Already names an enabled store: not second-guessed.
+    assert plan.changes == [] and plan.already_set == 1
+
+
+def test_renamed_store_is_resolved_again(resolver):
+    plan = resolver.plan([loc('file:///var/lib/glance/images2/b',
+                              {'store': 'old-name'})])
+    [change] = plan.changes
+    assert change.store == 'slow' and change.previous_store == 'old-name'
+
+
+@pytest.mark.parametrize('location, reason', [
+    (loc('file:///nowhere/x'), lmap.NO_PREFIX),
+    (loc('file:///../x'), lmap.INVALID_URL),
+    (loc('swift+https://user:key@auth/c/o'), lmap.UNKNOWN_SCHEME),
+    (loc('file:///var/lib/glance/images/a', None), None),
+    ({'url': 'file:///var/lib/glance/images/a', 'metadata': None},
+     resolver_mod.BAD_METADATA),
+    ({'url': 'file:///var/lib/glance/images/a', 'metadata': '{"a": 1}'},
+     resolver_mod.BAD_METADATA),
+    ({'url': 'file:///var/lib/glance/images/a', 'metadata': ['store']},
+     resolver_mod.BAD_METADATA),
+    ({'url': None, 'metadata': {}}, resolver_mod.BAD_LOCATION),
+    ({'metadata': {}}, resolver_mod.BAD_LOCATION),
+    ('file:///var/lib/glance/images/a', resolver_mod.BAD_LOCATION),
+    (None, resolver_mod.BAD_LOCATION),
+])
+def test_unresolvable_is_reported_with_reason(resolver, location, reason):
+    plan = resolver.plan([location])
+    if reason is None:
+        assert [c.store for c in plan.changes] == ['fast']
+        return
+    [unresolved] = plan.unresolved
+    assert unresolved.reason == reason and unresolved.index == 0
+    assert plan.changes == []
+
+
+def test_unresolved_url_is_masked(resolver):
+    plan = resolver.plan([loc('file://user:sekrit@host/x')])
+    [unresolved] = plan.unresolved
+    assert 'sekrit' not in unresolved.url + unresolved.detail
+
+
+def test_store_key_that_is_not_a_string_is_replaced(resolver):
+    plan = resolver.plan([loc('file:///var/lib/glance/images/a',
+                              {'store': ['fast']})])
+    [change] = plan.changes
+    assert change.store == 'fast' and change.previous_store is None
+
+
+def test_locations_not_a_list(resolver):
+    plan = resolver.plan(42)
+    assert [u.reason for u in plan.unresolved] == [resolver_mod.BAD_LOCATION]
+    assert resolver.plan(None).changes == []
+
+
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6)
+
+
+# The resolver holds no state between calls, so sharing it is safe.
+@settings(max_examples=500, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(locations=st.lists(
+    st.one_of(JSONISH, st.fixed_dictionaries(
+        {'url': st.one_of(st.text(max_size=40), JSONISH),
+         'metadata': st.one_of(JSONISH, st.dictionaries(
+             st.sampled_from(['store', 'x']), JSONISH, max_size=2))})),
+    max_size=5))
+def test_plan_never_raises_and_accounts_for_every_location(resolver,
+                                                           locations):
+    plan = resolver.plan(locations)
+    total = len(plan.changes) + len(plan.unresolved) + plan.already_set
+    assert total == len(locations)
+    for change in plan.changes:
+        assert change.store in ('fast', 'slow')
