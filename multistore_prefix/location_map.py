@@ -269,11 +269,13 @@ class LocationMap:
         # Fast path.  Index keys are canonical, so a hit on one of the URL's
         # own component prefixes proves that the scheme and authority are
         # canonical too.  What could still change the answer lies to the
-        # right of the hit: escapes, dot segments, a query or fragment (ruled
-        # out here) and empty segments (the walk sees two adjacent slashes).
-        # Anything else, and every miss, takes the full path.
+        # right of the hit: escapes, dot segments, a query or fragment,
+        # credentials (s3 and swift keys may hold '/', so the authority can
+        # sit right of a slash; ruled out here) and empty segments (the walk
+        # sees two adjacent slashes).  Anything else, and every miss, takes
+        # the full path.
         if (url.__class__ is str and '%' not in url and '/.' not in url
-                and '?' not in url and '#' not in url):
+                and '?' not in url and '#' not in url and '@' not in url):
             index = self._index
             pos = len(url)
             while pos > 0:

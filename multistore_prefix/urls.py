@@ -18,6 +18,8 @@ them through :func:`mask_url`.  The rules (see DESIGN.md):
 * scheme and host compare case-insensitively; the default port of the
   scheme drops; IPv6 hosts keep their brackets;
 * credentials (``user:key@``) are taken out and never take part in a match;
+  in s3 and swift URLs, whose legacy keys may hold ``/``, they run to the
+  last ``@``, as glance_store reads them;
 * percent-encoded unreserved characters decode, other escapes keep their
   meaning (``%2F`` stays data, never a separator) with upper-case hex;
 * ``.`` and ``..`` segments resolve; a path that climbs above its root is
@@ -33,12 +35,17 @@ import urllib.parse
 #: Ports that a scheme implies; written out explicitly they are dropped.
 DEFAULT_PORTS = {
     'http': '80', 'https': '443',
-    'swift+http': '80', 'swift+https': '443',
+    'swift': '443', 'swift+http': '80', 'swift+https': '443',
     's3+http': '80', 's3+https': '443',
     'vsphere': '443',
 }
 
 FILE_SCHEMES = frozenset(('file', 'filesystem'))
+
+# Legacy s3 and swift URLs carry raw keys, and keys may hold '/': as
+# glance_store does, the credentials there run to the URL's last '@'.
+RAW_KEY_SCHEMES = frozenset(('s3', 's3+http', 's3+https', 'swift',
+                             'swift+http', 'swift+https', 'swift+config'))
 
 _UNRESERVED = frozenset(
     'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~')
@@ -110,6 +117,13 @@ def mask_url(url) -> str:
     """
     if not isinstance(url, str):
         url = repr(url)
+    sep = url.find('://')
+    if sep > 0 and url[:sep].lower() in RAW_KEY_SCHEMES:
+        rest, query_sep, query = url[sep + 3:].partition('?')
+        at = rest.rfind('@')
+        if at < 0:
+            return url
+        return f'{url[:sep + 3]}{MASK}{rest[at:]}{query_sep}{query}'
     return _CREDENTIALS.sub(
         lambda m: (m.group(1) or '') + MASK + '@', url, count=1)
 
@@ -195,12 +209,18 @@ def canonicalize(url: str) -> CanonicalURL:
     rest = url[sep + 3:]
     rest, _, _fragment = rest.partition('#')
     rest, _, query = rest.partition('?')
+    at = ''
+    if scheme in RAW_KEY_SCHEMES and '@' in rest:
+        _userinfo, at, rest = rest.rpartition('@')
     slash = rest.find('/')
     if slash < 0:
         authority, path = rest, ''
     else:
         authority, path = rest[:slash], rest[slash:]
-    userinfo, at, hostport = authority.rpartition('@')
+    if not at:
+        _userinfo, at, hostport = authority.rpartition('@')
+    else:
+        hostport = authority
     if any(c.isspace() for c in hostport):
         raise InvalidURL(url, 'white space in the host')
     hostport = _normalize_authority(scheme, hostport, url)

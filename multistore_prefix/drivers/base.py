@@ -23,14 +23,18 @@ import dataclasses
 import importlib
 import logging
 
+from glance_store import driver as glance_store_driver
 from oslo_config import cfg
 from stevedore import driver as sd_driver
 
 from multistore_prefix import exceptions
+from multistore_prefix import urls
 
 LOG = logging.getLogger(__name__)
 
 GLANCE_STORE_NAMESPACE = 'glance_store.drivers'
+# glance_store reads an option a store's group leaves unset from here.
+SHARED_GROUP = 'backend_defaults'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,14 +125,57 @@ class Driver(abc.ABC):
         """Register the type's options on the store's group.
 
         This is what glance_store's ``register_store_opts`` does for each
-        ``enabled_backends`` item; registering the same definitions again
-        is harmless, so a caller that did it already is fine.
+        ``enabled_backends`` item, plus ``[backend_defaults]``, where
+        glance_store looks for what a store's group leaves unset.
+        Registering the same definitions again is harmless, so a caller
+        that did it already is fine.
         """
         self.conf.register_opts(self.options(), group=self.store_id)
+        for opt in self.options():
+            try:
+                self.conf.register_opt(opt, group=SHARED_GROUP)
+            except cfg.DuplicateOptError:
+                pass  # another store type shares the name; first one wins
 
     def option(self, name: str):
-        """The value of one of the store's options."""
-        return getattr(self.store_conf, name)
+        """The value of one of the store's options, as glance_store reads it.
+
+        The store's own group first, then ``[backend_defaults]``, then the
+        option's default.
+
+        :raises StoreConfigError: the value in the file is not valid.
+        """
+        group = self.store_id
+        try:
+            # get_location parses the value too, so it may raise as well.
+            if (not self.set_by_operator(name)
+                    and self.set_by_operator(name, SHARED_GROUP)):
+                group = SHARED_GROUP
+            return getattr(self.conf[group], name)
+        except (cfg.ConfigFileValueError, ValueError) as exc:
+            where = '' if group == self.store_id else f' (from [{group}])'
+            raise self.error(name, f'invalid value{where}: '
+                             f'{_value_error(exc)}',
+                             'correct it in the configuration file') from None
+
+    def set_by_operator(self, name: str, group: str | None = None) -> bool:
+        """Whether a configuration file or the command line sets ``name``."""
+        location = self.conf.get_location(name, group or self.store_id)
+        return (location is not None
+                and location.location is not cfg.Locations.opt_default)
+
+    def canonical(self, option: str, url: str,
+                  fix: str) -> urls.CanonicalURL:
+        """``url``, built from ``option``, in canonical form.
+
+        :raises StoreConfigError: naming ``option``, when the value cannot
+            be part of a location URL.
+        """
+        try:
+            return urls.canonicalize(url)
+        except urls.InvalidURL as exc:
+            raise self.error(option, f'cannot be part of a location URL '
+                             f'({exc.reason})', fix) from None
 
     def error(self, option: str | None, reason: str,
               fix: str | None = None) -> exceptions.StoreConfigError:
@@ -142,6 +189,45 @@ class Driver(abc.ABC):
         if value is None or (isinstance(value, str) and not value.strip()):
             raise self.error(name, 'is not set', fix)
         return value
+
+    def endpoint(self, option: str, address: str, fix: str,
+                 schemes: tuple[str, str, str]
+                 ) -> tuple[str, urls.CanonicalURL]:
+        """An ``http(s)://host[:port]/path`` option as its store's URL.
+
+        :param schemes: the store scheme for an ``http://``, an
+            ``https://`` and a bare address, in that order.
+        :returns: (store scheme, canonical URL with that scheme).
+        :raises StoreConfigError: naming ``option``: not an http(s)
+            address, or it embeds credentials.
+        """
+        scheme, rest = schemes[2], address.strip()
+        if rest.lower().startswith(('http://', 'https://')):
+            secure, rest = rest.split('://', 1)
+            scheme = schemes[1] if secure.lower() == 'https' else schemes[0]
+        if '://' in rest:
+            raise self.error(option, 'is not an http(s) address', fix)
+        canon = self.canonical(option, f'{scheme}://{rest}', fix)
+        if canon.has_credentials:
+            raise self.error(option, 'embeds credentials', fix)
+        return scheme, canon
+
+    def url_host(self, option: str | None, name: str, scheme: str,
+                 fix: str) -> str:
+        """``name`` as the host part of a ``scheme://`` URL, or an error.
+
+        glance_store writes some names (a cinder store id, a swift
+        reference) verbatim where a URL has its host.
+        """
+        try:
+            valid = (urls.canonicalize(f'{scheme}://{name}').authority
+                     == name.lower())
+        except urls.InvalidURL:
+            valid = False
+        if not valid:
+            raise self.error(option, f'{name!r} cannot be the host part of '
+                             f'a {scheme}:// location', fix)
+        return name
 
     def _load_glance_store_class(self):
         def on_failure(manager, entry_point, exc):
@@ -173,10 +259,28 @@ class Driver(abc.ABC):
         return getattr(module, 'StoreLocation', None)
 
     def _schemes(self):
+        cls = self.glance_store_class
+        if not hasattr(cls, 'get_schemes'):
+            # swift's "Store" is a factory: the classes it builds declare
+            # the schemes.
+            module = importlib.import_module(cls.__module__)
+            cls = next((c for c in vars(module).values()
+                        if isinstance(c, type) and hasattr(c, 'get_schemes')
+                        and issubclass(c, glance_store_driver.Store)), None)
+            if cls is None:
+                raise self.error(None, f'glance_store\'s '
+                                 f'{self.glance_store_entry!r} driver '
+                                 f'declares no URL schemes')
         # glance_store declares get_schemes as a method that reads nothing
         # from the instance (s3 makes it a staticmethod).
-        get_schemes = self.glance_store_class.get_schemes
         try:
-            return get_schemes()
+            return cls.get_schemes()
         except TypeError:
-            return get_schemes(None)
+            return cls.get_schemes(None)
+
+
+def _value_error(exc: Exception) -> str:
+    """oslo.config's message without its LocationInfo noise."""
+    text = str(exc)
+    marker = 'is not valid: '
+    return text.split(marker, 1)[1] if marker in text else text

@@ -19,8 +19,6 @@ a prefix here.
 
 import posixpath
 
-from oslo_config import cfg
-
 from multistore_prefix.drivers import base
 
 
@@ -35,7 +33,11 @@ class FileDriver(base.Driver):
     def datadirs(self) -> list[str]:
         """The store's directories, normalized, in configuration order."""
         datadirs = self.option('filesystem_store_datadirs') or []
-        if datadirs and self._set_by_operator('filesystem_store_datadir'):
+        # glance_store wants filesystem_store_datadir blanked out (its
+        # default is not empty) when filesystem_store_datadirs is used.
+        datadir = self.option('filesystem_store_datadir') or ''
+        if (datadirs and datadir.strip()
+                and self.set_by_operator('filesystem_store_datadir')):
             raise self.error(
                 'filesystem_store_datadir',
                 'is set together with filesystem_store_datadirs',
@@ -76,8 +78,3 @@ class FileDriver(base.Driver):
                              f'bad priority {priority!r} in {item!r}',
                              'write "<directory>:<integer priority>"')
         return path
-
-    def _set_by_operator(self, name: str) -> bool:
-        location = self.conf.get_location(name, self.store_id)
-        return (location is not None
-                and location.location is not cfg.Locations.opt_default)

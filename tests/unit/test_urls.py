@@ -1,3 +1,15 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
 """Canonical URLs: multistore_prefix/urls.py."""
 
 import pytest
@@ -41,12 +53,14 @@ def test_credentials_are_noted_and_dropped():
     canon = urls.canonicalize('swift+https://user:key@auth.example.com/c/o')
     assert canon.has_credentials
     assert 'key' not in canon.key
-    assert not urls.canonicalize('swift+https://auth.example.com/c').has_credentials
+    plain = urls.canonicalize('swift+https://auth.example.com/c')
+    assert not plain.has_credentials
 
 
 def test_query_is_kept_apart():
     canon = urls.canonicalize(
-        'vsphere://vc/folder/openstack_glance/id?dcPath=dc1&dsName=ds1&dsName=x')
+        'vsphere://vc/folder/openstack_glance/id'
+        '?dcPath=dc1&dsName=ds1&dsName=x')
     assert canon.key == 'vsphere://vc/folder/openstack_glance/id'
     assert canon.query_params() == {'dcPath': 'dc1', 'dsName': 'ds1'}
 
