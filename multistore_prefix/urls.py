@@ -54,6 +54,7 @@ _HEX = frozenset('0123456789abcdefABCDEF')
 _SCHEME = re.compile(r'[A-Za-z][A-Za-z0-9+.\-]*\Z')
 # userinfo: everything of the authority up to its last '@'.
 _CREDENTIALS = re.compile(r'^([A-Za-z][A-Za-z0-9+.\-]*://)?([^/?#]*)@')
+_URL_TOKEN = re.compile(r'[A-Za-z][A-Za-z0-9+.\-]*://[^\s\'"<>]+')
 
 MASK = '***'
 
@@ -113,19 +114,35 @@ def mask_url(url) -> str:
     """``url`` with any ``user:key@`` replaced by ``***@``; never raises.
 
     Use it for every URL that reaches output, a log line, a report or an
-    exception message.
+    exception message.  Legacy keys may hold ``/``, ``?`` or ``#`` (and
+    glance_store reads s3 and swift credentials up to the last ``@``), so in
+    a URL with an authority, everything up to the last ``@`` goes when a
+    ``:`` comes before it; masking a path that has both is the safe way to
+    be wrong.
     """
     if not isinstance(url, str):
         url = repr(url)
+    if '@' not in url:
+        return url
     sep = url.find('://')
-    if sep > 0 and url[:sep].lower() in RAW_KEY_SCHEMES:
-        rest, query_sep, query = url[sep + 3:].partition('?')
-        at = rest.rfind('@')
-        if at < 0:
-            return url
-        return f'{url[:sep + 3]}{MASK}{rest[at:]}{query_sep}{query}'
+    if sep > 0:
+        start = sep + 3
+        if url.startswith('/', start):
+            return url  # no authority (file:///...), so no credentials
+        at = url.rfind('@', start)
+        if ':' in url[start:at]:
+            return f'{url[:start]}{MASK}{url[at:]}'
     return _CREDENTIALS.sub(
         lambda m: (m.group(1) or '') + MASK + '@', url, count=1)
+
+
+def mask_text(text) -> str:
+    """``text`` with the credentials of every URL in it masked."""
+    if not isinstance(text, str):
+        text = str(text)
+    if '://' not in text:
+        return text
+    return _URL_TOKEN.sub(lambda m: mask_url(m.group(0)), text)
 
 
 def _normalize_escapes(text: str, url: str) -> str:
@@ -183,7 +200,8 @@ def _normalize_authority(scheme: str, authority: str, url: str) -> str:
         if port == '':
             port = None
         elif not port.isdigit() or not port.isascii():
-            raise InvalidURL(url, f'bad port {port!r}')
+            # Never quoted: with a key that holds '/', this is part of it.
+            raise InvalidURL(url, 'bad port (not a number)')
         else:
             port = str(int(port))
             if DEFAULT_PORTS.get(scheme) == port:
@@ -207,11 +225,11 @@ def canonicalize(url: str) -> CanonicalURL:
         raise InvalidURL(url, f'bad scheme {scheme!r}')
     scheme = scheme.lower()
     rest = url[sep + 3:]
-    rest, _, _fragment = rest.partition('#')
-    rest, _, query = rest.partition('?')
     at = ''
     if scheme in RAW_KEY_SCHEMES and '@' in rest:
         _userinfo, at, rest = rest.rpartition('@')
+    rest, _, _fragment = rest.partition('#')
+    rest, _, query = rest.partition('?')
     slash = rest.find('/')
     if slash < 0:
         authority, path = rest, ''

@@ -1,0 +1,128 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""``multistore-prefix resolve``: which store owns each location URL."""
+
+from cliff import lister
+
+from multistore_prefix import cmd
+from multistore_prefix import urls
+
+EPILOG = (
+    'Exit status: 0 when every URL got an answer, and a URL that no store '
+    'owns is an answer too (an empty store): a script can feed millions of '
+    'URLs through --from-file and act on the rows without the exit status '
+    'getting in the way.  2 on a configuration or usage error, or when '
+    '--from-file cannot be read (one line on stderr, nothing on stdout).  '
+    f'With --strict, {cmd.EXIT_UNRESOLVED} when at least one URL has no '
+    'store (every row is still printed): a check that all locations '
+    'resolve.')
+
+
+class Resolve(lister.Lister):
+    """Tell which configured store owns each location URL.
+
+    One row per URL, in input order: the URL (credentials masked) and the
+    id of the store that owns it, empty when no store does (no prefix owns
+    it, its scheme has no store, it is malformed, or two stores claim its
+    prefix).  --explain adds the reason for an empty store.  URLs come from
+    the arguments, then from --from-file (one URL a line; blank lines and
+    lines starting with # are skipped; "-" reads stdin).
+    """
+
+    _epilog = EPILOG
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument(
+            'urls', metavar='URL', nargs='*',
+            help='A location URL as Glance stores it.')
+        parser.add_argument(
+            '--from-file', metavar='FILE',
+            help='Read URLs from FILE, one a line ("-" for stdin).')
+        parser.add_argument(
+            '--explain', action='store_true',
+            help='Add a "reason" column: why a URL has no store.')
+        parser.add_argument(
+            '--strict', action='store_true',
+            help=f'Exit with status {cmd.EXIT_UNRESOLVED} when at least one '
+                 f'URL has no store.')
+        return parser
+
+    def take_action(self, parsed_args):
+        if not parsed_args.urls and parsed_args.from_file is None:
+            raise cmd.InputError(
+                'resolve needs URLs: give them as arguments or with '
+                '--from-file FILE ("-" for stdin)')
+        stream = self._open(parsed_args.from_file)
+        location_map = self.app.location_map
+        names = ('url', 'store')
+        if parsed_args.explain:
+            names += ('reason',)
+        self.unresolved = 0
+        return names, self._rows(location_map, parsed_args, stream)
+
+    def run(self, parsed_args):
+        status = super().run(parsed_args)
+        if status == cmd.EXIT_OK and parsed_args.strict and self.unresolved:
+            return cmd.EXIT_UNRESOLVED
+        return status
+
+    def _open(self, path):
+        """The --from-file stream, opened now so that errors come first."""
+        if path is None:
+            return None
+        if path == '-':
+            return self.app.stdin
+        try:
+            # A stray byte must not stop a run over millions of URLs; it
+            # shows as U+FFFD and the URL stays unresolved.
+            return open(path, encoding='utf-8', errors='replace')
+        except OSError as exc:
+            raise cmd.InputError(
+                f'cannot read --from-file {path}: {exc.strerror}') from exc
+
+    def _urls(self, parsed_args, stream):
+        yield from parsed_args.urls
+        if stream is None:
+            return
+        try:
+            for line in stream:
+                url = line.strip()
+                if url and not url.startswith('#'):
+                    yield url
+        except OSError as exc:
+            raise cmd.InputError(
+                f'cannot read --from-file {parsed_args.from_file}: '
+                f'{exc.strerror}') from exc
+        finally:
+            if stream is not self.app.stdin:
+                stream.close()
+
+    def _rows(self, location_map, parsed_args, stream):
+        for url in self._urls(parsed_args, stream):
+            store = location_map.resolve(url)
+            if store is None:
+                self.unresolved += 1
+            row = (urls.mask_url(url), store or '')
+            if parsed_args.explain:
+                row += (self._reason(location_map, url, store),)
+            yield row
+
+    @staticmethod
+    def _reason(location_map, url, store):
+        if store is not None:
+            return ''
+        why = location_map.explain(url)
+        text = f'{why.reason}: {why.detail}' if why.detail else why.reason
+        # The detail may quote the URL.
+        return urls.mask_text(text or '')

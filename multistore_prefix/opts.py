@@ -1,0 +1,35 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""The options of multistore-prefix, for oslo-config-generator.
+
+Entry point ``multistore_prefix`` in the ``oslo.config.opts`` namespace.
+Each store's own options are glance_store's and come from glance_store's
+``glance.multi_store`` namespace; this lists only what the package itself
+reads besides them.
+"""
+
+import copy
+
+from oslo_db import options as db_options
+
+from multistore_prefix import location_map
+
+
+def list_opts():
+    """[(group, options)] for ``[DEFAULT]`` and ``[database]``."""
+    return [
+        ('DEFAULT', [location_map.ENABLED_BACKENDS_OPT]),
+        # Glance's own database: the db and backfill commands read
+        # [database]/connection from the operator's glance-api.conf.
+        ('database', copy.deepcopy(db_options.database_opts)),
+    ]
