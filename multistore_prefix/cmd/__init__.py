@@ -47,6 +47,11 @@ class CommandError(Exception):
 
     exit_code = EXIT_CONFIG
 
+    def __init__(self, message: str, exit_code: int | None = None):
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
+
 
 class ConfigurationError(CommandError):
     """The configuration is missing, unreadable or wrong."""

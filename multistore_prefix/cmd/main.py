@@ -71,14 +71,18 @@ class _ConfigSource(argparse.Action):
         setattr(namespace, self.dest, sources)
 
 
-def load_config(sources: list[tuple[str, str]]) -> cfg.ConfigOpts:
+def load_config(sources: list[tuple[str, str]],
+                optional: bool = False) -> cfg.ConfigOpts:
     """A ``ConfigOpts`` that has read exactly the given sources.
 
     :param sources: (``--config-file`` or ``--config-dir``, path) pairs, in
         command-line order.
-    :raises ConfigurationError: no source, or one cannot be read or parsed.
+    :param optional: no source is fine (an empty configuration: the
+        embedded defaults).
+    :raises ConfigurationError: no source (unless optional), or one cannot
+        be read or parsed.
     """
-    if not sources:
+    if not sources and not optional:
         raise cmd.ConfigurationError(NO_CONFIG)
     args = []
     for option, path in sources:
@@ -235,6 +239,16 @@ class MultistorePrefixApp(app.App):
             self._conf = load_config(self.options.config_sources)
         return self._conf
 
+    def conf_or_defaults(self) -> cfg.ConfigOpts:
+        """Like :attr:`conf`, but no source means the embedded defaults.
+
+        For the commands that work without configuration (``db sync``).
+        """
+        if self._conf is None:
+            self._conf = load_config(self.options.config_sources,
+                                     optional=True)
+        return self._conf
+
     @property
     def location_map(self) -> lmap.LocationMap:
         """The configured stores and their prefixes (built on first use).
@@ -255,12 +269,15 @@ class MultistorePrefixApp(app.App):
 
     def run_subcommand(self, argv):
         # cliff logs a failed command's error and returns 1; configuration
-        # and usage errors are 2 so that scripts can tell them apart.
+        # and usage errors are 2 so that scripts can tell them apart.  A
+        # command that printed its result may still set exit_code (an
+        # interrupted backfill).
         self._failure = None
+        self.exit_code = None
         result = super().run_subcommand(argv)
         if result and self._failure is not None:
             return cmd.exit_code_for(self._failure, result)
-        return result
+        return result or self.exit_code or 0
 
 
 def _version() -> str:

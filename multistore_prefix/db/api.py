@@ -1,0 +1,564 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+
+"""Reads and writes of image rows; every write is a compare-and-swap.
+
+Functions take a Core connection inside a transaction (see
+:class:`multistore_prefix.db.engine.Database`) and speak plain values:
+image dicts in, image dicts out.  A write changes one attribute of one row
+only if the row still holds the value the caller read::
+
+    UPDATE image_properties SET value = :new, updated_at = :now
+     WHERE image_id = :id AND name = :name AND deleted = false
+       AND value = :old
+
+When it matches no row, the row is read again (locked) to tell the caller
+what happened: already the wanted value (fine), changed by someone else
+(:class:`~multistore_prefix.db.exceptions.Conflict`), or gone.  Inserts are
+plain inserts: uniqueness is the database's job, and its "duplicate" answer
+becomes :class:`~multistore_prefix.db.exceptions.Duplicate`.  Nothing here
+reads to decide whether to insert.
+
+Location metadata is JSON text.  A metadata change is merged key by key into
+the text in the row, compare-and-swap on that exact text, so a writer that
+sets ``store`` never drops a key another writer added meanwhile.
+"""
+
+import datetime
+import json
+from typing import Any, Iterable, Mapping
+
+from oslo_db import exception as db_exc
+import sqlalchemy as sa
+from sqlalchemy.ext import compiler as sa_compiler
+
+from multistore_prefix.db import exceptions
+from multistore_prefix.db import models
+
+#: How many times a location metadata merge re-reads and retries.
+MERGE_ATTEMPTS = 5
+
+_IMAGES = models.images
+_PROPERTIES = models.image_properties
+_TAGS = models.image_tags
+_LOCATIONS = models.image_locations
+_MISSING = object()
+
+
+# -- comparing exactly ------------------------------------------------------
+
+class exact(sa.sql.functions.FunctionElement):
+    """A column compared byte for byte.
+
+    MySQL compares text by collation ('Bar' = 'bar', trailing spaces
+    ignored); a compare-and-swap must not, so there it is ``BINARY col``.
+    """
+
+    inherit_cache = True
+    name = 'exact'
+
+    def __init__(self, column):
+        super().__init__(column)
+        self.type = column.type
+
+
+@sa_compiler.compiles(exact)
+def _compile_exact(element, compiler, **kw):
+    return compiler.process(element.clauses, **kw)
+
+
+@sa_compiler.compiles(exact, 'mysql')
+def _compile_exact_mysql(element, compiler, **kw):
+    return 'BINARY %s' % compiler.process(element.clauses, **kw)
+
+
+def holds(column: sa.Column, value: Any) -> sa.ColumnElement:
+    """``column`` holds exactly ``value`` (``IS NULL`` for ``None``)."""
+    if value is None:
+        return column.is_(None)
+    if isinstance(column.type, sa.String):
+        return exact(column) == value
+    return column == value
+
+
+def _live(table) -> sa.ColumnElement:
+    return table.c.deleted == sa.false()
+
+
+# -- metadata as text ---------------------------------------------------------
+
+def dump_metadata(value: Any) -> str | None:
+    """The JSON text Glance stores for a location's metadata."""
+    return None if value is None else json.dumps(value)
+
+
+def load_metadata(text: str | None) -> Any:
+    """A location's metadata from its text.
+
+    Text that is not JSON stays text: the resolver reports it and nothing
+    here rewrites it.
+    """
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+class KeyConflict(Exception):
+    """A metadata key this writer changes was changed differently meanwhile.
+
+    :ivar key: the key.
+    :ivar expected: its value as this writer read it (``None`` if absent).
+    :ivar found: its value now (``None`` if absent).
+    """
+
+    def __init__(self, key, expected, found):
+        self.key = key
+        self.expected = None if expected is _MISSING else expected
+        self.found = None if found is _MISSING else found
+        super().__init__(key)
+
+
+def merge_metadata(current: Mapping, before: Mapping,
+                   after: Mapping) -> dict:
+    """Apply one writer's change (``before`` -> ``after``) to ``current``.
+
+    Only the keys this writer changed are touched; every other key keeps
+    the value it has in ``current``, whoever set it.
+
+    :raises KeyConflict: a changed key holds neither the value this writer
+        read nor the one it wants.
+    """
+    merged = dict(current)
+    for key in list(before) + [k for k in after if k not in before]:
+        old = before.get(key, _MISSING)
+        new = after.get(key, _MISSING)
+        if old == new:
+            continue
+        found = current.get(key, _MISSING)
+        if found == new:
+            continue
+        if found != old:
+            raise KeyConflict(key, old, found)
+        if new is _MISSING:
+            del merged[key]
+        else:
+            merged[key] = new
+    return merged
+
+
+# -- reads --------------------------------------------------------------------
+
+_IMAGE_FIELDS = ('id', *models.IMAGE_COLUMNS, 'created_at', 'updated_at')
+
+
+def image_get(conn: sa.engine.Connection, image_id: str) -> dict:
+    """One live image with its properties, tags and locations.
+
+    :raises NotFound: no such image, or it is deleted.
+    """
+    images = image_get_all(conn, filters={'id': image_id})
+    if not images:
+        raise exceptions.NotFound('image', image_id)
+    return images[0]
+
+
+def image_get_all(conn: sa.engine.Connection,
+                  filters: Mapping[str, Any] | None = None,
+                  marker: str | None = None,
+                  limit: int | None = None) -> list[dict]:
+    """Live images, by id, each with properties, tags and locations.
+
+    Four queries whatever the number of images.
+
+    :param filters: column name -> value, equality (``id`` and the names of
+        :data:`~multistore_prefix.db.models.IMAGE_COLUMNS`).
+    :param marker: start after this image id.
+    :param limit: at most this many images.
+    """
+    query = sa.select(*(_IMAGES.c[f] for f in _IMAGE_FIELDS)).where(
+        _live(_IMAGES))
+    for name, value in (filters or {}).items():
+        if name not in _IMAGE_FIELDS:
+            raise ValueError(f'cannot filter images on {name!r}')
+        column = _IMAGES.c[name]
+        query = query.where(column.is_(None) if value is None
+                            else column == value)
+    if marker is not None:
+        query = query.where(_IMAGES.c.id > marker)
+    query = query.order_by(_IMAGES.c.id)
+    if limit is not None:
+        query = query.limit(limit)
+    images = {}
+    for row in conn.execute(query).mappings():
+        image = dict(row)
+        image.update(properties={}, tags=[], locations=[])
+        images[image['id']] = image
+    if not images:
+        return []
+    ids = list(images)
+    for image_id, name, value in conn.execute(
+            sa.select(_PROPERTIES.c.image_id, _PROPERTIES.c.name,
+                      _PROPERTIES.c.value)
+            .where(_PROPERTIES.c.image_id.in_(ids), _live(_PROPERTIES))
+            .order_by(_PROPERTIES.c.id)):
+        images[image_id]['properties'][name] = value
+    for image_id, value in conn.execute(
+            sa.select(_TAGS.c.image_id, _TAGS.c.value)
+            .where(_TAGS.c.image_id.in_(ids), _live(_TAGS))
+            .order_by(_TAGS.c.id)):
+        images[image_id]['tags'].append(value)
+    for row in conn.execute(
+            sa.select(_LOCATIONS.c.id, _LOCATIONS.c.image_id,
+                      _LOCATIONS.c.value, _LOCATIONS.c.meta_data,
+                      _LOCATIONS.c.status)
+            .where(_LOCATIONS.c.image_id.in_(ids), _live(_LOCATIONS))
+            .order_by(_LOCATIONS.c.id)):
+        images[row.image_id]['locations'].append({
+            'id': row.id, 'url': row.value,
+            'metadata': load_metadata(row.meta_data), 'status': row.status})
+    return list(images.values())
+
+
+# -- image rows -----------------------------------------------------------
+
+def image_create(conn: sa.engine.Connection, values: Mapping[str, Any],
+                 properties: Mapping[str, Any], tags: Iterable[str],
+                 locations: Iterable[Mapping], now: datetime.datetime
+                 ) -> list[int]:
+    """Insert an image with its properties, tags and locations.
+
+    :param values: ``id`` and image columns.
+    :param locations: dicts with ``url``, ``metadata``, ``status``.
+    :returns: the new location ids, in order.
+    :raises Duplicate: the image id exists, or two entries collide.
+    """
+    image_id = values['id']
+    row = {'created_at': now, 'updated_at': now, 'deleted': False}
+    row.update((k, v) for k, v in values.items()
+               if k in _IMAGE_FIELDS and v is not None)
+    with _duplicate_as(image_id, 'image', image_id):
+        conn.execute(sa.insert(_IMAGES), [row])
+    if properties:
+        with _duplicate_as(image_id, 'property', ', '.join(properties)):
+            conn.execute(sa.insert(_PROPERTIES), [
+                _child(image_id, now, name=name, value=value)
+                for name, value in properties.items()])
+    tags = list(tags)
+    if tags:
+        with _duplicate_as(image_id, 'tag', ', '.join(tags)):
+            conn.execute(sa.insert(_TAGS), [
+                _child(image_id, now, value=tag) for tag in tags])
+    return [location_add(conn, image_id, loc['url'], loc.get('metadata', {}),
+                         loc.get('status') or 'active', now)
+            for loc in locations]
+
+
+def image_update(conn: sa.engine.Connection, image_id: str,
+                 changes: Mapping[str, tuple[Any, Any]],
+                 now: datetime.datetime) -> None:
+    """Set image columns, each only if it still holds the value read.
+
+    :param changes: column -> (value read, value wanted).
+    :raises Conflict: a column holds neither value; nothing is changed.
+    :raises NotFound: the image is gone.
+    """
+    for name in changes:
+        if name not in models.IMAGE_COLUMNS:
+            raise ValueError(f'{name!r} is not an image column')
+    pending = dict(changes)
+    for _attempt in range(2):
+        result = conn.execute(
+            sa.update(_IMAGES)
+            .where(_IMAGES.c.id == image_id, _live(_IMAGES),
+                   *(holds(_IMAGES.c[n], old)
+                     for n, (old, _new) in pending.items()))
+            .values({**{n: new for n, (_old, new) in pending.items()},
+                     'updated_at': now}))
+        if result.rowcount:
+            return
+        row = _locked(conn, _IMAGES, _IMAGES.c.id == image_id)
+        if row is None or row['deleted']:
+            raise exceptions.NotFound('image', image_id)
+        for name, (old, new) in list(pending.items()):
+            if _same(row[name], new):
+                del pending[name]
+            elif not _same(row[name], old):
+                raise exceptions.Conflict(image_id, name, old, row[name])
+        if not pending:
+            return
+    raise exceptions.Conflict(image_id, ', '.join(pending),
+                              reason='the row kept changing')
+
+
+def image_destroy(conn: sa.engine.Connection, image_id: str,
+                  now: datetime.datetime) -> None:
+    """Soft-delete an image and its properties, tags and locations.
+
+    :raises NotFound: the image is gone already.
+    """
+    deleted = {'deleted': True, 'deleted_at': now, 'updated_at': now}
+    result = conn.execute(
+        sa.update(_IMAGES).where(_IMAGES.c.id == image_id, _live(_IMAGES))
+        .values(status='deleted', **deleted))
+    if not result.rowcount:
+        raise exceptions.NotFound('image', image_id)
+    for table in (_PROPERTIES, _TAGS):
+        conn.execute(sa.update(table).where(
+            table.c.image_id == image_id, _live(table)).values(**deleted))
+    conn.execute(sa.update(_LOCATIONS).where(
+        _LOCATIONS.c.image_id == image_id, _live(_LOCATIONS)).values(
+            status='deleted', **deleted))
+
+
+# -- properties and tags ------------------------------------------------------
+
+def property_add(conn: sa.engine.Connection, image_id: str, name: str,
+                 value: Any, now: datetime.datetime) -> None:
+    """Insert a property.
+
+    Glance's own unique constraint on (image_id, name) counts soft-deleted
+    rows too, so on a Glance database a name used before is refused; then
+    the deleted row is revived instead, as Glance itself does.  On the
+    project's schema the insert fails only beside a live row, and so does
+    the revival.
+
+    :raises Duplicate: the image has a live property of that name.
+    """
+    try:
+        with conn.begin_nested():
+            conn.execute(sa.insert(_PROPERTIES),
+                         [_child(image_id, now, name=name, value=value)])
+        return
+    except db_exc.DBDuplicateEntry:
+        pass
+    try:
+        with conn.begin_nested():
+            revived = conn.execute(
+                sa.update(_PROPERTIES)
+                .where(_PROPERTIES.c.image_id == image_id,
+                       _PROPERTIES.c.name == name,
+                       _PROPERTIES.c.deleted == sa.true())
+                .values(value=value, deleted=False, deleted_at=None,
+                        updated_at=now)).rowcount
+    except db_exc.DBDuplicateEntry:
+        revived = 0
+    if not revived:
+        raise exceptions.Duplicate(image_id, 'property', name)
+
+
+def property_update(conn: sa.engine.Connection, image_id: str, name: str,
+                    old: Any, new: Any, now: datetime.datetime) -> None:
+    """Change a property's value if it still holds ``old``.
+
+    :raises Conflict: it holds another value, or was removed.
+    """
+    where = (_PROPERTIES.c.image_id == image_id, _PROPERTIES.c.name == name,
+             _live(_PROPERTIES))
+    result = conn.execute(
+        sa.update(_PROPERTIES).where(*where, holds(_PROPERTIES.c.value, old))
+        .values(value=new, updated_at=now))
+    if not result.rowcount:
+        row = _locked(conn, _PROPERTIES, *where)
+        found = _MISSING if row is None else row['value']
+        if not _same(found, new):
+            raise _property_conflict(image_id, name, old, found)
+
+
+def property_remove(conn: sa.engine.Connection, image_id: str, name: str,
+                    old: Any, now: datetime.datetime) -> None:
+    """Soft-delete a property if it still holds ``old``.
+
+    :raises Conflict: it holds another value now.
+    """
+    where = (_PROPERTIES.c.image_id == image_id, _PROPERTIES.c.name == name,
+             _live(_PROPERTIES))
+    result = conn.execute(
+        sa.update(_PROPERTIES).where(*where, holds(_PROPERTIES.c.value, old))
+        .values(deleted=True, deleted_at=now, updated_at=now))
+    if not result.rowcount:
+        row = _locked(conn, _PROPERTIES, *where)
+        if row is not None:
+            raise _property_conflict(image_id, name, old, row['value'])
+
+
+def tag_add(conn: sa.engine.Connection, image_id: str, tag: str,
+            now: datetime.datetime) -> None:
+    """Insert a tag.
+
+    :raises Duplicate: the image has that tag (on the project's schema;
+        Glance's own schema does not forbid duplicate tags).
+    """
+    with _duplicate_as(image_id, 'tag', tag):
+        conn.execute(sa.insert(_TAGS), [_child(image_id, now, value=tag)])
+
+
+def tag_remove(conn: sa.engine.Connection, image_id: str, tag: str,
+               now: datetime.datetime) -> None:
+    """Soft-delete a tag (already gone is fine: the same end)."""
+    conn.execute(
+        sa.update(_TAGS).where(_TAGS.c.image_id == image_id,
+                               exact(_TAGS.c.value) == tag, _live(_TAGS))
+        .values(deleted=True, deleted_at=now, updated_at=now))
+
+
+# -- locations ----------------------------------------------------------------
+
+def location_add(conn: sa.engine.Connection, image_id: str, url: str,
+                 metadata: Any, status: str, now: datetime.datetime) -> int:
+    """Insert a location; returns its id.
+
+    :raises Duplicate: the image has a live location with that URL (on the
+        project's schema).
+    """
+    with _duplicate_as(image_id, 'location', url):
+        result = conn.execute(sa.insert(_LOCATIONS), [_child(
+            image_id, now, value=url, meta_data=dump_metadata(metadata),
+            status=status)])
+    return result.inserted_primary_key[0]
+
+
+def location_update(conn: sa.engine.Connection, image_id: str,
+                    location_id: int, now: datetime.datetime, *,
+                    metadata: tuple[Any, Any] | None = None,
+                    status: tuple[str, str] | None = None,
+                    attempts: int = MERGE_ATTEMPTS) -> Any:
+    """Change a location's metadata and/or status; returns its metadata.
+
+    The metadata change is merged key by key into what the row holds now
+    (:func:`merge_metadata`); the write is compare-and-swap on the exact
+    JSON text it was merged into.  The first try assumes the row still
+    holds the text of the metadata read, so an undisturbed change is a
+    single ``UPDATE``.
+
+    :param metadata: (metadata read, metadata wanted), or ``None``.
+    :param status: (status read, status wanted), or ``None``.
+    :raises Conflict: another writer changed a key or the status this
+        writer changes, or removed the location.
+    """
+    label = f'location {location_id}'
+    meta_before, meta_after = metadata if metadata else (None, None)
+    text = dump_metadata(meta_before)
+    wanted_meta = meta_after
+    current_status = status[0] if status else None
+    for _attempt in range(attempts):
+        values = {'updated_at': now}
+        where = [_LOCATIONS.c.id == location_id, _live(_LOCATIONS)]
+        if metadata:
+            values['meta_data'] = dump_metadata(wanted_meta)
+            where.append(holds(_LOCATIONS.c.meta_data, text))
+        if status and current_status != status[1]:
+            values['status'] = status[1]
+            where.append(_LOCATIONS.c.status == current_status)
+        if len(values) == 1:
+            return wanted_meta
+        if conn.execute(sa.update(_LOCATIONS).where(*where)
+                        .values(values)).rowcount:
+            return wanted_meta
+        row = _locked(conn, _LOCATIONS, _LOCATIONS.c.id == location_id)
+        if row is None or row['deleted']:
+            raise exceptions.Conflict(image_id, label, 'present', 'removed',
+                                      reason='removed by another writer')
+        if status:
+            if row['status'] not in status:
+                raise exceptions.Conflict(image_id, f'{label} status',
+                                          status[0], row['status'])
+            current_status = row['status']
+        if metadata:
+            text = row['meta_data']
+            wanted_meta = _merge_text(image_id, label, text, meta_before,
+                                      meta_after)
+            if _same(dump_metadata(wanted_meta), text):
+                metadata = None
+                wanted_meta = load_metadata(text)
+    raise exceptions.Conflict(image_id, f'{label} metadata',
+                              reason='the row kept changing')
+
+
+def location_remove(conn: sa.engine.Connection, image_id: str,
+                    location_id: int, now: datetime.datetime,
+                    status: str = 'deleted') -> None:
+    """Soft-delete a location (already gone is fine: the same end)."""
+    conn.execute(
+        sa.update(_LOCATIONS).where(_LOCATIONS.c.id == location_id,
+                                    _live(_LOCATIONS))
+        .values(status=status, deleted=True, deleted_at=now,
+                updated_at=now))
+
+
+# -- helpers ----------------------------------------------------------------
+
+def _child(image_id, now, **values):
+    return {'image_id': image_id, 'created_at': now, 'updated_at': now,
+            'deleted': False, **values}
+
+
+def _locked(conn, table, *where):
+    """Read a row again, locked until commit, seeing the latest commit."""
+    return conn.execute(sa.select(table).where(*where)
+                        .with_for_update()).mappings().first()
+
+
+def _same(a, b) -> bool:
+    """Equal values of the same type (``1`` is not ``True`` here)."""
+    return a is b or (type(a) is type(b) and a == b)
+
+
+def _property_conflict(image_id, name, old, found):
+    found = None if found is _MISSING else found
+    return exceptions.Conflict(
+        image_id, f'property {name}', old, found,
+        reason=None if found is not None else
+        f'expected {old!r}, found it removed')
+
+
+def _merge_text(image_id, label, text, before, after):
+    current = load_metadata(text)
+    if isinstance(before, dict) and isinstance(after, dict):
+        if current is None:
+            current = {}
+        if not isinstance(current, dict):
+            raise exceptions.Conflict(
+                image_id, f'{label} metadata', before, current,
+                reason='it is not a JSON object any more')
+        try:
+            return merge_metadata(current, before, after)
+        except KeyConflict as exc:
+            raise exceptions.Conflict(
+                image_id, f'{label} metadata key {exc.key!r}', exc.expected,
+                exc.found) from None
+    # Not two objects: the whole value is the one attribute.
+    if current == after:
+        return after
+    if current != before:
+        raise exceptions.Conflict(image_id, f'{label} metadata', before,
+                                  current)
+    return after
+
+
+class _duplicate_as:
+    """Turn the database's duplicate-entry error into ``Duplicate``."""
+
+    def __init__(self, image_id, kind, key):
+        self.args = (image_id, kind, key)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and issubclass(exc_type,
+                                               db_exc.DBDuplicateEntry):
+            raise exceptions.Duplicate(*self.args) from exc
+        return False

@@ -1,0 +1,207 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+
+"""One database: an oslo.db transaction context for one configuration.
+
+Each :class:`Database` owns its own engine facade (never oslo.db's global
+one), so a process can talk to several databases: a test to SQLite,
+PostgreSQL and MariaDB at once, a tool to Glance's database and its own.
+
+Transactions are short and explicit: :meth:`Database.reader` for reads,
+:meth:`Database.writer` for writes.  On SQLite a writer starts with ``BEGIN
+IMMEDIATE``, so concurrent writers queue on the database lock (up to
+:data:`SQLITE_BUSY_TIMEOUT_MS`) instead of failing when a read lock cannot
+be upgraded.
+"""
+
+import contextlib
+import contextvars
+import os
+import sqlite3
+import threading
+import types
+from typing import Iterator
+
+from oslo_config import cfg
+from oslo_db import exception as db_exc
+from oslo_db.sqlalchemy import enginefacade
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+
+from multistore_prefix.db import exceptions
+from multistore_prefix.db import options
+
+#: How long a SQLite writer waits for another writer's lock.
+SQLITE_BUSY_TIMEOUT_MS = 30000
+
+_WRITING = contextvars.ContextVar('multistore_prefix_db_writing',
+                                  default=False)
+
+# Database error codes that mean "you may not write here".
+_PG_READ_ONLY = {'42501',   # insufficient_privilege
+                 '25006'}   # read_only_sql_transaction (hot standby too)
+_MYSQL_READ_ONLY = {1044, 1142, 1227,  # access denied
+                    1290,              # server runs --read-only
+                    1792}              # read-only transaction
+
+
+class Database:
+    """An engine facade for one connection URL.
+
+    :ivar connection: the SQLAlchemy URL (it may hold a password: never
+        print it; :attr:`safe_url` hides it).
+    """
+
+    def __init__(self, connection: str, **facade_options):
+        self.connection = connection
+        _make_sqlite_directory(connection)
+        self._facade = enginefacade.transaction_context()
+        # sqlite_fk: Glance's foreign keys hold on SQLite too.
+        self._facade.configure(**{'sqlite_fk': True, **facade_options,
+                                  'connection': connection})
+        self._synchronous = facade_options.get('sqlite_synchronous', True)
+        self._sqlite_file = False
+        self._keepalive = None
+        self._keepalive_lock = threading.Lock()
+        self._facade.append_on_engine_create(self._setup_engine)
+
+    @classmethod
+    def from_config(cls, conf: cfg.ConfigOpts) -> 'Database':
+        """The database of ``[database]`` in ``conf`` (registered here)."""
+        facade_options = options.engine_options(conf)
+        return cls(**facade_options)
+
+    @property
+    def engine(self) -> sa.engine.Engine:
+        """The writer engine (created on first use)."""
+        return self._facade.writer.get_engine()
+
+    @property
+    def safe_url(self) -> str:
+        """The URL with its password hidden."""
+        return sa.engine.make_url(self.connection).render_as_string(
+            hide_password=True)
+
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[sa.engine.Connection]:
+        """A read transaction (a Core connection)."""
+        if self._sqlite_file and self._keepalive is None:
+            self._keep_wal_open()
+        with self._facade.reader.connection.using(
+                types.SimpleNamespace()) as connection:
+            yield connection
+
+    @contextlib.contextmanager
+    def writer(self) -> Iterator[sa.engine.Connection]:
+        """A write transaction, committed when the block ends.
+
+        :raises Forbidden: the database refused to write (permissions, a
+            read-only transaction, server or file).
+        """
+        if self._sqlite_file and self._keepalive is None:
+            self._keep_wal_open()
+        token = _WRITING.set(True)
+        try:
+            with self._facade.writer.connection.using(
+                    types.SimpleNamespace()) as connection:
+                yield connection
+        except (db_exc.DBError, sa_exc.DBAPIError) as exc:
+            reason = permission_denied(exc)
+            if reason is None:
+                raise
+            raise exceptions.Forbidden(reason) from exc
+        finally:
+            _WRITING.reset(token)
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        if self._facade.is_started:
+            self._facade.dispose_pool()
+        if self._keepalive is not None:
+            self._keepalive.close()
+            self._keepalive = None
+
+    def _setup_engine(self, engine: sa.engine.Engine) -> None:
+        if engine.dialect.name != 'sqlite':
+            return
+        _setup_sqlite(engine, self._synchronous)
+        self._sqlite_file = engine.url.database not in (None, '', ':memory:')
+
+    def _keep_wal_open(self) -> None:
+        # oslo.db gives SQLite files no pool: each transaction opens and
+        # closes its own connection.  Closing the last connection to a WAL
+        # database checkpoints and deletes the WAL, which costs more than
+        # the transaction; one idle connection that has read the database
+        # keeps the WAL open.  Idle, it blocks neither writers nor
+        # checkpoints.
+        with self._keepalive_lock:
+            if self._keepalive is None:
+                keepalive = self.engine.raw_connection()
+                keepalive.driver_connection.execute(
+                    'SELECT count(*) FROM sqlite_master').fetchall()
+                self._keepalive = keepalive
+
+
+def permission_denied(exc: BaseException) -> str | None:
+    """Why the database refused a write, or ``None`` for other errors."""
+    if isinstance(exc, db_exc.DBError) and exc.inner_exception is not None:
+        exc = exc.inner_exception
+    orig = getattr(exc, 'orig', exc)
+    pgcode = getattr(orig, 'pgcode', None)
+    if pgcode in _PG_READ_ONLY:
+        return str(orig).strip().splitlines()[0]
+    args = getattr(orig, 'args', ())
+    if (type(orig).__module__.startswith('pymysql') and args
+            and args[0] in _MYSQL_READ_ONLY):
+        return str(args[1] if len(args) > 1 else orig)
+    if isinstance(orig, sqlite3.Error) and 'readonly' in str(orig):
+        return str(orig)
+    return None
+
+
+def _make_sqlite_directory(connection: str) -> None:
+    url = sa.engine.make_url(connection)
+    if url.get_backend_name() == 'sqlite' and url.database not in (
+            None, '', ':memory:') and not url.database.startswith('file:'):
+        directory = os.path.dirname(os.path.abspath(url.database))
+        os.makedirs(directory, exist_ok=True)
+
+
+def _setup_sqlite(engine: sa.engine.Engine, synchronous: bool) -> None:
+    @sa.event.listens_for(engine, 'connect')
+    def _connect(dbapi_connection, connection_record):
+        dbapi_connection.execute(
+            f'PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}')
+        # In WAL mode (the project's own database, see migration.sync),
+        # NORMAL is SQLite's advice: never corrupt, durable across process
+        # crashes; only a power loss may take the last commits.
+        # sqlite_synchronous = false (oslo.db: OFF) is left alone.
+        if synchronous and dbapi_connection.execute(
+                'PRAGMA journal_mode').fetchone()[0] == 'wal':
+            dbapi_connection.execute('PRAGMA synchronous = NORMAL')
+
+    def _begin_immediate(connection):
+        if _WRITING.get() and 'in_transaction' not in connection.info:
+            connection.exec_driver_sql('BEGIN IMMEDIATE')
+            connection.info['in_transaction'] = True
+
+    # It must run before oslo.db's own "BEGIN" listener, which then sees
+    # the transaction open and steps aside.  (``insert=True`` is not
+    # honoured for engine "begin" listeners, so put the others back after
+    # it.)
+    others = list(engine.dispatch.begin)
+    for listener in others:
+        sa.event.remove(engine, 'begin', listener)
+    sa.event.listen(engine, 'begin', _begin_immediate)
+    for listener in others:
+        sa.event.listen(engine, 'begin', listener)

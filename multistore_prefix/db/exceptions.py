@@ -1,0 +1,139 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+
+"""Errors of the persistence layer.
+
+Each carries the values that explain it.  None prints a location URL with
+its credentials: URLs pass through :func:`multistore_prefix.urls.mask_url`.
+"""
+
+from typing import Any
+
+from multistore_prefix import exceptions
+from multistore_prefix import urls
+
+
+class DatabaseError(exceptions.MultistorePrefixError):
+    """Base class of the errors below."""
+
+
+class NotFound(DatabaseError):
+    """The image (or location) is not in the database, or is deleted.
+
+    :ivar kind: ``'image'`` or ``'location'``.
+    :ivar key: the image id or location id looked for.
+    """
+
+    def __init__(self, kind: str, key: Any):
+        self.kind = kind
+        self.key = key
+        super().__init__(f'{kind} {key} not found')
+
+
+class Conflict(DatabaseError):
+    """Another writer changed what this write was based on; nothing written.
+
+    Every write compares the value read with the value in the database and
+    changes the row only if they are still equal.  When they are not, the
+    whole save is rolled back and this error names the first attribute that
+    differed.  Re-read the image, reapply the change, save again.
+
+    :ivar image_id: the image concerned.
+    :ivar attribute: what differed: an image column (``'name'``), a property
+        (``'property foo'``), a tag, or a location's ``metadata``/``status``
+        (``'location 7 metadata key store'``).
+    :ivar expected: the value this writer read (``None`` if absent).
+    :ivar found: the value in the database now (``None`` if absent/deleted).
+    """
+
+    def __init__(self, image_id: Any, attribute: str, expected: Any = None,
+                 found: Any = None, reason: str | None = None):
+        self.image_id = image_id
+        self.attribute = attribute
+        self.expected = expected
+        self.found = found
+        self.reason = reason or f'expected {expected!r}, found {found!r}'
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        return (f'image {self.image_id}: {self.attribute} was changed by '
+                f'another writer ({self.reason}); nothing was saved, re-read '
+                f'and retry')
+
+
+class Duplicate(Conflict):
+    """An insert hit a unique constraint: that row exists already (live).
+
+    Raised for a second live property with the same name, a second live
+    location with the same URL, a second live tag with the same value, or
+    an image id that exists.
+
+    :ivar kind: ``'image'``, ``'property'``, ``'location'`` or ``'tag'``.
+    :ivar key: the name, URL (masked), tag or image id.
+    """
+
+    def __init__(self, image_id: Any, kind: str, key: Any):
+        self.kind = kind
+        self.key = urls.mask_url(key) if kind == 'location' else key
+        super().__init__(image_id, f'{kind} {self.key}', None, self.key,
+                         'already exists')
+
+    def _message(self) -> str:
+        return (f'image {self.image_id}: a live {self.kind} {self.key!r} '
+                f'exists already; nothing was saved')
+
+
+class Forbidden(DatabaseError):
+    """The caller may not write: a read-only context or database.
+
+    :ivar reason: why (``'read-only request context'``, or the database's
+        own refusal: permissions, a read-only transaction or replica).
+    """
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(f'writing is not allowed: {reason}')
+
+
+class ForeignSchema(DatabaseError):
+    """``db sync`` refuses a database whose schema another tool manages.
+
+    :ivar owner: ``'glance'`` or ``'unknown'``.
+    :ivar evidence: what was found (a table, a revision id).
+    """
+
+    def __init__(self, owner: str, evidence: str):
+        self.owner = owner
+        self.evidence = evidence
+        who = ('Glance manages this database'
+               if owner == 'glance' else
+               'this database holds a schema multistore-prefix did not '
+               'create')
+        super().__init__(
+            f'{who} ({evidence}); db sync changed nothing. multistore-prefix '
+            f'reads and updates rows of such a database but never creates, '
+            f'alters or drops anything in it: use it as is, or point '
+            f'[database]/connection at a database of its own')
+
+
+class SchemaTooNew(DatabaseError):
+    """The database was migrated by a newer multistore-prefix.
+
+    :ivar revision: the revision found.
+    """
+
+    def __init__(self, revision: str):
+        self.revision = revision
+        super().__init__(
+            f'the database schema is at revision {revision!r}, which this '
+            f'multistore-prefix does not know; upgrade multistore-prefix')

@@ -1,0 +1,180 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+
+"""``db sync``: create and upgrade the project's own schema, never Glance's.
+
+Before alembic runs, :func:`check_ownership` looks at what the database
+holds.  A database Glance manages has Glance's migration history: its
+``alembic_version`` table (revision ids such as ``liberty``,
+``pike_contract01``, ``2024_1_expand01``), or sqlalchemy-migrate's
+``migrate_version`` table from before Glance moved to alembic.  Such a
+database, or one whose image tables no known migration history explains, is
+refused with nothing changed.  The project's own history lives in a table
+of its own, :data:`VERSION_TABLE`, so the two can never be confused.
+"""
+
+import dataclasses
+import os
+import re
+
+from alembic import command as alembic_command
+from alembic import config as alembic_cfg
+from alembic import script as alembic_script
+import sqlalchemy as sa
+
+from multistore_prefix.db import engine as db_engine
+from multistore_prefix.db import exceptions
+
+#: The project's alembic version table (Glance's is ``alembic_version``).
+VERSION_TABLE = 'multistore_prefix_version'
+
+_MIGRATIONS = os.path.join(os.path.dirname(__file__), 'migrations')
+_GLANCE_ALEMBIC_TABLE = 'alembic_version'
+_MIGRATE_TABLE = 'migrate_version'
+_IMAGE_TABLES = ('images', 'image_properties', 'image_locations',
+                 'image_tags', 'image_members', 'tasks')
+# liberty, mitaka01, ocata01, pike01, ocata_expand01, rocky_contract02,
+# 2023_1_expand01...: every revision id Glance has used.
+_GLANCE_REVISION = re.compile(
+    r'^(liberty|[a-z]+\d\d|[a-z]+_(expand|contract)\d\d'
+    r'|\d{4}_\d+_(expand|contract)\d\d)$')
+
+OWNER_EMPTY = 'empty'
+OWNER_OURS = 'ours'
+OWNER_GLANCE = 'glance'
+OWNER_UNKNOWN = 'unknown'
+
+
+@dataclasses.dataclass(frozen=True)
+class SchemaState:
+    """Who manages a database's schema, and the evidence.
+
+    :ivar owner: :data:`OWNER_EMPTY`, :data:`OWNER_OURS`,
+        :data:`OWNER_GLANCE` or :data:`OWNER_UNKNOWN`.
+    :ivar revision: the project's revision when ``owner`` is ours.
+    :ivar evidence: what was found, for messages.
+    """
+
+    owner: str
+    revision: str | None = None
+    evidence: str = ''
+
+    @property
+    def foreign(self) -> bool:
+        return self.owner in (OWNER_GLANCE, OWNER_UNKNOWN)
+
+
+def alembic_config() -> alembic_cfg.Config:
+    """The alembic configuration of the project's migrations."""
+    config = alembic_cfg.Config(os.path.join(_MIGRATIONS, 'alembic.ini'))
+    config.attributes['configure_logger'] = False
+    return config
+
+
+def head_revision() -> str:
+    """The newest revision this code knows."""
+    return alembic_script.ScriptDirectory.from_config(
+        alembic_config()).get_current_head()
+
+
+def inspect_schema(conn: sa.engine.Connection) -> SchemaState:
+    """What the database holds; reads only."""
+    tables = set(sa.inspect(conn).get_table_names())
+    if _MIGRATE_TABLE in tables:
+        repositories = [str(r) for r in conn.execute(sa.text(
+            f'SELECT repository_id FROM {_MIGRATE_TABLE}')).scalars()]
+        evidence = (f'table {_MIGRATE_TABLE} (sqlalchemy-migrate history, '
+                    f'repository {", ".join(repositories) or "none"})')
+        glance = any('glance' in r.lower() for r in repositories)
+        return SchemaState(OWNER_GLANCE if glance or tables & {'images'}
+                           else OWNER_UNKNOWN, evidence=evidence)
+    if _GLANCE_ALEMBIC_TABLE in tables:
+        revisions = list(conn.execute(sa.text(
+            f'SELECT version_num FROM {_GLANCE_ALEMBIC_TABLE}')).scalars())
+        glance = [r for r in revisions if _GLANCE_REVISION.match(r)]
+        if glance:
+            return SchemaState(OWNER_GLANCE, evidence=(
+                f'table {_GLANCE_ALEMBIC_TABLE} holds Glance revision '
+                f'{", ".join(glance)}'))
+        return SchemaState(OWNER_UNKNOWN, evidence=(
+            f'table {_GLANCE_ALEMBIC_TABLE} holds revision '
+            f'{", ".join(revisions) or "(none)"} of another application'))
+    if VERSION_TABLE in tables:
+        revisions = list(conn.execute(sa.text(
+            f'SELECT version_num FROM {VERSION_TABLE}')).scalars())
+        return SchemaState(OWNER_OURS, revisions[0] if revisions else None,
+                           f'table {VERSION_TABLE}')
+    present = sorted(tables.intersection(_IMAGE_TABLES))
+    if present:
+        return SchemaState(OWNER_UNKNOWN, evidence=(
+            f'table {", ".join(present)} exists with no migration history'))
+    return SchemaState(OWNER_EMPTY)
+
+
+def check_ownership(conn: sa.engine.Connection) -> SchemaState:
+    """The schema state, if ``db sync`` may work on it.
+
+    :raises ForeignSchema: Glance (or an unknown tool) manages it.
+    :raises SchemaTooNew: a newer multistore-prefix migrated it.
+    """
+    state = inspect_schema(conn)
+    if state.foreign:
+        raise exceptions.ForeignSchema(state.owner, state.evidence)
+    if state.revision is not None:
+        scripts = alembic_script.ScriptDirectory.from_config(
+            alembic_config())
+        try:
+            scripts.get_revision(state.revision)
+        except Exception:
+            raise exceptions.SchemaTooNew(state.revision) from None
+    return state
+
+
+def current_revision(database: db_engine.Database) -> str | None:
+    """The project's revision of the database, ``None`` if it has none."""
+    with database.engine.connect() as conn:
+        state = inspect_schema(conn)
+    return state.revision if state.owner == OWNER_OURS else None
+
+
+def sync(database: db_engine.Database) -> str:
+    """Create or upgrade the project's schema to the newest revision.
+
+    On PostgreSQL and SQLite it runs in one transaction: all or nothing.
+
+    :returns: the revision the database is at.
+    :raises ForeignSchema: the database is Glance's (or unknown); nothing
+        was changed.
+    :raises SchemaTooNew: a newer multistore-prefix migrated it.
+    """
+    with database.engine.begin() as conn:
+        state = check_ownership(conn)
+        head = head_revision()
+        if state.revision != head:
+            config = alembic_config()
+            config.attributes['connection'] = conn
+            alembic_command.upgrade(config, 'head')
+    if database.engine.dialect.name == 'sqlite':
+        _use_wal(database.engine)
+    return head
+
+
+def _use_wal(engine: sa.engine.Engine) -> None:
+    # Readers and one writer at a time, without readers blocking the
+    # writer.  The journal mode is a property of the file: set once here,
+    # on the project's own database only.
+    raw = engine.raw_connection()
+    try:
+        raw.driver_connection.execute('PRAGMA journal_mode=WAL')
+    finally:
+        raw.close()

@@ -1,0 +1,135 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+
+"""The image, with Glance's attribute names, and the factory of new ones.
+
+A plain object: the layers above (distinction, resolution) wrap it, the
+repository below turns it into rows.
+"""
+
+import datetime
+from typing import Any, Iterable
+import uuid
+
+from oslo_utils import timeutils
+
+from multistore_prefix.domain import exceptions
+
+#: Image attributes stored as columns of ``images`` (``image_id`` is ``id``).
+COLUMN_ATTRIBUTES = ('name', 'status', 'visibility', 'size', 'virtual_size',
+                     'checksum', 'os_hash_algo', 'os_hash_value',
+                     'disk_format', 'container_format', 'min_disk',
+                     'min_ram', 'protected', 'os_hidden', 'owner')
+#: Every attribute of an :class:`Image`.
+ATTRIBUTES = ('image_id', *COLUMN_ATTRIBUTES, 'extra_properties', 'tags',
+              'locations', 'created_at', 'updated_at')
+#: What only the system sets (Glance's read-only attributes).
+READ_ONLY = ('status', 'size', 'virtual_size', 'checksum', 'os_hash_algo',
+             'os_hash_value', 'created_at', 'updated_at')
+
+
+class Image:
+    """An image record as Glance's domain layer holds it.
+
+    :ivar image_id: the image's id (a UUID string).
+    :ivar status: Glance's image status (``queued``, ``active``...).
+    :ivar extra_properties: property name -> value (strings, as Glance
+        stores them).
+    :ivar tags: a set of strings.
+    :ivar locations: a list of dicts: ``url``, ``metadata`` (a dict: its
+        ``store`` key names the store), ``status``; locations read from
+        the database carry their row ``id`` too.
+
+    The other attributes are the columns of Glance's ``images`` table under
+    the same names: ``name``, ``visibility``, ``size``, ``virtual_size``,
+    ``checksum``, ``os_hash_algo``, ``os_hash_value``, ``disk_format``,
+    ``container_format``, ``min_disk``, ``min_ram``, ``protected``,
+    ``os_hidden``, ``owner``, ``created_at``, ``updated_at``.
+    """
+
+    def __init__(self, image_id: str, status: str,
+                 created_at: datetime.datetime | None = None,
+                 updated_at: datetime.datetime | None = None, *,
+                 name: str | None = None, visibility: str = 'shared',
+                 size: int | None = None, virtual_size: int | None = None,
+                 checksum: str | None = None, os_hash_algo: str | None = None,
+                 os_hash_value: str | None = None,
+                 disk_format: str | None = None,
+                 container_format: str | None = None, min_disk: int = 0,
+                 min_ram: int = 0, protected: bool = False,
+                 os_hidden: bool = False, owner: str | None = None,
+                 extra_properties: dict | None = None,
+                 tags: Iterable[str] | None = None,
+                 locations: list[dict] | None = None):
+        self.image_id = image_id
+        self.status = status
+        self.created_at = created_at
+        self.updated_at = updated_at
+        self.name = name
+        self.visibility = visibility
+        self.size = size
+        self.virtual_size = virtual_size
+        self.checksum = checksum
+        self.os_hash_algo = os_hash_algo
+        self.os_hash_value = os_hash_value
+        self.disk_format = disk_format
+        self.container_format = container_format
+        self.min_disk = min_disk
+        self.min_ram = min_ram
+        self.protected = protected
+        self.os_hidden = os_hidden
+        self.owner = owner
+        self.extra_properties = dict(extra_properties or {})
+        self.tags = set(tags or ())
+        self.locations = list(locations or [])
+
+    def __repr__(self):
+        return f'<Image {self.image_id} {self.status} {self.name!r}>'
+
+
+class ImageFactory:
+    """Makes new images as Glance's ``ImageFactory.new_image`` does."""
+
+    def new_image(self, image_id: str | None = None, name: str | None = None,
+                  visibility: str = 'shared', min_disk: int = 0,
+                  min_ram: int = 0, protected: bool = False,
+                  owner: str | None = None, disk_format: str | None = None,
+                  container_format: str | None = None,
+                  extra_properties: dict | None = None,
+                  tags: Iterable[str] | None = None, os_hidden: bool = False,
+                  **other_args: Any) -> Image:
+        """A new ``queued`` image, not stored yet (``repo.add`` stores it).
+
+        :raises ReadOnlyAttribute: ``other_args`` sets what only the system
+            sets (``status``, ``size``...).
+        :raises ReservedProperty: an extra property is named like an image
+            attribute.
+        :raises TypeError: ``other_args`` holds an unknown keyword.
+        """
+        for key in other_args:
+            if key in READ_ONLY:
+                raise exceptions.ReadOnlyAttribute(key)
+            raise TypeError(f'new_image() got an unexpected keyword '
+                            f'argument {key!r}')
+        extra_properties = dict(extra_properties or {})
+        for key in extra_properties:
+            if key in ATTRIBUTES or key == 'id':
+                raise exceptions.ReservedProperty(key)
+        now = timeutils.utcnow()
+        return Image(image_id or str(uuid.uuid4()), 'queued', now, now,
+                     name=name, visibility=visibility, min_disk=min_disk,
+                     min_ram=min_ram, protected=protected, owner=owner,
+                     disk_format=disk_format,
+                     container_format=container_format,
+                     extra_properties=extra_properties, tags=tags,
+                     os_hidden=os_hidden)

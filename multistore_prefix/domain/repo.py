@@ -1,0 +1,182 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+
+"""The bottom of the stack: images in the database.
+
+:class:`ImageRepo` turns rows into :class:`~multistore_prefix.domain.image.
+Image` objects and :class:`~multistore_prefix.domain.diff.ImageChanges` into
+compare-and-swap writes, one transaction per call.  It never decides what
+changed: its ``save`` is handed the changes (by the distinction layer) and
+writes exactly those.
+"""
+
+import copy
+from typing import Any, Mapping
+
+from oslo_db import api as oslo_db_api
+from oslo_utils import timeutils
+
+from multistore_prefix.db import api
+from multistore_prefix.db import engine as db_engine
+from multistore_prefix.domain import diff
+from multistore_prefix.domain import exceptions
+from multistore_prefix.domain import image as image_mod
+
+# A deadlock (or a Galera certification failure, which oslo.db reports as
+# one) rolls the whole transaction back; it is replayed as it was, since
+# every write in it compares with the values read, not with the database.
+_retry_on_deadlock = oslo_db_api.wrap_db_retry(
+    max_retries=5, retry_on_deadlock=True, retry_interval=0.05,
+    inc_retry_interval=True, max_retry_interval=1)
+
+
+class ImageRepo:
+    """Images stored in Glance's tables.
+
+    :ivar database: the :class:`~multistore_prefix.db.engine.Database`.
+    :ivar context: the request context; one with a true ``read_only``
+        attribute (oslo.context's) may read but never write.
+    """
+
+    def __init__(self, database: db_engine.Database, context: Any = None):
+        self.database = database
+        self.context = context
+
+    def get(self, image_id: str) -> image_mod.Image:
+        """The live image ``image_id``.
+
+        :raises NotFound: no such image, or it is deleted.
+        """
+        with self.database.reader() as conn:
+            return _to_image(api.image_get(conn, image_id))
+
+    def list(self, filters: Mapping[str, Any] | None = None,
+             marker: str | None = None,
+             limit: int | None = None) -> list[image_mod.Image]:
+        """Live images ordered by id.
+
+        :param filters: attribute -> value, equality.
+        :param marker: start after this image id.
+        :param limit: at most this many images.
+        """
+        filters = {('id' if k == 'image_id' else k): v
+                   for k, v in (filters or {}).items()}
+        with self.database.reader() as conn:
+            return [_to_image(row) for row in api.image_get_all(
+                conn, filters=filters, marker=marker, limit=limit)]
+
+    def add(self, image: image_mod.Image) -> None:
+        """Insert a new image; its new locations get their row ``id``.
+
+        :raises Duplicate: the image id exists already.
+        :raises Forbidden: the context or the database is read-only.
+        """
+        self._check_writable()
+        values = {'id': image.image_id, 'created_at': image.created_at,
+                  'updated_at': image.updated_at}
+        values.update((name, getattr(image, name))
+                      for name in image_mod.COLUMN_ATTRIBUTES)
+        ids = self._create(values, dict(image.extra_properties),
+                           sorted(image.tags), copy.deepcopy(image.locations))
+        for location, location_id in zip(image.locations, ids):
+            location['id'] = location_id
+
+    def save(self, image: image_mod.Image,
+             changes: diff.ImageChanges) -> None:
+        """Write ``changes`` of ``image``, all or nothing.
+
+        Locations whose metadata was merged with another writer's keys get
+        the merged metadata; new locations get their row ``id``.
+
+        :raises Conflict: another writer changed what a change was based
+            on; nothing was written.
+        :raises Duplicate: an added property, tag or location exists.
+        :raises Forbidden: the context or the database is read-only.
+        """
+        if not changes:
+            return
+        self._check_writable()
+        now = timeutils.utcnow()
+        merged, ids = self._apply(changes, now)
+        for update in changes.locations_updated:
+            if update.metadata is not None:
+                image.locations[update.index]['metadata'] = merged[
+                    update.location_id]
+        for added, location_id in zip(changes.locations_added, ids):
+            image.locations[added.index]['id'] = location_id
+        if changes.columns:
+            image.updated_at = now
+
+    def remove(self, image: image_mod.Image) -> None:
+        """Soft-delete the image with its properties, tags and locations.
+
+        :raises NotFound: it is gone already.
+        :raises Forbidden: the context or the database is read-only.
+        """
+        self._check_writable()
+        self._destroy(image.image_id, timeutils.utcnow())
+
+    def _check_writable(self):
+        if getattr(self.context, 'read_only', False):
+            raise exceptions.Forbidden('read-only request context')
+
+    @_retry_on_deadlock
+    def _create(self, values, properties, tags, locations):
+        with self.database.writer() as conn:
+            return api.image_create(conn, values, properties, tags,
+                                    locations, timeutils.utcnow())
+
+    @_retry_on_deadlock
+    def _destroy(self, image_id, now):
+        with self.database.writer() as conn:
+            api.image_destroy(conn, image_id, now)
+
+    @_retry_on_deadlock
+    def _apply(self, changes: diff.ImageChanges, now):
+        image_id = changes.image_id
+        merged, ids = {}, []
+        with self.database.writer() as conn:
+            if changes.columns:
+                api.image_update(conn, image_id, changes.columns, now)
+            for name, old in sorted(changes.properties_removed.items()):
+                api.property_remove(conn, image_id, name, old, now)
+            for name, (old, new) in sorted(
+                    changes.properties_changed.items()):
+                api.property_update(conn, image_id, name, old, new, now)
+            for name, value in sorted(changes.properties_added.items()):
+                api.property_add(conn, image_id, name, value, now)
+            for tag in sorted(changes.tags_removed):
+                api.tag_remove(conn, image_id, tag, now)
+            for tag in sorted(changes.tags_added):
+                api.tag_add(conn, image_id, tag, now)
+            for location in changes.locations_removed:
+                api.location_remove(conn, image_id, location.location_id,
+                                    now)
+            for update in changes.locations_updated:
+                merged[update.location_id] = api.location_update(
+                    conn, image_id, update.location_id, now,
+                    metadata=update.metadata, status=update.status)
+            for added in changes.locations_added:
+                ids.append(api.location_add(
+                    conn, image_id, added.url, added.metadata,
+                    added.status or 'active', now))
+        return merged, ids
+
+
+def _to_image(row: dict) -> image_mod.Image:
+    return image_mod.Image(
+        row['id'], row['status'], row['created_at'], row['updated_at'],
+        extra_properties=row['properties'], tags=row['tags'],
+        locations=row['locations'],
+        **{name: row[name] for name in image_mod.COLUMN_ATTRIBUTES
+           if name != 'status'})

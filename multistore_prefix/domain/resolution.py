@@ -1,0 +1,100 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+
+"""Resolve on GET: reading an image gives its legacy locations their store.
+
+The job Glance's ``ImageRepoProxy.get`` does with
+``update_store_in_locations``, done right: the resolver picks each legacy
+location's store (longest prefix on a component boundary), the image gets
+the ``store`` key in memory, and the layer below (the distinction layer)
+persists exactly that key of those location rows, nothing else of the
+image.  A caller who may not write still gets the resolved image.
+"""
+
+import logging
+
+from multistore_prefix.domain import exceptions
+from multistore_prefix import resolver as resolver_mod
+
+LOG = logging.getLogger(__name__)
+
+
+class ImageRepoProxy:
+    """Attaches stores to legacy locations on ``get`` and saves only that.
+
+    :ivar base: the repository below (the distinction layer).
+    :ivar resolver: the :class:`~multistore_prefix.resolver.Resolver`.
+    :ivar attempts: how many times ``get`` re-reads an image whose locations
+        another writer changed while it was resolving.
+    """
+
+    def __init__(self, base, resolver: resolver_mod.Resolver,
+                 attempts: int = 3):
+        self.base = base
+        self.resolver = resolver
+        self.attempts = attempts
+
+    def get(self, image_id: str):
+        """The image, its legacy locations given their store.
+
+        Persisting the stores is best effort: when the caller may not write
+        (:class:`~multistore_prefix.db.exceptions.Forbidden`) or other
+        writers keep changing the same locations, the image is returned
+        resolved in memory all the same.
+        """
+        image = self.base.get(image_id)
+        for attempt in range(1, self.attempts + 1):
+            if not self.resolve(image):
+                return image
+            try:
+                self.base.save(image)
+                return image
+            except exceptions.Forbidden as exc:
+                LOG.debug('Image %s: stores resolved, not saved: %s',
+                          image_id, exc)
+                return image
+            except exceptions.Conflict as exc:
+                if attempt == self.attempts:
+                    LOG.warning('Image %s: stores resolved, not saved: %s',
+                                image_id, exc)
+                    return image
+                image = self.base.get(image_id)
+        return image
+
+    def resolve(self, image) -> int:
+        """Give ``image``'s legacy locations their store, in memory.
+
+        :returns: how many locations changed.
+        """
+        plan = self.resolver.plan(image.locations)
+        for change in plan.changes:
+            location = image.locations[change.index]
+            location['metadata'] = {**location['metadata'],
+                                    **change.metadata_update}
+        for unresolved in plan.unresolved:
+            LOG.debug('Image %s location %s: no store (%s): %s',
+                      image.image_id, unresolved.url, unresolved.reason,
+                      unresolved.detail)
+        return len(plan.changes)
+
+    def list(self, *args, **kwargs):
+        return self.base.list(*args, **kwargs)
+
+    def add(self, image):
+        return self.base.add(image)
+
+    def save(self, image, from_state=None):
+        return self.base.save(image, from_state=from_state)
+
+    def remove(self, image):
+        return self.base.remove(image)

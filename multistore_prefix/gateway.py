@@ -1,0 +1,86 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+
+"""The gateway: the one place that stacks the layers.
+
+A request reads top to bottom::
+
+    resolution.ImageRepoProxy     stores for legacy locations on get
+      distinction.ImageRepoProxy  snapshot on read, save the difference
+        repo.ImageRepo            rows of Glance's tables, compare-and-swap
+
+Example::
+
+    gateway = Gateway(conf)            # conf: glance-api.conf, parsed
+    repo = gateway.get_repo()
+    image = repo.get(image_id)         # legacy locations get their store
+    image.extra_properties['foo'] = 'bar'
+    repo.save(image)                   # one UPDATE: property foo
+"""
+
+from typing import Any
+
+from oslo_config import cfg
+
+from multistore_prefix.db import engine as db_engine
+from multistore_prefix.domain import distinction
+from multistore_prefix.domain import image as image_mod
+from multistore_prefix.domain import repo as repo_mod
+from multistore_prefix.domain import resolution
+from multistore_prefix import location_map as lmap
+from multistore_prefix import resolver as resolver_mod
+
+
+class Gateway:
+    """Hands out image repositories and factories for one configuration.
+
+    :ivar conf: the operator's configuration (``[database]`` and, for
+        resolve on GET, ``[DEFAULT]/enabled_backends`` with each store's
+        group).
+    :ivar database: the :class:`~multistore_prefix.db.engine.Database` of
+        ``[database]/connection`` (the embedded SQLite file by default).
+    """
+
+    def __init__(self, conf: cfg.ConfigOpts,
+                 location_map: lmap.LocationMap | None = None,
+                 database: db_engine.Database | None = None):
+        """Set up the layers' shared parts.
+
+        :param location_map: the stores; by default built from ``conf``
+            when it enables backends, else there is no resolve on GET.
+        :param database: by default the one ``conf`` names.
+        """
+        self.conf = conf
+        self.database = database or db_engine.Database.from_config(conf)
+        if location_map is None:
+            lmap.register_opts(conf)
+            if conf.enabled_backends:
+                location_map = lmap.LocationMap.from_config(conf)
+        self.location_map = location_map
+
+    def get_repo(self, context: Any = None):
+        """The image repository: db, distinction layer, resolver."""
+        repo = repo_mod.ImageRepo(self.database, context)
+        repo = distinction.ImageRepoProxy(repo)
+        if self.location_map is not None:
+            repo = resolution.ImageRepoProxy(
+                repo, resolver_mod.Resolver(self.location_map))
+        return repo
+
+    def get_image_factory(self, context: Any = None):
+        """The factory of new images, for ``repo.add``."""
+        return distinction.ImageFactoryProxy(image_mod.ImageFactory())
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.database.dispose()
