@@ -31,11 +31,11 @@ import platform
 import sys
 import tempfile
 import time
-import urllib.parse
 import uuid
 
 from oslo_config import cfg
 
+from multistore_prefix import glance_rule
 from multistore_prefix import location_map as lmap
 
 
@@ -50,28 +50,6 @@ def write_conf(directory: str, count: int) -> str:
     with open(path, 'w') as f:
         f.write('\n'.join(lines) + '\n')
     return path
-
-
-def glance_resolver(location_map: lmap.LocationMap):
-    """Glance's algorithm over the same stores and the same prefix text."""
-    by_scheme: dict[str, dict[str, str]] = {}
-    for store_id, entry in location_map.stores.items():
-        for scheme in entry.store.schemes:
-            for prefix in entry.prefixes:
-                # glance keeps one url_prefix per store.
-                by_scheme.setdefault(scheme, {}).setdefault(
-                    store_id, str(prefix))
-
-    def resolve(uri):
-        scheme = urllib.parse.urlparse(uri).scheme
-        stores = by_scheme.get(scheme)
-        if not stores:
-            return None
-        for store_id, url_prefix in stores.items():
-            if url_prefix and uri.startswith(url_prefix):
-                return store_id
-        return None
-    return resolve
 
 
 def rate(resolve, urls, repeat):
@@ -120,7 +98,7 @@ def main(argv=None):
             conf(['--config-file', write_conf(tmp, count)],
                  default_config_files=[])
             location_map = lmap.LocationMap.from_config(conf)
-            glance = glance_resolver(location_map)
+            glance = glance_rule.GlanceFirstMatch(location_map).resolve
             owners = [i % count for i in range(args.urls)]
             urls = [f'file:///srv/glance/images{i or ""}/{uuid.uuid4()}'
                     for i in owners]

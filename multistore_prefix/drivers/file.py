@@ -30,8 +30,12 @@ class FileDriver(base.Driver):
     def compute_prefixes(self) -> list[base.Prefix]:
         return [base.Prefix('file', '', path) for path in self.datadirs()]
 
-    def datadirs(self) -> list[str]:
-        """The store's directories, normalized, in configuration order."""
+    def datadirs(self, by_priority: bool = False) -> list[str]:
+        """The store's directories, normalized.
+
+        :param by_priority: highest ``filesystem_store_datadirs`` priority
+            first (glance_store's order), instead of configuration order.
+        """
         datadirs = self.option('filesystem_store_datadirs') or []
         # glance_store wants filesystem_store_datadir blanked out (its
         # default is not empty) when filesystem_store_datadirs is used.
@@ -43,13 +47,15 @@ class FileDriver(base.Driver):
                 'is set together with filesystem_store_datadirs',
                 'set only one of them')
         if datadirs:
-            options = [('filesystem_store_datadirs', self._strip_priority(d))
+            options = [('filesystem_store_datadirs', *self._split_priority(d))
                        for d in datadirs]
+            if by_priority:
+                options.sort(key=lambda o: -o[2])
         else:
             options = [('filesystem_store_datadir',
-                        self.option('filesystem_store_datadir'))]
+                        self.option('filesystem_store_datadir'), 0)]
         paths = []
-        for option, path in options:
+        for option, path, _priority in options:
             if not path or not path.strip():
                 raise self.error(option, 'names an empty directory',
                                  'set it to the absolute path of the store\'s '
@@ -66,15 +72,15 @@ class FileDriver(base.Driver):
                 paths.append(path)
         return paths
 
-    def _strip_priority(self, item: str) -> str:
+    def _split_priority(self, item: str) -> tuple[str, int]:
         # glance_store's format: "<path>[:<priority>]", priority an integer.
         path, sep, priority = item.rpartition(':')
         if not sep:
-            return item
+            return item, 0
         try:
-            int(priority.strip() or 0)
+            return path, int(priority.strip() or 0)
         except ValueError:
             raise self.error('filesystem_store_datadirs',
                              f'bad priority {priority!r} in {item!r}',
-                             'write "<directory>:<integer priority>"')
-        return path
+                             'write "<directory>:<integer priority>"'
+                             ) from None

@@ -1,0 +1,551 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Backfill: give every legacy location its store, in bulk, on a live DB.
+
+The job streams live locations in primary-key order (keyset pagination, so
+memory stays flat and a rerun simply starts over), resolves each one with
+the location map, and writes a batch in one transaction of compare-and-swap
+updates: ``meta_data`` and ``updated_at`` of that row change, and only if
+the row still holds the exact text that was read.  A row someone changed
+meanwhile is merged again on fresh data (key by key, as the distinction
+layer does), never overwritten.  Interrupting it at any moment loses at
+most the batch in flight, whole: nothing is ever half-written.
+"""
+
+import collections
+import dataclasses
+import datetime
+import json
+import logging
+import operator
+import os
+import tempfile
+import time
+from typing import Callable, Iterator
+
+from oslo_db import api as oslo_db_api
+import sqlalchemy as sa
+
+from multistore_prefix.db import api as db_api
+from multistore_prefix.db import engine as db_engine
+from multistore_prefix.db import exceptions as db_exceptions
+from multistore_prefix.db import models
+from multistore_prefix import exceptions
+from multistore_prefix import location_map as lmap
+from multistore_prefix import resolver as resolver_mod
+from multistore_prefix import urls
+
+LOG = logging.getLogger(__name__)
+
+_L = models.image_locations
+_I = models.images
+
+#: Locations read and written per transaction, by default.
+BATCH_SIZE = 1000
+#: A deadlock (Galera's certification failures look like one) or a lost
+#: connection is retried this many times, with growing pauses.
+DB_RETRIES = 6
+
+BAD_METADATA = resolver_mod.BAD_METADATA
+_HEX_SPACE = 16 ** 8
+_CACHE_SIZE = 4096
+_UNDECIDED = object()
+
+
+class BackfillError(exceptions.MultistorePrefixError):
+    """The backfill cannot go on; completed batches are kept."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Shard:
+    """One worker's share of the images: ``K/N``, K from 1 to N.
+
+    Image ids are split into N ranges of their text, which partition every
+    possible id (UUIDs spread evenly), so N workers cover each location
+    exactly once.
+
+    :ivar index: K, from 1.
+    :ivar count: N.
+    """
+
+    index: int = 1
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> 'Shard':
+        """``'K/N'`` -> Shard; a clear ValueError otherwise."""
+        try:
+            index, count = (int(part) for part in text.split('/'))
+        except ValueError:
+            raise ValueError(f'--shard {text!r}: write K/N, e.g. 1/4 for '
+                             f'the first of four workers') from None
+        if count < 1 or not 1 <= index <= count:
+            raise ValueError(f'--shard {text!r}: K must be between 1 and N')
+        return cls(index, count)
+
+    def bounds(self) -> tuple[str | None, str | None]:
+        """[low, high) of the image ids of this shard (None: unbounded)."""
+        def boundary(k):
+            return format(k * _HEX_SPACE // self.count, '08x')
+        low = boundary(self.index - 1) if self.index > 1 else None
+        high = boundary(self.index) if self.index < self.count else None
+        return low, high
+
+    def __str__(self):
+        return f'{self.index}/{self.count}'
+
+
+@dataclasses.dataclass
+class Report:
+    """What a backfill run did.
+
+    :ivar scanned: live locations read.
+    :ivar updated: locations given their store (``would_update`` on a dry
+        run).
+    :ivar already_set: locations that already named an enabled store.
+    :ivar unresolved: locations that need a store and got none, by reason.
+    :ivar conflicts_retried: rows changed by someone else between read and
+        write, merged again on fresh data.
+    :ivar errors: rows that could not be written (see the log).
+    """
+
+    dry_run: bool = False
+    shard: str = '1/1'
+    scanned: int = 0
+    updated: int = 0
+    already_set: int = 0
+    unresolved: collections.Counter = dataclasses.field(
+        default_factory=collections.Counter)
+    conflicts_retried: int = 0
+    errors: int = 0
+    elapsed: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def rate(self) -> float:
+        """Locations scanned per second."""
+        return self.scanned / self.elapsed if self.elapsed else 0.0
+
+    def summary(self) -> list[tuple[str, object]]:
+        """(field, value) rows for the summary table."""
+        rows = [('scanned', self.scanned),
+                ('would_update' if self.dry_run else 'updated', self.updated),
+                ('already_set', self.already_set),
+                ('unresolved', sum(self.unresolved.values()))]
+        rows += [(f'unresolved: {reason}', count)
+                 for reason, count in sorted(self.unresolved.items())]
+        rows += [('conflicts_retried', self.conflicts_retried),
+                 ('errors', self.errors),
+                 ('elapsed_seconds', round(self.elapsed, 3)),
+                 ('rate_per_second', round(self.rate, 1))]
+        if self.interrupted:
+            rows.append(('interrupted', True))
+        return rows
+
+    def as_dict(self) -> dict:
+        return {'dry_run': self.dry_run, 'shard': self.shard,
+                'scanned': self.scanned,
+                ('would_update' if self.dry_run else 'updated'): self.updated,
+                'already_set': self.already_set,
+                'unresolved': dict(sorted(self.unresolved.items())),
+                'conflicts_retried': self.conflicts_retried,
+                'errors': self.errors,
+                'elapsed_seconds': round(self.elapsed, 3),
+                'rate_per_second': round(self.rate, 1),
+                'interrupted': self.interrupted}
+
+
+class _Spool:
+    """Rows for the report, kept on disk so memory stays flat."""
+
+    def __init__(self):
+        self._file = tempfile.TemporaryFile('w+', encoding='utf-8')
+        self.count = 0
+
+    def add(self, row: dict) -> None:
+        self._file.write(json.dumps(row) + '\n')
+        self.count += 1
+
+    def __iter__(self) -> Iterator[dict]:
+        self._file.flush()
+        self._file.seek(0)
+        for line in self._file:
+            yield json.loads(line)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class Backfill:
+    """One backfill run over a database.
+
+    :ivar database: the :class:`~multistore_prefix.db.engine.Database`.
+    :ivar location_map: the stores.
+    :ivar batch_size: locations per read and per write transaction.
+    :ivar dry_run: compute everything, write nothing.
+    :ivar shard: this worker's share of the images.
+    """
+
+    def __init__(self, database: db_engine.Database,
+                 location_map: lmap.LocationMap, *,
+                 batch_size: int = BATCH_SIZE, dry_run: bool = False,
+                 shard: Shard = Shard(),
+                 record_changes: bool = False,
+                 progress: Callable[[int], None] | None = None):
+        """Prepare a run.
+
+        :param record_changes: keep every change for the report (a dry
+            run always does: saying what would change is its point).
+        :param progress: called with the number of locations of each batch
+            once it is done.
+        """
+        if batch_size < 1:
+            raise ValueError('--batch-size must be at least 1')
+        self.database = database
+        self.location_map = location_map
+        self.resolver = resolver_mod.Resolver(location_map)
+        self.batch_size = batch_size
+        self.dry_run = dry_run
+        self.shard = shard
+        self.progress = progress or (lambda done: None)
+        self.report = Report(dry_run=dry_run, shard=str(shard))
+        self.unresolved_rows = _Spool()
+        self.changes = _Spool() if record_changes or dry_run else None
+        self._stop = False
+        # Legacy rows repeat a handful of metadata texts ('{}'): each is
+        # decided once.  Bounded, so memory stays flat.
+        self._decided: dict[str, object] = {}
+        self._new_text: dict[tuple[str, str], str] = {}
+        self._sql: dict[str, tuple] = {}
+
+    # -- the run ----------------------------------------------------------
+
+    def count(self) -> int:
+        """How many live locations this run will scan (for progress)."""
+        query = sa.select(sa.func.count()).select_from(
+            _L.join(_I, _I.c.id == _L.c.image_id)).where(*self._live())
+        with self.database.reader() as conn:
+            return conn.execute(query).scalar_one()
+
+    def stop(self) -> None:
+        """Finish the batch in flight, then stop (a signal handler's job)."""
+        self._stop = True
+
+    def run(self) -> Report:
+        """Scan, resolve and write until done, stopped or interrupted."""
+        started = time.monotonic()
+        after = 0
+        try:
+            while not self._stop:
+                rows = self._read_batch(after)
+                if not rows:
+                    break
+                after = rows[-1][0]
+                self._process(rows)
+                self.progress(len(rows))
+        except KeyboardInterrupt:
+            self.report.interrupted = True
+        finally:
+            self.report.elapsed = time.monotonic() - started
+        if self._stop:
+            self.report.interrupted = True
+        return self.report
+
+    def write_report(self, path: str) -> None:
+        """The JSON report: the counts, unresolved locations and changes."""
+        tmp = f'{path}.tmp{os.getpid()}'
+        with open(tmp, 'w', encoding='utf-8') as out:
+            body = json.dumps(self.report.as_dict(), indent=2)
+            out.write(body[:-2] + ',\n  "unresolved_locations": [')
+            _write_rows(out, self.unresolved_rows)
+            if self.changes is not None:
+                key = 'would_change' if self.dry_run else 'changed'
+                out.write(f'],\n  "{key}": [')
+                _write_rows(out, self.changes)
+            out.write(']\n}\n')
+        os.replace(tmp, path)  # never a half-written report
+
+    def close(self) -> None:
+        self.unresolved_rows.close()
+        if self.changes is not None:
+            self.changes.close()
+
+    # -- reading ----------------------------------------------------------
+
+    def _live(self):
+        where = [_L.c.deleted == sa.false(), _L.c.status == 'active',
+                 _I.c.deleted == sa.false()]
+        low, high = self.shard.bounds()
+        if low is not None:
+            where.append(_L.c.image_id >= low)
+        if high is not None:
+            where.append(_L.c.image_id < high)
+        return where
+
+    @oslo_db_api.wrap_db_retry(max_retries=DB_RETRIES, retry_on_deadlock=True,
+                               retry_on_disconnect=True,
+                               inc_retry_interval=True, max_retry_interval=8)
+    def _read_batch(self, after: int) -> list[tuple]:
+        query = (sa.select(_L.c.id, _L.c.image_id, _L.c.value, _L.c.meta_data)
+                 .select_from(_L.join(_I, _I.c.id == _L.c.image_id))
+                 .where(_L.c.id > sa.bindparam('b_after'), *self._live())
+                 .order_by(_L.c.id).limit(sa.bindparam('b_limit')))
+        try:
+            with self.database.reader() as conn:
+                return self._run_sql(conn, 'read', query,
+                                     [{'b_after': after,
+                                       'b_limit': self.batch_size}],
+                                     fetch=True)
+        except Exception as exc:
+            _raise_if_final(exc, 'reading locations')
+            raise
+
+    def _run_sql(self, conn, name, statement, params, fetch=False):
+        """Run a statement on the DBAPI cursor of ``conn``'s transaction.
+
+        The statement is compiled once per run; rows and parameters skip
+        SQLAlchemy's per-row work, which is most of the cost otherwise.
+        """
+        compiled = self._sql.get(name)
+        if compiled is None:
+            sql = statement.compile(dialect=conn.dialect)
+            names = sql.positiontup if sql.positional else None
+            literal = {key: value.effective_value
+                       for key, value in sql.binds.items()
+                       if not key.startswith('b_')}
+            compiled = self._sql[name] = (str(sql), names, literal)
+        text, names, literal = compiled
+        if literal:
+            params = [{**literal, **p} for p in params]
+        if names is not None:
+            getter = operator.itemgetter(*names)
+            params = [getter(p) for p in params]
+            if len(names) == 1:
+                params = [(p,) for p in params]
+        cursor = conn.connection.cursor()
+        try:
+            if fetch:
+                cursor.execute(text, params[0])
+                return cursor.fetchall()
+            if len(params) == 1:
+                cursor.execute(text, params[0])
+            else:
+                cursor.executemany(text, params)
+            return cursor.rowcount
+        finally:
+            cursor.close()
+
+    # -- resolving --------------------------------------------------------
+
+    def _decide(self, text):
+        """What a metadata text needs.
+
+        :returns: a sentence saying why it is bad, ``None`` when it names
+            an enabled store, else the metadata (it needs a store).
+        """
+        decided = self._decided.get(text, _UNDECIDED)
+        if decided is _UNDECIDED:
+            metadata = _parse(text)
+            if metadata.__class__ is dict:
+                current = metadata.get('store')
+                if (current.__class__ is str
+                        and current in self.location_map.stores):
+                    metadata = None
+            if len(self._decided) > _CACHE_SIZE:
+                self._decided.clear()
+            decided = self._decided[text] = metadata
+        return decided
+
+    def _with_store(self, text, metadata, store):
+        key = (text, store)
+        new = self._new_text.get(key)
+        if new is None:
+            if len(self._new_text) > _CACHE_SIZE:
+                self._new_text.clear()
+            new = self._new_text[key] = json.dumps({**metadata,
+                                                    'store': store})
+        return new
+
+    def _process(self, rows: list[tuple]) -> None:
+        report = self.report
+        report.scanned += len(rows)
+        resolve = self.location_map.resolve
+        decide = self._decide
+        writes = []
+        for location_id, image_id, url, text in rows:
+            metadata = decide(text)
+            if metadata is None:
+                report.already_set += 1
+                continue
+            if metadata.__class__ is not dict:
+                self._unresolved(location_id, image_id, url, BAD_METADATA,
+                                 metadata)
+                continue
+            store = resolve(url) if url.__class__ is str else None
+            if store is None:
+                why = self.location_map.explain(url)
+                self._unresolved(location_id, image_id, url,
+                                 why.reason or lmap.NO_PREFIX, why.detail)
+                continue
+            writes.append((location_id, image_id, url, text,
+                           self._with_store(text, metadata, store), store))
+        if not writes:
+            return
+        if self.dry_run:
+            report.updated += len(writes)
+            for location_id, image_id, url, _, _, store in writes:
+                self._changed(location_id, image_id, url, store)
+            return
+        self._write_batch(writes)
+
+    def _unresolved(self, location_id, image_id, url, reason, detail):
+        self.report.unresolved[reason] += 1
+        self.unresolved_rows.add({
+            'image_id': image_id, 'location_id': location_id,
+            'url': urls.mask_url(url), 'reason': reason,
+            'detail': urls.mask_text(detail)})
+
+    def _changed(self, location_id, image_id, url, store):
+        if self.changes is None:
+            return
+        self.changes.add({'image_id': image_id, 'location_id': location_id,
+                          'url': urls.mask_url(url), 'store': store})
+
+    # -- writing ----------------------------------------------------------
+
+    @oslo_db_api.wrap_db_retry(max_retries=DB_RETRIES, retry_on_deadlock=True,
+                               retry_on_disconnect=True,
+                               inc_retry_interval=True, max_retry_interval=8)
+    def _write_batch(self, writes: list[tuple]) -> None:
+        """One transaction: a compare-and-swap UPDATE per location.
+
+        Safe to run again after a lost connection: rows the first attempt
+        did write no longer hold the old text, and are found written.
+        """
+        now = _utcnow()
+        statement = (
+            sa.update(_L)
+            .where(_L.c.id == sa.bindparam('b_id'),
+                   db_api.holds(_L.c.meta_data, sa.bindparam('b_old')),
+                   _L.c.deleted == sa.false())
+            .values(meta_data=sa.bindparam('b_new'),
+                    updated_at=sa.bindparam('b_now', type_=sa.DateTime())))
+        try:
+            with self.database.writer() as conn:
+                stamp = _bind(conn, _L.c.updated_at, now)
+                count = self._run_sql(conn, 'update', statement, [
+                    {'b_id': w[0], 'b_old': w[3], 'b_new': w[4],
+                     'b_now': stamp} for w in writes])
+                # A driver that cannot count an executemany is checked by
+                # reading the batch back.
+                lost = [] if count == len(writes) else self._lost_races(
+                    conn, writes)
+                retried = [self._retry(conn, write, now) for write in lost]
+        except Exception as exc:
+            _raise_if_final(exc, 'writing a batch')
+            raise
+        # Counted once committed: a retried transaction counts once.
+        lost_ids = {w[0] for w in lost}
+        self.report.updated += len(writes) - len(lost)
+        for location_id, image_id, url, _, _, store in writes:
+            if location_id not in lost_ids:
+                self._changed(location_id, image_id, url, store)
+        self.report.conflicts_retried += len(lost)
+        for write, (outcome, detail) in zip(lost, retried):
+            location_id, image_id, url, _, _, store = write
+            if outcome == 'updated':
+                self.report.updated += 1
+                self._changed(location_id, image_id, url, store)
+            elif outcome == 'already_set':
+                self.report.already_set += 1
+            elif outcome == BAD_METADATA:
+                self._unresolved(location_id, image_id, url, BAD_METADATA,
+                                 detail)
+            elif outcome == 'error':
+                self.report.errors += 1
+                LOG.warning('location %s of image %s: %s; left for a rerun',
+                            location_id, image_id, detail)
+
+    def _lost_races(self, conn, writes):
+        """The writes whose row does not hold the new text."""
+        ids = [w[0] for w in writes]
+        found = {location_id: text for location_id, text in conn.execute(
+            sa.select(_L.c.id, _L.c.meta_data).where(_L.c.id.in_(ids)))}
+        return [w for w in writes if found.get(w[0]) != w[4]]
+
+    def _retry(self, conn, write, now) -> tuple[str, str]:
+        """Merge ``store`` again into a row someone changed meanwhile.
+
+        :returns: (outcome, detail); outcome is ``updated``,
+            ``already_set``, ``gone``, ``bad-metadata`` or ``error``.
+        """
+        location_id, image_id, _url, _old, _new, store = write
+        row = conn.execute(
+            sa.select(_L.c.meta_data, _L.c.deleted, _L.c.status)
+            .where(_L.c.id == location_id)).one_or_none()
+        if row is None or row.deleted or row.status != 'active':
+            return 'gone', ''  # removed meanwhile: no store to give
+        fresh = _parse(row.meta_data)
+        if fresh.__class__ is not dict:
+            return BAD_METADATA, fresh
+        if not self.resolver.needs_store(fresh):
+            return 'already_set', ''
+        try:
+            db_api.location_update(
+                conn, image_id, location_id, now,
+                metadata=(fresh, {**fresh, 'store': store}))
+        except db_exceptions.Conflict as exc:
+            return 'error', urls.mask_text(exc)
+        return 'updated', ''
+
+
+def _parse(text):
+    """Metadata from its JSON text, or a sentence saying why it isn't."""
+    if text is None:
+        return 'meta_data is NULL'
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return 'meta_data is not JSON'
+    if value.__class__ is not dict:
+        return f'meta_data is a JSON {type(value).__name__}, not an object'
+    return value
+
+
+def _write_rows(out, rows) -> None:
+    first = True
+    for row in rows:
+        out.write(('\n    ' if first else ',\n    ') + json.dumps(row))
+        first = False
+    if not first:
+        out.write('\n  ')
+
+
+def _bind(conn, column, value):
+    """``value`` as the DBAPI wants it for ``column`` (SQLite: text)."""
+    type_ = column.type.dialect_impl(conn.dialect)
+    process = type_.bind_processor(conn.dialect)
+    return process(value) if process else value
+
+
+def _utcnow() -> datetime.datetime:
+    # Glance stores naive UTC timestamps.
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+def _raise_if_final(exc: BaseException, doing: str) -> None:
+    """Give an operator's reason for errors no retry will cure."""
+    if isinstance(exc, db_exceptions.Forbidden):
+        raise BackfillError(f'the database refused {doing}: {exc}; run with '
+                            f'a database user that may update '
+                            f'image_locations') from exc

@@ -1,0 +1,214 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""``multistore-prefix backfill``: every legacy location gets its store."""
+
+import os
+import signal
+import time
+
+from cliff import show
+from oslo_db import exception as db_exc
+
+from multistore_prefix import backfill as backfill_mod
+from multistore_prefix import cmd
+from multistore_prefix.db import engine as db_engine
+from multistore_prefix.db import migration
+from multistore_prefix import urls
+
+#: Seconds between progress lines when stderr is not a terminal.
+LOG_INTERVAL = 10.0
+#: Exit code of a run stopped by a signal; a rerun finishes the job.
+EXIT_INTERRUPTED = 130
+
+
+class Backfill(show.ShowOne):
+    """Give every legacy image location the store it belongs to.
+
+    Scans the live locations of live images ([database]/connection: the
+    operator's Glance database, or the embedded default) in batches, and
+    records each one's store in its metadata when it has none or names a
+    store that is no longer enabled.  Only meta_data (key "store") and
+    updated_at of such a row change, and only if the row still holds what
+    was read: a row someone changed meanwhile is merged again, never
+    overwritten.  Safe to interrupt at any moment and to run again: a rerun
+    finishes the job, and a rerun after completion changes nothing.
+
+    Exit codes: 0 done (unresolved locations are in the summary and the
+    report), 2 configuration or command-line error, 130 interrupted.
+    """
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument(
+            '--batch-size', type=int, default=backfill_mod.BATCH_SIZE,
+            metavar='N',
+            help=f'locations read and written per transaction (default '
+                 f'{backfill_mod.BATCH_SIZE}); memory stays flat whatever '
+                 f'the table size')
+        parser.add_argument(
+            '--dry-run', action='store_true',
+            help='write nothing; say what would change')
+        parser.add_argument(
+            '--report', metavar='FILE',
+            help='write a JSON report: the counts, every unresolved '
+                 'location (image id, masked URL, reason) and every change')
+        parser.add_argument(
+            '--shard', default='1/1', metavar='K/N',
+            help='do the K-th of N shares of the images (split by image '
+                 'id), so N workers can share one database; default 1/1')
+        parser.add_argument(
+            '--quiet', action='store_true',
+            help='no progress bar or progress lines')
+        return parser
+
+    def take_action(self, parsed_args):
+        try:
+            shard = backfill_mod.Shard.parse(parsed_args.shard)
+            if parsed_args.batch_size < 1:
+                raise ValueError('--batch-size must be at least 1')
+        except ValueError as exc:
+            raise cmd.CommandError(str(exc)) from None
+        with cmd.config_errors(self.app.conf):
+            location_map = self.app.location_map
+            database = db_engine.Database.from_config(self.app.conf)
+        try:
+            self._check_schema(database)
+            job = backfill_mod.Backfill(
+                database, location_map, batch_size=parsed_args.batch_size,
+                dry_run=parsed_args.dry_run, shard=shard,
+                record_changes=bool(parsed_args.report))
+            try:
+                report = self._run(job, parsed_args)
+                if parsed_args.report:
+                    job.write_report(parsed_args.report)
+            finally:
+                job.close()
+        except db_exc.DBError as exc:
+            raise cmd.CommandError(
+                f'database {database.safe_url}: {urls.mask_text(exc)}; '
+                f'completed batches are kept, run the backfill again to '
+                f'finish', exit_code=1) from None
+        except backfill_mod.BackfillError as exc:
+            raise cmd.CommandError(str(exc), exit_code=1) from None
+        finally:
+            database.dispose()
+        if report.interrupted:
+            self.app.stderr.write('backfill interrupted: completed batches '
+                                  'are kept; run it again to finish\n')
+            self.app.exit_code = EXIT_INTERRUPTED
+        rows = report.summary()
+        return [name for name, _ in rows], [value for _, value in rows]
+
+    @staticmethod
+    def _check_schema(database):
+        with database.reader() as conn:
+            state = migration.inspect_schema(conn)
+        if state.owner == migration.OWNER_EMPTY:
+            raise cmd.CommandError(
+                f'{database.safe_url} has no image tables: point '
+                f'[database]/connection at Glance\'s database, or run '
+                f'"multistore-prefix db sync" for the embedded default')
+
+    def _run(self, job, parsed_args):
+        return run_with_progress(self.app, job, parsed_args.quiet)
+
+
+def run_with_progress(app, job, quiet: bool = False):
+    """Run a backfill job with progress on ``app``'s stderr.
+
+    SIGTERM lets the batch in flight finish (it commits or rolls back
+    whole either way), then stops; a second SIGTERM stops at once.
+    """
+    # cliff's own --quiet (verbosity 0) takes the flag wherever it is.
+    quiet = quiet or app.options.verbose_level == 0
+    progress = _Progress(app.stderr, quiet)
+    job.progress = progress.update
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum, frame):
+        signal.signal(signal.SIGTERM, _interrupt)
+        job.stop()
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        progress.start(0 if quiet else job.count())
+        return job.run()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        progress.close()
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+class _Progress:
+    """A tqdm bar on a terminal, periodic log lines elsewhere."""
+
+    def __init__(self, stream, quiet: bool):
+        self.stream = stream
+        self.quiet = quiet
+        self.bar = None
+        self.done = 0
+        self.total = 0
+        self.started = self.last = time.monotonic()
+
+    def start(self, total: int) -> None:
+        self.total = total
+        if self.quiet:
+            return
+        if _isatty(self.stream):
+            import tqdm  # only on a terminal
+            # A terminal that reports no size (0x0) would get no bar.
+            sized = _columns(self.stream) > 0
+            self.bar = tqdm.tqdm(total=total, unit='loc', file=self.stream,
+                                 ncols=None if sized else 80,
+                                 nrows=None if sized else 24,
+                                 dynamic_ncols=sized, smoothing=0.1)
+        else:
+            self._line(f'{total} live locations to scan')
+
+    def update(self, count: int) -> None:
+        self.done += count
+        if self.bar is not None:
+            self.bar.update(count)
+            return
+        now = time.monotonic()
+        if not self.quiet and now - self.last >= LOG_INTERVAL:
+            self.last = now
+            rate = self.done / (now - self.started)
+            left = (self.total - self.done) / rate if rate else 0
+            self._line(f'{self.done}/{self.total} locations ({rate:.0f}/s, '
+                       f'about {max(left, 0):.0f} s left)')
+
+    def _line(self, text: str) -> None:
+        stamp = time.strftime('%Y-%m-%d %H:%M:%S')
+        self.stream.write(f'{stamp} backfill: {text}\n')
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _columns(stream) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        return 0
+
+
+def _isatty(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False

@@ -1,0 +1,264 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""The backfill engine (multistore_prefix/backfill.py) on all three DBs."""
+
+import datetime
+import json
+import uuid
+
+from oslo_config import cfg
+import pytest
+import sqlalchemy as sa
+
+from multistore_prefix import backfill as backfill_mod
+from multistore_prefix.db import api as db_api
+from multistore_prefix.db import engine as db_engine
+from multistore_prefix.db import models
+from multistore_prefix import location_map as lmap
+
+STORES_CONF = """
+[DEFAULT]
+enabled_backends = fast:file, slow:file, multi:file
+[fast]
+filesystem_store_datadir = /var/lib/glance/images
+[slow]
+filesystem_store_datadir = /var/lib/glance/images2
+[multi]
+filesystem_store_datadir =
+filesystem_store_datadirs = /srv/a:100
+filesystem_store_datadirs = /srv/b
+"""
+PAST = datetime.datetime(2020, 1, 2, 3, 4, 5)
+_L = models.image_locations
+
+
+@pytest.fixture
+def location_map(tmp_path):
+    path = tmp_path / 'glance-api.conf'
+    path.write_text(STORES_CONF)
+    conf = cfg.ConfigOpts()
+    conf(['--config-file', str(path)], default_config_files=[])
+    return lmap.LocationMap.from_config(conf)
+
+
+@pytest.fixture
+def database(db_url):
+    database = db_engine.Database(db_url)
+    yield database
+    database.dispose()
+
+
+def add_image(database, locations, image_id=None, deleted=False):
+    """An image whose locations are (url, meta_data text, status)."""
+    image_id = image_id or str(uuid.uuid4())
+    with database.writer() as conn:
+        db_api.image_create(conn, {'id': image_id, 'status': 'active'},
+                            {}, [], [], PAST)
+        ids = []
+        for url, text, status in locations:
+            ids.append(db_api.location_add(conn, image_id, url, {}, status,
+                                           PAST))
+            conn.execute(sa.update(_L).where(_L.c.id == ids[-1])
+                         .values(meta_data=text))
+        if deleted:
+            conn.execute(sa.update(models.images)
+                         .where(models.images.c.id == image_id)
+                         .values(deleted=True, deleted_at=PAST))
+    return image_id, ids
+
+
+def rows(database):
+    with database.reader() as conn:
+        return {r.id: r._asdict() for r in conn.execute(
+            sa.select(_L).order_by(_L.c.id))}
+
+
+def run(database, location_map, **kwargs):
+    job = backfill_mod.Backfill(database, location_map, **kwargs)
+    try:
+        return job, job.run()
+    finally:
+        job.unresolved_rows.close()
+
+
+def legacy(url, text='{}'):
+    return (url, text, 'active')
+
+
+def test_backfill_gives_each_location_its_store(database, location_map):
+    _, ids = add_image(database, [
+        legacy('file:///var/lib/glance/images/a'),
+        legacy('file:///var/lib/glance/images2/b', '{"kept": [1, "x"]}'),
+        legacy('file:///srv/b/c'),
+        legacy('file:///var/lib/glance/images2/d', '{"store": "renamed"}'),
+        legacy('file:///var/lib/glance/images/e', '{"store": "fast"}'),
+    ])
+    before = rows(database)
+    _, report = run(database, location_map, batch_size=2)
+    after = rows(database)
+    stores = [json.loads(after[i]['meta_data']).get('store') for i in ids]
+    assert stores == ['fast', 'slow', 'multi', 'slow', 'fast']
+    assert json.loads(after[ids[1]]['meta_data'])['kept'] == [1, 'x']
+    assert (report.scanned, report.updated, report.already_set) == (5, 4, 1)
+    assert not report.unresolved and report.errors == 0
+    for location_id in ids:
+        changed = {k for k in before[location_id]
+                   if before[location_id][k] != after[location_id][k]}
+        expected = set() if location_id == ids[4] else {'meta_data',
+                                                        'updated_at'}
+        assert changed == expected
+
+
+def test_rerun_after_completion_changes_nothing(database, location_map):
+    add_image(database, [legacy('file:///var/lib/glance/images/a'),
+                         legacy('file:///srv/a/b')])
+    run(database, location_map)
+    before = rows(database)
+    _, report = run(database, location_map)
+    assert rows(database) == before
+    assert (report.updated, report.already_set) == (0, 2)
+
+
+def test_bad_rows_are_reported_and_left_untouched(database, location_map):
+    _, ids = add_image(database, [
+        legacy('file:///var/lib/glance/images/a', None),
+        legacy('file:///var/lib/glance/images/b', '{not json'),
+        legacy('file:///var/lib/glance/images/c', '["store"]'),
+        legacy('file:///../etc/passwd'),
+        legacy('file:///nowhere/x'),
+        legacy('s3://AKIA:se/cret@s3.example.com/bucket/o'),
+        legacy('file:///var/lib/glance/images/ok'),
+    ])
+    before = rows(database)
+    job, report = run(database, location_map)
+    after = rows(database)
+    assert [i for i in ids if before[i] != after[i]] == [ids[-1]]
+    assert report.unresolved == {'bad-metadata': 3, 'invalid-url': 1,
+                                 'no-matching-prefix': 1,
+                                 'unknown-scheme': 1}
+    assert report.updated == 1
+
+
+def test_only_live_locations_of_live_images(database, location_map):
+    _, live = add_image(database, [
+        legacy('file:///var/lib/glance/images/a'),
+        ('file:///var/lib/glance/images/b', '{}', 'pending_delete'),
+        ('file:///var/lib/glance/images/c', '{}', 'deleted'),
+    ])
+    _, gone = add_image(database, [legacy('file:///srv/a/x')], deleted=True)
+    before = rows(database)
+    _, report = run(database, location_map)
+    after = rows(database)
+    assert report.scanned == 1
+    assert [i for i in before if before[i] != after[i]] == [live[0]]
+
+
+def test_dry_run_writes_nothing_and_says_what_it_would(
+        database, location_map, tmp_path):
+    add_image(database, [legacy('file:///var/lib/glance/images/a'),
+                         legacy('swift+https://u:sekrit@h/c/o')])
+    before = rows(database)
+    job = backfill_mod.Backfill(database, location_map, dry_run=True)
+    report = job.run()
+    path = tmp_path / 'report.json'
+    job.write_report(str(path))
+    job.close()
+    assert rows(database) == before
+    data = json.loads(path.read_text())
+    assert data['dry_run'] is True and data['would_update'] == 1
+    assert [c['store'] for c in data['would_change']] == ['fast']
+    assert data['unresolved'] == {'unknown-scheme': 1}
+    [unresolved] = data['unresolved_locations']
+    assert unresolved['url'] == 'swift+https://***@h/c/o'
+    assert 'sekrit' not in path.read_text()
+    assert report.updated == 1
+
+
+def test_a_row_changed_meanwhile_is_merged_not_overwritten(
+        database, location_map, monkeypatch):
+    _, [location_id] = add_image(
+        database, [legacy('file:///var/lib/glance/images2/a', '{"a": 1}')])
+    job = backfill_mod.Backfill(database, location_map)
+    read = job._read_batch
+
+    def read_then_someone_writes(after):
+        batch = read(after)
+        if batch:
+            with database.writer() as conn:
+                conn.execute(sa.update(_L).where(_L.c.id == location_id)
+                             .values(meta_data='{"a": 1, "b": 2}'))
+        return batch
+    monkeypatch.setattr(job, '_read_batch', read_then_someone_writes)
+    report = job.run()
+    job.close()
+    metadata = json.loads(rows(database)[location_id]['meta_data'])
+    assert metadata == {'a': 1, 'b': 2, 'store': 'slow'}
+    assert (report.updated, report.conflicts_retried) == (1, 1)
+
+
+def test_a_store_set_meanwhile_is_kept(database, location_map, monkeypatch):
+    _, [location_id] = add_image(
+        database, [legacy('file:///var/lib/glance/images2/a')])
+    job = backfill_mod.Backfill(database, location_map)
+    read = job._read_batch
+
+    def read_then_glance_sets_store(after):
+        batch = read(after)
+        if batch:
+            with database.writer() as conn:
+                conn.execute(sa.update(_L).where(_L.c.id == location_id)
+                             .values(meta_data='{"store": "multi"}'))
+        return batch
+    monkeypatch.setattr(job, '_read_batch', read_then_glance_sets_store)
+    report = job.run()
+    job.close()
+    assert json.loads(rows(database)[location_id]['meta_data']) == {
+        'store': 'multi'}
+    assert (report.updated, report.already_set) == (0, 1)
+
+
+def test_shards_cover_every_location_exactly_once(database, location_map):
+    ids = []
+    for _ in range(60):
+        ids += add_image(database, [legacy('file:///srv/a/x'),
+                                    legacy('file:///srv/b/y')])[1]
+    seen = []
+    for k in range(1, 4):
+        job = backfill_mod.Backfill(database, location_map, batch_size=7,
+                                    shard=backfill_mod.Shard(k, 3),
+                                    record_changes=True)
+        report = job.run()
+        seen += [row['location_id'] for row in job.changes]
+        job.close()
+        assert 0 < report.updated < len(ids)
+    assert sorted(seen) == sorted(ids)
+
+
+@pytest.mark.parametrize('text, message', [
+    ('0/3', 'between 1 and N'), ('4/3', 'between 1 and N'),
+    ('x', 'write K/N'), ('1/0', 'between 1 and N'),
+])
+def test_bad_shard(text, message):
+    with pytest.raises(ValueError, match=message):
+        backfill_mod.Shard.parse(text)
+
+
+def test_shard_bounds_partition_the_id_space():
+    shards = [backfill_mod.Shard(k, 5).bounds() for k in range(1, 6)]
+    assert shards[0][0] is None and shards[-1][1] is None
+    assert all(a[1] == b[0] for a, b in zip(shards, shards[1:]))
+    for image_id in [str(uuid.uuid4()) for _ in range(200)] + ['', 'zz']:
+        owners = [k for k, (low, high) in enumerate(shards)
+                  if (low is None or image_id >= low)
+                  and (high is None or image_id < high)]
+        assert len(owners) == 1
