@@ -201,9 +201,13 @@ class Backfill:
                  batch_size: int = BATCH_SIZE, dry_run: bool = False,
                  shard: Shard = Shard(),
                  record_changes: bool = False,
+                 lookups=None,
                  progress: Callable[[int], None] | None = None):
         """Prepare a run.
 
+        :param lookups: a :class:`~multistore_prefix.lookups.
+            BackendLookups` for the URLs no prefix owns (legacy
+            ``cinder://<volume>``), or ``None``: prefixes only.
         :param record_changes: keep every change for the report (a dry
             run always does: saying what would change is its point).
         :param progress: called with the number of locations of each batch
@@ -214,6 +218,7 @@ class Backfill:
         self.database = database
         self.location_map = location_map
         self.resolver = resolver_mod.Resolver(location_map)
+        self.lookups = lookups or None
         self.batch_size = batch_size
         self.dry_run = dry_run
         self.shard = shard
@@ -381,7 +386,7 @@ class Backfill:
         report.scanned += len(rows)
         resolve = self.location_map.resolve
         decide = self._decide
-        writes = []
+        writes, asked = [], []
         for location_id, image_id, url, text in rows:
             metadata = decide(text)
             if metadata is None:
@@ -394,19 +399,42 @@ class Backfill:
             store = resolve(url) if url.__class__ is str else None
             if store is None:
                 why = self.location_map.explain(url)
+                if (why.reason == lmap.NO_PREFIX and self.lookups
+                        and self.lookups.wants(url)):
+                    asked.append((location_id, image_id, url, text,
+                                  metadata))
+                    continue
                 self._unresolved(location_id, image_id, url,
                                  why.reason or lmap.NO_PREFIX, why.detail)
                 continue
             writes.append((location_id, image_id, url, text,
                            self._with_store(text, metadata, store), store))
-        if not writes:
-            return
+        rewrites = self._ask_backends(asked) if asked else []
         if self.dry_run:
-            report.updated += len(writes)
+            report.updated += len(writes) + len(rewrites)
             for location_id, image_id, url, _, _, store in writes:
                 self._changed(location_id, image_id, url, store)
+            for location_id, image_id, url, _, _, store, new_url in rewrites:
+                self._changed(location_id, image_id, url, store, new_url)
             return
-        self._write_batch(writes)
+        if writes:
+            self._write_batch(writes)
+        if rewrites:
+            self._write_rewrites(rewrites)
+
+    def _ask_backends(self, asked) -> list[tuple]:
+        """The stores' backends' answers for URLs no prefix owns."""
+        answers = self.lookups.resolve_many(row[2] for row in asked)
+        rewrites = []
+        for location_id, image_id, url, text, metadata in asked:
+            answer = answers[url]
+            if answer.store is None:
+                self._unresolved(location_id, image_id, url, answer.reason,
+                                 answer.detail)
+                continue
+            rewrites.append((location_id, image_id, url, text, metadata,
+                             answer.store, answer.url or url))
+        return rewrites
 
     def _unresolved(self, location_id, image_id, url, reason, detail):
         self.report.unresolved[reason] += 1
@@ -415,11 +443,14 @@ class Backfill:
             'url': urls.mask_url(url), 'reason': reason,
             'detail': urls.mask_text(detail)})
 
-    def _changed(self, location_id, image_id, url, store):
+    def _changed(self, location_id, image_id, url, store, new_url=None):
         if self.changes is None:
             return
-        self.changes.add({'image_id': image_id, 'location_id': location_id,
-                          'url': urls.mask_url(url), 'store': store})
+        change = {'image_id': image_id, 'location_id': location_id,
+                  'url': urls.mask_url(url), 'store': store}
+        if new_url and new_url != url:
+            change['new_url'] = urls.mask_url(new_url)
+        self.changes.add(change)
 
     # -- writing ----------------------------------------------------------
 
@@ -475,6 +506,50 @@ class Backfill:
                 self.report.errors += 1
                 LOG.warning('location %s of image %s: %s; left for a rerun',
                             location_id, image_id, detail)
+
+    @oslo_db_api.wrap_db_retry(max_retries=DB_RETRIES, retry_on_deadlock=True,
+                               retry_on_disconnect=True,
+                               inc_retry_interval=True, max_retry_interval=8)
+    def _write_rewrites(self, rewrites: list[tuple]) -> None:
+        """URL rewrites from the backends: one savepoint each.
+
+        The URL and the store key change together, compare-and-swap on
+        both; a row whose new URL another live location of the image holds
+        already is reported, and the batch goes on.
+        """
+        now = _utcnow()
+        outcomes = []
+        try:
+            with self.database.writer() as conn:
+                for location_id, image_id, url, _, metadata, store, new_url \
+                        in rewrites:
+                    try:
+                        with conn.begin_nested():
+                            db_api.location_update(
+                                conn, image_id, location_id, now,
+                                metadata=(metadata,
+                                          {**metadata, 'store': store}),
+                                url=(url, new_url))
+                        outcomes.append(('updated', ''))
+                    except db_exceptions.Duplicate as exc:
+                        outcomes.append((lmap.CONFLICT, str(exc)))
+                    except db_exceptions.Conflict as exc:
+                        outcomes.append(('error', str(exc)))
+        except Exception as exc:
+            _raise_if_final(exc, 'writing a batch')
+            raise
+        for rewrite, (outcome, detail) in zip(rewrites, outcomes):
+            location_id, image_id, url, _, _, store, new_url = rewrite
+            if outcome == 'updated':
+                self.report.updated += 1
+                self._changed(location_id, image_id, url, store, new_url)
+            elif outcome == 'error':
+                self.report.errors += 1
+                LOG.warning('location %s of image %s: %s; left for a rerun',
+                            location_id, image_id, urls.mask_text(detail))
+            else:
+                self._unresolved(location_id, image_id, url, outcome,
+                                 detail)
 
     def _lost_races(self, conn, writes):
         """The writes whose row does not hold the new text."""

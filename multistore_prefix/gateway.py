@@ -38,6 +38,7 @@ from multistore_prefix.domain import image as image_mod
 from multistore_prefix.domain import repo as repo_mod
 from multistore_prefix.domain import resolution
 from multistore_prefix import location_map as lmap
+from multistore_prefix import lookups as lookups_mod
 from multistore_prefix import resolver as resolver_mod
 
 
@@ -53,12 +54,16 @@ class Gateway:
 
     def __init__(self, conf: cfg.ConfigOpts,
                  location_map: lmap.LocationMap | None = None,
-                 database: db_engine.Database | None = None):
+                 database: db_engine.Database | None = None,
+                 backend_lookups: bool = True):
         """Set up the layers' shared parts.
 
         :param location_map: the stores; by default built from ``conf``
             when it enables backends, else there is no resolve on GET.
         :param database: by default the one ``conf`` names.
+        :param backend_lookups: let stores whose backend can tell (cinder)
+            resolve the legacy URLs no prefix owns; ``False``: prefixes
+            only, no network.
         """
         self.conf = conf
         self.database = database or db_engine.Database.from_config(conf)
@@ -67,6 +72,10 @@ class Gateway:
             if conf.enabled_backends:
                 location_map = lmap.LocationMap.from_config(conf)
         self.location_map = location_map
+        self.lookups = None
+        if location_map is not None and backend_lookups:
+            self.lookups = lookups_mod.BackendLookups.from_location_map(
+                location_map)
 
     def get_repo(self, context: Any = None):
         """The image repository: db, distinction layer, resolver."""
@@ -74,7 +83,7 @@ class Gateway:
         repo = distinction.ImageRepoProxy(repo)
         if self.location_map is not None:
             repo = resolution.ImageRepoProxy(
-                repo, resolver_mod.Resolver(self.location_map))
+                repo, resolver_mod.Resolver(self.location_map, self.lookups))
         return repo
 
     def get_image_factory(self, context: Any = None):

@@ -38,12 +38,15 @@ class LocationChange:
     :ivar url: the location URL, as stored (mask it before printing).
     :ivar store: the store to record in its metadata.
     :ivar previous_store: the stale ``store`` it had, if any.
+    :ivar new_url: the URL to record instead, when the store's backend
+        gave one (``cinder://<volume>`` -> ``cinder://<store>/<volume>``).
     """
 
     index: int
     url: str
     store: str
     previous_store: str | None = None
+    new_url: str | None = None
 
     @property
     def metadata_update(self) -> dict:
@@ -86,10 +89,13 @@ class Resolver:
 
     :ivar location_map: the :class:`~multistore_prefix.location_map.
         LocationMap` that answers URLs.
+    :ivar lookups: the stores' backend lookups, asked about URLs that no
+        prefix owns, or ``None`` (prefixes only: no network at all).
     """
 
-    def __init__(self, location_map: lmap.LocationMap):
+    def __init__(self, location_map: lmap.LocationMap, lookups=None):
         self.location_map = location_map
+        self.lookups = lookups or None
 
     def needs_store(self, metadata) -> bool:
         """Whether metadata lacks a store, or names one not enabled."""
@@ -145,4 +151,31 @@ class Resolver:
                 plan.changes.append(result)
             else:
                 plan.unresolved.append(result)
+        if self.lookups is not None and plan.unresolved:
+            self._ask_backends(items, plan)
         return plan
+
+    def _ask_backends(self, items, plan: Plan) -> None:
+        """Let the stores' backends answer what no prefix owns."""
+        asked = [u for u in plan.unresolved if u.reason == lmap.NO_PREFIX
+                 and self.lookups.wants(items[u.index]['url'])]
+        if not asked:
+            return
+        answers = self.lookups.resolve_many(
+            items[u.index]['url'] for u in asked)
+        for unresolved in asked:
+            location = items[unresolved.index]
+            answer = answers[location['url']]
+            plan.unresolved.remove(unresolved)
+            if answer.store is None:
+                plan.unresolved.append(Unresolved(
+                    unresolved.index, unresolved.url, answer.reason,
+                    answer.detail))
+                continue
+            previous = location['metadata'].get('store')
+            plan.changes.append(LocationChange(
+                unresolved.index, location['url'], answer.store,
+                previous if isinstance(previous, str) and previous
+                else None, new_url=answer.url))
+        plan.changes.sort(key=lambda c: c.index)
+        plan.unresolved.sort(key=lambda u: u.index)

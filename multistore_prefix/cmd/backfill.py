@@ -23,6 +23,7 @@ from multistore_prefix import backfill as backfill_mod
 from multistore_prefix import cmd
 from multistore_prefix.db import engine as db_engine
 from multistore_prefix.db import migration
+from multistore_prefix import lookups as lookups_mod
 from multistore_prefix import urls
 
 #: Seconds between progress lines when stderr is not a terminal.
@@ -69,6 +70,10 @@ class Backfill(show.ShowOne):
         parser.add_argument(
             '--quiet', action='store_true',
             help='no progress bar or progress lines')
+        parser.add_argument(
+            '--no-backend-lookups', action='store_true',
+            help='resolve by prefix only: never ask a store\'s backend '
+                 '(Cinder, for legacy cinder://<volume id> locations)')
         return parser
 
     def take_action(self, parsed_args):
@@ -83,10 +88,14 @@ class Backfill(show.ShowOne):
             database = db_engine.Database.from_config(self.app.conf)
         try:
             self._check_schema(database)
+            lookups = None
+            if not parsed_args.no_backend_lookups:
+                lookups = lookups_mod.BackendLookups.from_location_map(
+                    location_map)
             job = backfill_mod.Backfill(
                 database, location_map, batch_size=parsed_args.batch_size,
                 dry_run=parsed_args.dry_run, shard=shard,
-                record_changes=bool(parsed_args.report))
+                record_changes=bool(parsed_args.report), lookups=lookups)
             try:
                 report = self._run(job, parsed_args)
                 if parsed_args.report:

@@ -434,8 +434,9 @@ def location_update(conn: sa.engine.Connection, image_id: str,
                     location_id: int, now: datetime.datetime, *,
                     metadata: tuple[Any, Any] | None = None,
                     status: tuple[str, str] | None = None,
+                    url: tuple[str, str] | None = None,
                     attempts: int = MERGE_ATTEMPTS) -> Any:
-    """Change a location's metadata and/or status; returns its metadata.
+    """Change a location's metadata, status and/or URL; returns its metadata.
 
     The metadata change is merged key by key into what the row holds now
     (:func:`merge_metadata`); the write is compare-and-swap on the exact
@@ -445,14 +446,19 @@ def location_update(conn: sa.engine.Connection, image_id: str,
 
     :param metadata: (metadata read, metadata wanted), or ``None``.
     :param status: (status read, status wanted), or ``None``.
-    :raises Conflict: another writer changed a key or the status this
-        writer changes, or removed the location.
+    :param url: (URL read, URL wanted), or ``None``: the row's ``value`` is
+        rewritten, compare-and-swap like the rest.
+    :raises Conflict: another writer changed a key, the status or the URL
+        this writer changes, or removed the location.
+    :raises Duplicate: the image has another live location with the new
+        URL (on the project's schema).
     """
     label = f'location {location_id}'
     meta_before, meta_after = metadata if metadata else (None, None)
     text = dump_metadata(meta_before)
     wanted_meta = meta_after
     current_status = status[0] if status else None
+    current_url = url[0] if url else None
     for _attempt in range(attempts):
         values = {'updated_at': now}
         where = [_LOCATIONS.c.id == location_id, _live(_LOCATIONS)]
@@ -462,15 +468,27 @@ def location_update(conn: sa.engine.Connection, image_id: str,
         if status and current_status != status[1]:
             values['status'] = status[1]
             where.append(_LOCATIONS.c.status == current_status)
+        if url and current_url != url[1]:
+            values['value'] = url[1]
+            where.append(holds(_LOCATIONS.c.value, current_url))
         if len(values) == 1:
             return wanted_meta
-        if conn.execute(sa.update(_LOCATIONS).where(*where)
-                        .values(values)).rowcount:
+        with _duplicate_as(image_id, 'location',
+                           url[1] if url else location_id):
+            updated = conn.execute(sa.update(_LOCATIONS).where(*where)
+                                   .values(values)).rowcount
+        if updated:
             return wanted_meta
         row = _locked(conn, _LOCATIONS, _LOCATIONS.c.id == location_id)
         if row is None or row['deleted']:
             raise exceptions.Conflict(image_id, label, 'present', 'removed',
                                       reason='removed by another writer')
+        if url:
+            if row['value'] not in url:
+                raise exceptions.Conflict(image_id, f'{label} URL',
+                                          reason='rewritten by another '
+                                                 'writer')
+            current_url = row['value']
         if status:
             if row['status'] not in status:
                 raise exceptions.Conflict(image_id, f'{label} status',

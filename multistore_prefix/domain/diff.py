@@ -87,6 +87,9 @@ class LocationUpdate:
     :ivar url: its URL.
     :ivar metadata: (metadata read, metadata wanted), or ``None``.
     :ivar status: (status read, status wanted), or ``None``.
+    :ivar url_change: (URL read, URL wanted) when the row's URL is
+        rewritten in place (a legacy ``cinder://<volume>`` that becomes
+        ``cinder://<store>/<volume>``), else ``None``.
     """
 
     index: int
@@ -94,6 +97,7 @@ class LocationUpdate:
     url: Any
     metadata: tuple[Any, Any] | None
     status: tuple[Any, Any] | None
+    url_change: tuple[Any, Any] | None = None
 
 
 @dataclasses.dataclass
@@ -154,8 +158,9 @@ def compute(before: ImageState, after: ImageState) -> ImageChanges:
 
 
 def _compare_locations(before, after, changes):
-    # A location keeps its identity by row id; one given without an id
-    # (a caller rebuilt the list) is the stored one with the same URL.
+    # A location keeps its identity by row id, as in Glance: the same id
+    # with another URL is that row, rewritten.  One given without an id (a
+    # caller rebuilt the list) is the stored one with the same URL.
     stored = {loc.location_id: loc for loc in before
               if loc.location_id is not None}
     unmatched = dict(stored)
@@ -168,9 +173,7 @@ def _compare_locations(before, after, changes):
                        None)
             if old is not None:
                 del unmatched[old.location_id]
-        if old is None or old.url != loc.url:
-            if old is not None:
-                unmatched[old.location_id] = old
+        if old is None:
             new.append(loc)
         else:
             pairs.append((old, loc))
@@ -182,9 +185,10 @@ def _compare_locations(before, after, changes):
                     if _differs(old.metadata, loc.metadata) else None)
         status = ((old.status, loc.status)
                   if _differs(old.status, loc.status) else None)
-        if metadata or status:
+        url = (old.url, loc.url) if _differs(old.url, loc.url) else None
+        if metadata or status or url:
             changes.locations_updated.append(LocationUpdate(
-                loc.index, old.location_id, loc.url, metadata, status))
+                loc.index, old.location_id, loc.url, metadata, status, url))
 
 
 def _differs(old, new) -> bool:

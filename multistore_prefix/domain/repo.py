@@ -165,7 +165,8 @@ class ImageRepo:
             for update in changes.locations_updated:
                 merged[update.location_id] = api.location_update(
                     conn, image_id, update.location_id, now,
-                    metadata=update.metadata, status=update.status)
+                    metadata=update.metadata, status=update.status,
+                    url=update.url_change)
             for added in changes.locations_added:
                 ids.append(api.location_add(
                     conn, image_id, added.url, added.metadata,

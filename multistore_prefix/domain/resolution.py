@@ -81,6 +81,8 @@ class ImageRepoProxy:
             location = image.locations[change.index]
             location['metadata'] = {**location['metadata'],
                                     **change.metadata_update}
+            if change.new_url:
+                location['url'] = change.new_url
         for unresolved in plan.unresolved:
             LOG.debug('Image %s location %s: no store (%s): %s',
                       image.image_id, unresolved.url, unresolved.reason,

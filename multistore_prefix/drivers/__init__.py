@@ -21,13 +21,16 @@ from stevedore import driver as sd_driver
 from stevedore import exception as sd_exception
 from stevedore import extension
 
+from multistore_prefix.drivers.base import BackendLookup
 from multistore_prefix.drivers.base import Driver
+from multistore_prefix.drivers.base import LookupAnswer
 from multistore_prefix.drivers.base import Prefix
 from multistore_prefix import exceptions
 
 NAMESPACE = 'multistore_prefix.drivers'
 
-__all__ = ['Driver', 'Prefix', 'NAMESPACE', 'load_driver', 'store_types']
+__all__ = ['BackendLookup', 'Driver', 'LookupAnswer', 'Prefix', 'NAMESPACE',
+           'load_driver', 'store_types']
 
 
 def store_types() -> list[str]:

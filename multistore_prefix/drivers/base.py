@@ -79,6 +79,54 @@ class Prefix:
         return text
 
 
+#: LookupAnswer reasons: the backend has no such object, refused the
+#: question, could not be reached in time, or holds it elsewhere.
+NOT_FOUND = 'backend-not-found'
+FORBIDDEN = 'backend-forbidden'
+UNAVAILABLE = 'backend-unavailable'
+ELSEWHERE = 'backend-elsewhere'
+
+
+@dataclasses.dataclass(frozen=True)
+class LookupAnswer:
+    """What a store's backend says about one URL.
+
+    :ivar owned: ``True`` the store holds it, ``False`` it does not,
+        ``None`` the backend could not tell (see ``reason``).
+    :ivar url: when owned, the URL to record instead (the store's own
+        form, e.g. ``cinder://<store id>/<volume id>``); ``None`` keeps it.
+    :ivar reason: when not owned: one of ``NOT_FOUND``, ``FORBIDDEN``,
+        ``UNAVAILABLE``, ``ELSEWHERE``.
+    :ivar detail: a sentence for the operator, with no secret in it.
+    """
+
+    owned: bool | None
+    url: str | None = None
+    reason: str | None = None
+    detail: str = ''
+
+
+class BackendLookup(abc.ABC):
+    """A store's way to claim URLs no prefix can: it asks its backend.
+
+    Building one is offline; only :meth:`lookup` talks to the backend.
+    Resolution by prefix never uses it: the resolver asks a lookup only
+    for a URL that no prefix owns and that :meth:`wants`.
+    """
+
+    @abc.abstractmethod
+    def wants(self, canon: urls.CanonicalURL) -> bool:
+        """Whether this lookup can answer ``canon`` (cheap, offline)."""
+
+    @abc.abstractmethod
+    def lookup(self, canon: urls.CanonicalURL,
+               timeout: float) -> LookupAnswer:
+        """Ask the backend about ``canon``; never raises.
+
+        :param timeout: seconds for the whole answer, retries included.
+        """
+
+
 class Driver(abc.ABC):
     """A store type's driver: the prefixes of one configured store.
 
@@ -116,6 +164,15 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     def compute_prefixes(self) -> list[Prefix]:
         """Return the store's claims; no network, no file writes."""
+
+    def backend_lookup(self) -> BackendLookup | None:
+        """The store's backend-assisted lookup, if its type has one.
+
+        Most store types need none: their URLs name their store.  Called
+        once, when the location map is built; it must not touch the
+        network.
+        """
+        return None
 
     def options(self) -> list[cfg.Opt]:
         """glance_store's own option definitions for this store type."""

@@ -115,9 +115,20 @@ def test_rebuilt_location_list_keeps_identity_by_url():
         diff.LocationUpdate(0, 2, 'file:///b', ({}, {'store': 's'}), None)]
 
 
-def test_changed_url_is_a_new_location():
+def test_changed_url_of_a_row_is_rewritten_in_place():
     def edit(image):
         image.locations[0]['url'] = 'file:///moved'
+    changes = _changes(edit)
+    assert not changes.locations_removed and not changes.locations_added
+    assert changes.locations_updated == [diff.LocationUpdate(
+        0, 1, 'file:///moved', None, None, ('file:///a', 'file:///moved'))]
+
+
+def test_new_url_without_a_row_id_is_a_new_location():
+    def edit(image):
+        image.locations = [
+            {'url': 'file:///moved', 'metadata': {}, 'status': 'active'},
+            dict(image.locations[1])]
     changes = _changes(edit)
     assert [loc.location_id for loc in changes.locations_removed] == [1]
     assert [loc.url for loc in changes.locations_added] == ['file:///moved']

@@ -1,0 +1,171 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Backend-assisted resolution: ask the stores' backends about a URL.
+
+Some legacy URLs name no store at all (``cinder://<volume id>``): no prefix
+can own them, only the backend knows.  The stores whose driver offers a
+:class:`~multistore_prefix.drivers.base.BackendLookup` are asked; exactly
+one must say "mine".  Resolution by prefix stays offline and comes first;
+this runs only for URLs no prefix owns.
+"""
+
+import concurrent.futures
+import dataclasses
+from typing import Iterable
+
+from multistore_prefix.drivers import base
+from multistore_prefix import location_map as lmap
+from multistore_prefix import urls
+
+#: Seconds a store's backend has to answer about one URL, retries included.
+TIMEOUT = 10.0
+#: Questions in flight at once, across stores and URLs.
+MAX_WORKERS = 8
+
+# When no store says "mine", the most actionable reason wins: a backend
+# that could not answer may still own it (rerun later); one that refused
+# needs credentials; a missing object needs a look.
+_PRECEDENCE = (base.UNAVAILABLE, base.FORBIDDEN, base.NOT_FOUND,
+               base.ELSEWHERE)
+
+
+@dataclasses.dataclass(frozen=True)
+class LookupResult:
+    """The stores' combined answer about one URL.
+
+    :ivar store: the store that holds it, or ``None``.
+    :ivar url: when resolved, the URL to record (``None`` keeps it).
+    :ivar reason: when unresolved: a backend reason (``backend-...``) or
+        ``conflicting-stores``.
+    :ivar detail: a sentence for the operator, with no secret in it.
+    """
+
+    store: str | None
+    url: str | None = None
+    reason: str | None = None
+    detail: str = ''
+
+
+class BackendLookups:
+    """The backend lookups of every store of a location map.
+
+    :ivar lookups: (store id, lookup) of each store that offers one.
+    :ivar timeout: seconds each backend has per URL.
+    :ivar max_workers: questions in flight at once.
+    """
+
+    def __init__(self, lookups: Iterable[tuple[str, base.BackendLookup]],
+                 timeout: float = TIMEOUT, max_workers: int = MAX_WORKERS):
+        self.lookups = list(lookups)
+        self.timeout = timeout
+        self.max_workers = max_workers
+
+    @classmethod
+    def from_location_map(cls, location_map: lmap.LocationMap,
+                          **kwargs) -> 'BackendLookups':
+        """The lookups the map's drivers offer (none: an empty object)."""
+        found = []
+        for store_id, entry in sorted(location_map.stores.items()):
+            lookup = entry.store.backend_lookup()
+            if lookup is not None:
+                found.append((store_id, lookup))
+        return cls(found, **kwargs)
+
+    def __bool__(self) -> bool:
+        return bool(self.lookups)
+
+    def wants(self, url) -> bool:
+        """Whether some store's backend can answer about ``url``."""
+        canon = _canonical(url)
+        return canon is not None and any(
+            lookup.wants(canon) for _, lookup in self.lookups)
+
+    def resolve(self, url: str) -> LookupResult:
+        """Ask every store that wants ``url``; never raises."""
+        canon = _canonical(url)
+        if canon is None:
+            return LookupResult(None, reason=lmap.INVALID_URL,
+                                detail=f'{urls.mask_url(url)} cannot be '
+                                       f'parsed')
+        answers = []
+        for store_id, lookup in self.lookups:
+            if not lookup.wants(canon):
+                continue
+            try:
+                answer = lookup.lookup(canon, self.timeout)
+            except Exception as exc:  # a lookup must not raise; be sure
+                answer = base.LookupAnswer(
+                    None, reason=base.UNAVAILABLE,
+                    detail=f'store {store_id}: lookup failed: '
+                           f'{type(exc).__name__}')
+            answers.append((store_id, answer))
+        return _combine(url, answers)
+
+    def resolve_many(self, urls_: Iterable[str]) -> dict[str, LookupResult]:
+        """:meth:`resolve` for many URLs, ``max_workers`` at a time."""
+        unique = list(dict.fromkeys(urls_))
+        if not unique:
+            return {}
+        if len(unique) == 1 or self.max_workers <= 1:
+            return {url: self.resolve(url) for url in unique}
+        with concurrent.futures.ThreadPoolExecutor(
+                max_workers=min(self.max_workers, len(unique)),
+                thread_name_prefix='backend-lookup') as pool:
+            return dict(zip(unique, pool.map(self.resolve, unique)))
+
+
+def _canonical(url):
+    try:
+        return urls.canonicalize(url)
+    except urls.InvalidURL:
+        return None
+
+
+def _combine(url, answers) -> LookupResult:
+    owners = [(store_id, answer) for store_id, answer in answers
+              if answer.owned]
+    silent = [(store_id, answer) for store_id, answer in answers
+              if answer.owned is None]
+    if len(owners) == 1 and not silent:
+        store_id, answer = owners[0]
+        return LookupResult(store_id, url=answer.url)
+    masked = urls.mask_url(url)
+    if len(owners) == 1:
+        # Another store could not answer and might claim it too: one
+        # owner is no proof, and a wrong store is worse than none.
+        store_id = owners[0][0]
+        reason = next(r for r in _PRECEDENCE
+                      if any(a.reason == r for _, a in silent))
+        details = '; '.join(a.detail for _, a in silent if a.detail)
+        return LookupResult(None, reason=reason, detail=urls.mask_text(
+            f'store {store_id} claims {masked}, but not every store could '
+            f'answer ({details}); run again when they can'))
+    if owners:
+        stores = ', '.join(store_id for store_id, _ in owners)
+        return LookupResult(None, reason=lmap.CONFLICT,
+                            detail=f'the backends of stores {stores} all '
+                                   f'claim {masked}')
+    if not answers:
+        return LookupResult(None, reason=lmap.NO_PREFIX,
+                            detail=f'no store prefix or backend owns '
+                                   f'{masked}')
+    reasons = {answer.reason for _, answer in answers}
+    reason = next((r for r in _PRECEDENCE if r in reasons),
+                  sorted(r for r in reasons if r)[0] if any(reasons)
+                  else base.ELSEWHERE)
+    details = '; '.join(answer.detail for _, answer in answers
+                        if answer.detail)
+    if reason == base.ELSEWHERE:
+        details = (f'no configured store claims it ({details})' if details
+                   else 'no configured store claims it')
+    return LookupResult(None, reason=reason, detail=urls.mask_text(details))

@@ -1,0 +1,167 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Backend-assisted resolution: multistore_prefix/lookups.py."""
+
+import threading
+import time
+
+import pytest
+
+from multistore_prefix.drivers import base
+from multistore_prefix import location_map as lmap
+from multistore_prefix import lookups
+from multistore_prefix import resolver as resolver_mod
+
+CONF = """
+    [DEFAULT]
+    enabled_backends = fast:cinder, slow:cinder, files:file
+    [files]
+    filesystem_store_datadir = /var/lib/glance/images
+"""
+
+
+class VolumeTypes(base.BackendLookup):
+    """A backend that knows which volumes are a store's (a table)."""
+
+    def __init__(self, store_id, volumes, delay=0.0, fail=None):
+        self.store_id = store_id
+        self.volumes = volumes
+        self.delay = delay
+        self.fail = fail
+        self.asked = []
+        self.lock = threading.Lock()
+
+    def wants(self, canon):
+        return canon.scheme == 'cinder' and not canon.path
+
+    def lookup(self, canon, timeout):
+        with self.lock:
+            self.asked.append(canon.authority)
+        time.sleep(self.delay)
+        if self.fail:
+            raise self.fail
+        answer = self.volumes.get(canon.authority)
+        if answer is None:
+            return base.LookupAnswer(False, reason=base.NOT_FOUND,
+                                     detail=f'{self.store_id}: no volume')
+        if isinstance(answer, str) and answer.startswith('backend-'):
+            return base.LookupAnswer(None, reason=answer,
+                                     detail=f'{self.store_id}: {answer}')
+        if answer != self.store_id:
+            return base.LookupAnswer(False, reason=base.ELSEWHERE,
+                                     detail=f'{self.store_id}: type '
+                                            f'{answer}')
+        return base.LookupAnswer(
+            True, url=f'cinder://{self.store_id}/{canon.authority}')
+
+
+@pytest.fixture
+def location_map(make_conf):
+    return lmap.LocationMap.from_config(make_conf(CONF))
+
+
+def both(volumes, **kwargs):
+    return lookups.BackendLookups(
+        [('fast', VolumeTypes('fast', volumes, **kwargs)),
+         ('slow', VolumeTypes('slow', volumes, **kwargs))])
+
+
+@pytest.mark.parametrize('volumes, store, url, reason', [
+    ({'v1': 'fast'}, 'fast', 'cinder://fast/v1', None),
+    ({'v1': 'slow'}, 'slow', 'cinder://slow/v1', None),
+    ({}, None, None, base.NOT_FOUND),
+    ({'v1': 'bronze'}, None, None, base.ELSEWHERE),
+    ({'v1': base.UNAVAILABLE}, None, None, base.UNAVAILABLE),
+    ({'v1': base.FORBIDDEN}, None, None, base.FORBIDDEN),
+])
+def test_one_answer_per_url(volumes, store, url, reason):
+    result = both(volumes).resolve('cinder://v1')
+    assert (result.store, result.url, result.reason) == (store, url, reason)
+
+
+def test_two_owners_are_a_conflict():
+    result = lookups.BackendLookups(
+        [('fast', VolumeTypes('fast', {'v1': 'fast'})),
+         ('slow', VolumeTypes('fast', {'v1': 'fast'}))]).resolve(
+        'cinder://v1')
+    assert result.store is None and result.reason == lmap.CONFLICT
+    assert 'fast, slow' in result.detail
+
+
+def test_unavailable_beats_not_found():
+    # One backend could not answer: the volume may be its; rerun later.
+    result = lookups.BackendLookups(
+        [('fast', VolumeTypes('fast', {'v1': base.UNAVAILABLE})),
+         ('slow', VolumeTypes('slow', {}))]).resolve('cinder://v1')
+    assert result.reason == base.UNAVAILABLE
+
+
+def test_one_owner_is_no_proof_while_another_store_cannot_answer():
+    result = lookups.BackendLookups(
+        [('fast', VolumeTypes('fast', {'v1': 'fast'})),
+         ('slow', VolumeTypes('slow', {'v1': base.FORBIDDEN}))]).resolve(
+        'cinder://v1')
+    assert result.store is None and result.reason == base.FORBIDDEN
+    assert 'fast claims' in result.detail
+
+
+def test_a_lookup_that_raises_is_unavailable_not_a_crash():
+    result = lookups.BackendLookups(
+        [('fast', VolumeTypes('fast', {}, fail=RuntimeError('boom')))]
+    ).resolve('cinder://v1')
+    assert result.reason == base.UNAVAILABLE and 'fast' in result.detail
+
+
+def test_many_urls_run_concurrently_and_once_each():
+    backend = VolumeTypes('fast', {f'v{i}': 'fast' for i in range(16)},
+                          delay=0.1)
+    group = lookups.BackendLookups([('fast', backend)], max_workers=8)
+    started = time.monotonic()
+    answers = group.resolve_many([f'cinder://v{i}' for i in range(16)] * 2)
+    elapsed = time.monotonic() - started
+    assert {a.store for a in answers.values()} == {'fast'}
+    assert sorted(backend.asked) == sorted(f'v{i}' for i in range(16))
+    assert elapsed < 16 * 0.1 / 2  # far less than one at a time
+
+
+def test_wants_only_what_a_backend_can_answer():
+    group = both({})
+    assert group.wants('cinder://v1')
+    assert not group.wants('cinder://fast/v1')
+    assert not group.wants('file:///x')
+    assert not group.wants('not a url')
+    assert not lookups.BackendLookups([])
+
+
+def test_the_resolver_asks_backends_only_what_no_prefix_owns(location_map):
+    backends = both({'v1': 'slow', 'v2': 'fast'})
+    resolver = resolver_mod.Resolver(location_map, backends)
+    plan = resolver.plan([
+        {'url': 'cinder://v1', 'metadata': {}},
+        {'url': 'cinder://fast/v2', 'metadata': {}},
+        {'url': 'file:///var/lib/glance/images/x', 'metadata': {}},
+        {'url': 'cinder://v9', 'metadata': {'store': 'renamed'}},
+    ])
+    assert [(c.index, c.store, c.new_url) for c in plan.changes] == [
+        (0, 'slow', 'cinder://slow/v1'), (1, 'fast', None),
+        (2, 'files', None)]
+    assert [(u.index, u.reason) for u in plan.unresolved] == [
+        (3, base.NOT_FOUND)]
+    asked = backends.lookups[0][1].asked
+    assert sorted(asked) == ['v1', 'v9']
+
+
+def test_without_lookups_nothing_is_asked(location_map):
+    plan = resolver_mod.Resolver(location_map).plan(
+        [{'url': 'cinder://v1', 'metadata': {}}])
+    assert [u.reason for u in plan.unresolved] == [lmap.NO_PREFIX]
