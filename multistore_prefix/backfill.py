@@ -227,6 +227,7 @@ class Backfill:
         self.unresolved_rows = _Spool()
         self.changes = _Spool() if record_changes or dry_run else None
         self._stop = False
+        self._aborted = False
         # Legacy rows repeat a handful of metadata texts ('{}'): each is
         # decided once.  Bounded, so memory stays flat.
         self._decided: dict[str, object] = {}
@@ -245,6 +246,20 @@ class Backfill:
     def stop(self) -> None:
         """Finish the batch in flight, then stop (a signal handler's job)."""
         self._stop = True
+
+    def abort(self) -> None:
+        """Stop now: the transaction in flight rolls back whole.
+
+        A signal handler's job, before it raises KeyboardInterrupt.  A
+        driver may turn that interrupt into a lost connection (PyMySQL
+        closes its socket), which oslo.db would retry; every step checks
+        this flag first, so the retry stops instead.
+        """
+        self._stop = self._aborted = True
+
+    def _check_aborted(self) -> None:
+        if self._aborted:
+            raise KeyboardInterrupt
 
     def run(self) -> Report:
         """Scan, resolve and write until done, stopped or interrupted."""
@@ -301,6 +316,7 @@ class Backfill:
                                retry_on_disconnect=True,
                                inc_retry_interval=True, max_retry_interval=8)
     def _read_batch(self, after: int) -> list[tuple]:
+        self._check_aborted()
         query = (sa.select(_L.c.id, _L.c.image_id, _L.c.value, _L.c.meta_data)
                  .select_from(_L.join(_I, _I.c.id == _L.c.image_id))
                  .where(_L.c.id > sa.bindparam('b_after'), *self._live())
@@ -463,6 +479,7 @@ class Backfill:
         Safe to run again after a lost connection: rows the first attempt
         did write no longer hold the old text, and are found written.
         """
+        self._check_aborted()
         now = _utcnow()
         statement = (
             sa.update(_L)
@@ -517,6 +534,7 @@ class Backfill:
         both; a row whose new URL another live location of the image holds
         already is reported, and the batch goes on.
         """
+        self._check_aborted()
         now = _utcnow()
         outcomes = []
         try:

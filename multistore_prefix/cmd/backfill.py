@@ -18,6 +18,7 @@ import time
 
 from cliff import show
 from oslo_db import exception as db_exc
+from sqlalchemy import exc as sa_exc
 
 from multistore_prefix import backfill as backfill_mod
 from multistore_prefix import cmd
@@ -85,9 +86,20 @@ class Backfill(show.ShowOne):
             raise cmd.CommandError(str(exc)) from None
         with cmd.config_errors(self.app.conf):
             location_map = self.app.location_map
-            database = db_engine.Database.from_config(self.app.conf)
+            try:
+                database = db_engine.Database.from_config(self.app.conf)
+            except OSError as exc:  # the embedded default's directory
+                raise cmd.CommandError(
+                    f'[database]/connection: cannot use its directory: '
+                    f'{exc.strerror} ({exc.filename})') from None
         try:
-            self._check_schema(database)
+            try:
+                self._check_schema(database)
+            except (db_exc.DBError, sa_exc.DBAPIError) as exc:
+                raise cmd.CommandError(
+                    f'cannot reach the database {database.safe_url}: '
+                    f'{_first_line(exc)}; check [database]/connection',
+                    exit_code=1) from None
             lookups = None
             if not parsed_args.no_backend_lookups:
                 lookups = lookups_mod.BackendLookups.from_location_map(
@@ -102,11 +114,11 @@ class Backfill(show.ShowOne):
                     job.write_report(parsed_args.report)
             finally:
                 job.close()
-        except db_exc.DBError as exc:
+        except (db_exc.DBError, sa_exc.DBAPIError) as exc:
             raise cmd.CommandError(
-                f'database {database.safe_url}: {urls.mask_text(exc)}; '
-                f'completed batches are kept, run the backfill again to '
-                f'finish', exit_code=1) from None
+                f'lost the database {database.safe_url}: '
+                f'{_first_line(exc)}; completed batches are kept, run the '
+                f'backfill again to finish', exit_code=1) from None
         except backfill_mod.BackfillError as exc:
             raise cmd.CommandError(str(exc), exit_code=1) from None
         finally:
@@ -135,29 +147,33 @@ class Backfill(show.ShowOne):
 def run_with_progress(app, job, quiet: bool = False):
     """Run a backfill job with progress on ``app``'s stderr.
 
-    SIGTERM lets the batch in flight finish (it commits or rolls back
-    whole either way), then stops; a second SIGTERM stops at once.
+    SIGTERM or Ctrl-C lets the batch in flight finish (it commits or rolls
+    back whole either way), then stops; a second one stops at once.
     """
     # cliff's own --quiet (verbosity 0) takes the flag wherever it is.
     quiet = quiet or app.options.verbose_level == 0
     progress = _Progress(app.stderr, quiet)
     job.progress = progress.update
-    previous = signal.getsignal(signal.SIGTERM)
+    signals = (signal.SIGTERM, signal.SIGINT)
+    previous = {signum: signal.getsignal(signum) for signum in signals}
 
-    def on_term(signum, frame):
-        signal.signal(signal.SIGTERM, _interrupt)
+    def again(signum, frame):
+        job.abort()
+        raise KeyboardInterrupt
+
+    def first(signum, frame):
+        for each in signals:
+            signal.signal(each, again)
         job.stop()
-    signal.signal(signal.SIGTERM, on_term)
+    for signum in signals:
+        signal.signal(signum, first)
     try:
         progress.start(0 if quiet else job.count())
         return job.run()
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         progress.close()
-
-
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
 
 
 class _Progress:
@@ -207,6 +223,15 @@ class _Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    """The driver's own words, one line, credentials masked."""
+    inner = getattr(exc, 'inner_exception', None) or exc
+    inner = getattr(inner, 'orig', None) or inner
+    lines = [line.strip() for line in str(inner).splitlines()
+             if line.strip()]
+    return urls.mask_text(lines[0] if lines else type(inner).__name__)
 
 
 def _columns(stream) -> int:
