@@ -35,18 +35,7 @@ import pytest
 
 from multistore_prefix.cmd import status_machine
 from multistore_prefix.domain import status
-
-# Glance's table, once more from the outside: from -> targets.
-GLANCE_TARGETS = {
-    'queued': {'saving', 'uploading', 'importing', 'active', 'deleted'},
-    'saving': {'active', 'killed', 'deleted', 'queued'},
-    'uploading': {'importing', 'queued', 'deleted'},
-    'importing': {'active', 'deleted', 'queued'},
-    'active': {'pending_delete', 'deleted', 'deactivated'},
-    'killed': {'deleted'},
-    'pending_delete': {'deleted', 'active'},
-    'deactivated': {'active', 'deleted'},
-}
+from tests.unit.domain.test_status import GLANCE_TARGETS
 
 
 class _App(app.App):
@@ -103,9 +92,9 @@ def test_json_rows_are_the_transitions():
     assert rows == [{'from': f, 'event': e, 'to': t}
                     for f, e, t in status.transitions('image')]
     assert len(rows) == 23
-    targets = {}
+    targets = {state: set() for state in GLANCE_TARGETS}
     for row in rows:
-        targets.setdefault(row['from'], set()).add(row['to'])
+        targets[row['from']].add(row['to'])
     assert targets == GLANCE_TARGETS
 
 
