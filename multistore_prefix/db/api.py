@@ -293,7 +293,9 @@ def image_update(conn: sa.engine.Connection, image_id: str,
         if row is None or row['deleted']:
             raise exceptions.NotFound('image', image_id)
         for name, (old, new) in list(pending.items()):
-            if _same(row[name], new):
+            # Status moves are events: another writer's identical move
+            # is its move, not this one's.
+            if _same(row[name], new) and name != 'status':
                 del pending[name]
             elif not _same(row[name], old):
                 raise exceptions.Conflict(image_id, name, old, row[name])

@@ -30,9 +30,10 @@ class ReadOnlyAttribute(exceptions.MultistorePrefixError):
     :ivar attribute: the attribute (``status``, ``size``...).
     """
 
-    def __init__(self, attribute: str):
+    def __init__(self, attribute: str, how: str | None = None):
         self.attribute = attribute
-        super().__init__(f'attribute {attribute!r} is read-only')
+        message = f'attribute {attribute!r} is read-only'
+        super().__init__(f'{message}: {how}' if how else message)
 
 
 class ReservedProperty(exceptions.MultistorePrefixError):

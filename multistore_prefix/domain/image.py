@@ -24,6 +24,7 @@ import uuid
 from oslo_utils import timeutils
 
 from multistore_prefix.domain import exceptions
+from multistore_prefix.domain import status as status_mod
 
 #: Image attributes stored as columns of ``images`` (``image_id`` is ``id``).
 COLUMN_ATTRIBUTES = ('name', 'status', 'visibility', 'size', 'virtual_size',
@@ -72,7 +73,7 @@ class Image:
                  tags: Iterable[str] | None = None,
                  locations: list[dict] | None = None):
         self.image_id = image_id
-        self.status = status
+        self._status = status
         self.created_at = created_at
         self.updated_at = updated_at
         self.name = name
@@ -92,6 +93,46 @@ class Image:
         self.extra_properties = dict(extra_properties or {})
         self.tags = set(tags or ())
         self.locations = list(locations or [])
+
+    @property
+    def status(self) -> str:
+        """Glance's image status; it changes only by :meth:`transition`."""
+        return self._status
+
+    @status.setter
+    def status(self, value):
+        raise exceptions.ReadOnlyAttribute(
+            'status', 'it changes by an event: image.transition(event), '
+            'e.g. "deactivate" (multistore-prefix status-machine lists '
+            'them)')
+
+    def transition(self, event: str) -> status_mod.Move:
+        """Feed ``event`` to the status machine and take its status.
+
+        Nothing is written: ``repo.save`` persists the move atomically
+        (``UPDATE ... WHERE status = <the status read>``).
+
+        :raises InvalidTransition: ``event`` is not allowed in this status.
+        :raises GuardFailed: a guard of the move does not hold (formats).
+        """
+        target = status_mod.next_status(self._status, event, self)
+        move = status_mod.Move(self._status, event, target)
+        self._status = target
+        return move
+
+    def transition_location(self, index: int,
+                            event: str) -> status_mod.Move:
+        """Feed ``event`` to the status machine of location ``index``.
+
+        :raises InvalidTransition: not allowed in the location's status.
+        """
+        location = self.locations[index]
+        current = location.get('status') or status_mod.LOCATION_START
+        target = status_mod.next_location_status(
+            current, event, image_id=self.image_id,
+            location_id=location.get('id'))
+        location['status'] = target
+        return status_mod.Move(current, event, target)
 
     def __repr__(self):
         return f'<Image {self.image_id} {self.status} {self.name!r}>'

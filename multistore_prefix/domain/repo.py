@@ -31,6 +31,7 @@ from multistore_prefix.db import engine as db_engine
 from multistore_prefix.domain import diff
 from multistore_prefix.domain import exceptions
 from multistore_prefix.domain import image as image_mod
+from multistore_prefix.domain import status
 
 # A deadlock (or a Galera certification failure, which oslo.db reports as
 # one) rolls the whole transaction back; it is replayed as it was, since
@@ -107,7 +108,14 @@ class ImageRepo:
             return
         self._check_writable()
         now = timeutils.utcnow()
-        merged, ids = self._apply(changes, now)
+        try:
+            merged, ids = self._apply(changes, now)
+        except exceptions.Conflict as exc:
+            if exc.attribute != 'status' or 'status' not in changes.columns:
+                raise
+            expected, target = changes.columns['status']
+            raise status.StatusConflict(image.image_id, expected, target,
+                                        exc.found) from exc
         for update in changes.locations_updated:
             if update.metadata is not None:
                 image.locations[update.index]['metadata'] = merged[

@@ -112,7 +112,9 @@ def test_every_column_round_trips_and_compares(db_url, make_gateway):
     stale = repo.get(image.image_id)
     got = repo.get(image.image_id)
     for name, value in values.items():
-        setattr(got, name, value)
+        if name != 'status':
+            setattr(got, name, value)
+    got.transition('location_added')  # queued -> active, formats set
     assert set(repo.save(got).columns) == set(values)
     again = repo.get(image.image_id)
     assert {name: getattr(again, name) for name in values} == values

@@ -124,7 +124,7 @@ def test_factory_add_then_save(repos):
 def test_from_state_is_the_expected_status(repos):
     base, repo = repos
     image = repo.get('i')
-    image.status = 'deactivated'
+    image.transition('deactivate')
     assert repo.save(image, from_state='queued').columns == {
         'status': ('queued', 'deactivated')}
     image.name = 'only the name'
