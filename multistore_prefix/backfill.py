@@ -60,6 +60,12 @@ BAD_METADATA = resolver_mod.BAD_METADATA
 _HEX_SPACE = 16 ** 8
 _CACHE_SIZE = 4096
 _UNDECIDED = object()
+#: With at most this many deleted images, live locations are read with
+#: ``image_id NOT IN (deleted images)`` (the list is built once per read),
+#: else with a join to images (a lookup per location).
+NOT_IN_LIMIT = 1000
+#: Ids per compare-and-swap UPDATE (SQLite's old limit is 999 parameters).
+IDS_PER_UPDATE = 512
 
 
 class BackfillError(exceptions.MultistorePrefixError):
@@ -233,6 +239,8 @@ class Backfill:
         self._decided: dict[str, object] = {}
         self._new_text: dict[tuple[str, str], str] = {}
         self._sql: dict[str, tuple] = {}
+        self._updates: dict[int, object] = {}
+        self._few_deleted = False
 
     # -- the run ----------------------------------------------------------
 
@@ -265,6 +273,7 @@ class Backfill:
         """Scan, resolve and write until done, stopped or interrupted."""
         started = time.monotonic()
         after = 0
+        self._few_deleted = self._count_deleted_images() <= NOT_IN_LIMIT
         try:
             while not self._stop:
                 rows = self._read_batch(after)
@@ -302,9 +311,18 @@ class Backfill:
 
     # -- reading ----------------------------------------------------------
 
-    def _live(self):
-        where = [_L.c.deleted == sa.false(), _L.c.status == 'active',
-                 _I.c.deleted == sa.false()]
+    def _count_deleted_images(self) -> int:
+        with self.database.reader() as conn:
+            return conn.execute(sa.select(sa.func.count()).select_from(
+                _I).where(_I.c.deleted == sa.true())).scalar_one()
+
+    def _live(self, join=True):
+        where = [_L.c.deleted == sa.false(), _L.c.status == 'active']
+        if join:
+            where.append(_I.c.deleted == sa.false())
+        else:
+            where.append(_L.c.image_id.not_in(
+                sa.select(_I.c.id).where(_I.c.deleted == sa.true())))
         low, high = self.shard.bounds()
         if low is not None:
             where.append(_L.c.image_id >= low)
@@ -317,13 +335,19 @@ class Backfill:
                                inc_retry_interval=True, max_retry_interval=8)
     def _read_batch(self, after: int) -> list[tuple]:
         self._check_aborted()
+        # Few deleted images: one small list per read instead of an index
+        # lookup per location (most of the read's cost on SQLite).
+        join = not self._few_deleted
+        name = 'read' if join else 'read-not-in'
+        source = _L.join(_I, _I.c.id == _L.c.image_id) if join else _L
+        where = self._live(join)
         query = (sa.select(_L.c.id, _L.c.image_id, _L.c.value, _L.c.meta_data)
-                 .select_from(_L.join(_I, _I.c.id == _L.c.image_id))
-                 .where(_L.c.id > sa.bindparam('b_after'), *self._live())
+                 .select_from(source)
+                 .where(_L.c.id > sa.bindparam('b_after'), *where)
                  .order_by(_L.c.id).limit(sa.bindparam('b_limit')))
         try:
             with self.database.reader() as conn:
-                return self._run_sql(conn, 'read', query,
+                return self._run_sql(conn, name, query,
                                      [{'b_after': after,
                                        'b_limit': self.batch_size}],
                                      fetch=True)
@@ -481,19 +505,10 @@ class Backfill:
         """
         self._check_aborted()
         now = _utcnow()
-        statement = (
-            sa.update(_L)
-            .where(_L.c.id == sa.bindparam('b_id'),
-                   db_api.holds(_L.c.meta_data, sa.bindparam('b_old')),
-                   _L.c.deleted == sa.false())
-            .values(meta_data=sa.bindparam('b_new'),
-                    updated_at=sa.bindparam('b_now', type_=sa.DateTime())))
         try:
             with self.database.writer() as conn:
                 stamp = _bind(conn, _L.c.updated_at, now)
-                count = self._run_sql(conn, 'update', statement, [
-                    {'b_id': w[0], 'b_old': w[3], 'b_new': w[4],
-                     'b_now': stamp} for w in writes])
+                count = self._cas_update(conn, writes, stamp)
                 # A driver that cannot count an executemany is checked by
                 # reading the batch back.
                 lost = [] if count == len(writes) else self._lost_races(
@@ -568,6 +583,46 @@ class Backfill:
             else:
                 self._unresolved(location_id, image_id, url, outcome,
                                  detail)
+
+    def _cas_update(self, conn, writes, stamp) -> int:
+        """The batch's compare-and-swap, one UPDATE per (old, new) text.
+
+        Legacy rows share a handful of texts, so a batch is a few
+        ``UPDATE ... WHERE id IN (...) AND meta_data = :old`` statements
+        instead of one per row: each row still changes only if it holds
+        exactly what was read.  :returns: rows changed.
+        """
+        groups: dict[tuple, list] = {}
+        for w in writes:
+            groups.setdefault((w[3], w[4]), []).append(w[0])
+        count = 0
+        for (old, new), ids in groups.items():
+            for start in range(0, len(ids), IDS_PER_UPDATE):
+                chunk = ids[start:start + IDS_PER_UPDATE]
+                # Pad to a power of two (an id twice changes nothing), so
+                # a run compiles a handful of statements.
+                size = 1 << (len(chunk) - 1).bit_length()
+                params = {f'b_i{k}': chunk[k] if k < len(chunk)
+                          else chunk[-1] for k in range(size)}
+                params.update(b_old=old, b_new=new, b_now=stamp)
+                count += self._run_sql(
+                    conn, f'update-{size}', self._update_statement(size),
+                    [params])
+        return count
+
+    def _update_statement(self, size):
+        statement = self._updates.get(size)
+        if statement is not None:
+            return statement
+        statement = self._updates[size] = (
+            sa.update(_L)
+            .where(_L.c.id.in_([sa.bindparam(f'b_i{k}')
+                                for k in range(size)]),
+                   db_api.holds(_L.c.meta_data, sa.bindparam('b_old')),
+                   _L.c.deleted == sa.false())
+            .values(meta_data=sa.bindparam('b_new'),
+                    updated_at=sa.bindparam('b_now', type_=sa.DateTime())))
+        return statement
 
     def _lost_races(self, conn, writes):
         """The writes whose row does not hold the new text."""

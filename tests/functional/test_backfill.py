@@ -262,3 +262,29 @@ def test_shard_bounds_partition_the_id_space():
                   if (low is None or image_id >= low)
                   and (high is None or image_id < high)]
         assert len(owners) == 1
+
+
+def test_lost_races_inside_one_grouped_update(database, location_map,
+                                              monkeypatch):
+    # Ten rows share one text, so one UPDATE covers them; three change
+    # between read and write and are merged again, the others land.
+    _, ids = add_image(database, [legacy(f'file:///srv/a/{n}')
+                                  for n in range(10)])
+    job = backfill_mod.Backfill(database, location_map)
+    read = job._read_batch
+
+    def read_then_three_change(after):
+        batch = read(after)
+        if batch:
+            with database.writer() as conn:
+                conn.execute(sa.update(_L).where(_L.c.id.in_(ids[2:5]))
+                             .values(meta_data='{"x": 1}'))
+        return batch
+    monkeypatch.setattr(job, '_read_batch', read_then_three_change)
+    report = job.run()
+    job.close()
+    after = rows(database)
+    metadata = [json.loads(after[i]['meta_data']) for i in ids]
+    assert all(m['store'] == 'multi' for m in metadata)
+    assert [m.get('x') for m in metadata] == [None] * 2 + [1] * 3 + [None] * 5
+    assert (report.updated, report.conflicts_retried) == (10, 3)
