@@ -95,6 +95,19 @@ def legacy(url, text='{}'):
     return (url, text, 'active')
 
 
+def someone_writes_after_the_read(job, database, monkeypatch, statement):
+    """Run ``statement`` in another transaction right after each read."""
+    read = job._read_batch
+
+    def read_then_write(after):
+        batch = read(after)
+        if batch:
+            with database.writer() as conn:
+                conn.execute(statement)
+        return batch
+    monkeypatch.setattr(job, '_read_batch', read_then_write)
+
+
 def test_backfill_gives_each_location_its_store(database, location_map):
     _, ids = add_image(database, [
         legacy('file:///var/lib/glance/images/a'),
@@ -189,16 +202,10 @@ def test_a_row_changed_meanwhile_is_merged_not_overwritten(
     _, [location_id] = add_image(
         database, [legacy('file:///var/lib/glance/images2/a', '{"a": 1}')])
     job = backfill_mod.Backfill(database, location_map)
-    read = job._read_batch
-
-    def read_then_someone_writes(after):
-        batch = read(after)
-        if batch:
-            with database.writer() as conn:
-                conn.execute(sa.update(_L).where(_L.c.id == location_id)
-                             .values(meta_data='{"a": 1, "b": 2}'))
-        return batch
-    monkeypatch.setattr(job, '_read_batch', read_then_someone_writes)
+    someone_writes_after_the_read(
+        job, database, monkeypatch,
+        sa.update(_L).where(_L.c.id == location_id)
+        .values(meta_data='{"a": 1, "b": 2}'))
     report = job.run()
     job.close()
     metadata = json.loads(rows(database)[location_id]['meta_data'])
@@ -210,16 +217,10 @@ def test_a_store_set_meanwhile_is_kept(database, location_map, monkeypatch):
     _, [location_id] = add_image(
         database, [legacy('file:///var/lib/glance/images2/a')])
     job = backfill_mod.Backfill(database, location_map)
-    read = job._read_batch
-
-    def read_then_glance_sets_store(after):
-        batch = read(after)
-        if batch:
-            with database.writer() as conn:
-                conn.execute(sa.update(_L).where(_L.c.id == location_id)
-                             .values(meta_data='{"store": "multi"}'))
-        return batch
-    monkeypatch.setattr(job, '_read_batch', read_then_glance_sets_store)
+    someone_writes_after_the_read(
+        job, database, monkeypatch,
+        sa.update(_L).where(_L.c.id == location_id)
+        .values(meta_data='{"store": "multi"}'))
     report = job.run()
     job.close()
     assert json.loads(rows(database)[location_id]['meta_data']) == {
@@ -271,16 +272,10 @@ def test_lost_races_inside_one_grouped_update(database, location_map,
     _, ids = add_image(database, [legacy(f'file:///srv/a/{n}')
                                   for n in range(10)])
     job = backfill_mod.Backfill(database, location_map)
-    read = job._read_batch
-
-    def read_then_three_change(after):
-        batch = read(after)
-        if batch:
-            with database.writer() as conn:
-                conn.execute(sa.update(_L).where(_L.c.id.in_(ids[2:5]))
-                             .values(meta_data='{"x": 1}'))
-        return batch
-    monkeypatch.setattr(job, '_read_batch', read_then_three_change)
+    someone_writes_after_the_read(
+        job, database, monkeypatch,
+        sa.update(_L).where(_L.c.id.in_(ids[2:5]))
+        .values(meta_data='{"x": 1}'))
     report = job.run()
     job.close()
     after = rows(database)
