@@ -401,11 +401,9 @@ class Backfill:
         decided = self._decided.get(text, _UNDECIDED)
         if decided is _UNDECIDED:
             metadata = _parse(text)
-            if metadata.__class__ is dict:
-                current = metadata.get('store')
-                if (current.__class__ is str
-                        and current in self.location_map.stores):
-                    metadata = None
+            if (metadata.__class__ is dict
+                    and not self.resolver.needs_store(metadata)):
+                metadata = None
             if len(self._decided) > _CACHE_SIZE:
                 self._decided.clear()
             decided = self._decided[text] = metadata
