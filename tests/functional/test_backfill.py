@@ -12,8 +12,11 @@
 
 """The backfill engine (multistore_prefix/backfill.py) on all three DBs."""
 
+import contextlib
 import datetime
 import json
+import sqlite3
+import threading
 import uuid
 
 from oslo_config import cfg
@@ -96,16 +99,18 @@ def legacy(url, text='{}'):
 
 
 def someone_writes_after_the_read(job, database, monkeypatch, statement):
-    """Run ``statement`` in another transaction right after each read."""
-    read = job._read_batch
+    """Run ``statement`` in another transaction between read and write.
 
-    def read_then_write(after):
-        batch = read(after)
-        if batch:
-            with database.writer() as conn:
-                conn.execute(statement)
-        return batch
-    monkeypatch.setattr(job, '_read_batch', read_then_write)
+    The hook is the write step of each batch, which runs after that batch
+    was read and resolved (possibly in the read-ahead thread).
+    """
+    process = job._process
+
+    def write_then_process(batch):
+        with database.writer() as conn:
+            conn.execute(statement)
+        return process(batch)
+    monkeypatch.setattr(job, '_process', write_then_process)
 
 
 def test_backfill_gives_each_location_its_store(database, location_map):
@@ -283,3 +288,93 @@ def test_lost_races_inside_one_grouped_update(database, location_map,
     assert all(m['store'] == 'multi' for m in metadata)
     assert [m.get('x') for m in metadata] == [None] * 2 + [1] * 3 + [None] * 5
     assert (report.updated, report.conflicts_retried) == (10, 3)
+
+
+# -- reading ahead ------------------------------------------------------------
+
+def many_legacy(database, count):
+    ids = []
+    for n in range(count):
+        ids += add_image(database, [legacy(f'file:///srv/a/{n}')])[1]
+    return ids
+
+
+@pytest.mark.parametrize('prefetch', [True, False], ids=['ahead', 'in-turn'])
+def test_the_next_batch_is_read_while_one_is_written(
+        database, location_map, monkeypatch, prefetch):
+    ids = many_legacy(database, 12)
+    job = backfill_mod.Backfill(database, location_map, batch_size=5)
+    job.prefetch = prefetch
+    assert job.reads_beside_writes()  # the project's SQLite is in WAL mode
+    readers, next_read = [], threading.Event()
+    read, process = job._read_batch, job._process
+
+    def reading(after):
+        readers.append(threading.current_thread().name)
+        if after:
+            next_read.set()
+        return read(after)
+
+    processed = []
+
+    def processing(batch):
+        processed.append(batch.scanned)
+        if len(processed) == 1:
+            # Batch 2 is read before batch 1 is written, or (in turn) not.
+            assert next_read.wait(10 if prefetch else 0.2) is prefetch
+        return process(batch)
+    monkeypatch.setattr(job, '_read_batch', reading)
+    monkeypatch.setattr(job, '_process', processing)
+    report = job.run()
+    job.close()
+    assert processed == [5, 5, 2]
+    # ... and the empty read that ends the run.
+    assert readers == ['MainThread'] + (
+        ['backfill-read'] * 3 if prefetch else ['MainThread'] * 3)
+    assert (report.scanned, report.updated, report.errors) == (12, 12, 0)
+    after = rows(database)
+    assert [json.loads(after[i]['meta_data']) for i in ids] == [
+        {'store': 'multi'}] * 12
+
+
+def test_a_stop_waits_for_the_read_ahead(database, location_map,
+                                         monkeypatch):
+    many_legacy(database, 12)
+    job = backfill_mod.Backfill(database, location_map, batch_size=5)
+    running = []
+    read = job._read_batch
+
+    def reading(after):
+        running.append(after)
+        try:
+            return read(after)
+        finally:
+            running.remove(after)
+    monkeypatch.setattr(job, '_read_batch', reading)
+    job.progress = lambda done: job.stop()
+    report = job.run()
+    job.close()
+    # The first batch is written, the one read ahead is not, and no read
+    # is left running once run() returns.
+    assert (report.scanned, report.updated, report.interrupted) == (
+        5, 5, True)
+    assert running == []
+
+
+@pytest.mark.engines('sqlite')
+def test_sqlite_without_wal_reads_in_turn(db_url, location_map):
+    """A rollback journal: a reader would hold off the writer's commit."""
+    path = sa.engine.make_url(db_url).database
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        assert conn.execute('PRAGMA journal_mode=DELETE').fetchone() == (
+            'delete',)
+    database = db_engine.Database(db_url)
+    ids = many_legacy(database, 7)
+    job = backfill_mod.Backfill(database, location_map, batch_size=3)
+    assert not job.reads_beside_writes()
+    report = job.run()
+    job.close()
+    assert (report.scanned, report.updated) == (7, 7)
+    assert {json.loads(rows(database)[i]['meta_data'])['store']
+            for i in ids} == {'multi'}
+    database.dispose()
