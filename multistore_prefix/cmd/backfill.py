@@ -12,8 +12,10 @@
 
 """``multistore-prefix backfill``: every legacy location gets its store."""
 
+import logging
 import os
 import signal
+import threading
 import time
 
 from cliff import show
@@ -26,6 +28,8 @@ from multistore_prefix.db import engine as db_engine
 from multistore_prefix.db import migration
 from multistore_prefix import lookups as lookups_mod
 from multistore_prefix import urls
+
+LOG = logging.getLogger(__name__)
 
 #: Seconds between progress lines when stderr is not a terminal.
 LOG_INTERVAL = 10.0
@@ -167,50 +171,101 @@ def run_with_progress(app, job, quiet: bool = False):
         job.stop()
     for signum in signals:
         signal.signal(signum, first)
+    report = None
     try:
-        progress.start(0 if quiet else job.count())
-        return job.run()
+        progress.start(job.count, background=job.reads_beside_writes())
+        report = job.run()
+        return report
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
-        progress.close()
+        # A run that ended shows its total; a stopped or failed one does
+        # not wait for the count.
+        progress.close(wait=report is not None and not report.interrupted)
 
 
 class _Progress:
-    """A tqdm bar on a terminal, periodic log lines elsewhere."""
+    """A tqdm bar on a terminal, periodic log lines elsewhere.
+
+    The total (a count of the live locations: a full scan, seconds on a
+    large table) is taken in a thread of its own while the backfill runs,
+    and shown once it is known.
+    """
 
     def __init__(self, stream, quiet: bool):
         self.stream = stream
         self.quiet = quiet
         self.bar = None
         self.done = 0
-        self.total = 0
+        self.total = None
         self.started = self.last = time.monotonic()
+        self._counter = None
+        self._counted = None
 
-    def start(self, total: int) -> None:
-        self.total = total
+    def start(self, count, background: bool = True) -> None:
+        """Begin; ``count()`` gives the total (not called when quiet).
+
+        :param background: count in a thread while the backfill runs;
+            ``False`` (a SQLite file without WAL, where a long read would
+            hold off the writes): count first.
+        """
         if self.quiet:
             return
+        if background:
+            self._counter = threading.Thread(
+                target=self._count, args=(count,), daemon=True,
+                name='backfill-count')
+            self._counter.start()
+        else:
+            self._count(count)
         if _isatty(self.stream):
             import tqdm  # only on a terminal
             # A terminal that reports no size (0x0) would get no bar.
             sized = _columns(self.stream) > 0
-            self.bar = tqdm.tqdm(total=total, unit='loc', file=self.stream,
+            # The count may land meanwhile: read it once.
+            counted = self._counted
+            self.bar = tqdm.tqdm(total=counted, unit='loc',
+                                 file=self.stream,
                                  ncols=None if sized else 80,
                                  nrows=None if sized else 24,
                                  dynamic_ncols=sized, smoothing=0.1)
+            self.total = counted
         else:
-            self._line(f'{total} live locations to scan')
+            self._take_total()
+
+    def _count(self, count) -> None:
+        try:
+            self._counted = count()
+        except Exception as exc:  # progress without a total, not a failure
+            LOG.debug('counting the live locations failed: %s',
+                      urls.mask_text(exc))
+
+    def _take_total(self) -> None:
+        """Show the total once the counting thread has it."""
+        if self.total is not None or self._counted is None:
+            return
+        self.total = self._counted
+        if self.bar is not None:
+            self.bar.total = self.total
+            self.bar.refresh()
+        else:
+            self._line(f'{self.total} live locations to scan')
 
     def update(self, count: int) -> None:
         self.done += count
+        if self.quiet:
+            return
+        self._take_total()
         if self.bar is not None:
             self.bar.update(count)
             return
         now = time.monotonic()
-        if not self.quiet and now - self.last >= LOG_INTERVAL:
+        if now - self.last >= LOG_INTERVAL:
             self.last = now
             rate = self.done / (now - self.started)
+            if self.total is None:
+                self._line(f'{self.done} locations ({rate:.0f}/s)')
+                return
             left = (self.total - self.done) / rate if rate else 0
             self._line(f'{self.done}/{self.total} locations ({rate:.0f}/s, '
                        f'about {max(left, 0):.0f} s left)')
@@ -220,7 +275,14 @@ class _Progress:
         self.stream.write(f'{stamp} backfill: {text}\n')
         self.stream.flush()
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
+        """End the bar.
+
+        :param wait: let the count finish first, and show its total.
+        """
+        if self._counter is not None and wait:
+            self._counter.join()
+            self._take_total()
         if self.bar is not None:
             self.bar.close()
 
