@@ -16,10 +16,10 @@
 
 One run prints, side by side:
 
-* ``multistore-prefix backfill --quiet -f json`` (the real console script,
-  in a subprocess) on 1,000,000 legacy locations in the project's SQLite
-  schema (``db sync`` on a fresh file): locations per second from start to
-  exit, and the peak RSS of that process;
+* ``multistore-prefix backfill -f json`` (the real console script, in a
+  subprocess, progress lines to a file) on 1,000,000 legacy locations in
+  the project's SQLite schema (``db sync`` on a fresh file): locations per
+  second from start to exit, and the peak RSS of that process;
 * the physical limit: one hand-written set-based ``UPDATE image_locations
   SET meta_data = '{"store": "<id>"}', updated_at = ... WHERE value LIKE
   '<dir>/%'`` per store, on an identical copy of the data.  It is not
@@ -69,6 +69,7 @@ import uuid
 from oslo_config import cfg
 import sqlalchemy as sa
 
+from multistore_prefix import backfill as backfill_mod
 from multistore_prefix.cmd import main as cmd_main
 from multistore_prefix.db import engine as db_engine
 from multistore_prefix.db import migration
@@ -329,9 +330,10 @@ def run_command(args: list[str], workdir: str) -> dict:
 
 
 def backfill(conf: str, batch_size: int, workdir: str) -> dict:
-    result = run_command(['--config-file', conf, 'backfill', '--quiet',
-                          '-f', 'json', '--batch-size', str(batch_size)],
-                         workdir)
+    # Not --quiet: as an operator runs it, with the progress total counted
+    # and progress lines on stderr (a file here, not a terminal).
+    result = run_command(['--config-file', conf, 'backfill', '-f', 'json',
+                          '--batch-size', str(batch_size)], workdir)
     if result['exit'] != 0 or not result['json']:
         tail = (result['stderr'] or result.get('stdout', ''))[-600:]
         raise RuntimeError(f'backfill exited {result["exit"]}: {tail}')
@@ -726,9 +728,10 @@ def main(argv=None):
     parser.add_argument('--server-rows', type=int, default=200_000,
                         help='legacy locations on PostgreSQL and MariaDB '
                              '(default 200000)')
-    parser.add_argument('--batch-size', type=int, default=1000,
-                        help='passed to the backfill command (default 1000, '
-                             'its own default)')
+    parser.add_argument('--batch-size', type=int,
+                        default=backfill_mod.BATCH_SIZE,
+                        help=f'passed to the backfill command (default '
+                             f'{backfill_mod.BATCH_SIZE}, its own default)')
     parser.add_argument('--sample', type=int, default=2000,
                         help='images in the Glance-style on-GET emulation '
                              '(default 2000)')
