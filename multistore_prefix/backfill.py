@@ -74,6 +74,10 @@ NOT_IN_LIMIT = 1000
 IDS_PER_UPDATE = 512
 
 
+class _Named(collections.namedtuple('_Named', 'store metadata')):
+    """Metadata that names an enabled store."""
+
+
 class BackfillError(exceptions.MultistorePrefixError):
     """The backfill cannot go on; completed batches are kept."""
 
@@ -125,6 +129,11 @@ class Report:
     :ivar updated: locations given their store (``would_update`` on a dry
         run).
     :ivar already_set: locations that already named an enabled store.
+    :ivar wrong_store: locations that name an enabled store whose prefixes
+        do not cover their URL, while another store's do (Glance's
+        first-match rule does this to ``.../images2`` when ``.../images``
+        is a store).  Left as they are unless ``fix_wrong_stores``; then
+        they are among ``updated`` too.
     :ivar unresolved: locations that need a store and got none, by reason.
     :ivar conflicts_retried: rows changed by someone else between read and
         write, merged again on fresh data.
@@ -136,6 +145,7 @@ class Report:
     scanned: int = 0
     updated: int = 0
     already_set: int = 0
+    wrong_store: int = 0
     unresolved: collections.Counter = dataclasses.field(
         default_factory=collections.Counter)
     conflicts_retried: int = 0
@@ -153,6 +163,7 @@ class Report:
         rows = [('scanned', self.scanned),
                 ('would_update' if self.dry_run else 'updated', self.updated),
                 ('already_set', self.already_set),
+                ('wrong_store', self.wrong_store),
                 ('unresolved', sum(self.unresolved.values()))]
         rows += [(f'unresolved: {reason}', count)
                  for reason, count in sorted(self.unresolved.items())]
@@ -169,6 +180,7 @@ class Report:
                 'scanned': self.scanned,
                 ('would_update' if self.dry_run else 'updated'): self.updated,
                 'already_set': self.already_set,
+                'wrong_store': self.wrong_store,
                 'unresolved': dict(sorted(self.unresolved.items())),
                 'conflicts_retried': self.conflicts_retried,
                 'errors': self.errors,
@@ -205,6 +217,8 @@ class _Batch:
     :ivar scanned: locations read.
     :ivar last_id: the highest location id read (the next batch's start).
     :ivar already_set: locations that name an enabled store.
+    :ivar wrong: (location id, image id, URL, store named, owner) of the
+        locations that name the wrong enabled store.
     :ivar unresolved: (location id, image id, URL, reason, detail).
     :ivar writes: (location id, image id, URL, old text, new text, store).
     :ivar asked: (location id, image id, URL, old text, metadata) for the
@@ -214,6 +228,7 @@ class _Batch:
     scanned: int
     last_id: int
     already_set: int = 0
+    wrong: list = dataclasses.field(default_factory=list)
     unresolved: list = dataclasses.field(default_factory=list)
     writes: list = dataclasses.field(default_factory=list)
     asked: list = dataclasses.field(default_factory=list)
@@ -266,6 +281,7 @@ class Backfill:
                  batch_size: int = BATCH_SIZE, dry_run: bool = False,
                  shard: Shard = Shard(),
                  record_changes: bool = False,
+                 fix_wrong_stores: bool = False,
                  lookups=None,
                  progress: Callable[[int], None] | None = None):
         """Prepare a run.
@@ -275,6 +291,9 @@ class Backfill:
             ``cinder://<volume>``), or ``None``: prefixes only.
         :param record_changes: keep every change for the report (a dry
             run always does: saying what would change is its point).
+        :param fix_wrong_stores: also give the owning store to locations
+            that name another enabled store which does not cover their URL
+            (by default they are only counted and listed).
         :param progress: called with the number of locations of each batch
             once it is done.
         """
@@ -289,7 +308,10 @@ class Backfill:
         self.shard = shard
         self.progress = progress or (lambda done: None)
         self.report = Report(dry_run=dry_run, shard=str(shard))
+        self.fix_wrong_stores = fix_wrong_stores
         self.unresolved_rows = _Spool()
+        self.wrong_rows = _Spool()
+        self._own_maps: dict[str, lmap.LocationMap] = {}
         self.changes = _Spool() if record_changes or dry_run else None
         self._stop = False
         self._aborted = False
@@ -407,6 +429,8 @@ class Backfill:
             body = json.dumps(self.report.as_dict(), indent=2)
             out.write(body[:-2] + ',\n  "unresolved_locations": [')
             _write_rows(out, self.unresolved_rows)
+            out.write('],\n  "wrong_store_locations": [')
+            _write_rows(out, self.wrong_rows)
             if self.changes is not None:
                 key = 'would_change' if self.dry_run else 'changed'
                 out.write(f'],\n  "{key}": [')
@@ -416,6 +440,7 @@ class Backfill:
 
     def close(self) -> None:
         self.unresolved_rows.close()
+        self.wrong_rows.close()
         if self.changes is not None:
             self.changes.close()
 
@@ -505,15 +530,16 @@ class Backfill:
     def _decide(self, text):
         """What a metadata text needs.
 
-        :returns: a sentence saying why it is bad, ``None`` when it names
-            an enabled store, else the metadata (it needs a store).
+        :returns: a sentence saying why it is bad, a :class:`_Named` when
+            it names an enabled store, else the metadata (it needs a
+            store).
         """
         decided = self._decided.get(text, _UNDECIDED)
         if decided is _UNDECIDED:
             metadata = _parse(text)
             if (metadata.__class__ is dict
                     and not self.resolver.needs_store(metadata)):
-                metadata = None
+                metadata = _Named(metadata['store'], metadata)
             if len(self._decided) > _CACHE_SIZE:
                 self._decided.clear()
             decided = self._decided[text] = metadata
@@ -529,6 +555,14 @@ class Backfill:
                                                     'store': store})
         return new
 
+    def _covers(self, store: str, url: str) -> bool:
+        """Whether one of ``store``'s own prefixes covers ``url``."""
+        own = self._own_maps.get(store)
+        if own is None:
+            own = self._own_maps[store] = lmap.LocationMap(
+                {store: self.location_map.stores[store]})
+        return own.resolve(url) == store
+
     def _classify(self, rows: list[tuple]) -> _Batch:
         """Resolve a batch read; reports and writes nothing (a thread's)."""
         batch = _Batch(scanned=len(rows), last_id=rows[-1][0])
@@ -537,8 +571,21 @@ class Backfill:
         writes, asked = batch.writes, batch.asked
         for location_id, image_id, url, text in rows:
             metadata = decide(text)
-            if metadata is None:
-                batch.already_set += 1
+            if metadata.__class__ is _Named:
+                named = metadata.store
+                owner = resolve(url) if url.__class__ is str else None
+                # Wrong only when certain: another store owns the URL and
+                # none of the named store's prefixes covers it.
+                if (owner is None or owner == named
+                        or self._covers(named, url)):
+                    batch.already_set += 1
+                    continue
+                batch.wrong.append((location_id, image_id, url, named,
+                                    owner))
+                if self.fix_wrong_stores:
+                    writes.append((location_id, image_id, url, text,
+                                   self._with_store(text, metadata.metadata,
+                                                    owner), owner))
                 continue
             if metadata.__class__ is not dict:
                 batch.unresolved.append((location_id, image_id, url,
@@ -565,6 +612,11 @@ class Backfill:
         report = self.report
         report.scanned += batch.scanned
         report.already_set += batch.already_set
+        report.wrong_store += len(batch.wrong)
+        for location_id, image_id, url, named, owner in batch.wrong:
+            self.wrong_rows.add({
+                'image_id': image_id, 'location_id': location_id,
+                'url': urls.mask_url(url), 'store': named, 'owner': owner})
         for unresolved in batch.unresolved:
             self._unresolved(*unresolved)
         writes = batch.writes
@@ -756,7 +808,7 @@ class Backfill:
         :returns: (outcome, detail); outcome is ``updated``,
             ``already_set``, ``gone``, ``bad-metadata`` or ``error``.
         """
-        location_id, image_id, _url, _old, _new, store = write
+        location_id, image_id, _url, old, _new, store = write
         row = conn.execute(
             sa.select(_L.c.meta_data, _L.c.deleted, _L.c.status)
             .where(_L.c.id == location_id)).one_or_none()
@@ -766,7 +818,12 @@ class Backfill:
         if fresh.__class__ is not dict:
             return BAD_METADATA, fresh
         if not self.resolver.needs_store(fresh):
-            return 'already_set', ''
+            # It names an enabled store: keep it, unless this write fixes
+            # a wrong store and the row still names that same one.
+            was = self._decide(old)
+            if (was.__class__ is not _Named
+                    or fresh.get('store') != was.store):
+                return 'already_set', ''
         try:
             db_api.location_update(
                 conn, image_id, location_id, now,

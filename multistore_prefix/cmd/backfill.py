@@ -43,11 +43,13 @@ class Backfill(show.ShowOne):
     Scans the live locations of live images ([database]/connection: the
     operator's Glance database, or the embedded default) in batches, and
     records each one's store in its metadata when it has none or names a
-    store that is no longer enabled.  Only meta_data (key "store") and
-    updated_at of such a row change, and only if the row still holds what
-    was read: a row someone changed meanwhile is merged again, never
-    overwritten.  Safe to interrupt at any moment and to run again: a rerun
-    finishes the job, and a rerun after completion changes nothing.
+    store that is no longer enabled.  Locations that name the wrong enabled
+    store are counted and listed (--fix-wrong-stores corrects them).  Only
+    meta_data (key "store") and updated_at of such a row change, and only
+    if the row still holds what was read: a row someone changed meanwhile
+    is merged again, never overwritten.  Safe to interrupt at any moment
+    and to run again: a rerun finishes the job, and a rerun after
+    completion changes nothing.
 
     Exit codes: 0 done (unresolved locations are in the summary and the
     report), 2 configuration or command-line error, 130 interrupted.
@@ -75,6 +77,13 @@ class Backfill(show.ShowOne):
         parser.add_argument(
             '--quiet', action='store_true',
             help='no progress bar or progress lines')
+        parser.add_argument(
+            '--fix-wrong-stores', action='store_true',
+            help='also correct locations that name an enabled store whose '
+                 'directory or prefix does not hold their URL while another '
+                 'store\'s does (Glance\'s first-match rule puts .../images2 '
+                 'in the .../images store); without it they are counted as '
+                 'wrong_store and listed in the report, and left as they are')
         parser.add_argument(
             '--no-backend-lookups', action='store_true',
             help='resolve by prefix only: never ask a store\'s backend '
@@ -111,7 +120,9 @@ class Backfill(show.ShowOne):
             job = backfill_mod.Backfill(
                 database, location_map, batch_size=parsed_args.batch_size,
                 dry_run=parsed_args.dry_run, shard=shard,
-                record_changes=bool(parsed_args.report), lookups=lookups)
+                record_changes=bool(parsed_args.report),
+                fix_wrong_stores=parsed_args.fix_wrong_stores,
+                lookups=lookups)
             try:
                 report = self._run(job, parsed_args)
                 if parsed_args.report:

@@ -378,3 +378,100 @@ def test_sqlite_without_wal_reads_in_turn(db_url, location_map):
     assert {json.loads(rows(database)[i]['meta_data'])['store']
             for i in ids} == {'multi'}
     database.dispose()
+
+
+# -- a store that is enabled but wrong ----------------------------------------
+
+def wrong_store_image(database):
+    """Locations that name an enabled store: two of them the wrong one."""
+    return add_image(database, [
+        # Glance's first-match rule: .../images2 starts with .../images.
+        legacy('file:///var/lib/glance/images2/a', '{"store": "fast"}'),
+        legacy('file:///var/lib/glance/images/b', '{"store": "fast"}'),
+        # No store's prefix holds it: nothing says the name is wrong.
+        legacy('http://example.com/c', '{"store": "fast"}'),
+        legacy('file:///srv/a/d', '{"store": "slow", "k": 1}'),
+    ])[1]
+
+
+def test_a_wrong_store_is_counted_and_listed_not_changed(
+        database, location_map, tmp_path):
+    ids = wrong_store_image(database)
+    before = rows(database)
+    job = backfill_mod.Backfill(database, location_map)
+    report = job.run()
+    path = tmp_path / 'report.json'
+    job.write_report(str(path))
+    job.close()
+    assert rows(database) == before
+    assert (report.scanned, report.wrong_store, report.already_set,
+            report.updated) == (4, 2, 2, 0)
+    written = json.loads(path.read_text())
+    assert written['wrong_store'] == 2
+    assert [(w['location_id'], w['store'], w['owner'])
+            for w in written['wrong_store_locations']] == [
+        (ids[0], 'fast', 'slow'), (ids[3], 'slow', 'multi')]
+    assert written['wrong_store_locations'][0]['url'] == (
+        'file:///var/lib/glance/images2/a')
+
+
+def test_fix_wrong_stores_gives_the_owner_and_keeps_other_keys(
+        database, location_map):
+    ids = wrong_store_image(database)
+    before = rows(database)
+    _, report = run(database, location_map, fix_wrong_stores=True)
+    after = rows(database)
+    assert (report.wrong_store, report.updated, report.already_set) == (
+        2, 2, 2)
+    assert json.loads(after[ids[0]]['meta_data']) == {'store': 'slow'}
+    assert json.loads(after[ids[3]]['meta_data']) == {'store': 'multi',
+                                                      'k': 1}
+    for location_id in ids[1:3]:
+        assert after[location_id] == before[location_id]
+    _, rerun = run(database, location_map, fix_wrong_stores=True)
+    assert (rerun.wrong_store, rerun.updated, rerun.already_set) == (
+        0, 0, 4)
+
+
+def test_a_store_whose_own_prefix_covers_the_url_is_not_wrong(
+        database, tmp_path):
+    """Nested directories: the longer one owns, the outer is not wrong."""
+    path = tmp_path / 'nested.conf'
+    path.write_text('[DEFAULT]\nenabled_backends = outer:file, inner:file\n'
+                    '[outer]\nfilesystem_store_datadir = /var/lib/glance\n'
+                    '[inner]\nfilesystem_store_datadir = '
+                    '/var/lib/glance/images\n')
+    conf = cfg.ConfigOpts()
+    conf(['--config-file', str(path)], default_config_files=[])
+    nested = lmap.LocationMap.from_config(conf)
+    _, [location_id] = add_image(database, [legacy(
+        'file:///var/lib/glance/images/x', '{"store": "outer"}')])
+    _, report = run(database, nested, fix_wrong_stores=True)
+    assert (report.wrong_store, report.already_set, report.updated) == (
+        0, 1, 0)
+    assert rows(database)[location_id]['meta_data'] == '{"store": "outer"}'
+
+
+@pytest.mark.parametrize('meanwhile, expected, counts', [
+    # Another key changed: the row still names the wrong store, so the
+    # fix is merged again on the fresh data.
+    ('{"store": "fast", "x": 1}', {'store': 'slow', 'x': 1}, (1, 1, 0)),
+    # Someone named a store meanwhile: theirs is kept.
+    ('{"store": "multi"}', {'store': 'multi'}, (0, 1, 1)),
+], ids=['other-key', 'store-named'])
+def test_a_wrong_store_changed_meanwhile(database, location_map,
+                                         monkeypatch, meanwhile, expected,
+                                         counts):
+    _, [location_id] = add_image(database, [legacy(
+        'file:///var/lib/glance/images2/a', '{"store": "fast"}')])
+    job = backfill_mod.Backfill(database, location_map,
+                                fix_wrong_stores=True)
+    someone_writes_after_the_read(
+        job, database, monkeypatch,
+        sa.update(_L).where(_L.c.id == location_id)
+        .values(meta_data=meanwhile))
+    report = job.run()
+    job.close()
+    assert json.loads(rows(database)[location_id]['meta_data']) == expected
+    assert (report.updated, report.conflicts_retried,
+            report.already_set) == counts

@@ -504,6 +504,47 @@ def test_dry_run_changes_nothing_and_says_what_it_would(
         i: (seeded[i]['image_id'], outcome[i]) for i in to_update}
 
 
+def test_wrong_stores_are_listed_then_fixed_on_request(
+        engine, db_url, tmp_path):
+    """Glance's first-match rule named .../images for .../images2 URLs."""
+    wrong = [(url_for('slow', i), '{"store": "fast"}') for i in range(3)]
+    right = [(url_for('fast', i), '{"store": "fast"}') for i in range(2)]
+    seeded = seed(engine, wrong + right)
+    wrong_ids = sorted(i for i, row in seeded.items()
+                       if expected_store(row['value']) == 'slow')
+    conf = write_conf(tmp_path, db_url)
+    report_path = tmp_path / 'report.json'
+    listed = run_backfill(conf, '--report', str(report_path), '-f', 'json',
+                          '--quiet')
+    assert listed.returncode == 0, listed.stderr
+    assert table_rows(engine, _L) == seeded
+    table = summary(listed.stdout)
+    assert (table['wrong_store'], table['already_set'], table['updated']) \
+        == (3, 2, 0)
+    report = json.loads(report_path.read_text())
+    assert sorted((w['location_id'], w['store'], w['owner'])
+                  for w in report['wrong_store_locations']) == [
+        (i, 'fast', 'slow') for i in wrong_ids]
+
+    fixed = run_backfill(conf, '--fix-wrong-stores', '-f', 'json',
+                         '--quiet')
+    assert fixed.returncode == 0, fixed.stderr
+    assert (summary(fixed.stdout)['wrong_store'],
+            summary(fixed.stdout)['updated']) == (3, 3)
+    after = table_rows(engine, _L)
+    for location_id, row in seeded.items():
+        store = expected_store(row['value'])
+        assert json.loads(after[location_id]['meta_data']) == {
+            'store': store}
+        changed = {k for k in row if row[k] != after[location_id][k]}
+        assert changed == ({'meta_data', 'updated_at'}
+                           if location_id in wrong_ids else set())
+    rerun = summary(run_backfill(conf, '--fix-wrong-stores', '-f', 'json',
+                                 '--quiet').stdout)
+    assert (rerun['wrong_store'], rerun['updated'], rerun['already_set']) \
+        == (0, 0, 5)
+
+
 def test_report_counts_unresolved_and_bad_rows_masked(
         engine, db_url, tmp_path):
     seeded, outcome = seed_mixed(engine)
