@@ -563,6 +563,27 @@ class Backfill:
                 {store: self.location_map.stores[store]})
         return own.resolve(url) == store
 
+    def _named_or_bad(self, batch, location_id, image_id, url, text,
+                      metadata) -> None:
+        """Classify a location whose metadata names a store, or is bad."""
+        if metadata.__class__ is not _Named:
+            batch.unresolved.append((location_id, image_id, url,
+                                     BAD_METADATA, metadata))
+            return
+        named = metadata.store
+        owner = (self.location_map.resolve(url) if url.__class__ is str
+                 else None)
+        # Wrong only when certain: another store owns the URL and none of
+        # the named store's own prefixes covers it.
+        if owner is None or owner == named or self._covers(named, url):
+            batch.already_set += 1
+            return
+        batch.wrong.append((location_id, image_id, url, named, owner))
+        if self.fix_wrong_stores:
+            batch.writes.append((location_id, image_id, url, text,
+                                 self._with_store(text, metadata.metadata,
+                                                  owner), owner))
+
     def _classify(self, rows: list[tuple]) -> _Batch:
         """Resolve a batch read; reports and writes nothing (a thread's)."""
         batch = _Batch(scanned=len(rows), last_id=rows[-1][0])
@@ -571,25 +592,9 @@ class Backfill:
         writes, asked = batch.writes, batch.asked
         for location_id, image_id, url, text in rows:
             metadata = decide(text)
-            if metadata.__class__ is _Named:
-                named = metadata.store
-                owner = resolve(url) if url.__class__ is str else None
-                # Wrong only when certain: another store owns the URL and
-                # none of the named store's prefixes covers it.
-                if (owner is None or owner == named
-                        or self._covers(named, url)):
-                    batch.already_set += 1
-                    continue
-                batch.wrong.append((location_id, image_id, url, named,
-                                    owner))
-                if self.fix_wrong_stores:
-                    writes.append((location_id, image_id, url, text,
-                                   self._with_store(text, metadata.metadata,
-                                                    owner), owner))
-                continue
-            if metadata.__class__ is not dict:
-                batch.unresolved.append((location_id, image_id, url,
-                                         BAD_METADATA, metadata))
+            if metadata.__class__ is not dict:  # named a store, or bad
+                self._named_or_bad(batch, location_id, image_id, url, text,
+                                   metadata)
                 continue
             store = resolve(url) if url.__class__ is str else None
             if store is None:
