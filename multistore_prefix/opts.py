@@ -22,7 +22,31 @@ import copy
 
 from oslo_db import options as db_options
 
+from multistore_prefix.db import options as msp_db_options
 from multistore_prefix import location_map
+
+
+def _database_opts():
+    """oslo.db's options, ``connection`` showing the embedded default.
+
+    That default depends on ``$MSP_STATE_DIR`` and the working directory,
+    so the sample shows where it goes rather than one machine's path.
+    """
+    opts = copy.deepcopy(db_options.database_opts)
+    for opt in opts:
+        if opt.name == 'connection':
+            # No "$" here: oslo.config would read it as a reference if
+            # the line were uncommented.
+            opt.sample_default = (
+                f'sqlite:///<state directory>/'
+                f'{msp_db_options.DATABASE_FILE}')
+            opt.help += (
+                ' multistore-prefix: Glance\'s database (as in '
+                'glance-api.conf); when unset, its own embedded SQLite '
+                f'file {msp_db_options.DATABASE_FILE} in the state '
+                f'directory (${msp_db_options.STATE_DIR_ENV}, else '
+                f'./{msp_db_options.DEFAULT_STATE_DIR}).')
+    return opts
 
 
 def list_opts():
@@ -31,5 +55,5 @@ def list_opts():
         ('DEFAULT', [location_map.ENABLED_BACKENDS_OPT]),
         # Glance's own database: the db and backfill commands read
         # [database]/connection from the operator's glance-api.conf.
-        ('database', copy.deepcopy(db_options.database_opts)),
+        ('database', _database_opts()),
     ]
