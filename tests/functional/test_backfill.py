@@ -202,35 +202,39 @@ def test_dry_run_writes_nothing_and_says_what_it_would(
     assert report.updated == 1
 
 
+IMAGES2 = 'file:///var/lib/glance/images2/a'
+
+
+@pytest.mark.parametrize('text, meanwhile, fix, expected, counts', [
+    # A legacy row: the other writer's keys are kept, the store merged in.
+    ('{"a": 1}', '{"a": 1, "b": 2}', False,
+     {'a': 1, 'b': 2, 'store': 'slow'}, (1, 1, 0)),
+    # A legacy row given a store meanwhile: theirs is kept.
+    ('{}', '{"store": "multi"}', False, {'store': 'multi'}, (0, 1, 1)),
+    # A wrong store being fixed, another key changed: still the same wrong
+    # store, so the fix is merged again on the fresh data.
+    ('{"store": "fast"}', '{"store": "fast", "x": 1}', True,
+     {'store': 'slow', 'x': 1}, (1, 1, 0)),
+    # A wrong store being fixed, someone named a store meanwhile: kept.
+    ('{"store": "fast"}', '{"store": "multi"}', True, {'store': 'multi'},
+     (0, 1, 1)),
+], ids=['legacy-other-key', 'legacy-store-named', 'wrong-other-key',
+        'wrong-store-named'])
 def test_a_row_changed_meanwhile_is_merged_not_overwritten(
-        database, location_map, monkeypatch):
-    _, [location_id] = add_image(
-        database, [legacy('file:///var/lib/glance/images2/a', '{"a": 1}')])
-    job = backfill_mod.Backfill(database, location_map)
+        database, location_map, monkeypatch, text, meanwhile, fix,
+        expected, counts):
+    _, [location_id] = add_image(database, [legacy(IMAGES2, text)])
+    job = backfill_mod.Backfill(database, location_map,
+                                fix_wrong_stores=fix)
     someone_writes_after_the_read(
         job, database, monkeypatch,
         sa.update(_L).where(_L.c.id == location_id)
-        .values(meta_data='{"a": 1, "b": 2}'))
+        .values(meta_data=meanwhile))
     report = job.run()
     job.close()
-    metadata = json.loads(rows(database)[location_id]['meta_data'])
-    assert metadata == {'a': 1, 'b': 2, 'store': 'slow'}
-    assert (report.updated, report.conflicts_retried) == (1, 1)
-
-
-def test_a_store_set_meanwhile_is_kept(database, location_map, monkeypatch):
-    _, [location_id] = add_image(
-        database, [legacy('file:///var/lib/glance/images2/a')])
-    job = backfill_mod.Backfill(database, location_map)
-    someone_writes_after_the_read(
-        job, database, monkeypatch,
-        sa.update(_L).where(_L.c.id == location_id)
-        .values(meta_data='{"store": "multi"}'))
-    report = job.run()
-    job.close()
-    assert json.loads(rows(database)[location_id]['meta_data']) == {
-        'store': 'multi'}
-    assert (report.updated, report.already_set) == (0, 1)
+    assert json.loads(rows(database)[location_id]['meta_data']) == expected
+    assert (report.updated, report.conflicts_retried,
+            report.already_set) == counts
 
 
 def test_shards_cover_every_location_exactly_once(database, location_map):
@@ -450,28 +454,3 @@ def test_a_store_whose_own_prefix_covers_the_url_is_not_wrong(
     assert (report.wrong_store, report.already_set, report.updated) == (
         0, 1, 0)
     assert rows(database)[location_id]['meta_data'] == '{"store": "outer"}'
-
-
-@pytest.mark.parametrize('meanwhile, expected, counts', [
-    # Another key changed: the row still names the wrong store, so the
-    # fix is merged again on the fresh data.
-    ('{"store": "fast", "x": 1}', {'store': 'slow', 'x': 1}, (1, 1, 0)),
-    # Someone named a store meanwhile: theirs is kept.
-    ('{"store": "multi"}', {'store': 'multi'}, (0, 1, 1)),
-], ids=['other-key', 'store-named'])
-def test_a_wrong_store_changed_meanwhile(database, location_map,
-                                         monkeypatch, meanwhile, expected,
-                                         counts):
-    _, [location_id] = add_image(database, [legacy(
-        'file:///var/lib/glance/images2/a', '{"store": "fast"}')])
-    job = backfill_mod.Backfill(database, location_map,
-                                fix_wrong_stores=True)
-    someone_writes_after_the_read(
-        job, database, monkeypatch,
-        sa.update(_L).where(_L.c.id == location_id)
-        .values(meta_data=meanwhile))
-    report = job.run()
-    job.close()
-    assert json.loads(rows(database)[location_id]['meta_data']) == expected
-    assert (report.updated, report.conflicts_retried,
-            report.already_set) == counts
