@@ -22,11 +22,21 @@ Transactions are short and explicit: :meth:`Database.reader` for reads,
 IMMEDIATE``, so concurrent writers queue on the database lock (up to
 :data:`SQLITE_BUSY_TIMEOUT_MS`) instead of failing when a read lock cannot
 be upgraded.
+
+Every wait is bounded (:mod:`multistore_prefix.db.bounds`): the driver's
+connect and socket timeouts, the server's lock-wait, statement and
+idle-in-transaction timeouts for this tool's sessions, and a watchdog that
+cuts the connection of a transaction that outlived its bound.  Connection
+failures surface as oslo.db's ``DBConnectionError`` on every engine
+(libpq's "connection to server ... failed" included), so callers retry
+them alike (:mod:`multistore_prefix.db.retry`).
 """
 
 import contextlib
 import contextvars
 import os
+import re
+import socket
 import sqlite3
 import threading
 import types
@@ -38,6 +48,7 @@ from oslo_db.sqlalchemy import enginefacade
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
+from multistore_prefix.db import bounds as bounds_mod
 from multistore_prefix.db import exceptions
 from multistore_prefix.db import options
 
@@ -60,15 +71,35 @@ class Database:
 
     :ivar connection: the SQLAlchemy URL (it may hold a password: never
         print it; :attr:`safe_url` hides it).
+    :ivar bounds: the :class:`~multistore_prefix.db.bounds.Bounds` of
+        every wait.
+    :ivar max_retries: ``[database]/max_retries``: how many times a caller
+        tries again to reach a database it lost (-1: without end).
+    :ivar retry_interval: ``[database]/retry_interval``, seconds.
+    :ivar watchdog: cuts the connections of overdue transactions.
     """
 
-    def __init__(self, connection: str, **facade_options):
+    def __init__(self, connection: str,
+                 bounds: bounds_mod.Bounds | None = None,
+                 **facade_options):
         self.connection = connection
+        self.bounds = bounds or bounds_mod.Bounds()
+        self.max_retries = facade_options.pop('max_retries', 10)
+        self.retry_interval = facade_options.pop('retry_interval', 10)
         _make_sqlite_directory(connection)
+        backend = sa.engine.make_url(connection).get_backend_name()
+        parameters = _merge_query(
+            self.bounds.connect_parameters(backend),
+            facade_options.pop('connection_parameters', None) or '')
         self._facade = enginefacade.transaction_context()
         # sqlite_fk: Glance's foreign keys hold on SQLite too.
+        # max_retries 0: oslo.db makes no test connection of its own at
+        # start; callers retry every engine's connection failures alike.
         self._facade.configure(**{'sqlite_fk': True, **facade_options,
+                                  'connection_parameters': parameters,
+                                  'max_retries': 0,
                                   'connection': connection})
+        self.watchdog = bounds_mod.Watchdog(self.safe_url)
         self._synchronous = facade_options.get('sqlite_synchronous', True)
         self._sqlite_file = False
         self._keepalive = None
@@ -79,7 +110,8 @@ class Database:
     def from_config(cls, conf: cfg.ConfigOpts) -> 'Database':
         """The database of ``[database]`` in ``conf`` (registered here)."""
         facade_options = options.engine_options(conf)
-        return cls(**facade_options)
+        return cls(bounds=bounds_mod.Bounds.from_config(conf),
+                   **facade_options)
 
     @property
     def engine(self) -> sa.engine.Engine:
@@ -97,9 +129,11 @@ class Database:
         """A read transaction (a Core connection)."""
         if self._sqlite_file and self._keepalive is None:
             self._keep_wal_open()
-        with self._facade.reader.connection.using(
-                types.SimpleNamespace()) as connection:
-            yield connection
+        with self._watched('a read') as watch:
+            with self._facade.reader.connection.using(
+                    types.SimpleNamespace()) as connection:
+                watch(connection)
+                yield connection
 
     @contextlib.contextmanager
     def writer(self) -> Iterator[sa.engine.Connection]:
@@ -112,9 +146,11 @@ class Database:
             self._keep_wal_open()
         token = _WRITING.set(True)
         try:
-            with self._facade.writer.connection.using(
-                    types.SimpleNamespace()) as connection:
-                yield connection
+            with self._watched('a write') as watch:
+                with self._facade.writer.connection.using(
+                        types.SimpleNamespace()) as connection:
+                    watch(connection)
+                    yield connection
         except (db_exc.DBError, sa_exc.DBAPIError) as exc:
             reason = permission_denied(exc)
             if reason is None:
@@ -122,6 +158,30 @@ class Database:
             raise exceptions.Forbidden(reason) from exc
         finally:
             _WRITING.reset(token)
+
+    @contextlib.contextmanager
+    def _watched(self, what: str):
+        """Give the transaction's socket to the watchdog until it ends.
+
+        It ends after the commit or rollback (the facade's block exits
+        inside this one), so a commit that never returns is cut too.
+        """
+        tokens = []
+
+        def watch(connection):
+            fd = bounds_mod.socket_of(connection.connection.dbapi_connection)
+            if fd is not None:
+                tokens.append(self.watchdog.watch(
+                    fd, self.bounds.transaction, what))
+        try:
+            yield watch
+        finally:
+            for token in tokens:
+                self.watchdog.release(token)
+
+    def hurry(self, grace: float) -> None:
+        """End every transaction, now and later, within ``grace`` s."""
+        self.watchdog.hurry(grace)
 
     def dispose(self) -> None:
         """Close every pooled connection."""
@@ -133,6 +193,7 @@ class Database:
 
     def _setup_engine(self, engine: sa.engine.Engine) -> None:
         if engine.dialect.name != 'sqlite':
+            _setup_server(engine, self.bounds)
             return
         _setup_sqlite(engine, self._synchronous)
         self._sqlite_file = engine.url.database not in (None, '', ':memory:')
@@ -167,6 +228,93 @@ def permission_denied(exc: BaseException) -> str | None:
     if isinstance(orig, sqlite3.Error) and 'readonly' in str(orig):
         return str(orig)
     return None
+
+
+def _merge_query(ours: dict[str, str], operators: str) -> str:
+    """Our driver parameters, then the operator's (which win)."""
+    given = {part.split('=', 1)[0] for part in operators.split('&') if part}
+    merged = [f'{k}={v}' for k, v in ours.items() if k not in given]
+    if operators:
+        merged.append(operators)
+    return '&'.join(merged)
+
+
+#: libpq's words for "could not reach the server" or "the session is
+#: gone" (oslo.db knows only the older "could not connect to server").
+_PG_CONNECT_FAILED = re.compile(
+    r'connection to server .* failed|could not connect to server|'
+    r'could not translate host name|timeout expired|'
+    r'server closed the connection unexpectedly|'
+    r'terminating connection due to (idle-in-transaction timeout|'
+    r'administrator command)|SSL SYSCALL error|connection already closed',
+    re.IGNORECASE | re.DOTALL)
+#: A statement that ran into this tool's own bounds: contention (a lock
+#: held too long) is retried like a deadlock, a statement past its bound
+#: like a lost connection.
+_PG_LOCK_TIMEOUT = re.compile(r'canceling statement due to lock timeout')
+_PG_STATEMENT_TIMEOUT = re.compile(
+    r'canceling statement due to statement timeout')
+#: MariaDB max_statement_time, MySQL max_execution_time.
+_MYSQL_STATEMENT_TIMEOUT = (1969, 3024)
+
+
+def _setup_server(engine: sa.engine.Engine,
+                  bounds: bounds_mod.Bounds) -> None:
+    backend = engine.dialect.name
+    mariadb = bool(getattr(engine.dialect, 'is_mariadb', False))
+
+    @sa.event.listens_for(engine, 'connect')
+    def _connect(dbapi_connection, connection_record):
+        statements = bounds.session_statements(backend, mariadb)
+        if not statements:
+            return
+        cursor = dbapi_connection.cursor()
+        try:
+            for statement in statements:
+                cursor.execute(statement)
+        finally:
+            cursor.close()
+        if backend == 'postgresql':
+            dbapi_connection.commit()  # SET outside any transaction
+        sock = getattr(dbapi_connection, '_sock', None)  # PyMySQL
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+
+    # Ahead of oslo.db's own translation, which raises an OperationalError
+    # that is not a disconnect as it is, and nobody retries it.
+    # (``insert=True`` is not honoured for this event, so put the others
+    # back after it.)
+    _listen_first(engine, 'handle_error', _transient_errors)
+
+
+def _listen_first(engine, name, listener) -> None:
+    others = list(getattr(engine.dialect.dispatch, name))
+    for other in others:
+        sa.event.remove(engine, name, other)
+    sa.event.listen(engine, name, listener)
+    for other in others:
+        sa.event.listen(engine, name, other, retval=True)
+
+
+def _transient_errors(context) -> None:
+    """Errors that pass: say so in oslo.db's terms, so they are retried."""
+    orig = context.original_exception
+    wrapped = context.sqlalchemy_exception or orig
+    if isinstance(orig, db_exc.DBError) or not isinstance(orig, Exception):
+        return
+    if context.dialect.name == 'postgresql':
+        text = str(orig)
+        if _PG_LOCK_TIMEOUT.search(text):
+            raise db_exc.DBDeadlock(wrapped) from orig
+        if (_PG_STATEMENT_TIMEOUT.search(text)
+                or type(orig).__name__ in ('OperationalError',
+                                           'InterfaceError')
+                and _PG_CONNECT_FAILED.search(text)):
+            raise db_exc.DBConnectionError(wrapped) from orig
+    elif context.dialect.name == 'mysql':
+        args = getattr(orig, 'args', ())
+        if args and args[0] in _MYSQL_STATEMENT_TIMEOUT:
+            raise db_exc.DBConnectionError(wrapped) from orig
 
 
 def _make_sqlite_directory(connection: str) -> None:

@@ -1,0 +1,307 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Every wait on the database is bounded.
+
+A tool that runs against a live Glance database must never hang, and above
+all never hang while it holds row locks Glance needs.  Three layers bound
+each wait:
+
+* the driver: a connect timeout, TCP keepalive, and on MySQL read and
+  write timeouts on the socket;
+* the server, for this tool's sessions only: a lock-wait timeout, a
+  statement timeout, and a bound on a session that sits idle inside a
+  transaction (PostgreSQL ``idle_in_transaction_session_timeout``, MySQL
+  ``wait_timeout``), so a client that vanished mid-transaction gives its
+  locks back;
+* this process: the :class:`Watchdog` shuts down the socket of a
+  transaction that outlived its own bound (a connection that went silent:
+  no timeout of libpq's notices a peer that still acknowledges packets but
+  never answers), and of every transaction once a stop was asked for and
+  its grace has passed.  The driver then fails with a lost connection, the
+  transaction rolls back on the server, and the caller decides whether to
+  try again.
+"""
+
+import dataclasses
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+
+from oslo_config import cfg
+
+LOG = logging.getLogger(__name__)
+
+GROUP = 'multistore_prefix'
+
+OPTS = [
+    cfg.IntOpt('db_connect_timeout', default=10, min=1,
+               help='Seconds to wait for a database connection to be '
+                    'established (the driver\'s connect timeout).'),
+    cfg.IntOpt('db_lock_wait_timeout', default=10, min=1,
+               help='Seconds a statement of multistore-prefix waits for a '
+                    'row lock that another writer (glance-api) holds before '
+                    'it gives up; the transaction is then tried again. '
+                    'PostgreSQL lock_timeout, MySQL/MariaDB '
+                    'innodb_lock_wait_timeout.  (A SQLite writer waits up '
+                    'to 30 s for the database lock.)'),
+    cfg.IntOpt('db_statement_timeout', default=60, min=1,
+               help='Seconds one statement of multistore-prefix may run '
+                    '(PostgreSQL statement_timeout, MariaDB '
+                    'max_statement_time, and the MySQL driver\'s socket '
+                    'read and write timeouts).'),
+    cfg.IntOpt('db_transaction_timeout', default=120, min=1,
+               help='Seconds a transaction of multistore-prefix may stay '
+                    'open.  Past it, the connection is cut and the server '
+                    'rolls the transaction back, so its row locks never '
+                    'outlive this bound, even when the network goes '
+                    'silent.  The server is also told to end a session '
+                    'that sits idle inside a transaction this long '
+                    '(PostgreSQL idle_in_transaction_session_timeout, '
+                    'MySQL/MariaDB wait_timeout).'),
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class Bounds:
+    """The bounds of one database's waits, in seconds.
+
+    :ivar connect: establishing a connection.
+    :ivar lock_wait: waiting for another writer's row lock.
+    :ivar statement: one statement.
+    :ivar transaction: one transaction, first statement to commit.
+    """
+
+    connect: int = 10
+    lock_wait: int = 10
+    statement: int = 60
+    transaction: int = 120
+
+    @classmethod
+    def from_config(cls, conf: cfg.ConfigOpts) -> 'Bounds':
+        register_opts(conf)
+        group = conf[GROUP]
+        return cls(group.db_connect_timeout, group.db_lock_wait_timeout,
+                   group.db_statement_timeout, group.db_transaction_timeout)
+
+    def connect_parameters(self, backend: str) -> dict[str, str]:
+        """Driver parameters, for the connection URL's query."""
+        if backend == 'postgresql':
+            return {'connect_timeout': str(self.connect),
+                    'keepalives': '1', 'keepalives_idle': '30',
+                    'keepalives_interval': '10', 'keepalives_count': '3',
+                    # Unacknowledged data: the peer is gone.
+                    'tcp_user_timeout': str(self.statement * 1000)}
+        if backend == 'mysql':
+            # A socket read waits at most the statement's bound, plus the
+            # time the server needs to say it gave up.
+            return {'connect_timeout': str(self.connect),
+                    'read_timeout': str(self.statement + 5),
+                    'write_timeout': str(self.statement + 5)}
+        return {}
+
+    def session_statements(self, backend: str,
+                           mariadb: bool = False) -> list[str]:
+        """What each new session of this tool sets on the server."""
+        if backend == 'postgresql':
+            return [f"SET statement_timeout = '{self.statement}s'",
+                    f"SET lock_timeout = '{self.lock_wait}s'",
+                    f"SET idle_in_transaction_session_timeout = "
+                    f"'{self.transaction}s'"]
+        if backend == 'mysql':
+            statements = [
+                f'SET SESSION innodb_lock_wait_timeout = {self.lock_wait}',
+                f'SET SESSION wait_timeout = {self.transaction}']
+            if mariadb:
+                statements.append(
+                    f'SET SESSION max_statement_time = {self.statement}')
+            return statements
+        return []
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    """Register the options (harmless when registered already)."""
+    conf.register_opts(OPTS, group=GROUP)
+
+
+def socket_of(dbapi_connection) -> int | None:
+    """The file descriptor of a DBAPI connection's socket, if it has one."""
+    sock = getattr(dbapi_connection, '_sock', None)  # PyMySQL
+    if sock is not None:
+        try:
+            return sock.fileno()
+        except OSError:
+            return None
+    fileno = getattr(dbapi_connection, 'fileno', None)  # psycopg2
+    if callable(fileno):
+        try:
+            return fileno()
+        except Exception:  # closed, or not a socket driver
+            return None
+    return None
+
+
+def cut(fd: int) -> None:
+    """Shut a socket down under whoever waits on it (never raises)."""
+    try:
+        dup = os.dup(fd)
+    except OSError:
+        return
+    try:
+        sock = socket.socket(fileno=dup)
+    except OSError:
+        os.close(dup)
+        return
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    finally:
+        sock.close()
+
+
+class Watchdog:
+    """Cuts the connection of a transaction that outlived its deadline.
+
+    One daemon thread per database, started on first use.  A transaction
+    registers its socket with a deadline and unregisters when it ends;
+    :meth:`hurry` brings every deadline, present and future, to at most a
+    grace period from now (a stop was asked for).
+
+    :ivar label: what to call the database in log lines (no password).
+    :ivar cuts: how many connections it cut.
+    """
+
+    def __init__(self, label: str):
+        self.label = label
+        self.cuts = 0
+        self._lock = threading.Condition()
+        self._deadlines: dict[int, tuple[float, int, str]] = {}
+        self._next = 0
+        self._hurry_until = None
+        self._thread = None
+
+    def watch(self, fd: int, seconds: float, what: str) -> int:
+        """Start watching ``fd``; returns a token for :meth:`release`."""
+        now = time.monotonic()
+        with self._lock:
+            deadline = now + seconds
+            if self._hurry_until is not None:
+                deadline = min(deadline, self._hurry_until)
+            self._next += 1
+            self._deadlines[self._next] = (deadline, fd, what)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, daemon=True, name='db-watchdog')
+                self._thread.start()
+            self._lock.notify()
+            return self._next
+
+    def release(self, token: int) -> None:
+        with self._lock:
+            self._deadlines.pop(token, None)
+
+    def hurry(self, grace: float) -> None:
+        """Every transaction, now and later, ends within ``grace`` s."""
+        with self._lock:
+            until = time.monotonic() + grace
+            if self._hurry_until is None or until < self._hurry_until:
+                self._hurry_until = until
+            for token, (deadline, fd, what) in list(self._deadlines.items()):
+                if deadline > until:
+                    self._deadlines[token] = (until, fd, what)
+            self._lock.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                now = time.monotonic()
+                due = [(token, fd, what) for token, (deadline, fd, what)
+                       in self._deadlines.items() if deadline <= now]
+                for token, _, _ in due:
+                    del self._deadlines[token]
+                if not due:
+                    wait = min((d for d, _, _ in self._deadlines.values()),
+                               default=now + 3600) - now
+                    self._lock.wait(max(wait, 0.01))
+                    continue
+            for _token, fd, what in due:
+                self.cuts += 1
+                LOG.warning('%s: %s took too long; cutting its connection '
+                            '(the server rolls it back)', self.label, what)
+                cut(fd)
+
+
+_STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+
+
+class SignalWakeup:
+    """Hurry the watchdogs the moment a signal arrives.
+
+    Python runs a signal handler only when the main thread returns to the
+    interpreter; a main thread blocked inside a C driver call (libpq
+    waiting on a silent socket) would never see it.  The C-level handler
+    also writes the signal number to a pipe (``signal.set_wakeup_fd``); a
+    thread reading that pipe hurries the watchdogs at once, the blocked
+    call fails with a lost connection, and the main thread's handler then
+    runs as usual.
+
+    Use it as a context manager in the main thread, around the run.
+    """
+
+    def __init__(self, watchdogs, grace: float):
+        self.watchdogs = list(watchdogs)
+        self.grace = grace
+        self._read = self._write = None
+        self._previous = None
+
+    def __enter__(self):
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._write, False)
+        try:
+            self._previous = signal.set_wakeup_fd(self._write,
+                                                  warn_on_full_buffer=False)
+        except ValueError:  # not the main thread: nothing to wake
+            os.close(self._read)
+            os.close(self._write)
+            self._read = self._write = None
+            return self
+        threading.Thread(target=self._listen, args=(self._read,),
+                         daemon=True, name='signal-wakeup').start()
+        return self
+
+    def _listen(self, read_fd: int) -> None:
+        try:
+            while True:
+                received = os.read(read_fd, 64)
+                if not received:
+                    return
+                if not set(received) & _STOP_SIGNALS:
+                    continue
+                for watchdog in self.watchdogs:
+                    watchdog.hurry(self.grace)
+                # A second stop signal: no grace at all.
+                self.grace = 0
+        except OSError:
+            return
+        finally:
+            os.close(read_fd)
+
+    def __exit__(self, *exc_info):
+        if self._write is None:
+            return False
+        signal.set_wakeup_fd(self._previous)
+        os.close(self._write)  # the listener reads EOF and ends
+        return False
