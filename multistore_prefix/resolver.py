@@ -15,7 +15,9 @@
 Pure: it reads locations and returns the changes to make; it never writes
 and never raises on bad input.  A location needs a store when its metadata
 has no ``store`` key, or names a store that is not enabled any more (an
-operator renamed it).
+operator renamed it).  A ``store`` that is not a name at all (a number, a
+list, ``null``, ``""``) is someone's data, not a legacy location: it is
+reported and left alone, unless the caller asks to replace such values.
 """
 
 import collections.abc
@@ -23,11 +25,52 @@ import dataclasses
 from typing import Iterable
 
 from multistore_prefix import location_map as lmap
+from multistore_prefix import metadata as metadata_text
 from multistore_prefix import urls
 
 #: Reasons a location is left unchanged, besides the location map's own.
 BAD_METADATA = 'bad-metadata'
 BAD_LOCATION = 'bad-location'
+INVALID_STORE = 'invalid-store-value'
+
+#: What a location's ``store`` says (see :func:`store_state`).
+MISSING = 'missing'
+STALE = 'stale'
+INVALID = 'invalid'
+ENABLED = 'enabled'
+
+
+def store_state(store, enabled) -> str:
+    """What a ``store`` value read from metadata means.
+
+    :param store: the value, or :data:`multistore_prefix.metadata.MISSING`.
+    :param enabled: the enabled store ids (a container).
+    :returns: :data:`MISSING` (a legacy location), :data:`STALE` (a name
+        no longer enabled), :data:`INVALID` (not a non-empty string) or
+        :data:`ENABLED`.
+    """
+    if store is metadata_text.MISSING:
+        return MISSING
+    if store.__class__ is not str or not store:
+        return INVALID
+    return ENABLED if store in enabled else STALE
+
+
+def invalid_store_detail(store) -> str:
+    """Why an invalid ``store`` value is left as it is."""
+    return (f'store is {_json_kind(store)}, not a store name: left as it '
+            f'is (someone\'s data); --replace-invalid-stores gives it the '
+            f'store that owns the URL')
+
+
+def _json_kind(value) -> str:
+    if value is None:
+        return 'null'
+    if value == '' and isinstance(value, str):
+        return 'an empty string'
+    kinds = {bool: 'a boolean', int: 'a number', float: 'a number',
+             list: 'a list', dict: 'an object'}
+    return kinds.get(type(value), type(value).__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,17 +134,51 @@ class Resolver:
         LocationMap` that answers URLs.
     :ivar lookups: the stores' backend lookups, asked about URLs that no
         prefix owns, or ``None`` (prefixes only: no network at all).
+    :ivar replace_invalid_stores: give a store also to locations whose
+        ``store`` is not a name (see :func:`store_state`).
     """
 
-    def __init__(self, location_map: lmap.LocationMap, lookups=None):
+    def __init__(self, location_map: lmap.LocationMap, lookups=None,
+                 replace_invalid_stores: bool = False):
         self.location_map = location_map
         self.lookups = lookups or None
+        self.replace_invalid_stores = replace_invalid_stores
+        self._own_maps: dict[str, lmap.LocationMap] = {}
+
+    def wrong_store_owner(self, named: str, url) -> str | None:
+        """The owner of ``url`` when the enabled store ``named`` is wrong.
+
+        Wrong only when certain: another store's prefix owns the URL and
+        none of ``named``'s own prefixes covers it (Glance's first-match
+        rule gives ``.../images2/x`` to the store of ``.../images``).
+        Nested directories, and URLs no store's prefix holds, keep their
+        name: ``None``.
+        """
+        if url.__class__ is not str:
+            return None
+        owner = self.location_map.resolve(url)
+        if owner is None or owner == named or self._covers(named, url):
+            return None
+        return owner
+
+    def _covers(self, store: str, url: str) -> bool:
+        """Whether one of ``store``'s own prefixes covers ``url``."""
+        own = self._own_maps.get(store)
+        if own is None:
+            own = self._own_maps[store] = lmap.LocationMap(
+                {store: self.location_map.stores[store]})
+        return own.resolve(url) == store
+
+    def state(self, metadata) -> str:
+        """:func:`store_state` of a metadata mapping."""
+        return store_state(metadata.get('store', metadata_text.MISSING),
+                           self.location_map.stores)
 
     def needs_store(self, metadata) -> bool:
-        """Whether metadata lacks a store, or names one not enabled."""
-        store = metadata.get('store')
-        return (not isinstance(store, str) or not store
-                or store not in self.location_map.stores)
+        """Whether a store is to be given: none, or one not enabled."""
+        state = self.state(metadata)
+        return state in (MISSING, STALE) or (
+            state == INVALID and self.replace_invalid_stores)
 
     def resolve_location(self, location,
                          index: int = 0) -> LocationChange | Unresolved | None:
@@ -114,12 +191,22 @@ class Resolver:
                               'location is not a mapping')
         url = location.get('url')
         metadata = location.get('metadata')
+        if isinstance(metadata, metadata_text.Bad):
+            return Unresolved(index, urls.mask_url(url), BAD_METADATA,
+                              str(metadata))
         if not isinstance(metadata, collections.abc.Mapping):
             return Unresolved(
                 index, urls.mask_url(url), BAD_METADATA,
                 f'metadata is {type(metadata).__name__}, not an object')
-        if not self.needs_store(metadata):
+        state = self.state(metadata)
+        if state == ENABLED:
             return None
+        if state == INVALID and not self.replace_invalid_stores:
+            return Unresolved(index, urls.mask_url(url), INVALID_STORE,
+                              invalid_store_detail(metadata['store']))
+        if isinstance(url, bytes):
+            return Unresolved(index, urls.mask_url(url), BAD_LOCATION,
+                              'the URL is not valid UTF-8')
         if not isinstance(url, str):
             return Unresolved(index, urls.mask_url(url), BAD_LOCATION,
                               'location has no URL string')

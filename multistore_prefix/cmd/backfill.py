@@ -15,6 +15,7 @@
 import logging
 import os
 import signal
+import tempfile
 import threading
 import time
 
@@ -23,9 +24,13 @@ from oslo_db import exception as db_exc
 from sqlalchemy import exc as sa_exc
 
 from multistore_prefix import backfill as backfill_mod
+from multistore_prefix.backfill import report as backfill_report
 from multistore_prefix import cmd
+from multistore_prefix.db import bounds
 from multistore_prefix.db import engine as db_engine
+from multistore_prefix.db import exceptions as db_exceptions
 from multistore_prefix.db import migration
+from multistore_prefix.db import retry
 from multistore_prefix import lookups as lookups_mod
 from multistore_prefix import urls
 
@@ -35,6 +40,9 @@ LOG = logging.getLogger(__name__)
 LOG_INTERVAL = 10.0
 #: Exit code of a run stopped by a signal; a rerun finishes the job.
 EXIT_INTERRUPTED = 130
+#: Seconds the batch in flight has to finish after the first Ctrl-C or
+#: SIGTERM before its connection is cut (it rolls back whole).
+STOP_GRACE = 10.0
 
 
 class Backfill(show.ShowOne):
@@ -88,6 +96,11 @@ class Backfill(show.ShowOne):
             '--no-backend-lookups', action='store_true',
             help='resolve by prefix only: never ask a store\'s backend '
                  '(Cinder, for legacy cinder://<volume id> locations)')
+        parser.add_argument(
+            '--replace-invalid-stores', action='store_true',
+            help='also give a store to locations whose "store" is not a '
+                 'store name (a number, a list, null, ""); without it they '
+                 'are reported as invalid-store-value and left as they are')
         return parser
 
     def take_action(self, parsed_args):
@@ -97,6 +110,8 @@ class Backfill(show.ShowOne):
                 raise ValueError('--batch-size must be at least 1')
         except ValueError as exc:
             raise cmd.CommandError(str(exc)) from None
+        if parsed_args.report:
+            _check_report_path(parsed_args.report)
         with cmd.config_errors(self.app.conf):
             location_map = self.app.location_map
             try:
@@ -107,12 +122,13 @@ class Backfill(show.ShowOne):
                     f'{exc.strerror} ({exc.filename})') from None
         try:
             try:
-                self._check_schema(database)
+                retry.call(database, lambda: self._check_schema(database),
+                           'checking the schema')
             except (db_exc.DBError, sa_exc.DBAPIError) as exc:
                 raise cmd.CommandError(
                     f'cannot reach the database {database.safe_url}: '
-                    f'{_first_line(exc)}; check [database]/connection',
-                    exit_code=1) from None
+                    f'{db_exceptions.describe(exc)}; check '
+                    f'[database]/connection', exit_code=1) from None
             lookups = None
             if not parsed_args.no_backend_lookups:
                 lookups = lookups_mod.BackendLookups.from_location_map(
@@ -122,18 +138,20 @@ class Backfill(show.ShowOne):
                 dry_run=parsed_args.dry_run, shard=shard,
                 record_changes=bool(parsed_args.report),
                 fix_wrong_stores=parsed_args.fix_wrong_stores,
+                replace_invalid_stores=parsed_args.replace_invalid_stores,
                 lookups=lookups)
             try:
                 report = self._run(job, parsed_args)
                 if parsed_args.report:
-                    job.write_report(parsed_args.report)
+                    self._write_report(job, parsed_args.report)
             finally:
                 job.close()
         except (db_exc.DBError, sa_exc.DBAPIError) as exc:
             raise cmd.CommandError(
                 f'lost the database {database.safe_url}: '
-                f'{_first_line(exc)}; completed batches are kept, run the '
-                f'backfill again to finish', exit_code=1) from None
+                f'{db_exceptions.describe(exc)}; completed batches are '
+                f'kept, run the backfill again to finish',
+                exit_code=1) from None
         except backfill_mod.BackfillError as exc:
             raise cmd.CommandError(str(exc), exit_code=1) from None
         finally:
@@ -149,14 +167,56 @@ class Backfill(show.ShowOne):
     def _check_schema(database):
         with database.reader() as conn:
             state = migration.inspect_schema(conn)
+            missing = ([] if state.owner == migration.OWNER_EMPTY
+                       else migration.missing_columns(conn))
         if state.owner == migration.OWNER_EMPTY:
             raise cmd.CommandError(
                 f'{database.safe_url} has no image tables: point '
                 f'[database]/connection at Glance\'s database, or run '
                 f'"multistore-prefix db sync" for the embedded default')
+        if missing:
+            raise cmd.CommandError(
+                f'{database.safe_url} is not a Glance database: it lacks '
+                f'{", ".join(missing)}; point [database]/connection at '
+                f'Glance\'s database (the one glance-api.conf names)')
+
+    def _write_report(self, job, path):
+        """The report; if it cannot be written, one elsewhere, said so.
+
+        Changes were made by then: their record must not be lost.
+        """
+        try:
+            job.write_report(path)
+            return
+        except OSError as exc:
+            first = f'{exc.strerror or exc} ({path})'
+        fd, fallback = tempfile.mkstemp(prefix='multistore-prefix-report-',
+                                        suffix='.json')
+        os.close(fd)
+        try:
+            job.write_report(fallback)
+        except OSError as exc:
+            self.app.stderr.write(
+                f'ERROR: could not write the report: {first}; nor '
+                f'{fallback}: {exc.strerror or exc}\n')
+        else:
+            self.app.stderr.write(
+                f'ERROR: could not write the report: {first}; it is in '
+                f'{fallback} instead\n')
+        self.app.exit_code = 1
 
     def _run(self, job, parsed_args):
         return run_with_progress(self.app, job, parsed_args.quiet)
+
+
+def _check_report_path(path: str) -> None:
+    """Before any write: the report can be written where asked."""
+    try:
+        backfill_report.check_writable(path)
+    except OSError as exc:
+        raise cmd.CommandError(
+            f'--report {path}: cannot write there: '
+            f'{exc.strerror or exc}; nothing was changed') from None
 
 
 def run_with_progress(app, job, quiet: bool = False):
@@ -174,18 +234,21 @@ def run_with_progress(app, job, quiet: bool = False):
 
     def again(signum, frame):
         job.abort()
+        job.database.hurry(0)
         raise KeyboardInterrupt
 
     def first(signum, frame):
         for each in signals:
             signal.signal(each, again)
         job.stop()
+        job.database.hurry(STOP_GRACE)
     for signum in signals:
         signal.signal(signum, first)
     report = None
     try:
-        progress.start(job.count, background=job.reads_beside_writes())
-        report = job.run()
+        with bounds.SignalWakeup([job.database.watchdog], STOP_GRACE):
+            progress.start(job.count, background=job.reads_beside_writes())
+            report = job.run()
         return report
     finally:
         for signum, handler in previous.items():
@@ -296,15 +359,6 @@ class _Progress:
             self._take_total()
         if self.bar is not None:
             self.bar.close()
-
-
-def _first_line(exc: BaseException) -> str:
-    """The driver's own words, one line, credentials masked."""
-    inner = getattr(exc, 'inner_exception', None) or exc
-    inner = getattr(inner, 'orig', None) or inner
-    lines = [line.strip() for line in str(inner).splitlines()
-             if line.strip()]
-    return urls.mask_text(lines[0] if lines else type(inner).__name__)
 
 
 def _columns(stream) -> int:

@@ -31,11 +31,12 @@ reads to decide whether to insert.
 
 Location metadata is JSON text.  A metadata change is merged key by key into
 the text in the row, compare-and-swap on that exact text, so a writer that
-sets ``store`` never drops a key another writer added meanwhile.
+sets ``store`` never drops a key another writer added meanwhile; the keys
+it changes are spliced into that text (:mod:`multistore_prefix.metadata`),
+so every other byte stays as it was.
 """
 
 import datetime
-import json
 from typing import Any, Iterable, Mapping
 
 from oslo_db import exception as db_exc
@@ -44,6 +45,7 @@ from sqlalchemy.ext import compiler as sa_compiler
 
 from multistore_prefix.db import exceptions
 from multistore_prefix.db import models
+from multistore_prefix import metadata as metadata_text
 
 #: How many times a location metadata merge re-reads and retries.
 MERGE_ATTEMPTS = 5
@@ -98,22 +100,23 @@ def _live(table) -> sa.ColumnElement:
 # -- metadata as text ---------------------------------------------------------
 
 def dump_metadata(value: Any) -> str | None:
-    """The JSON text Glance stores for a location's metadata."""
-    return None if value is None else json.dumps(value)
+    """The JSON text Glance stores for a new location's metadata.
+
+    Standard JSON only: a NaN or an infinity is a ValueError.
+    """
+    return metadata_text.dump(value)
 
 
-def load_metadata(text: str | None) -> Any:
+def load_metadata(text: str | bytes | None) -> Any:
     """A location's metadata from its text.
 
-    Text that is not JSON stays text: the resolver reports it and nothing
-    here rewrites it.
+    Text that is not a standard JSON object (or, on SQLite, not UTF-8)
+    becomes a :class:`multistore_prefix.metadata.Bad` reason: the resolver
+    reports it and nothing here rewrites it.
     """
     if text is None:
         return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
+    return metadata_text.load(text)
 
 
 class KeyConflict(Exception):
@@ -220,16 +223,38 @@ def image_get_all(conn: sa.engine.Connection,
             .where(_TAGS.c.image_id.in_(ids), _live(_TAGS))
             .order_by(_TAGS.c.id)):
         images[image_id]['tags'].append(value)
+    sqlite = conn.dialect.name == 'sqlite'
     for row in conn.execute(
             sa.select(_LOCATIONS.c.id, _LOCATIONS.c.image_id,
-                      _LOCATIONS.c.value, _LOCATIONS.c.meta_data,
+                      text_as_stored(_LOCATIONS.c.value, sqlite),
+                      text_as_stored(_LOCATIONS.c.meta_data, sqlite),
                       _LOCATIONS.c.status)
             .where(_LOCATIONS.c.image_id.in_(ids), _live(_LOCATIONS))
             .order_by(_LOCATIONS.c.id)):
         images[row.image_id]['locations'].append({
-            'id': row.id, 'url': row.value,
-            'metadata': load_metadata(row.meta_data), 'status': row.status})
+            'id': row.id, 'url': utf8_or_bytes(row[2]),
+            'metadata': load_metadata(row[3]), 'status': row.status})
     return list(images.values())
+
+
+def text_as_stored(column, sqlite: bool):
+    """SQLite stores any bytes as text; read them as bytes, decode here.
+
+    Otherwise one row that is not UTF-8 would fail the whole read.
+    """
+    if not sqlite:
+        return column
+    return sa.cast(column, sa.LargeBinary).label(column.name)
+
+
+def utf8_or_bytes(value):
+    """Text as text; on SQLite, bytes that are not UTF-8 stay bytes."""
+    if value.__class__ is not bytes:
+        return value
+    try:
+        return value.decode('utf-8')
+    except UnicodeDecodeError:
+        return value
 
 
 # -- image rows -----------------------------------------------------------
@@ -459,13 +484,14 @@ def location_update(conn: sa.engine.Connection, image_id: str,
     meta_before, meta_after = metadata if metadata else (None, None)
     text = dump_metadata(meta_before)
     wanted_meta = meta_after
+    wanted_text = dump_metadata(meta_after)
     current_status = status[0] if status else None
     current_url = url[0] if url else None
     for _attempt in range(attempts):
         values = {'updated_at': now}
         where = [_LOCATIONS.c.id == location_id, _live(_LOCATIONS)]
         if metadata:
-            values['meta_data'] = dump_metadata(wanted_meta)
+            values['meta_data'] = wanted_text
             where.append(holds(_LOCATIONS.c.meta_data, text))
         if status and current_status != status[1]:
             values['status'] = status[1]
@@ -476,7 +502,8 @@ def location_update(conn: sa.engine.Connection, image_id: str,
         if len(values) == 1:
             return wanted_meta
         with _duplicate_as(image_id, 'location',
-                           url[1] if url else location_id):
+                           url[1] if url else location_id), \
+                _rejected_as(image_id, label):
             updated = conn.execute(sa.update(_LOCATIONS).where(*where)
                                    .values(values)).rowcount
         if updated:
@@ -498,11 +525,10 @@ def location_update(conn: sa.engine.Connection, image_id: str,
             current_status = row['status']
         if metadata:
             text = row['meta_data']
-            wanted_meta = _merge_text(image_id, label, text, meta_before,
-                                      meta_after)
-            if _same(dump_metadata(wanted_meta), text):
+            wanted_text, wanted_meta = _merge_text(image_id, label, text,
+                                                   meta_before, meta_after)
+            if _same(wanted_text, text):
                 metadata = None
-                wanted_meta = load_metadata(text)
     raise exceptions.Conflict(image_id, f'{label} metadata',
                               reason='the row kept changing')
 
@@ -545,27 +571,67 @@ def _property_conflict(image_id, name, old, found):
 
 
 def _merge_text(image_id, label, text, before, after):
-    current = load_metadata(text)
+    """(new text, new metadata): this writer's change, merged into ``text``.
+
+    Only the keys the writer changed are spliced into the row's text;
+    every other byte of it stays as it was.
+    """
     if isinstance(before, dict) and isinstance(after, dict):
-        if current is None:
-            current = {}
-        if not isinstance(current, dict):
+        members = metadata_text.parse('{}' if text is None else text)
+        if isinstance(members, metadata_text.Bad):
             raise exceptions.Conflict(
-                image_id, f'{label} metadata', before, current,
-                reason='it is not a JSON object any more')
+                image_id, f'{label} metadata', before, None,
+                reason=f'it is not a JSON object any more ({members})')
+        changed = list(metadata_text.changed_keys(before, after))
+        current = {}
+        for key in changed:
+            value = members.value(key)
+            if value is not metadata_text.MISSING:
+                current[key] = value
         try:
-            return merge_metadata(current, before, after)
+            merged = merge_metadata(current, before, after)
+            new_text = metadata_text.patch(members, {
+                key: merged.get(key, metadata_text.DELETE)
+                for key in changed})
         except KeyConflict as exc:
             raise exceptions.Conflict(
                 image_id, f'{label} metadata key {exc.key!r}', exc.expected,
                 exc.found) from None
+        except ValueError as exc:
+            raise exceptions.Conflict(image_id, f'{label} metadata',
+                                      reason=str(exc)) from None
+        return new_text, metadata_text.load(new_text)
     # Not two objects: the whole value is the one attribute.
+    current = load_metadata(text)
     if current == after:
-        return after
-    if current != before:
+        return text, after
+    # What was read: the value as loaded, or (a caller that kept it) the
+    # text itself.
+    if current != before and text != before:
         raise exceptions.Conflict(image_id, f'{label} metadata', before,
                                   current)
-    return after
+    return dump_metadata(after), after
+
+
+class _rejected_as:
+    """Turn the database's refusal of a value into ``Rejected``.
+
+    MySQL refuses metadata longer than its column (Glance accepts metadata
+    up to that limit; adding ``store`` may cross it); that statement alone
+    fails, and the caller decides whether the transaction goes on.
+    """
+
+    def __init__(self, image_id, label):
+        self.args = (image_id, label)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and issubclass(exc_type, db_exc.DBDataError):
+            raise exceptions.Rejected(*self.args,
+                                      exceptions.describe(exc)) from exc
+        return False
 
 
 class _duplicate_as:

@@ -23,6 +23,15 @@ from multistore_prefix import exceptions
 from multistore_prefix import urls
 
 
+def describe(exc: BaseException) -> str:
+    """A database error in the driver's own words: one line, masked."""
+    inner = getattr(exc, 'inner_exception', None) or exc
+    inner = getattr(inner, 'orig', None) or inner
+    lines = [line.strip() for line in str(inner).splitlines()
+             if line.strip()]
+    return urls.mask_text(lines[0] if lines else type(inner).__name__)
+
+
 class DatabaseError(exceptions.MultistorePrefixError):
     """Base class of the errors below."""
 
@@ -91,6 +100,23 @@ class Duplicate(Conflict):
     def _message(self) -> str:
         return (f'image {self.image_id}: a live {self.kind} {self.key!r} '
                 f'exists already; nothing was saved')
+
+
+class Rejected(DatabaseError):
+    """The database refused a value of one row; nothing of it was written.
+
+    :ivar image_id: the image concerned.
+    :ivar attribute: what was refused (``'location 7'``).
+    :ivar reason: the database's words (``Data too long for column
+        'meta_data'``).
+    """
+
+    def __init__(self, image_id: Any, attribute: str, reason: str):
+        self.image_id = image_id
+        self.attribute = attribute
+        self.reason = urls.mask_text(reason)
+        super().__init__(f'image {image_id}: the database refused '
+                         f'{attribute}: {self.reason}')
 
 
 class Forbidden(DatabaseError):

@@ -121,6 +121,29 @@ def inspect_schema(conn: sa.engine.Connection) -> SchemaState:
     return SchemaState(OWNER_EMPTY)
 
 
+#: The columns the backfill reads and writes, by table.
+BACKFILL_COLUMNS = {
+    'images': ('id', 'status', 'deleted'),
+    'image_locations': ('id', 'image_id', 'value', 'meta_data', 'status',
+                        'deleted', 'updated_at'),
+}
+
+
+def missing_columns(conn: sa.engine.Connection,
+                    needed=BACKFILL_COLUMNS) -> list[str]:
+    """``table`` or ``table.column`` names that ``needed`` lacks here."""
+    inspector = sa.inspect(conn)
+    tables = set(inspector.get_table_names())
+    missing = []
+    for table, columns in needed.items():
+        if table not in tables:
+            missing.append(table)
+            continue
+        present = {c['name'] for c in inspector.get_columns(table)}
+        missing += [f'{table}.{c}' for c in columns if c not in present]
+    return missing
+
+
 def check_ownership(conn: sa.engine.Connection) -> SchemaState:
     """The schema state, if ``db sync`` may work on it.
 

@@ -21,6 +21,7 @@ from multistore_prefix.db.exceptions import Conflict  # noqa: F401
 from multistore_prefix.db.exceptions import Duplicate  # noqa: F401
 from multistore_prefix.db.exceptions import Forbidden  # noqa: F401
 from multistore_prefix.db.exceptions import NotFound  # noqa: F401
+from multistore_prefix.db.exceptions import Rejected  # noqa: F401
 from multistore_prefix import exceptions
 
 

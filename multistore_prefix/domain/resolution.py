@@ -28,6 +28,9 @@ from multistore_prefix import resolver as resolver_mod
 
 LOG = logging.getLogger(__name__)
 
+_FAULTS = (resolver_mod.BAD_METADATA, resolver_mod.BAD_LOCATION,
+           resolver_mod.INVALID_STORE)
+
 
 class ImageRepoProxy:
     """Attaches stores to legacy locations on ``get`` and saves only that.
@@ -63,6 +66,12 @@ class ImageRepoProxy:
                 LOG.debug('Image %s: stores resolved, not saved: %s',
                           image_id, exc)
                 return image
+            except exceptions.Rejected as exc:
+                # One row the database will not take (metadata too long
+                # for MySQL's column): left as it is, said once.
+                LOG.warning('Image %s: stores resolved, not saved: %s',
+                            image_id, exc)
+                return image
             except exceptions.Conflict as exc:
                 if attempt == self.attempts:
                     LOG.warning('Image %s: stores resolved, not saved: %s',
@@ -84,9 +93,16 @@ class ImageRepoProxy:
             if change.new_url:
                 location['url'] = change.new_url
         for unresolved in plan.unresolved:
-            LOG.debug('Image %s location %s: no store (%s): %s',
-                      image.image_id, unresolved.url, unresolved.reason,
-                      unresolved.detail)
+            location = image.locations[unresolved.index]
+            location_id = (location.get('id') if isinstance(location, dict)
+                           else None)
+            # Rows that hold something unreadable are someone's to fix;
+            # a URL no store owns is an answer, not a fault.
+            log = (LOG.warning if unresolved.reason in _FAULTS
+                   else LOG.debug)
+            log('Image %s location %s (%s): no store (%s): %s',
+                image.image_id, location_id, unresolved.url,
+                unresolved.reason, unresolved.detail)
         return len(plan.changes)
 
     def list(self, *args, **kwargs):

@@ -45,13 +45,18 @@ PAST = datetime.datetime(2020, 1, 2, 3, 4, 5)
 _L = models.image_locations
 
 
-@pytest.fixture
-def location_map(tmp_path):
+def make_location_map(tmp_path):
+    """The location map of :data:`STORES_CONF`."""
     path = tmp_path / 'glance-api.conf'
     path.write_text(STORES_CONF)
     conf = cfg.ConfigOpts()
     conf(['--config-file', str(path)], default_config_files=[])
     return lmap.LocationMap.from_config(conf)
+
+
+@pytest.fixture
+def location_map(tmp_path):
+    return make_location_map(tmp_path)
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 import pytest
 
 from multistore_prefix import location_map as lmap
+from multistore_prefix import metadata as metadata_text
 from multistore_prefix import resolver as resolver_mod
 
 CONF = """
@@ -99,11 +100,44 @@ def test_unresolved_url_is_masked(resolver):
     assert 'sekrit' not in unresolved.url + unresolved.detail
 
 
-def test_store_key_that_is_not_a_string_is_replaced(resolver):
+INVALID_STORES = [123, ['fast'], {}, True, '', None, 1.5]
+
+
+@pytest.mark.parametrize('value', INVALID_STORES, ids=repr)
+def test_a_store_that_is_not_a_name_is_reported_and_left(resolver, value):
+    # Someone's data, not a legacy location: never overwritten unasked.
     plan = resolver.plan([loc('file:///var/lib/glance/images/a',
-                              {'store': ['fast']})])
+                              {'store': value})])
+    [unresolved] = plan.unresolved
+    assert unresolved.reason == resolver_mod.INVALID_STORE
+    assert '--replace-invalid-stores' in unresolved.detail
+    assert plan.changes == [] and plan.already_set == 0
+
+
+@pytest.mark.parametrize('value', INVALID_STORES, ids=repr)
+def test_a_store_that_is_not_a_name_is_replaced_when_asked(resolver, value):
+    resolver.replace_invalid_stores = True
+    plan = resolver.plan([loc('file:///var/lib/glance/images/a',
+                              {'store': value})])
     [change] = plan.changes
     assert change.store == 'fast' and change.previous_store is None
+
+
+def test_metadata_that_is_not_an_object_says_why(resolver):
+    bad = metadata_text.load('{"a": NaN}')
+    plan = resolver.plan([{'url': 'file:///var/lib/glance/images/a',
+                           'metadata': bad}])
+    [unresolved] = plan.unresolved
+    assert unresolved.reason == resolver_mod.BAD_METADATA
+    assert 'not standard JSON' in unresolved.detail
+
+
+def test_a_url_that_is_not_utf8_is_a_bad_location(resolver):
+    plan = resolver.plan([{'url': b'file:///var/lib/glance/images/\xff',
+                           'metadata': {}}])
+    [unresolved] = plan.unresolved
+    assert (unresolved.reason, unresolved.detail) == (
+        resolver_mod.BAD_LOCATION, 'the URL is not valid UTF-8')
 
 
 def test_locations_not_a_list(resolver):

@@ -23,6 +23,7 @@ from multistore_prefix.db import api
 from multistore_prefix.db import engine as db_engine
 from multistore_prefix.db import exceptions
 from multistore_prefix.db import models
+from multistore_prefix import metadata as metadata_text
 
 IMAGE = '11111111-2222-3333-4444-555555555555'
 URL = 'file:///var/lib/glance/images/x'
@@ -316,5 +317,11 @@ def test_metadata_text():
     assert api.dump_metadata({'a': 1}) == '{"a": 1}'
     assert api.dump_metadata(None) is None
     assert api.load_metadata('{"a": 1}') == {'a': 1}
-    assert api.load_metadata('nope') == 'nope'
+    # Text that is not a JSON object loads as the reason, never a guess;
+    # it keeps the text it stands for.
+    bad = api.load_metadata('nope')
+    assert (str(bad), bad.text) == ('meta_data is not JSON', 'nope')
+    assert isinstance(bad, metadata_text.Bad)
     assert api.load_metadata(None) is None
+    with pytest.raises(ValueError):
+        api.dump_metadata({'a': float('nan')})

@@ -1,0 +1,309 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+
+"""One backfill run: read, decide, write, report, batch after batch.
+
+The stages are the modules beside this one: :mod:`.reading` (keyset
+batches, the next one read beside the current), :mod:`.deciding` (what
+each row needs), :mod:`.writing` (compare-and-swap, retries) and
+:mod:`.report` (the counts and the rows behind them).  This module runs
+them in order and turns their outcomes into the report.
+"""
+
+import logging
+import time
+from typing import Callable
+
+from multistore_prefix.backfill import deciding
+from multistore_prefix.backfill import reading
+from multistore_prefix.backfill import report as report_mod
+from multistore_prefix.backfill import shard as shard_mod
+from multistore_prefix.backfill import writing
+from multistore_prefix.db import engine as db_engine
+from multistore_prefix.db import locations as db_locations
+from multistore_prefix.db import retry
+from multistore_prefix import location_map as lmap
+from multistore_prefix import resolver as resolver_mod
+from multistore_prefix import urls
+
+LOG = logging.getLogger(__name__)
+
+#: Locations read and written per transaction, by default.  Bigger
+#: batches pay the per-statement and per-commit costs less often (1000 ->
+#: 5000 is 15-35% faster on PostgreSQL and MariaDB); a batch is at most a
+#: few tens of megabytes (texts past ``LARGE_TEXT`` are read one by one),
+#: and the most an interruption can take back.
+BATCH_SIZE = 5000
+
+#: Outcomes of rows that another writer changed between read and write.
+_CHANGED_MEANWHILE = (writing.MERGED, writing.ALREADY_SET, writing.GONE,
+                      writing.ERROR)
+
+
+BackfillError = writing.BackfillError
+
+
+class Backfill:
+    """One backfill run over a database.
+
+    :ivar database: the :class:`~multistore_prefix.db.engine.Database`.
+    :ivar location_map: the stores.
+    :ivar batch_size: locations per read and per write transaction.
+    :ivar dry_run: compute everything, write nothing.
+    :ivar shard: this worker's share of the images.
+    :ivar report: the :class:`~multistore_prefix.backfill.report.Report`.
+    :ivar prefetch: read the next batch while one is written.
+    """
+
+    def __init__(self, database: db_engine.Database,
+                 location_map: lmap.LocationMap, *,
+                 batch_size: int = BATCH_SIZE, dry_run: bool = False,
+                 shard: shard_mod.Shard = shard_mod.Shard(),
+                 record_changes: bool = False,
+                 fix_wrong_stores: bool = False,
+                 replace_invalid_stores: bool = False,
+                 lookups=None,
+                 progress: Callable[[int], None] | None = None):
+        """Prepare a run.
+
+        :param lookups: a :class:`~multistore_prefix.lookups.
+            BackendLookups` for the URLs no prefix owns (legacy
+            ``cinder://<volume>``), or ``None``: prefixes only.
+        :param record_changes: keep every change for the report (a dry
+            run always does: saying what would change is its point).
+        :param fix_wrong_stores: also give the owning store to locations
+            that name another enabled store which does not cover their URL
+            (by default they are only counted and listed).
+        :param replace_invalid_stores: also give a store to locations
+            whose ``store`` is not a name (a number, a list, ``null``,
+            ``""``); by default they are reported and left.
+        :param progress: called with the number of locations of each batch
+            once it is done.
+        """
+        if batch_size < 1:
+            raise ValueError('--batch-size must be at least 1')
+        self.database = database
+        self.location_map = location_map
+        self.batch_size = batch_size
+        self.dry_run = dry_run
+        self.shard = shard
+        self.progress = progress or (lambda done: None)
+        self.report = report_mod.Report(dry_run=dry_run, shard=str(shard))
+        self.lookups = lookups or None
+        self.unresolved_rows = report_mod.Spool()
+        self.wrong_rows = report_mod.Spool()
+        self.changes = (report_mod.Spool() if record_changes or dry_run
+                        else None)
+        self.prefetch = True
+        self._stop = False
+        self._aborted = False
+        resolver = resolver_mod.Resolver(
+            location_map, replace_invalid_stores=replace_invalid_stores)
+        self.decider = deciding.Decider(
+            resolver, fix_wrong_stores=fix_wrong_stores, lookups=lookups)
+        self.reader = reading.Reader(database, batch_size, shard.bounds(),
+                                     self._stopping)
+        self.writer = writing.Writer(database, self.decider, self._stopping)
+
+    # -- control ----------------------------------------------------------
+
+    def count(self) -> int:
+        """How many live locations this run will scan (for progress)."""
+        return self.reader.count()
+
+    def reads_beside_writes(self) -> bool:
+        """Whether the next batch is read beside a write (see reading)."""
+        return self.reader.reads_beside_writes()
+
+    def stop(self) -> None:
+        """Finish the batch in flight, then stop (a signal handler's job)."""
+        self._stop = True
+
+    def abort(self) -> None:
+        """Stop now: the transaction in flight rolls back whole.
+
+        A signal handler's job, before it raises KeyboardInterrupt.  A
+        driver may turn that interrupt into a lost connection (PyMySQL
+        closes its socket), which would be retried; retries check this
+        first, so they stop instead.
+        """
+        self._stop = self._aborted = True
+
+    def _stopping(self) -> bool:
+        return self._stop
+
+    def run(self) -> report_mod.Report:
+        """Scan, decide and write until done, stopped or interrupted."""
+        started = time.monotonic()
+        try:
+            if not self.dry_run:
+                self.decider.text_limit = self._text_limit()
+            batches = reading.batches(
+                self._next_batch,
+                self.prefetch and self.reads_beside_writes(),
+                lambda: self._stop, lambda: self._aborted)
+            try:
+                for batch in batches:
+                    self._process(batch)
+                    self.progress(batch.scanned)
+                    if self._stop:
+                        break
+            finally:
+                batches.close()
+        except KeyboardInterrupt:
+            self.report.interrupted = True
+        except retry.Stopped:
+            self.report.interrupted = True
+        finally:
+            self.report.elapsed = time.monotonic() - started
+        if self._stop:
+            self.report.interrupted = True
+        return self.report
+
+    def _text_limit(self):
+        with self.database.reader() as conn:
+            return db_locations.metadata_limit(conn)
+
+    # -- the stages -------------------------------------------------------
+
+    def _read_batch(self, after: int) -> list[tuple]:
+        if self._aborted:
+            raise KeyboardInterrupt
+        return self.reader.read(after)
+
+    def _next_batch(self, after: int) -> deciding.Batch | None:
+        rows = self._read_batch(after)
+        return self.decider.classify(rows) if rows else None
+
+    def _process(self, batch: deciding.Batch) -> None:
+        """Report a decided batch and write it."""
+        self.report.scanned += batch.scanned
+        self._apply(batch)
+        for location_id in batch.large:
+            self._process_large(location_id)
+
+    def _apply(self, batch: deciding.Batch) -> None:
+        """Count and list what a batch holds, and write it."""
+        report = self.report
+        report.already_set += batch.already_set
+        report.wrong_store += len(batch.wrong)
+        for location_id, image_id, url, named, owner in batch.wrong:
+            self.wrong_rows.add({
+                'image_id': image_id, 'location_id': location_id,
+                'url': urls.mask_url(url), 'store': named, 'owner': owner})
+        for row in batch.unresolved:
+            self._unresolved(*row)
+        rewrites = self._ask_backends(batch.asked) if batch.asked else []
+        if self.dry_run:
+            report.updated += len(batch.writes) + len(rewrites)
+            for write in batch.writes:
+                self._changed(write[0], write[1], write[2], write[5],
+                              write[6])
+            for rewrite in rewrites:
+                self._changed(rewrite[0], rewrite[1], rewrite[2],
+                              rewrite[4], rewrite[6], rewrite[5])
+            return
+        if self._aborted:
+            raise KeyboardInterrupt
+        for outcome in self.writer.write(batch.writes):
+            self._outcome(*outcome)
+        for outcome, rewrite, reason, detail in self.writer.rewrite(rewrites):
+            location_id, image_id, url, _, store, new_url, previous = rewrite
+            if outcome == writing.UPDATED:
+                self.report.updated += 1
+                self._changed(location_id, image_id, url, store, previous,
+                              new_url)
+            elif outcome == writing.UNRESOLVED:
+                self._unresolved(location_id, image_id, url, reason, detail)
+            else:
+                self._left(location_id, image_id, detail)
+
+    def _process_large(self, location_id: int) -> None:
+        """A row too long to read with its batch: read, decide, write it."""
+        row = self.reader.read_one(location_id)
+        if row is None:
+            return
+        single = deciding.Batch(scanned=1, last_id=location_id)
+        self.decider.one(single, *row)
+        self._apply(single)
+
+    def _outcome(self, outcome, write, reason, detail) -> None:
+        report = self.report
+        location_id, image_id, url = write[0], write[1], write[2]
+        if outcome in _CHANGED_MEANWHILE or (
+                outcome == writing.UNRESOLVED
+                and reason != writing.WRITE_REFUSED):
+            report.conflicts_retried += 1
+        if outcome in (writing.UPDATED, writing.MERGED):
+            report.updated += 1
+            self._changed(location_id, image_id, url, write[5], write[6])
+        elif outcome == writing.ALREADY_SET:
+            report.already_set += 1
+        elif outcome == writing.UNRESOLVED:
+            self._unresolved(location_id, image_id, url, reason, detail)
+        elif outcome == writing.ERROR:
+            self._left(location_id, image_id, detail)
+
+    def _ask_backends(self, asked) -> list[tuple]:
+        """The stores' backends' answers for URLs no prefix owns."""
+        answers = self.lookups.resolve_many(row[2] for row in asked)
+        rewrites = []
+        for location_id, image_id, url, metadata, previous in asked:
+            answer = answers[url]
+            if answer.store is None:
+                self._unresolved(location_id, image_id, url, answer.reason,
+                                 answer.detail)
+                continue
+            rewrites.append((location_id, image_id, url, metadata,
+                             answer.store, answer.url or url, previous))
+        return rewrites
+
+    # -- the report -------------------------------------------------------
+
+    def _unresolved(self, location_id, image_id, url, reason, detail):
+        self.report.unresolved[reason] += 1
+        self.unresolved_rows.add({
+            'image_id': image_id, 'location_id': location_id,
+            'url': urls.mask_url(url), 'reason': reason,
+            'detail': urls.mask_text(detail)})
+
+    def _left(self, location_id, image_id, detail):
+        self.report.errors += 1
+        LOG.warning('location %s of image %s: %s; left for a rerun',
+                    location_id, image_id, urls.mask_text(detail))
+
+    def _changed(self, location_id, image_id, url, store, previous,
+                 new_url=None):
+        if self.changes is None:
+            return
+        change = {'image_id': image_id, 'location_id': location_id,
+                  'url': urls.mask_url(url), 'store': store,
+                  'previous_store': previous}
+        if new_url and new_url != url:
+            change['new_url'] = urls.mask_url(new_url)
+        self.changes.add(change)
+
+    def write_report(self, path: str) -> None:
+        """The JSON report: the counts, unresolved locations and changes."""
+        sections = [('unresolved_locations', self.unresolved_rows),
+                    ('wrong_store_locations', self.wrong_rows)]
+        if self.changes is not None:
+            sections.append(('would_change' if self.dry_run else 'changed',
+                             self.changes))
+        report_mod.write(path, self.report, sections)
+
+    def close(self) -> None:
+        self.unresolved_rows.close()
+        self.wrong_rows.close()
+        if self.changes is not None:
+            self.changes.close()

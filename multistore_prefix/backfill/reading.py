@@ -1,0 +1,160 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+
+"""Reading live locations in batches, the next one beside the current.
+
+Keyset pagination on the location id: memory stays flat, and a rerun
+simply starts over.  While batch N is written (in the main thread), batch
+N+1 is read and decided in a second thread, so the database and this
+process work at the same time.
+"""
+
+import threading
+from typing import Callable, Iterator
+
+from multistore_prefix.backfill import writing
+from multistore_prefix.db import exceptions as db_exceptions
+from multistore_prefix.db import locations as db_locations
+from multistore_prefix.db import retry
+
+#: With at most this many dead images (deleted, or killed, deleted or
+#: pending_delete), live locations are read with ``image_id NOT IN (dead
+#: images)`` (the list is built once per read), else with a join to images
+#: (a lookup per location).
+NOT_IN_LIMIT = 1000
+
+
+class Prefetch:
+    """The next batch, read and decided in a daemon thread.
+
+    A daemon thread, so an interrupted run never waits for a read: reads
+    change nothing, and one abandoned mid-way is simply closed.
+    """
+
+    def __init__(self, target, *args):
+        self._result = self._error = None
+        self._thread = threading.Thread(target=self._run,
+                                        args=(target, *args), daemon=True,
+                                        name='backfill-read')
+        self._thread.start()
+
+    def _run(self, target, *args):
+        try:
+            self._result = target(*args)
+        except BaseException as exc:  # handed to the main thread
+            self._error = exc
+
+    def result(self):
+        """The batch (``None``: no more); the thread's error is raised."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+    def wait(self) -> None:
+        """Let the thread end; its result and error are dropped."""
+        self._thread.join()
+
+
+class Reader:
+    """Reads a shard's live locations, a batch at a time.
+
+    :ivar database: the :class:`~multistore_prefix.db.engine.Database`.
+    :ivar batch_size: locations per read.
+    :ivar shard_bounds: [low, high) of the shard's image ids.
+    """
+
+    def __init__(self, database, batch_size: int, shard_bounds,
+                 should_stop: Callable[[], bool]):
+        self.database = database
+        self.batch_size = batch_size
+        self.shard_bounds = shard_bounds
+        self.should_stop = should_stop
+        self._statement = None
+        self._reads_beside_writes = None
+
+    def count(self) -> int:
+        """How many live locations the run will scan (for progress)."""
+        with self.database.reader() as conn:
+            return db_locations.count_live(conn, *self.shard_bounds)
+
+    def read(self, after: int) -> list[tuple]:
+        """The next batch's rows after location id ``after``."""
+        try:
+            return retry.call(self.database, lambda: self._read(after),
+                              'reading locations', self.should_stop)
+        except db_exceptions.Forbidden as exc:
+            raise writing.refused(exc, 'reading locations') from exc
+
+    def _read(self, after):
+        with self.database.reader() as conn:
+            if self._statement is None:
+                few = db_locations.count_dead_images(conn) <= NOT_IN_LIMIT
+                self._statement = db_locations.BatchReader(
+                    conn.dialect, *self.shard_bounds, join=not few)
+            return self._statement.read(conn, after, self.batch_size)
+
+    def read_one(self, location_id: int) -> tuple | None:
+        """One location, whatever its size (``None``: gone)."""
+        def read():
+            with self.database.reader() as conn:
+                return db_locations.read_one(conn, location_id)
+        return retry.call(self.database, read, 'reading a location',
+                          self.should_stop)
+
+    def reads_beside_writes(self) -> bool:
+        """Whether a read may run beside a write transaction.
+
+        On SQLite only in WAL mode (the project's own database): with a
+        rollback journal a reader blocks the writer's commit.
+        """
+        if self._reads_beside_writes is None:
+            if self.database.engine.dialect.name != 'sqlite':
+                self._reads_beside_writes = True
+            else:
+                with self.database.reader() as conn:
+                    mode = conn.exec_driver_sql(
+                        'PRAGMA journal_mode').scalar()
+                self._reads_beside_writes = str(mode).lower() == 'wal'
+        return self._reads_beside_writes
+
+
+def batches(next_batch: Callable[[int], object], prefetch: bool,
+            stopped: Callable[[], bool], aborted: Callable[[], bool]
+            ) -> Iterator:
+    """The batches in order, each read and decided by ``next_batch``.
+
+    With ``prefetch``, batch N+1 is read and decided in a second thread
+    while batch N is written by the caller.  Rows past N are not touched
+    by N's write, and a row changed between that read and its write is
+    merged again (compare-and-swap), so reading early never writes a
+    stale value.
+    """
+    pending = None
+    try:
+        batch = next_batch(0)
+        while batch is not None:
+            if prefetch:
+                pending = Prefetch(next_batch, batch.last_id)
+            yield batch
+            if stopped():
+                return
+            if pending is None:
+                batch = next_batch(batch.last_id)
+            else:
+                batch, pending = pending.result(), None
+    finally:
+        # Stopped between batches: let the read in flight end (it is
+        # short), so no transaction outlives the run.  Aborted: don't.
+        if pending is not None and not aborted():
+            pending.wait()

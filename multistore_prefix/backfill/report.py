@@ -1,0 +1,164 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+
+"""What a backfill run did: the counts, and the rows behind them.
+
+The rows (unresolved locations, wrong stores, changes) are spooled to disk
+as they come, so memory stays flat whatever the table size; the JSON
+report is written at the end, whole or not at all.
+"""
+
+import collections
+import dataclasses
+import json
+import os
+import tempfile
+from typing import Iterator
+
+
+@dataclasses.dataclass
+class Report:
+    """The counts of a backfill run.
+
+    :ivar scanned: live locations read.
+    :ivar updated: locations this run gave their store (``would_update`` on
+        a dry run); never a row another writer changed.
+    :ivar already_set: locations that already named an enabled store.
+    :ivar wrong_store: locations that name an enabled store whose prefixes
+        do not cover their URL, while another store's do (Glance's
+        first-match rule does this to ``.../images2`` when ``.../images``
+        is a store).  Left as they are unless ``fix_wrong_stores``; then
+        they are among ``updated`` too.
+    :ivar unresolved: locations that need a store and got none, and rows
+        that could not be read or written, by reason.
+    :ivar conflicts_retried: rows changed by someone else between read and
+        write, merged again on fresh data.
+    :ivar errors: rows left for a rerun because they kept changing.
+    """
+
+    dry_run: bool = False
+    shard: str = '1/1'
+    scanned: int = 0
+    updated: int = 0
+    already_set: int = 0
+    wrong_store: int = 0
+    unresolved: collections.Counter = dataclasses.field(
+        default_factory=collections.Counter)
+    conflicts_retried: int = 0
+    errors: int = 0
+    elapsed: float = 0.0
+    interrupted: bool = False
+
+    @property
+    def rate(self) -> float:
+        """Locations scanned per second."""
+        return self.scanned / self.elapsed if self.elapsed else 0.0
+
+    def summary(self) -> list[tuple[str, object]]:
+        """(field, value) rows for the summary table."""
+        rows = [('scanned', self.scanned),
+                ('would_update' if self.dry_run else 'updated', self.updated),
+                ('already_set', self.already_set),
+                ('wrong_store', self.wrong_store),
+                ('unresolved', sum(self.unresolved.values()))]
+        rows += [(f'unresolved: {reason}', count)
+                 for reason, count in sorted(self.unresolved.items())]
+        rows += [('conflicts_retried', self.conflicts_retried),
+                 ('errors', self.errors),
+                 ('elapsed_seconds', round(self.elapsed, 3)),
+                 ('rate_per_second', round(self.rate, 1))]
+        if self.interrupted:
+            rows.append(('interrupted', True))
+        return rows
+
+    def as_dict(self) -> dict:
+        return {'dry_run': self.dry_run, 'shard': self.shard,
+                'scanned': self.scanned,
+                ('would_update' if self.dry_run else 'updated'): self.updated,
+                'already_set': self.already_set,
+                'wrong_store': self.wrong_store,
+                'unresolved': dict(sorted(self.unresolved.items())),
+                'conflicts_retried': self.conflicts_retried,
+                'errors': self.errors,
+                'elapsed_seconds': round(self.elapsed, 3),
+                'rate_per_second': round(self.rate, 1),
+                'interrupted': self.interrupted}
+
+
+class Spool:
+    """Rows for the report, kept on disk so memory stays flat."""
+
+    def __init__(self):
+        self._file = tempfile.TemporaryFile('w+', encoding='utf-8')
+        self.count = 0
+
+    def add(self, row: dict) -> None:
+        self._file.write(json.dumps(row) + '\n')
+        self.count += 1
+
+    def __iter__(self) -> Iterator[dict]:
+        self._file.flush()
+        self._file.seek(0)
+        for line in self._file:
+            yield json.loads(line)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def check_writable(path: str) -> None:
+    """Fail now, before any write, if the report could not be written.
+
+    :raises OSError: the directory is missing or not writable, or the path
+        is a directory; the message names the path.
+    """
+    if os.path.isdir(path):
+        raise IsADirectoryError(21, 'is a directory', path)
+    directory = os.path.dirname(os.path.abspath(path))
+    probe = tempfile.NamedTemporaryFile(dir=directory, prefix='.msp-probe-')
+    probe.close()
+
+
+def write(path: str, report: Report, sections: list[tuple[str, Spool]]
+          ) -> None:
+    """The JSON report: the counts, then one list per section.
+
+    Written to a temporary file beside ``path`` and renamed, so a report
+    is whole or absent, never half-written.
+    """
+    tmp = f'{path}.tmp{os.getpid()}'
+    try:
+        with open(tmp, 'w', encoding='utf-8') as out:
+            body = json.dumps(report.as_dict(), indent=2)
+            out.write(body[:-2])
+            for key, rows in sections:
+                out.write(f',\n  "{key}": [')
+                _write_rows(out, rows)
+                out.write(']')
+            out.write('\n}\n')
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _write_rows(out, rows) -> None:
+    first = True
+    for row in rows:
+        out.write(('\n    ' if first else ',\n    ') + json.dumps(row))
+        first = False
+    if not first:
+        out.write('\n  ')

@@ -1,0 +1,223 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+
+"""Writing a batch: compare-and-swap, exact about whose write landed.
+
+The fast path is one ``UPDATE`` per chunk (:func:`multistore_prefix.db.
+locations.set_metadata`): when every row still held what was read, every
+row changed, and they are all this run's.  When some did not (another
+writer, another run), that transaction is rolled back and the batch is
+written again the exact way: its rows are locked in id order and read
+back, the rows that still hold what was read are written as decided, and
+the others are decided again on their fresh text (:meth:`Decider.one
+<multistore_prefix.backfill.deciding.Decider.one>`), so a concurrent key
+is kept, a concurrent store is respected, and the run counts as its own
+exactly the rows its writes changed.
+
+Deadlocks and lost connections are tried again (:mod:`multistore_prefix.
+db.retry`).  A row the database refuses (MySQL: metadata longer than its
+column) is found by halving the batch and reported, and the rest of the
+batch is written.
+"""
+
+import datetime
+
+from oslo_db import exception as db_exc
+
+from multistore_prefix.backfill import deciding
+from multistore_prefix.db import api as db_api
+from multistore_prefix.db import exceptions as db_exceptions
+from multistore_prefix.db import locations as db_locations
+from multistore_prefix.db import retry
+from multistore_prefix import exceptions
+from multistore_prefix import location_map as lmap
+
+#: What became of a write.
+UPDATED = 'updated'          # written as decided
+MERGED = 'merged'            # the row had changed: written on fresh text
+ALREADY_SET = 'already_set'  # the row had changed: it names a store now
+GONE = 'gone'                # the row is no longer live
+UNRESOLVED = 'unresolved'    # a reason and a detail say why not
+ERROR = 'error'              # left for a rerun: it kept changing
+
+#: The database refused the row (see the module docstring).
+WRITE_REFUSED = 'write-refused'
+#: Exact passes over a batch before its still-changing rows are left.
+EXACT_ATTEMPTS = 3
+
+
+class BackfillError(exceptions.MultistorePrefixError):
+    """The backfill cannot go on; completed batches are kept."""
+
+
+def refused(exc: db_exceptions.Forbidden, doing: str) -> BackfillError:
+    """An operator's reason for a refusal no retry will cure."""
+    return BackfillError(f'the database refused {doing}: {exc.reason}; run '
+                         f'with a database user that may read images and '
+                         f'update image_locations')
+
+
+class _RowsChanged(Exception):
+    """Some rows did not hold what was read: write the batch exactly."""
+
+
+class Writer:
+    """Writes decided batches.
+
+    :ivar database: the :class:`~multistore_prefix.db.engine.Database`.
+    :ivar decider: decides rows changed meanwhile again.
+    """
+
+    def __init__(self, database, decider: deciding.Decider, should_stop):
+        self.database = database
+        self.decider = decider
+        self.should_stop = should_stop
+
+    def write(self, writes: list) -> list[tuple]:
+        """Write decided rows; ``(outcome, write, reason, detail)`` each.
+
+        For :data:`MERGED`, ``write`` is the write made on the fresh text.
+        """
+        if not writes:
+            return []
+        try:
+            return self._write(writes)
+        except db_exceptions.Forbidden as exc:
+            raise refused(exc, 'writing a batch') from exc
+
+    def _write(self, writes):
+        try:
+            return self._retried(self._fast, writes)
+        except _RowsChanged:
+            pass
+        except db_exc.DBDataError as exc:
+            return self._halve(writes, exc)
+        try:
+            return self._retried(self._exact, writes)
+        except db_exc.DBDataError as exc:
+            return self._halve(writes, exc)
+
+    def _halve(self, writes, exc) -> list[tuple]:
+        """Find the rows the database refuses; write the others."""
+        if len(writes) == 1:
+            return [(UNRESOLVED, writes[0], WRITE_REFUSED,
+                     db_exceptions.describe(exc))]
+        half = len(writes) // 2
+        return self._write(writes[:half]) + self._write(writes[half:])
+
+    def _retried(self, work, writes):
+        return retry.call(self.database, lambda: work(writes),
+                          'writing a batch', self.should_stop)
+
+    def _fast(self, writes) -> list[tuple]:
+        with self.database.writer() as conn:
+            changed = db_locations.set_metadata(
+                conn, [(w[0], w[3], w[4]) for w in writes], utcnow())
+            if changed != len(writes):
+                raise _RowsChanged()  # rolls this transaction back
+        return [(UPDATED, w, None, None) for w in writes]
+
+    def _exact(self, writes) -> list[tuple]:
+        for _attempt in range(EXACT_ATTEMPTS):
+            try:
+                with self.database.writer() as conn:
+                    return self._exact_once(conn, writes)
+            except _RowsChanged:
+                continue
+        return [(ERROR, w, None, 'the row kept changing') for w in writes]
+
+    def _exact_once(self, conn, writes) -> list[tuple]:
+        current = db_locations.lock_current(conn, [w[0] for w in writes])
+        outcomes, final = [], []
+        for write in writes:
+            row = current.get(write[0])
+            if row is None or not row.live:
+                outcomes.append((GONE, write, None, None))
+            elif row.text == write[3] and row.url == write[2]:
+                outcomes.append((UPDATED, write, None, None))
+                final.append(write)
+            else:
+                outcome = self._again(write, row)
+                outcomes.append(outcome)
+                if outcome[0] == MERGED:
+                    final.append(outcome[1])
+        changed = db_locations.set_metadata(
+            conn, [(w[0], w[3], w[4]) for w in final], utcnow())
+        if changed != len(final):  # locked: only a bug gets here
+            raise _RowsChanged()
+        return outcomes
+
+    def _again(self, write, row) -> tuple:
+        """Decide a row changed since it was read, on its fresh text."""
+        location_id, image_id = write[0], write[1]
+        batch = deciding.Batch(scanned=1, last_id=location_id)
+        self.decider.one(batch, location_id, image_id, row.url, row.text)
+        if batch.writes:
+            fresh = batch.writes[0]
+            # A wrong store is corrected only if the row still names the
+            # one this run found; a store set meanwhile is someone's.
+            if fresh[7] == write[7]:
+                return (MERGED, fresh, None, None)
+            return (ALREADY_SET, write, None, None)
+        if batch.unresolved:
+            _, _, _, reason, detail = batch.unresolved[0]
+            return (UNRESOLVED, write, reason, detail)
+        if batch.already_set or batch.wrong:
+            return (ALREADY_SET, write, None, None)
+        return (ERROR, write, None, 'it changed into a form to read again '
+                                    'on the next run')
+
+    def rewrite(self, rewrites: list) -> list[tuple]:
+        """Backend answers: URL and store in one compare-and-swap each.
+
+        :param rewrites: (location id, image id, URL, metadata, store, new
+            URL, previous store).
+        :returns: ``(outcome, rewrite, reason, detail)`` each.
+        """
+        if not rewrites:
+            return []
+        try:
+            return retry.call(self.database,
+                              lambda: self._rewrite(rewrites),
+                              'writing a batch', self.should_stop)
+        except db_exceptions.Forbidden as exc:
+            raise refused(exc, 'writing a batch') from exc
+
+    def _rewrite(self, rewrites) -> list[tuple]:
+        now = utcnow()
+        outcomes = []
+        with self.database.writer() as conn:
+            for rewrite in rewrites:
+                location_id, image_id, url, metadata, store, new_url, _ = \
+                    rewrite
+                try:
+                    with conn.begin_nested():
+                        db_api.location_update(
+                            conn, image_id, location_id, now,
+                            metadata=(metadata, {**metadata, 'store': store}),
+                            url=(url, new_url))
+                    outcomes.append((UPDATED, rewrite, None, None))
+                except db_exceptions.Duplicate as exc:
+                    outcomes.append((UNRESOLVED, rewrite, lmap.CONFLICT,
+                                     str(exc)))
+                except db_exceptions.Rejected as exc:
+                    outcomes.append((UNRESOLVED, rewrite, WRITE_REFUSED,
+                                     exc.reason))
+                except db_exceptions.Conflict as exc:
+                    outcomes.append((ERROR, rewrite, None, str(exc)))
+        return outcomes
+
+
+def utcnow() -> datetime.datetime:
+    # Glance stores naive UTC timestamps.
+    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)

@@ -1,0 +1,297 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Location metadata as JSON text: read strictly, change a key in place.
+
+Glance keeps a location's metadata as JSON text (``image_locations.
+meta_data``).  A writer that sets ``store`` must leave every other byte of
+that text as it was: decoding the object and encoding it again would turn
+``1e400`` into ``Infinity``, collapse duplicate keys and reorder nothing
+but still rewrite numbers, and a 5000-digit integer would not even decode.
+So the text is scanned once at its top level (each member's key and the
+span of its value), checked to be standard JSON (RFC 8259: no ``NaN`` or
+``Infinity``), and a change is spliced in: a member's value is replaced,
+a new member goes before the closing brace, a removed one is cut out with
+its comma.  Pure: nothing here touches the database, and every layer
+(the resolver, the database layer, the backfill) reads metadata text
+through it.
+"""
+
+import dataclasses
+import decimal
+import json
+import re
+from typing import Any, Iterable, Mapping
+
+#: An absent key (``None`` is JSON ``null``).
+MISSING = object()
+#: A key to remove, in :func:`patch`.
+DELETE = object()
+
+_WS = re.compile(r'[ \t\n\r]*')
+
+
+class Bad(str):
+    """Metadata text that cannot be used: the sentence says why.
+
+    It is a ``str`` so that it reads as the reason wherever it is shown;
+    two are equal only when they stand for the same text, so a
+    compare-and-swap on what was read stays exact.
+
+    :ivar text: the text as stored (``bytes`` when it is not UTF-8).
+    """
+
+    def __new__(cls, reason: str, text=None):
+        bad = super().__new__(cls, reason)
+        bad.text = text
+        return bad
+
+    def __eq__(self, other):
+        if isinstance(other, Bad):
+            return str.__eq__(self, other) and self.text == other.text
+        return NotImplemented if not isinstance(other, str) else False
+
+    def __ne__(self, other):
+        equal = self.__eq__(other)
+        return equal if equal is NotImplemented else not equal
+
+    __hash__ = str.__hash__
+
+
+def _reject_constant(name):
+    raise ValueError(f'{name} is not standard JSON')
+
+
+def _keep_number(text):
+    return text
+
+
+#: Standard JSON only; numbers stay text, so any size is fine.
+_STRICT = json.JSONDecoder(parse_constant=_reject_constant,
+                           parse_int=_keep_number, parse_float=_keep_number)
+
+
+def _int(text):
+    # Python refuses to turn more than 4300 digits into an int.
+    try:
+        return int(text)
+    except ValueError:
+        return decimal.Decimal(text)
+
+
+#: Standard JSON, decoded to values (for readers of the metadata).
+_VALUES = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_int)
+
+
+@dataclasses.dataclass(frozen=True)
+class Member:
+    """One top-level member: its key and where it stands in the text.
+
+    :ivar key: the decoded key.
+    :ivar start: where the member (its key's quote) begins.
+    :ivar value_start: where its value begins.
+    :ivar value_end: where its value ends.
+    """
+
+    key: str
+    start: int
+    value_start: int
+    value_end: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Members:
+    """A JSON object's text and its top-level members, in order.
+
+    :ivar text: the text as read.
+    :ivar members: the members, in the order they stand.
+    :ivar open: the position of the opening brace.
+    :ivar close: the position of the closing brace.
+    """
+
+    text: str
+    members: tuple[Member, ...]
+    open: int
+    close: int
+
+    def find(self, key: str) -> list[Member]:
+        """The members named ``key`` (more than one: a duplicate key)."""
+        return [m for m in self.members if m.key == key]
+
+    def value(self, key: str) -> Any:
+        """The decoded value of ``key``, or :data:`MISSING`.
+
+        With a duplicate key, the last one, as JSON decoders read it.
+        """
+        found = self.find(key)
+        if not found:
+            return MISSING
+        member = found[-1]
+        return _VALUES.decode(self.text[member.value_start:member.value_end])
+
+    def to_dict(self) -> dict:
+        """The whole object, decoded (duplicate keys: the last wins)."""
+        return _VALUES.decode(self.text)
+
+
+def parse(text: str | bytes | None) -> Members | Bad:
+    """The members of a metadata text, or why it has none.
+
+    Never raises: every text that is not a standard JSON object, and text
+    that is not UTF-8 (``bytes``), is a :class:`Bad` reason.
+    """
+    if text is None:
+        return Bad('meta_data is NULL')
+    if isinstance(text, Bad):
+        return text
+    if isinstance(text, bytes):
+        try:
+            text = text.decode('utf-8')
+        except UnicodeDecodeError:
+            return Bad('meta_data is not valid UTF-8', text)
+    try:
+        return _scan(text)
+    except RecursionError:
+        return Bad('meta_data is nested too deep to read', text)
+    except ValueError as exc:
+        if 'standard JSON' in str(exc):
+            return Bad(f'meta_data is not standard JSON ({exc})', text)
+        return _not_an_object(text)
+
+
+def _not_an_object(text: str) -> Bad:
+    try:
+        value = _VALUES.decode(text)
+    except RecursionError:
+        return Bad('meta_data is nested too deep to read', text)
+    except ValueError:
+        return Bad('meta_data is not JSON', text)
+    kind = {list: 'list', str: 'string', bool: 'boolean', int: 'number',
+            float: 'number', decimal.Decimal: 'number',
+            type(None): 'null'}.get(type(value), type(value).__name__)
+    return Bad(f'meta_data is a JSON {kind}, not an object', text)
+
+
+def _scan(text: str) -> Members:
+    """Top-level members of ``text``; ValueError unless a JSON object."""
+    pos = _WS.match(text, 0).end()
+    if not text.startswith('{', pos):
+        raise ValueError('not an object')
+    opening = pos
+    pos = _WS.match(text, pos + 1).end()
+    members = []
+    if text.startswith('}', pos):
+        close = pos
+    else:
+        while True:
+            if not text.startswith('"', pos):
+                raise ValueError('expected a key')
+            start = pos
+            key, pos = json.decoder.scanstring(text, pos + 1)
+            pos = _WS.match(text, pos).end()
+            if not text.startswith(':', pos):
+                raise ValueError('expected ":"')
+            value_start = _WS.match(text, pos + 1).end()
+            _value, value_end = _STRICT.raw_decode(text, value_start)
+            members.append(Member(key, start, value_start, value_end))
+            pos = _WS.match(text, value_end).end()
+            if text.startswith(',', pos):
+                pos = _WS.match(text, pos + 1).end()
+                continue
+            if text.startswith('}', pos):
+                close = pos
+                break
+            raise ValueError('expected "," or "}"')
+    if _WS.match(text, close + 1).end() != len(text):
+        raise ValueError('extra data after the object')
+    return Members(text, tuple(members), opening, close)
+
+
+def patch(members: Members, changes: Mapping[str, Any]) -> str:
+    """The text with ``changes`` spliced in; every other byte as it was.
+
+    :param changes: key -> new value (encoded as standard JSON), or
+        :data:`DELETE`.
+    :raises ValueError: a changed key stands twice in the text (which one
+        would a reader take?), or a value is not standard JSON (NaN).
+    """
+    text = members.text
+    edits = []  # (start, end, replacement), applied from the end
+    appended = []
+    for key, value in changes.items():
+        found = members.find(key)
+        if len(found) > 1:
+            raise ValueError(f'key {key!r} stands twice in the metadata')
+        if value is DELETE:
+            if found:
+                edits.append(_cut(members, found[0]))
+            continue
+        encoded = json.dumps(value, allow_nan=False)
+        if found:
+            edits.append((found[0].value_start, found[0].value_end, encoded))
+        else:
+            appended.append(f'{json.dumps(key)}: {encoded}')
+    if appended:
+        kept = [m for m in members.members
+                if not any(e[0] <= m.start < e[1] for e in edits)]
+        if kept:
+            at = kept[-1].value_end
+            edits.append((at, at, ', ' + ', '.join(appended)))
+        else:
+            at = members.close
+            # '{}' -> '{"store": "x"}', as json.dumps writes it.
+            edits.append((members.open + 1, at, ', '.join(appended)))
+    for start, end, replacement in sorted(edits, reverse=True):
+        text = text[:start] + replacement + text[end:]
+    return text
+
+
+def _cut(members: Members, member: Member) -> tuple[int, int, str]:
+    """The edit that removes ``member`` and one comma beside it."""
+    index = members.members.index(member)
+    if index + 1 < len(members.members):
+        return member.start, members.members[index + 1].start, ''
+    if index > 0:
+        return members.members[index - 1].value_end, member.value_end, ''
+    return members.open + 1, members.close, ''
+
+
+def set_key(members: Members, key: str, value: Any) -> str:
+    """The text with ``key`` set to ``value`` (see :func:`patch`)."""
+    return patch(members, {key: value})
+
+
+def load(text: str | bytes | None) -> Any:
+    """Metadata for a reader: a dict, or a :class:`Bad` reason.
+
+    Numbers of any size load (very long integers as Decimal); text that
+    is not a standard JSON object is never guessed at.
+    """
+    members = parse(text)
+    if isinstance(members, Bad):
+        return members
+    try:
+        return members.to_dict()
+    except (ValueError, RecursionError):  # pragma: no cover - parse checked
+        return Bad('meta_data is not JSON', text)
+
+
+def dump(value: Any) -> str | None:
+    """The JSON text of new metadata; never NaN or Infinity."""
+    return None if value is None else json.dumps(value, allow_nan=False)
+
+
+def changed_keys(before: Mapping, after: Mapping) -> Iterable[str]:
+    """The keys whose value differs between two metadata dicts."""
+    for key in list(before) + [k for k in after if k not in before]:
+        if before.get(key, MISSING) != after.get(key, MISSING):
+            yield key

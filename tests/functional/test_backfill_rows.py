@@ -1,0 +1,218 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+
+"""Rows that must never stop the backfill, on every engine.
+
+Each row here once stopped a run for good (exit 1, every later location
+left without a store, every rerun dying at the same row) or was silently
+rewritten.  Now each is reported (image id, location id, reason) and left
+exactly as it is, and every other location still gets its store.
+"""
+
+import json
+import logging
+
+from oslo_config import cfg
+import pytest
+import sqlalchemy as sa
+
+from multistore_prefix import backfill as backfill_mod
+from multistore_prefix.backfill import deciding
+from multistore_prefix.backfill import writing
+from multistore_prefix.db import engine as db_engine
+from multistore_prefix.db import locations as db_locations
+from multistore_prefix import gateway as gateway_mod
+from multistore_prefix import resolver as resolver_mod
+from tests.functional.test_backfill import _L
+from tests.functional.test_backfill import add_image
+from tests.functional.test_backfill import legacy
+from tests.functional.test_backfill import make_location_map
+from tests.functional.test_backfill import rows
+
+URL = 'file:///var/lib/glance/images2/'
+DEEP = '{"a": ' + '[' * 2000 + ']' * 2000 + '}'
+BIG_INT = '{"n": ' + '9' * 5000 + '}'
+
+#: meta_data text -> (reason, a word of its detail): reported, untouched.
+REPORTED = {
+    DEEP: (resolver_mod.BAD_METADATA, 'nested too deep'),
+    '{"a": NaN}': (resolver_mod.BAD_METADATA, 'not standard JSON'),
+    '{"a": Infinity, "b": 1}': (resolver_mod.BAD_METADATA,
+                                'not standard JSON'),
+    '{"store": "slow", "store": "fast"}': (resolver_mod.BAD_METADATA,
+                                           'twice'),
+    '{"store": 123}': (resolver_mod.INVALID_STORE, 'a number'),
+    '{"store": ["fast"]}': (resolver_mod.INVALID_STORE, 'a list'),
+    '{"store": {}}': (resolver_mod.INVALID_STORE, 'an object'),
+    '{"store": true}': (resolver_mod.INVALID_STORE, 'a boolean'),
+    '{"store": ""}': (resolver_mod.INVALID_STORE, 'an empty string'),
+    '{"store": null}': (resolver_mod.INVALID_STORE, 'null'),
+}
+#: meta_data text -> what it becomes: its store, every other byte kept.
+SPLICED = {
+    '{"a":1e400}': '{"a":1e400, "store": "slow"}',
+    '{"a": 1, "a": 2}': '{"a": 1, "a": 2, "store": "slow"}',
+    BIG_INT: BIG_INT[:-1] + ', "store": "slow"}',
+    '{ "x" : [1,2] ,"y":{"store":"in"} }':
+        '{ "x" : [1,2] ,"y":{"store":"in"}, "store": "slow" }',
+    '{}': '{"store": "slow"}',
+}
+
+
+@pytest.fixture
+def location_map(tmp_path):
+    return make_location_map(tmp_path)
+
+
+@pytest.fixture
+def database(db_url):
+    database = db_engine.Database(db_url)
+    yield database
+    database.dispose()
+
+
+def run(database, location_map, **kwargs):
+    """A finished run; its report rows stay readable (no close)."""
+    job = backfill_mod.Backfill(database, location_map, **kwargs)
+    return job, job.run()
+
+
+def set_text(database, location_id, text):
+    with database.writer() as conn:
+        conn.execute(sa.update(_L).where(_L.c.id == location_id)
+                     .values(meta_data=text))
+
+
+def hostile_image(database):
+    texts = list(REPORTED) + list(SPLICED)
+    _, ids = add_image(database, [legacy(f'{URL}{n}', '{}')
+                                  for n in range(len(texts))])
+    for location_id, text in zip(ids, texts):
+        set_text(database, location_id, text)
+    return dict(zip(ids, texts))
+
+
+def test_no_row_stops_the_run(database, location_map):
+    texts = hostile_image(database)
+    before = rows(database)
+    job, report = run(database, location_map, batch_size=3,
+                      record_changes=True)
+    after = rows(database)
+    for location_id, text in texts.items():
+        if text in REPORTED:
+            assert after[location_id] == before[location_id], text[:40]
+            continue
+        # Every other byte as it was: the store is spliced in.
+        assert after[location_id]['meta_data'] == SPLICED[text], text[:40]
+    listed = {row['location_id']: row for row in job.unresolved_rows}
+    assert set(listed) == {i for i, t in texts.items() if t in REPORTED}
+    for location_id, row in listed.items():
+        reason, word = REPORTED[texts[location_id]]
+        assert row['reason'] == reason and word in row['detail']
+        assert row['image_id'] == before[location_id]['image_id']
+    assert report.updated == len(SPLICED)
+    assert report.errors == 0
+    # A rerun reports the same rows and changes nothing.
+    job2, report2 = run(database, location_map)
+    assert rows(database) == after
+    assert sum(report2.unresolved.values()) == len(REPORTED)
+    assert report2.updated == 0
+
+
+def test_invalid_store_values_are_replaced_only_when_asked(database,
+                                                           location_map):
+    texts = hostile_image(database)
+    run(database, location_map, replace_invalid_stores=True)
+    after = rows(database)
+    for location_id, text in texts.items():
+        if REPORTED.get(text, (None,))[0] == resolver_mod.INVALID_STORE:
+            assert json.loads(after[location_id]['meta_data']) == {
+                'store': 'slow'}
+
+
+@pytest.mark.engines('sqlite')
+@pytest.mark.parametrize('column', ['meta_data', 'value'])
+def test_sqlite_text_that_is_not_utf8(database, location_map, column):
+    _, ids = add_image(database, [legacy(f'{URL}a'), legacy(f'{URL}b'),
+                                  legacy(f'{URL}c')])
+    raw = database.engine.raw_connection()
+    try:
+        # SQLite keeps any bytes as TEXT: a row no UTF-8 decoder reads.
+        raw.driver_connection.execute(
+            f'UPDATE image_locations SET {column} = CAST(? AS TEXT) '
+            f'WHERE id = ?', (b'{"a": "\xff\xfe"}' if column == 'meta_data'
+                              else b'file:///var/lib/glance/images2/\xff',
+                              ids[1]))
+        raw.driver_connection.commit()
+    finally:
+        raw.close()
+    job, report = run(database, location_map)
+    assert report.updated == 2
+    [row] = list(job.unresolved_rows)
+    assert row['location_id'] == ids[1]
+    assert 'not valid UTF-8' in row['detail']
+    # The Python API reads the image too, and resolves the others.
+    image = repo_on(database, location_map).get(row['image_id'])
+    assert [loc['metadata'].get('store') for loc in image.locations
+            if isinstance(loc['metadata'], dict)] == (
+        ['slow', 'slow'] if column == 'meta_data' else
+        ['slow', None, 'slow'])
+
+
+def repo_on(database, location_map):
+    """The Python API's repository (resolve on GET) on ``database``."""
+    conf = cfg.ConfigOpts()
+    conf([], default_config_files=[])
+    gateway = gateway_mod.Gateway(conf, location_map, database=database)
+    return gateway.get_repo()
+
+
+@pytest.mark.engines('mysql')
+def test_mysql_metadata_at_the_column_limit(database, location_map, caplog):
+    # Glance accepts meta_data up to 65,535 bytes; adding "store" to one
+    # that close would not fit.
+    _, ids = add_image(database, [legacy(f'{URL}{n}') for n in range(3)])
+    full = '{"pad": "' + 'x' * (65535 - 20) + '"}'
+    set_text(database, ids[1], full)
+    job, report = run(database, location_map)
+    after = rows(database)
+    assert after[ids[1]]['meta_data'] == full
+    assert report.unresolved == {deciding.TOO_LONG: 1}
+    assert report.updated == 2
+    # The Python API: resolved in memory, not saved, said once.
+    set_text(database, ids[0], '{}')
+    with caplog.at_level(logging.WARNING):
+        image = repo_on(database, location_map).get(
+            after[ids[1]]['image_id'])
+    assert [loc['metadata']['store'] for loc in image.locations] == [
+        'slow'] * 3
+    assert 'Data too long' in caplog.text
+    assert rows(database)[ids[1]]['meta_data'] == full
+
+
+@pytest.mark.engines('mysql')
+def test_a_row_the_database_refuses_is_found_and_the_batch_written(
+        database, location_map, monkeypatch):
+    # Without knowing the column's limit, the batch UPDATE fails as a
+    # whole; halving it finds the one row, and writes the others.
+    monkeypatch.setattr(db_locations, 'metadata_limit', lambda conn: None)
+    _, ids = add_image(database, [legacy(f'{URL}{n}') for n in range(9)])
+    full = '{"pad": "' + 'x' * (65535 - 20) + '"}'
+    set_text(database, ids[6], full)
+    job, report = run(database, location_map)
+    after = rows(database)
+    assert after[ids[6]]['meta_data'] == full
+    assert report.unresolved == {writing.WRITE_REFUSED: 1}
+    assert report.updated == 8
+    [row] = list(job.unresolved_rows)
+    assert row['location_id'] == ids[6] and 'too long' in row['detail']
