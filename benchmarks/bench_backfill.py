@@ -48,7 +48,11 @@ directory that is removed.  It prints figures and PASS/MISS beside each
 target; it never fails on timing.  Run:
 
     python benchmarks/bench_backfill.py [--rows N] [--server-rows N]
-        [--batch-size N] [--sample N] [--skip-servers]
+        [--batch-size N] [--sample N] [--skip-servers] [--baseline REV]
+
+``--baseline REV`` runs the backfill of an earlier git revision too, on an
+identical copy of each database, just before the current one: a before
+and after from one run.
 """
 
 import argparse
@@ -290,7 +294,33 @@ def sync(url: str) -> None:
 
 # -- the console script, timed and measured ----------------------------------
 
-def command() -> list[str]:
+def baseline_tree(rev: str, tmp: str) -> str:
+    """The package of git revision ``rev``, unpacked in ``tmp``."""
+    top = subprocess.run(['git', 'rev-parse', '--show-toplevel'],
+                         cwd=os.path.dirname(os.path.abspath(__file__)),
+                         check=True, capture_output=True, text=True
+                         ).stdout.strip()
+    directory = os.path.join(tmp, f'baseline-{rev}')
+    os.makedirs(directory)
+    archive = subprocess.run(['git', 'archive', rev, 'multistore_prefix'],
+                             cwd=top, check=True, capture_output=True)
+    subprocess.run(['tar', '-x', '-C', directory], input=archive.stdout,
+                   check=True)
+    return directory
+
+
+def command(baseline: str | None = None) -> list[str]:
+    """The console script; with ``baseline``, that tree's code instead.
+
+    The baseline's package comes first on sys.path, ahead of the
+    installed (editable) one; entry points are the installed ones, which
+    name the same modules.
+    """
+    if baseline:
+        return [sys.executable, '-c',
+                f'import sys; sys.path.insert(0, {baseline!r}); '
+                f'from multistore_prefix.cmd.main import main; '
+                f'sys.exit(main())']
     script = os.path.join(os.path.dirname(sys.executable),
                           'multistore-prefix')
     if os.path.exists(script):
@@ -301,14 +331,15 @@ def command() -> list[str]:
     return [sys.executable, '-m', 'multistore_prefix.cmd.main']
 
 
-def run_command(args: list[str], workdir: str) -> dict:
+def run_command(args: list[str], workdir: str,
+                baseline: str | None = None) -> dict:
     """Run the console script; wall seconds, peak RSS (MB), its JSON."""
     out_path = os.path.join(workdir, 'stdout')
     err_path = os.path.join(workdir, 'stderr')
     with open(out_path, 'wb') as out, open(err_path, 'wb') as err:
         start = time.perf_counter()
-        proc = subprocess.Popen(command() + args, stdout=out, stderr=err,
-                                stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(command(baseline) + args, stdout=out,
+                                stderr=err, stdin=subprocess.DEVNULL)
         # wait4: this child's own rusage (RUSAGE_CHILDREN is the maximum
         # over every child waited for so far).
         _, status, usage = os.wait4(proc.pid, 0)
@@ -329,11 +360,13 @@ def run_command(args: list[str], workdir: str) -> dict:
     return result
 
 
-def backfill(conf: str, batch_size: int, workdir: str) -> dict:
+def backfill(conf: str, batch_size: int, workdir: str,
+             baseline: str | None = None) -> dict:
     # Not --quiet: as an operator runs it, with the progress total counted
     # and progress lines on stderr (a file here, not a terminal).
     result = run_command(['--config-file', conf, 'backfill', '-f', 'json',
-                          '--batch-size', str(batch_size)], workdir)
+                          '--batch-size', str(batch_size)], workdir,
+                         baseline)
     if result['exit'] != 0 or not result['json']:
         tail = (result['stderr'] or result.get('stdout', ''))[-600:]
         raise RuntimeError(f'backfill exited {result["exit"]}: {tail}')
@@ -623,6 +656,15 @@ def bench_sqlite(args, tmp, targets):
     print(ROW.format('what', 'database', 'rows', 'seconds', 'rows/s',
                      'RSS MB', 'notes'))
     print('-' * 100)
+    if args.baseline:
+        before = os.path.join(tmp, 'baseline.sqlite')
+        shutil.copyfile(copy, before)
+        base_conf = write_conf(tmp, 'sqlite-baseline', f'sqlite:///{before}')
+        base = backfill(base_conf, args.batch_size, tmp, args.baseline_tree)
+        row(f'backfill at {args.baseline}', 'sqlite', base['json']['scanned'],
+            base['wall'], base['json']['scanned'] / base['wall'],
+            base['rss_mb'], summary_note(base))
+        os.remove(before)
     result = backfill(conf, args.batch_size, tmp)
     scanned = result['json']['scanned']
     rate = scanned / result['wall']
@@ -706,6 +748,21 @@ def bench_server(engine_name, args, tmp, targets):
             copy_tables(server, name, copy)
         seeded = time.perf_counter() - start
         conf = write_conf(tmp, engine_name, url)
+        if args.baseline:
+            if engine_name == 'postgresql':
+                base_url = server.url(server.create(template=name))
+            else:
+                base_db = server.create()
+                base_url = server.url(base_db)
+                sync(base_url)
+                copy_tables(server, name, base_db)
+            base = backfill(write_conf(tmp, f'{engine_name}-baseline',
+                                       base_url),
+                            args.batch_size, tmp, args.baseline_tree)
+            row(f'backfill at {args.baseline}', engine_name,
+                base['json']['scanned'], base['wall'],
+                base['json']['scanned'] / base['wall'], base['rss_mb'],
+                summary_note(base))
         result = backfill(conf, args.batch_size, tmp)
         scanned = result['json']['scanned']
         rate = scanned / result['wall']
@@ -737,6 +794,11 @@ def main(argv=None):
                              '(default 2000)')
     parser.add_argument('--skip-servers', action='store_true',
                         help='SQLite only')
+    parser.add_argument('--baseline', metavar='REV',
+                        help='also run the backfill of this git revision '
+                             '(e.g. 4b0c732) on an identical copy of each '
+                             'database, in the same run, for a before and '
+                             'after')
     args = parser.parse_args(argv)
     # As the command does: import-time deprecation chatter is not ours.
     cmd_main.quiet_library_warnings()
@@ -758,6 +820,8 @@ def main(argv=None):
           f'the notes)')
     targets = []
     with tempfile.TemporaryDirectory(prefix='msp-bench-') as tmp:
+        args.baseline_tree = (baseline_tree(args.baseline, tmp)
+                              if args.baseline else None)
         bench_sqlite(args, tmp, targets)
         if not args.skip_servers:
             for engine_name in ('postgresql', 'mysql'):

@@ -22,6 +22,7 @@ import copy
 
 from oslo_db import options as db_options
 
+from multistore_prefix.db import bounds
 from multistore_prefix.db import options as msp_db_options
 from multistore_prefix import location_map
 
@@ -50,10 +51,13 @@ def _database_opts():
 
 
 def list_opts():
-    """[(group, options)] for ``[DEFAULT]`` and ``[database]``."""
+    """[(group, options)] for ``[DEFAULT]``, ``[database]`` and ours."""
     return [
         ('DEFAULT', [location_map.ENABLED_BACKENDS_OPT]),
         # Glance's own database: the db and backfill commands read
         # [database]/connection from the operator's glance-api.conf.
         ('database', _database_opts()),
+        # The bounds of every wait on the database (backfill, and the
+        # glance-api filter).
+        (bounds.GROUP, bounds.OPTS),
     ]
