@@ -28,6 +28,7 @@ through it.
 
 import dataclasses
 import decimal
+import hashlib
 import json
 import re
 from typing import Any, Iterable, Mapping
@@ -295,3 +296,16 @@ def changed_keys(before: Mapping, after: Mapping) -> Iterable[str]:
     for key in list(before) + [k for k in after if k not in before]:
         if before.get(key, MISSING) != after.get(key, MISSING):
             yield key
+
+
+def digest(text: str | bytes | None) -> str | None:
+    """A short fingerprint of a text (its SHA-256, hex), for the report.
+
+    It tells whether a row still holds exactly a text, without printing
+    the text.
+    """
+    if text is None:
+        return None
+    if isinstance(text, str):
+        text = text.encode('utf-8', 'surrogatepass')
+    return hashlib.sha256(text).hexdigest()

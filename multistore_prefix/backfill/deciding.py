@@ -130,7 +130,9 @@ class Decider:
                                      BAD_LOCATION, _bad_url(url)))
             return
         store = self.location_map.resolve(url)
-        previous = decided[2] if kind == _LEGACY else None
+        # What the key held: a retired store's name, or (replaced) a value
+        # that was not a name; for the report, and for --revert.
+        previous = decided[2]
         if store is not None:
             self._write(batch, location_id, image_id, url, text, decided[1],
                         store, previous, None)

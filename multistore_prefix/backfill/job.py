@@ -20,7 +20,6 @@ each row needs), :mod:`.writing` (compare-and-swap, retries) and
 them in order and turns their outcomes into the report.
 """
 
-import logging
 import time
 from typing import Callable
 
@@ -34,9 +33,6 @@ from multistore_prefix.db import locations as db_locations
 from multistore_prefix.db import retry
 from multistore_prefix import location_map as lmap
 from multistore_prefix import resolver as resolver_mod
-from multistore_prefix import urls
-
-LOG = logging.getLogger(__name__)
 
 #: Locations read and written per transaction, by default.  Bigger
 #: batches pay the per-statement and per-commit costs less often (1000 ->
@@ -61,7 +57,9 @@ class Backfill:
     :ivar batch_size: locations per read and per write transaction.
     :ivar dry_run: compute everything, write nothing.
     :ivar shard: this worker's share of the images.
-    :ivar report: the :class:`~multistore_prefix.backfill.report.Report`.
+    :ivar record: the :class:`~multistore_prefix.backfill.report.
+        Recorder` of the counts and rows (``report``, ``unresolved_rows``,
+        ``wrong_rows``, ``changes``).
     :ivar prefetch: read the next batch while one is written.
     """
 
@@ -98,12 +96,10 @@ class Backfill:
         self.dry_run = dry_run
         self.shard = shard
         self.progress = progress or (lambda done: None)
-        self.report = report_mod.Report(dry_run=dry_run, shard=str(shard))
+        self.record = report_mod.Recorder(
+            report_mod.Report(dry_run=dry_run, shard=str(shard)),
+            record_changes or dry_run)
         self.lookups = lookups or None
-        self.unresolved_rows = report_mod.Spool()
-        self.wrong_rows = report_mod.Spool()
-        self.changes = (report_mod.Spool() if record_changes or dry_run
-                        else None)
         self.prefetch = True
         self._stop = False
         self._aborted = False
@@ -197,36 +193,35 @@ class Backfill:
         report = self.report
         report.already_set += batch.already_set
         report.wrong_store += len(batch.wrong)
-        for location_id, image_id, url, named, owner in batch.wrong:
-            self.wrong_rows.add({
-                'image_id': image_id, 'location_id': location_id,
-                'url': urls.mask_url(url), 'store': named, 'owner': owner})
+        for row in batch.wrong:
+            self.record.wrong(*row)
         for row in batch.unresolved:
-            self._unresolved(*row)
+            self.record.unresolved(*row)
         rewrites = self._ask_backends(batch.asked) if batch.asked else []
         if self.dry_run:
             report.updated += len(batch.writes) + len(rewrites)
             for write in batch.writes:
-                self._changed(write[0], write[1], write[2], write[5],
-                              write[6])
+                self.record.changed(write[0], write[1], write[2],
+                                    write[5], write[6])
             for rewrite in rewrites:
-                self._changed(rewrite[0], rewrite[1], rewrite[2],
-                              rewrite[4], rewrite[6], rewrite[5])
+                self.record.changed(rewrite[0], rewrite[1], rewrite[2],
+                                    rewrite[4], rewrite[6], rewrite[5])
             return
         if self._aborted:
             raise KeyboardInterrupt
         for outcome in self.writer.write(batch.writes):
             self._outcome(*outcome)
+        record = self.record
         for outcome, rewrite, reason, detail in self.writer.rewrite(rewrites):
             location_id, image_id, url, _, store, new_url, previous = rewrite
             if outcome == writing.UPDATED:
                 self.report.updated += 1
-                self._changed(location_id, image_id, url, store, previous,
-                              new_url)
+                record.changed(location_id, image_id, url, store, previous,
+                               new_url)
             elif outcome == writing.UNRESOLVED:
-                self._unresolved(location_id, image_id, url, reason, detail)
+                record.unresolved(location_id, image_id, url, reason, detail)
             else:
-                self._left(location_id, image_id, detail)
+                record.left(location_id, image_id, detail)
 
     def _process_large(self, location_id: int) -> None:
         """A row too long to read with its batch: read, decide, write it."""
@@ -238,7 +233,7 @@ class Backfill:
         self._apply(single)
 
     def _outcome(self, outcome, write, reason, detail) -> None:
-        report = self.report
+        report, record = self.report, self.record
         location_id, image_id, url = write[0], write[1], write[2]
         if outcome in _CHANGED_MEANWHILE or (
                 outcome == writing.UNRESOLVED
@@ -246,13 +241,14 @@ class Backfill:
             report.conflicts_retried += 1
         if outcome in (writing.UPDATED, writing.MERGED):
             report.updated += 1
-            self._changed(location_id, image_id, url, write[5], write[6])
+            record.changed(location_id, image_id, url, write[5], write[6],
+                           texts=(write[3], write[4]))
         elif outcome == writing.ALREADY_SET:
             report.already_set += 1
         elif outcome == writing.UNRESOLVED:
-            self._unresolved(location_id, image_id, url, reason, detail)
+            record.unresolved(location_id, image_id, url, reason, detail)
         elif outcome == writing.ERROR:
-            self._left(location_id, image_id, detail)
+            record.left(location_id, image_id, detail)
 
     def _ask_backends(self, asked) -> list[tuple]:
         """The stores' backends' answers for URLs no prefix owns."""
@@ -261,8 +257,8 @@ class Backfill:
         for location_id, image_id, url, metadata, previous in asked:
             answer = answers[url]
             if answer.store is None:
-                self._unresolved(location_id, image_id, url, answer.reason,
-                                 answer.detail)
+                self.record.unresolved(location_id, image_id, url,
+                                       answer.reason, answer.detail)
                 continue
             rewrites.append((location_id, image_id, url, metadata,
                              answer.store, answer.url or url, previous))
@@ -270,40 +266,25 @@ class Backfill:
 
     # -- the report -------------------------------------------------------
 
-    def _unresolved(self, location_id, image_id, url, reason, detail):
-        self.report.unresolved[reason] += 1
-        self.unresolved_rows.add({
-            'image_id': image_id, 'location_id': location_id,
-            'url': urls.mask_url(url), 'reason': reason,
-            'detail': urls.mask_text(detail)})
+    @property
+    def report(self) -> report_mod.Report:
+        return self.record.report
 
-    def _left(self, location_id, image_id, detail):
-        self.report.errors += 1
-        LOG.warning('location %s of image %s: %s; left for a rerun',
-                    location_id, image_id, urls.mask_text(detail))
+    @property
+    def unresolved_rows(self) -> report_mod.Spool:
+        return self.record.unresolved_rows
 
-    def _changed(self, location_id, image_id, url, store, previous,
-                 new_url=None):
-        if self.changes is None:
-            return
-        change = {'image_id': image_id, 'location_id': location_id,
-                  'url': urls.mask_url(url), 'store': store,
-                  'previous_store': previous}
-        if new_url and new_url != url:
-            change['new_url'] = urls.mask_url(new_url)
-        self.changes.add(change)
+    @property
+    def wrong_rows(self) -> report_mod.Spool:
+        return self.record.wrong_rows
+
+    @property
+    def changes(self) -> report_mod.Spool | None:
+        return self.record.changes
 
     def write_report(self, path: str) -> None:
         """The JSON report: the counts, unresolved locations and changes."""
-        sections = [('unresolved_locations', self.unresolved_rows),
-                    ('wrong_store_locations', self.wrong_rows)]
-        if self.changes is not None:
-            sections.append(('would_change' if self.dry_run else 'changed',
-                             self.changes))
-        report_mod.write(path, self.report, sections)
+        self.record.write(path)
 
     def close(self) -> None:
-        self.unresolved_rows.close()
-        self.wrong_rows.close()
-        if self.changes is not None:
-            self.changes.close()
+        self.record.close()

@@ -21,9 +21,15 @@ report is written at the end, whole or not at all.
 import collections
 import dataclasses
 import json
+import logging
 import os
 import tempfile
 from typing import Iterator
+
+from multistore_prefix import metadata as metadata_text
+from multistore_prefix import urls
+
+LOG = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -114,6 +120,77 @@ class Spool:
 
     def close(self) -> None:
         self._file.close()
+
+
+class Recorder:
+    """Counts what a run did and keeps the rows behind the counts.
+
+    Every URL and detail is masked on the way in.
+
+    :ivar report: the :class:`Report`.
+    :ivar unresolved_rows: locations left without a store, and why.
+    :ivar wrong_rows: locations that name the wrong enabled store.
+    :ivar changes: every change, or ``None`` when not recorded.
+    """
+
+    def __init__(self, report: Report, record_changes: bool):
+        self.report = report
+        self.unresolved_rows = Spool()
+        self.wrong_rows = Spool()
+        self.changes = Spool() if record_changes else None
+
+    def wrong(self, location_id, image_id, url, named, owner) -> None:
+        self.wrong_rows.add({
+            'image_id': image_id, 'location_id': location_id,
+            'url': urls.mask_url(url), 'store': named, 'owner': owner})
+
+    def unresolved(self, location_id, image_id, url, reason, detail) -> None:
+        self.report.unresolved[reason] += 1
+        self.unresolved_rows.add({
+            'image_id': image_id, 'location_id': location_id,
+            'url': urls.mask_url(url), 'reason': reason,
+            'detail': urls.mask_text(detail)})
+
+    def left(self, location_id, image_id, detail) -> None:
+        """A row left for a rerun (it kept changing)."""
+        self.report.errors += 1
+        LOG.warning('location %s of image %s: %s; left for a rerun',
+                    location_id, image_id, urls.mask_text(detail))
+
+    def changed(self, location_id, image_id, url, store, previous,
+                new_url=None, texts=None) -> None:
+        """One change, for the report (and for ``--revert``).
+
+        :param texts: (text before, text written): their digests let a
+            revert check that the row still holds exactly what this run
+            wrote, and that undoing it gives back exactly what was there.
+        """
+        if self.changes is None:
+            return
+        change = {'image_id': image_id, 'location_id': location_id,
+                  'url': urls.mask_url(url), 'store': store,
+                  'previous_store': previous}
+        if new_url and new_url != url:
+            change['new_url'] = urls.mask_url(new_url)
+        if texts is not None:
+            change['previous_sha256'] = metadata_text.digest(texts[0])
+            change['sha256'] = metadata_text.digest(texts[1])
+        self.changes.add(change)
+
+    def write(self, path: str) -> None:
+        """The JSON report (see :func:`write`)."""
+        sections = [('unresolved_locations', self.unresolved_rows),
+                    ('wrong_store_locations', self.wrong_rows)]
+        if self.changes is not None:
+            key = 'would_change' if self.report.dry_run else 'changed'
+            sections.append((key, self.changes))
+        write(path, self.report, sections)
+
+    def close(self) -> None:
+        self.unresolved_rows.close()
+        self.wrong_rows.close()
+        if self.changes is not None:
+            self.changes.close()
 
 
 def check_writable(path: str) -> None:

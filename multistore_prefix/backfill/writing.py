@@ -218,6 +218,19 @@ class Writer:
         return outcomes
 
 
+def set_all(conn, writes) -> None:
+    """Compare-and-swap rows that are locked: every one must change.
+
+    :param writes: (location id, text now, new text).
+    :raises db_exceptions.Conflict: one did not (only a bug gets here).
+    """
+    changed = db_locations.set_metadata(conn, writes, utcnow())
+    if changed != len(writes):
+        raise db_exceptions.Conflict(None, 'locations', reason=(
+            f'{len(writes) - changed} of {len(writes)} locked rows did not '
+            f'change'))
+
+
 def utcnow() -> datetime.datetime:
     # Glance stores naive UTC timestamps.
     return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)

@@ -26,6 +26,7 @@ from sqlalchemy import exc as sa_exc
 from multistore_prefix import backfill as backfill_mod
 from multistore_prefix.backfill import report as backfill_report
 from multistore_prefix import cmd
+from multistore_prefix.cmd import revert as revert_cmd
 from multistore_prefix.db import bounds
 from multistore_prefix.db import engine as db_engine
 from multistore_prefix.db import exceptions as db_exceptions
@@ -96,6 +97,7 @@ class Backfill(show.ShowOne):
             '--no-backend-lookups', action='store_true',
             help='resolve by prefix only: never ask a store\'s backend '
                  '(Cinder, for legacy cinder://<volume id> locations)')
+        revert_cmd.add_arguments(parser)
         parser.add_argument(
             '--replace-invalid-stores', action='store_true',
             help='also give a store to locations whose "store" is not a '
@@ -129,6 +131,10 @@ class Backfill(show.ShowOne):
                     f'cannot reach the database {database.safe_url}: '
                     f'{db_exceptions.describe(exc)}; check '
                     f'[database]/connection', exit_code=1) from None
+            if parsed_args.revert:
+                report = revert_cmd.take_action(self, parsed_args, database,
+                                                run_with_progress)
+                return self._summary(report)
             lookups = None
             if not parsed_args.no_backend_lookups:
                 lookups = lookups_mod.BackendLookups.from_location_map(
@@ -156,6 +162,9 @@ class Backfill(show.ShowOne):
             raise cmd.CommandError(str(exc), exit_code=1) from None
         finally:
             database.dispose()
+        return self._summary(report)
+
+    def _summary(self, report):
         if report.interrupted:
             self.app.stderr.write('backfill interrupted: completed batches '
                                   'are kept; run it again to finish\n')
@@ -219,11 +228,14 @@ def _check_report_path(path: str) -> None:
             f'{exc.strerror or exc}; nothing was changed') from None
 
 
-def run_with_progress(app, job, quiet: bool = False):
+def run_with_progress(app, job, quiet: bool = False, entries=None):
     """Run a backfill job with progress on ``app``'s stderr.
 
     SIGTERM or Ctrl-C lets the batch in flight finish (it commits or rolls
     back whole either way), then stops; a second one stops at once.
+
+    :param entries: a revert's changes to undo (``job.run(entries)``); a
+        backfill job reads its own.
     """
     # cliff's own --quiet (verbosity 0) takes the flag wherever it is.
     quiet = quiet or app.options.verbose_level == 0
@@ -247,8 +259,13 @@ def run_with_progress(app, job, quiet: bool = False):
     report = None
     try:
         with bounds.SignalWakeup([job.database.watchdog], STOP_GRACE):
-            progress.start(job.count, background=job.reads_beside_writes())
-            report = job.run()
+            if entries is None:
+                progress.start(job.count,
+                               background=job.reads_beside_writes())
+                report = job.run()
+            else:
+                progress.start(None)
+                report = job.run(entries)
         return report
     finally:
         for signum, handler in previous.items():
@@ -279,13 +296,16 @@ class _Progress:
     def start(self, count, background: bool = True) -> None:
         """Begin; ``count()`` gives the total (not called when quiet).
 
+        :param count: ``None``: no total.
         :param background: count in a thread while the backfill runs;
             ``False`` (a SQLite file without WAL, where a long read would
             hold off the writes): count first.
         """
         if self.quiet:
             return
-        if background:
+        if count is None:
+            pass
+        elif background:
             self._counter = threading.Thread(
                 target=self._count, args=(count,), daemon=True,
                 name='backfill-count')

@@ -36,6 +36,8 @@ class Demo(show.ShowOne):
     progress bar, and prints the summary beside what Glance's rule would
     have done.  Run it again to start afresh; the backfill command runs on
     the same files with --config-file STATE_DIR/demo/glance-api.conf.
+    With --setup-only the deployment is made and left for the backfill
+    command (dry run, report, run, rerun, revert).
     """
 
     def get_parser(self, prog_name):
@@ -49,6 +51,11 @@ class Demo(show.ShowOne):
         parser.add_argument(
             '--batch-size', type=int, default=backfill_mod.BATCH_SIZE,
             metavar='N', help='locations per backfill transaction')
+        parser.add_argument(
+            '--setup-only', action='store_true',
+            help='make the deployment and its legacy images, and leave '
+                 'them for "multistore-prefix --config-file '
+                 'STATE_DIR/demo/glance-api.conf backfill"')
         return parser
 
     def take_action(self, parsed_args):
@@ -62,6 +69,18 @@ class Demo(show.ShowOne):
         except OSError as exc:
             raise cmd.CommandError(f'cannot make {state_dir}: '
                                    f'{exc.strerror}') from None
+        rows = [('config', config), ('images', seeded.images),
+                ('locations', seeded.locations)]
+        glance = [('glance_first_match_wrong',
+                   f'{seeded.glance_wrong} of {seeded.legacy} legacy '
+                   f'locations')]
+        if parsed_args.setup_only:
+            self.app.stderr.write(
+                f'made {seeded.legacy} legacy locations; next:\n'
+                f'  multistore-prefix --config-file {config} backfill '
+                f'--dry-run\n')
+            rows += [('legacy', seeded.legacy)] + glance
+            return [name for name, _ in rows], [value for _, value in rows]
         conf = demo.load_config(config)
         database = db_engine.Database.from_config(conf)
         job = backfill_mod.Backfill(
@@ -72,10 +91,5 @@ class Demo(show.ShowOne):
         finally:
             job.close()
             database.dispose()
-        rows = [('config', config), ('images', seeded.images),
-                ('locations', seeded.locations)]
-        rows += report.summary()
-        rows += [('glance_first_match_wrong',
-                  f'{seeded.glance_wrong} of {seeded.legacy} legacy '
-                  f'locations')]
+        rows += report.summary() + glance
         return [name for name, _ in rows], [value for _, value in rows]

@@ -220,10 +220,13 @@ def set_metadata(conn, writes: Sequence[tuple], now) -> int:
     return changed
 
 
-def lock_current(conn, ids: Iterable[int]) -> dict[int, Current]:
+def lock_current(conn, ids: Iterable[int],
+                 lock: bool = True) -> dict[int, Current]:
     """The rows of ``ids`` as they are now, locked in id order.
 
     On SQLite the writer holds the database lock already.
+
+    :param lock: ``False``: only read them (a dry run).
     """
     ids = sorted(ids)
     sqlite = conn.dialect.name == 'sqlite'
@@ -233,7 +236,9 @@ def lock_current(conn, ids: Iterable[int]) -> dict[int, Current]:
                            api.text_as_stored(_L.c.meta_data, sqlite),
                            _L.c.deleted, _L.c.status)
                  .where(_L.c.id.in_(ids[start:start + SQLITE_CHUNK]))
-                 .order_by(_L.c.id).with_for_update())
+                 .order_by(_L.c.id))
+        if lock:
+            query = query.with_for_update()
         for location_id, url, text, deleted, status in conn.execute(query):
             found[location_id] = Current(
                 api.utf8_or_bytes(url), api.utf8_or_bytes(text),

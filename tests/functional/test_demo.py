@@ -99,3 +99,37 @@ def test_demo_rejects_bad_numbers(tmp_path):
     result = cli('demo', '--images', '0', '--state-dir', str(tmp_path))
     assert result.returncode == 2
     assert '--images' in result.stderr
+
+
+def test_setup_only_leaves_the_whole_job_to_walk_through(tmp_path):
+    # The README's walk: dry run, run with a report, rerun, revert.
+    made = cli('demo', '--images', '150', '--state-dir', str(tmp_path),
+               '--setup-only', '-f', 'json')
+    assert made.returncode == 0, made.stderr
+    legacy = json.loads(made.stdout)['legacy']
+    config = str(tmp_path / 'demo' / 'glance-api.conf')
+    assert f'--config-file {config} backfill --dry-run' in made.stderr
+    database = f'sqlite:///{tmp_path}/demo/demo.sqlite'
+
+    def texts():
+        engine = sa.create_engine(database)
+        with engine.connect() as conn:
+            found = dict(conn.exec_driver_sql(
+                'SELECT id, meta_data FROM image_locations').all())
+        engine.dispose()
+        return found
+
+    def backfill(*args):
+        result = cli('--config-file', config, 'backfill', '-f', 'json',
+                     *args)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    before = texts()
+    assert backfill('--dry-run')['would_update'] == legacy
+    assert texts() == before
+    report = tmp_path / 'run.json'
+    assert backfill('--report', str(report))['updated'] == legacy
+    assert backfill()['updated'] == 0
+    assert backfill('--revert', str(report))['reverted'] == legacy
+    assert texts() == before

@@ -1,0 +1,265 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+
+"""Undoing a backfill run: put back exactly what its report says it did.
+
+Each change in a report names the location, the store written and the one
+before, and the fingerprints (SHA-256) of the metadata text before and
+after.  A change is undone only when the row still holds exactly the text
+that run wrote, and when taking the store out again gives back exactly the
+text that was there; the write is the same compare-and-swap as the
+backfill's.  A row someone changed since is left as it is and listed.
+"""
+
+import dataclasses
+import json
+import time
+from typing import Iterator
+
+from multistore_prefix.backfill import report as report_mod
+from multistore_prefix.backfill import writing
+from multistore_prefix.db import exceptions as db_exceptions
+from multistore_prefix.db import locations as db_locations
+from multistore_prefix.db import retry
+from multistore_prefix import metadata as metadata_text
+from multistore_prefix import urls
+
+#: Why a change was not undone.
+GONE = 'gone'                    # the location is deleted or not active
+CHANGED = 'changed-since'        # the row no longer holds what was written
+NOT_EXACT = 'not-exact'          # undoing would not give the old text back
+NO_FINGERPRINT = 'no-fingerprint'  # an old report, or a URL rewrite
+
+CHUNK = 1000
+
+
+class ReportError(ValueError):
+    """The file is not a backfill report that can be undone."""
+
+
+@dataclasses.dataclass
+class RevertReport:
+    """What a revert did.
+
+    :ivar entries: changes read from the report.
+    :ivar reverted: changes undone (``would_revert`` on a dry run).
+    :ivar left: changes left as they are, by reason.
+    """
+
+    dry_run: bool = False
+    entries: int = 0
+    reverted: int = 0
+    left: dict = dataclasses.field(default_factory=dict)
+    elapsed: float = 0.0
+    interrupted: bool = False
+
+    def summary(self) -> list[tuple[str, object]]:
+        rows = [('entries', self.entries),
+                ('would_revert' if self.dry_run else 'reverted',
+                 self.reverted),
+                ('left', sum(self.left.values()))]
+        rows += [(f'left: {reason}', count)
+                 for reason, count in sorted(self.left.items())]
+        rows.append(('elapsed_seconds', round(self.elapsed, 3)))
+        if self.interrupted:
+            rows.append(('interrupted', True))
+        return rows
+
+    def as_dict(self) -> dict:
+        return {'revert': True, 'dry_run': self.dry_run,
+                'entries': self.entries,
+                ('would_revert' if self.dry_run else 'reverted'):
+                    self.reverted,
+                'left': dict(sorted(self.left.items())),
+                'elapsed_seconds': round(self.elapsed, 3),
+                'interrupted': self.interrupted}
+
+
+def changes(path: str) -> Iterator[dict]:
+    """The ``changed`` entries of a backfill report, one at a time.
+
+    The report is read line by line (it can hold millions of changes),
+    as the backfill writes it; a file laid out otherwise is read whole.
+
+    :raises ReportError: not a report, a dry run's, or a revert's.
+    :raises OSError: it cannot be read.
+    """
+    with open(path, encoding='utf-8') as source:
+        head = source.readline()
+        if head.strip() != '{':
+            yield from _whole(path)
+            return
+        for line in source:
+            stripped = line.strip()
+            if stripped == '"dry_run": true,':
+                raise ReportError(f'{path} is the report of a dry run: it '
+                                  f'changed nothing to undo')
+            if stripped == '"revert": true,':
+                raise ReportError(f'{path} is the report of a revert')
+            if stripped == '"changed": [':
+                break
+            if stripped.startswith('"changed": []'):
+                return
+        else:
+            raise ReportError(f'{path} has no "changed" list: write the '
+                              f'backfill\'s report with --report (and not '
+                              f'--dry-run)')
+        for line in source:
+            stripped = line.strip().rstrip(',')
+            if stripped == ']':
+                return
+            try:
+                yield json.loads(stripped)
+            except ValueError:
+                raise ReportError(f'{path}: a "changed" entry is not JSON: '
+                                  f'{stripped[:60]!r}') from None
+
+
+def _whole(path):
+    try:
+        with open(path, encoding='utf-8') as source:
+            body = json.load(source)
+    except ValueError as exc:
+        raise ReportError(f'{path} is not JSON ({exc})') from None
+    if not isinstance(body, dict) or body.get('revert'):
+        raise ReportError(f'{path} is not the report of a backfill')
+    if body.get('dry_run'):
+        raise ReportError(f'{path} is the report of a dry run: it changed '
+                          f'nothing to undo')
+    if 'changed' not in body:
+        raise ReportError(f'{path} has no "changed" list')
+    yield from body['changed']
+
+
+class Revert:
+    """Undoes the changes of one backfill run.
+
+    :ivar database: the :class:`~multistore_prefix.db.engine.Database`.
+    :ivar dry_run: check everything, write nothing.
+    """
+
+    def __init__(self, database, dry_run: bool = False,
+                 record_reverted: bool = False):
+        self.database = database
+        self.dry_run = dry_run
+        self.report = RevertReport(dry_run=dry_run)
+        self.left_rows = report_mod.Spool()
+        self.reverted_rows = (report_mod.Spool()
+                              if record_reverted or dry_run else None)
+        self.progress = lambda done: None
+        self._stop = False
+
+    def stop(self) -> None:
+        self._stop = True
+
+    def abort(self) -> None:
+        self._stop = True
+
+    def run(self, entries) -> RevertReport:
+        started = time.monotonic()
+        chunk = []
+        try:
+            for entry in entries:
+                chunk.append(entry)
+                if len(chunk) == CHUNK:
+                    self._chunk(chunk)
+                    self.progress(len(chunk))
+                    chunk = []
+                    if self._stop:
+                        break
+            else:
+                if chunk:
+                    self._chunk(chunk)
+        except (KeyboardInterrupt, retry.Stopped):
+            self.report.interrupted = True
+        finally:
+            self.report.elapsed = time.monotonic() - started
+        self.report.interrupted |= self._stop
+        return self.report
+
+    def _chunk(self, entries) -> None:
+        self.report.entries += len(entries)
+        try:
+            outcomes = retry.call(self.database,
+                                  lambda: self._undo(entries),
+                                  'undoing a batch', lambda: self._stop)
+        except db_exceptions.Forbidden as exc:
+            raise writing.refused(exc, 'undoing a batch') from exc
+        for entry, reason, detail in outcomes:
+            if reason is None:
+                self.report.reverted += 1
+                if self.reverted_rows is not None:
+                    self.reverted_rows.add(entry)
+                continue
+            self.report.left[reason] = self.report.left.get(reason, 0) + 1
+            self.left_rows.add({
+                'image_id': entry.get('image_id'),
+                'location_id': entry.get('location_id'),
+                'url': urls.mask_url(entry.get('url')), 'reason': reason,
+                'detail': detail})
+
+    def _undo(self, entries) -> list[tuple]:
+        transaction = (self.database.reader if self.dry_run
+                       else self.database.writer)
+        with transaction() as conn:
+            ids = [e['location_id'] for e in entries
+                   if isinstance(e.get('location_id'), int)]
+            current = db_locations.lock_current(conn, ids,
+                                                lock=not self.dry_run)
+            outcomes, writes = [], []
+            for entry in entries:
+                reason, detail, write = _decide(entry, current)
+                outcomes.append((entry, reason, detail))
+                if write is not None:
+                    writes.append(write)
+            if not self.dry_run:
+                writing.set_all(conn, writes)
+        return outcomes
+
+    def write_report(self, path: str) -> None:
+        sections = [('left_locations', self.left_rows)]
+        if self.reverted_rows is not None:
+            key = 'would_revert' if self.dry_run else 'reverted_changes'
+            sections.append((key, self.reverted_rows))
+        report_mod.write(path, self.report, sections)
+
+    def close(self) -> None:
+        self.left_rows.close()
+        if self.reverted_rows is not None:
+            self.reverted_rows.close()
+
+
+def _decide(entry, current) -> tuple:
+    """(reason or None, detail, write or None) for one change."""
+    if 'sha256' not in entry or 'previous_sha256' not in entry:
+        return (NO_FINGERPRINT, 'the change has no fingerprint of the text '
+                'written (a URL rewrite, or a report of an older version): '
+                'undo it by hand', None)
+    row = current.get(entry.get('location_id'))
+    if row is None or not row.live:
+        return GONE, 'the location is deleted or no longer active', None
+    if metadata_text.digest(row.text) != entry['sha256']:
+        return (CHANGED, 'the row no longer holds what the backfill wrote: '
+                'left as it is', None)
+    members = metadata_text.parse(row.text)
+    previous = entry.get('previous_store')
+    try:
+        restored = metadata_text.patch(members, {
+            'store': metadata_text.DELETE if previous is None else previous})
+    except (ValueError, AttributeError):
+        restored = None
+    if restored is None or metadata_text.digest(restored) != entry[
+            'previous_sha256']:
+        return (NOT_EXACT, 'taking the store out would not give back the '
+                'exact text that was there: left as it is', None)
+    return None, None, (entry['location_id'], row.text, restored)
