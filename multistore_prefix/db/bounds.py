@@ -45,6 +45,8 @@ from oslo_config import cfg
 LOG = logging.getLogger(__name__)
 
 GROUP = 'multistore_prefix'
+#: A watchdog with nothing to watch for this long ends its thread.
+IDLE_SECONDS = 5.0
 
 OPTS = [
     cfg.IntOpt('db_connect_timeout', default=10, min=1,
@@ -212,6 +214,8 @@ class Watchdog:
     def release(self, token: int) -> None:
         with self._lock:
             self._deadlines.pop(token, None)
+            if not self._deadlines:
+                self._lock.notify()  # it may go idle
 
     def hurry(self, grace: float) -> None:
         """Every transaction, now and later, ends within ``grace`` s."""
@@ -227,15 +231,21 @@ class Watchdog:
     def _run(self) -> None:
         while True:
             with self._lock:
+                if not self._deadlines:
+                    # Idle: end, and let the next watch() start another,
+                    # so a process with many databases keeps no threads.
+                    self._lock.wait(IDLE_SECONDS)
+                    if not self._deadlines:
+                        self._thread = None
+                        return
                 now = time.monotonic()
                 due = [(token, fd, what) for token, (deadline, fd, what)
                        in self._deadlines.items() if deadline <= now]
                 for token, _, _ in due:
                     del self._deadlines[token]
                 if not due:
-                    wait = min((d for d, _, _ in self._deadlines.values()),
-                               default=now + 3600) - now
-                    self._lock.wait(max(wait, 0.01))
+                    wait = min(d for d, _, _ in self._deadlines.values())
+                    self._lock.wait(max(wait - now, 0.01))
                     continue
             for _token, fd, what in due:
                 self.cuts += 1

@@ -261,10 +261,12 @@ _MYSQL_STATEMENT_TIMEOUT = (1969, 3024)
 def _setup_server(engine: sa.engine.Engine,
                   bounds: bounds_mod.Bounds) -> None:
     backend = engine.dialect.name
-    mariadb = bool(getattr(engine.dialect, 'is_mariadb', False))
 
     @sa.event.listens_for(engine, 'connect')
     def _connect(dbapi_connection, connection_record):
+        # (The dialect learns the server only after the first connect.)
+        server = getattr(dbapi_connection, 'get_server_info', None)
+        mariadb = callable(server) and 'mariadb' in str(server()).lower()
         statements = bounds.session_statements(backend, mariadb)
         if not statements:
             return
