@@ -571,6 +571,16 @@ class ServerDatabase:
         self.names.append(name)
         return name
 
+    def copy(self, name: str) -> str:
+        """The URL of a new database with the same rows as ``name``."""
+        if self.engine_name == 'postgresql':
+            return self.url(self.create(template=name))
+        copy = self.create()
+        url = self.url(copy)
+        sync(url)
+        copy_tables(self, name, copy)
+        return url
+
     def url(self, name: str) -> str:
         return sa.engine.make_url(self.admin_url).set(
             database=name).render_as_string(hide_password=False)
@@ -739,23 +749,11 @@ def bench_server(engine_name, args, tmp, targets):
         start = time.perf_counter()
         sync(url)
         seed_server(url, args.server_rows)
-        if engine_name == 'postgresql':
-            copy_url = server.url(server.create(template=name))
-        else:
-            copy = server.create()
-            copy_url = server.url(copy)
-            sync(copy_url)
-            copy_tables(server, name, copy)
+        copy_url = server.copy(name)
         seeded = time.perf_counter() - start
         conf = write_conf(tmp, engine_name, url)
         if args.baseline:
-            if engine_name == 'postgresql':
-                base_url = server.url(server.create(template=name))
-            else:
-                base_db = server.create()
-                base_url = server.url(base_db)
-                sync(base_url)
-                copy_tables(server, name, base_db)
+            base_url = server.copy(name)
             base = backfill(write_conf(tmp, f'{engine_name}-baseline',
                                        base_url),
                             args.batch_size, tmp, args.baseline_tree)

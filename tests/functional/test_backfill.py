@@ -29,41 +29,8 @@ from multistore_prefix.db import engine as db_engine
 from multistore_prefix.db import models
 from multistore_prefix import location_map as lmap
 
-STORES_CONF = """
-[DEFAULT]
-enabled_backends = fast:file, slow:file, multi:file
-[fast]
-filesystem_store_datadir = /var/lib/glance/images
-[slow]
-filesystem_store_datadir = /var/lib/glance/images2
-[multi]
-filesystem_store_datadir =
-filesystem_store_datadirs = /srv/a:100
-filesystem_store_datadirs = /srv/b
-"""
 PAST = datetime.datetime(2020, 1, 2, 3, 4, 5)
 _L = models.image_locations
-
-
-def make_location_map(tmp_path):
-    """The location map of :data:`STORES_CONF`."""
-    path = tmp_path / 'glance-api.conf'
-    path.write_text(STORES_CONF)
-    conf = cfg.ConfigOpts()
-    conf(['--config-file', str(path)], default_config_files=[])
-    return lmap.LocationMap.from_config(conf)
-
-
-@pytest.fixture
-def location_map(tmp_path):
-    return make_location_map(tmp_path)
-
-
-@pytest.fixture
-def database(db_url):
-    database = db_engine.Database(db_url)
-    yield database
-    database.dispose()
 
 
 def add_image(database, locations, image_id=None, deleted=False):

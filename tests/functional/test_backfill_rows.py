@@ -29,14 +29,12 @@ import sqlalchemy as sa
 from multistore_prefix import backfill as backfill_mod
 from multistore_prefix.backfill import deciding
 from multistore_prefix.backfill import writing
-from multistore_prefix.db import engine as db_engine
 from multistore_prefix.db import locations as db_locations
 from multistore_prefix import gateway as gateway_mod
 from multistore_prefix import resolver as resolver_mod
 from tests.functional.test_backfill import _L
 from tests.functional.test_backfill import add_image
 from tests.functional.test_backfill import legacy
-from tests.functional.test_backfill import make_location_map
 from tests.functional.test_backfill import rows
 
 URL = 'file:///var/lib/glance/images2/'
@@ -67,18 +65,6 @@ SPLICED = {
         '{ "x" : [1,2] ,"y":{"store":"in"}, "store": "slow" }',
     '{}': '{"store": "slow"}',
 }
-
-
-@pytest.fixture
-def location_map(tmp_path):
-    return make_location_map(tmp_path)
-
-
-@pytest.fixture
-def database(db_url):
-    database = db_engine.Database(db_url)
-    yield database
-    database.dispose()
 
 
 def run(database, location_map, **kwargs):
@@ -177,13 +163,21 @@ def repo_on(database, location_map):
     return gateway.get_repo()
 
 
+#: Glance accepts meta_data up to MySQL's 65,535 bytes; adding "store" to
+#: this one would not fit.
+FULL = '{"pad": "' + 'x' * (65535 - 20) + '"}'
+
+
+def image_with_a_full_row(database, count, full_at):
+    _, ids = add_image(database, [legacy(f'{URL}{n}') for n in range(count)])
+    set_text(database, ids[full_at], FULL)
+    return ids
+
+
 @pytest.mark.engines('mysql')
 def test_mysql_metadata_at_the_column_limit(database, location_map, caplog):
-    # Glance accepts meta_data up to 65,535 bytes; adding "store" to one
-    # that close would not fit.
-    _, ids = add_image(database, [legacy(f'{URL}{n}') for n in range(3)])
-    full = '{"pad": "' + 'x' * (65535 - 20) + '"}'
-    set_text(database, ids[1], full)
+    ids = image_with_a_full_row(database, 3, 1)
+    full = FULL
     job, report = run(database, location_map)
     after = rows(database)
     assert after[ids[1]]['meta_data'] == full
@@ -206,12 +200,10 @@ def test_a_row_the_database_refuses_is_found_and_the_batch_written(
     # Without knowing the column's limit, the batch UPDATE fails as a
     # whole; halving it finds the one row, and writes the others.
     monkeypatch.setattr(db_locations, 'metadata_limit', lambda conn: None)
-    _, ids = add_image(database, [legacy(f'{URL}{n}') for n in range(9)])
-    full = '{"pad": "' + 'x' * (65535 - 20) + '"}'
-    set_text(database, ids[6], full)
+    ids = image_with_a_full_row(database, 9, 6)
     job, report = run(database, location_map)
     after = rows(database)
-    assert after[ids[6]]['meta_data'] == full
+    assert after[ids[6]]['meta_data'] == FULL
     assert report.unresolved == {writing.WRITE_REFUSED: 1}
     assert report.updated == 8
     [row] = list(job.unresolved_rows)
