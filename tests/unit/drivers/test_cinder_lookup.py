@@ -10,7 +10,8 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""Cinder lookups of legacy locations: multistore_prefix/drivers/cinder.py.
+"""Cinder lookups of legacy locations: multistore_prefix/drivers/cinder.py
+and the client it uses, multistore_prefix/backends/cinder/.
 
 requests-mock stands in for Keystone and Cinder, with the request and
 response shapes of the real services: the v3 token request and its service
@@ -27,6 +28,7 @@ import time
 import pytest
 import requests
 
+from multistore_prefix.backends.cinder import client
 from multistore_prefix.drivers import base
 from multistore_prefix.drivers import cinder
 from multistore_prefix import location_map as lmap
@@ -130,8 +132,8 @@ UNAUTHORIZED = {'error': {
 @pytest.fixture(autouse=True)
 def fresh(monkeypatch):
     """No connection left from another test; retries without waiting."""
-    monkeypatch.setattr(cinder, '_CONNECTIONS', type(cinder._CONNECTIONS)())
-    monkeypatch.setattr(cinder, 'BACKOFF', 0)
+    monkeypatch.setattr(client, '_CONNECTIONS', type(client._CONNECTIONS)())
+    monkeypatch.setattr(client, 'BACKOFF', 0)
 
 
 @pytest.fixture
@@ -354,7 +356,7 @@ def test_keystone_unreachable_is_unavailable(requests_mock, lookups, token):
 
 def test_no_wait_goes_past_the_timeout(requests_mock, keystone, lookups,
                                        monkeypatch):
-    monkeypatch.setattr(cinder, 'BACKOFF', 30)
+    monkeypatch.setattr(client, 'BACKOFF', 30)
     get = requests_mock.get(volume_url(), status_code=503, json={})
     start = time.monotonic()
     answer = ask(lookups()['fast'], timeout=1.0)
@@ -387,7 +389,7 @@ def test_unexpected_error_is_unavailable_never_raised(volume, lookups,
                                                       monkeypatch, caplog):
     def boom(*args, **kwargs):
         raise RuntimeError('boom')
-    monkeypatch.setattr(cinder._Connection, '_fetch', boom)
+    monkeypatch.setattr(client.Connection, '_fetch', boom)
     answer = ask(lookups()['fast'])
     assert (answer.owned, answer.reason) == (None, base.UNAVAILABLE)
     assert 'RuntimeError' in answer.detail
@@ -598,7 +600,7 @@ def test_answers_are_cached(requests_mock, volume, lookups):
 
 
 def test_cache_is_bounded(requests_mock, volume, lookups, monkeypatch):
-    monkeypatch.setattr(cinder, 'CACHE_SIZE', 2)
+    monkeypatch.setattr(client, 'CACHE_SIZE', 2)
     requests_mock.get(volume_url(OTHER_VOLUME),
                       json=volume_body('fast-ssd', OTHER_VOLUME))
     found = lookups()
