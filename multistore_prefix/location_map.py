@@ -40,6 +40,9 @@ INVALID_URL = 'invalid-url'
 UNKNOWN_SCHEME = 'unknown-scheme'
 NO_PREFIX = 'no-matching-prefix'
 CONFLICT = 'conflicting-stores'
+# Given by a store type's driver for a URL form of its own that names no
+# store (see Driver.unowned).
+NOT_INSTALLED = drivers.base.NOT_INSTALLED
 
 
 @dataclasses.dataclass
@@ -84,7 +87,9 @@ class Resolution:
 
     :ivar store: the owning store id, or ``None``.
     :ivar reason: ``None`` when resolved, else one of ``INVALID_URL``,
-        ``UNKNOWN_SCHEME``, ``NO_PREFIX``, ``CONFLICT``.
+        ``UNKNOWN_SCHEME``, ``NO_PREFIX``, ``CONFLICT``, or a reason a
+        store type's driver gives for a URL form that names no store
+        (``NOT_INSTALLED``...).
     :ivar detail: a human-readable explanation (credentials masked).
     """
 
@@ -159,6 +164,8 @@ class LocationMap:
         self._index: dict[str, object] = {}
         self._wild: dict[str, list[_Wild]] = {}
         self._aliases: dict[str, tuple[str, ...]] = {}
+        # scheme -> the drivers of that scheme's type, asked about misses.
+        self._drivers: dict[str, list[drivers.Driver]] = {}
         self._build()
 
     # -- building ---------------------------------------------------------
@@ -194,6 +201,7 @@ class LocationMap:
             schemes = tuple(s.lower() for s in entry.store.schemes)
             for scheme in schemes:
                 self._aliases[scheme] = schemes
+                self._drivers.setdefault(scheme, []).append(entry.store)
             for prefix in entry.prefixes:
                 claims.setdefault(self._claim_key(prefix), []).append(
                     (store_id, prefix))
@@ -311,6 +319,10 @@ class LocationMap:
         if found is _MISS:
             found = self._match_wild(canon)
         if found is _MISS:
+            for driver in self._drivers[canon.scheme]:
+                unowned = driver.unowned(canon)
+                if unowned is not None:
+                    return Resolution(None, *unowned)
             return Resolution(None, NO_PREFIX,
                               f'no store prefix owns {urls.mask_url(url)}')
         if isinstance(found, Conflict):

@@ -85,6 +85,9 @@ NOT_FOUND = 'backend-not-found'
 FORBIDDEN = 'backend-forbidden'
 UNAVAILABLE = 'backend-unavailable'
 ELSEWHERE = 'backend-elsewhere'
+#: A reason a driver gives (see :meth:`Driver.unowned`): only the store's
+#: backend could tell, and the packages to ask it are not installed.
+NOT_INSTALLED = 'backend-not-installed'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,13 +147,19 @@ class Driver(abc.ABC):
 
     #: name of the type's entry point in ``glance_store.drivers``.
     glance_store_entry: str = ''
+    #: the type's URL schemes, for a driver that can work without
+    #: glance_store's driver module (see :meth:`without_glance_store`).
+    schemes_without_glance_store: tuple[str, ...] = ()
 
     def __init__(self, conf: cfg.ConfigOpts, store_id: str,
                  store_entry: str | None = None):
         self.conf = conf
         self.store_id = store_id
         self.store_entry = store_entry or self.glance_store_entry
-        self.glance_store_class = self._load_glance_store_class()
+        try:
+            self.glance_store_class = self._load_glance_store_class()
+        except exceptions.StoreConfigError as exc:
+            self.glance_store_class = self.without_glance_store(exc)
         self.location_class = self._location_class()
         self.schemes = tuple(self._schemes())
         self.register_opts()
@@ -164,6 +173,28 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     def compute_prefixes(self) -> list[Prefix]:
         """Return the store's claims; no network, no file writes."""
+
+    def without_glance_store(self, error: exceptions.StoreConfigError):
+        """glance_store's driver of the type cannot be loaded: go on or not.
+
+        Most types need its options to compute their prefixes, so the
+        error stands.  A driver whose prefixes need none of them overrides
+        this to note ``error`` and return ``None``: the type then has no
+        options, no location class and ``schemes_without_glance_store``.
+
+        :raises StoreConfigError: ``error``, unless overridden.
+        """
+        raise error
+
+    def unowned(self, canon: urls.CanonicalURL) -> tuple[str, str] | None:
+        """Why no store owns ``canon``, a URL of this type no prefix owns.
+
+        For the forms of the type's URLs that name no store
+        (glance_store's single-store forms), a reason code and a sentence
+        for the operator, with no secret in it; ``None`` for any other
+        URL, which then has no matching prefix.  Offline and cheap.
+        """
+        return None
 
     def backend_lookup(self) -> BackendLookup | None:
         """The store's backend-assisted lookup, if its type has one.
@@ -312,11 +343,15 @@ class Driver(abc.ABC):
         return 'install the packages that glance_store\'s driver imports'
 
     def _location_class(self):
+        if self.glance_store_class is None:
+            return None
         module = importlib.import_module(self.glance_store_class.__module__)
         return getattr(module, 'StoreLocation', None)
 
     def _schemes(self):
         cls = self.glance_store_class
+        if cls is None:
+            return self.schemes_without_glance_store
         if not hasattr(cls, 'get_schemes'):
             # swift's "Store" is a factory: the classes it builds declare
             # the schemes.

@@ -30,7 +30,9 @@ credentials, looks up ``volumev3`` public in the region: the defaults give
 the same endpoint).
 
 glance_store's cinder module imports os-brick and cinderclient just to
-declare its options, so those packages are an extra of this one.
+declare its options, so those packages are an extra of this one.  Without
+them the prefix still works (it needs no option); only the lookup, which
+needs the options, is off, and legacy locations say what to install.
 """
 
 import logging
@@ -64,12 +66,16 @@ _CREDENTIALS_FIX = (
     'cinder_store_project_name (or cinder_store_application_credential_id '
     'and cinder_store_application_credential_secret) in the store\'s group '
     'or in [backend_defaults]')
+INSTALL = "pip install 'multistore-prefix[cinder]'"
 
 
 class CinderDriver(base.Driver):
     """Claims ``cinder://<store_id>`` for the store it is configured as."""
 
     glance_store_entry = 'cinder'
+    schemes_without_glance_store = ('cinder',)
+    #: why glance_store's cinder driver cannot be loaded (``None``: it can).
+    missing: str | None = None
 
     def compute_prefixes(self) -> list[base.Prefix]:
         # glance_store writes the store id verbatim as the URL's host.
@@ -79,9 +85,28 @@ class CinderDriver(base.Driver):
         return [base.Prefix('cinder', self.store_id)]
 
     def import_fix(self) -> str:
-        return 'pip install "multistore-prefix[cinder]"'
+        return INSTALL
 
-    def backend_lookup(self) -> 'CinderLookup':
+    def without_glance_store(self, error: exceptions.StoreConfigError):
+        """Prefixes need no cinder option: only the lookups are off."""
+        self.missing = error.reason
+        LOG.warning('Store %s: %s; its cinder://%s/<volume id> locations '
+                    'resolve, legacy cinder://<volume id> ones stay '
+                    'unresolved (they need a Cinder lookup); %s',
+                    self.store_id, error.reason, self.store_id, INSTALL)
+        return None
+
+    def unowned(self, canon: urls.CanonicalURL) -> tuple[str, str] | None:
+        """A legacy ``cinder://<volume id>`` names no store."""
+        if not legacy_volume(canon) or self.missing is None:
+            return None
+        return (base.NOT_INSTALLED,
+                'a cinder://<volume id> location names no store, and the '
+                'Cinder lookup that could tell needs glance_store\'s cinder '
+                f'options, which need os-brick and python-cinderclient: '
+                f'{INSTALL}')
+
+    def backend_lookup(self) -> 'CinderLookup | None':
         """The store's Cinder lookup, built offline from its options.
 
         A store whose options cannot make a lookup (no service
@@ -89,8 +114,11 @@ class CinderDriver(base.Driver):
         wants the same URLs and answers each ``UNAVAILABLE`` with the
         option to set, so the report says why, and logs that once, at the
         first lookup (commands that never look up stay quiet).  Prefix
-        resolution never depends on it.
+        resolution never depends on it.  Without the ``cinder`` extra there
+        is none (see :meth:`unowned`).
         """
+        if self.missing is not None:
+            return None
         try:
             settings = self._settings()
             volume_type = (self.option('cinder_volume_type') or '').strip()
@@ -219,14 +247,8 @@ class CinderLookup(base.BackendLookup):
         self._warned = threading.Event()
 
     def wants(self, canon: urls.CanonicalURL) -> bool:
-        """A single-store location: ``cinder://<volume id>``, nothing more.
-
-        Only a UUID counts as a volume id (Cinder makes no other), so a
-        truncated new-style URL (``cinder://fast``) is never asked about.
-        """
-        return (canon.scheme == 'cinder' and not canon.path
-                and not canon.query and not canon.has_credentials
-                and _UUID.match(canon.authority) is not None)
+        """A single-store location (see :func:`legacy_volume`), only."""
+        return legacy_volume(canon)
 
     def lookup(self, canon: urls.CanonicalURL,
                timeout: float) -> base.LookupAnswer:
@@ -294,3 +316,14 @@ class CinderLookup(base.BackendLookup):
             False, reason=base.ELSEWHERE,
             detail=f'{where}: volume type {volume.name!r} is not '
                    f'{wanted!r} ({source})')
+
+
+def legacy_volume(canon: urls.CanonicalURL) -> bool:
+    """Whether ``canon`` is a single-store ``cinder://<volume id>``.
+
+    Only a UUID counts as a volume id (Cinder makes no other), so a
+    truncated new-style URL (``cinder://fast``) is not one.
+    """
+    return (canon.scheme == 'cinder' and not canon.path
+            and not canon.query and not canon.has_credentials
+            and _UUID.match(canon.authority) is not None)
