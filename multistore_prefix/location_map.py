@@ -42,7 +42,11 @@ NO_PREFIX = 'no-matching-prefix'
 CONFLICT = 'conflicting-stores'
 # Given by a store type's driver for a URL form of its own that names no
 # store (see Driver.unowned).
+NO_STORE_IN_URL = drivers.base.NO_STORE_IN_URL
 NOT_INSTALLED = drivers.base.NOT_INSTALLED
+#: Reasons after which a store's backend lookup may still find the store:
+#: callers with lookups ask the ones that want the URL.
+LOOKUP_REASONS = frozenset((NO_PREFIX, NO_STORE_IN_URL))
 
 
 @dataclasses.dataclass
@@ -89,7 +93,7 @@ class Resolution:
     :ivar reason: ``None`` when resolved, else one of ``INVALID_URL``,
         ``UNKNOWN_SCHEME``, ``NO_PREFIX``, ``CONFLICT``, or a reason a
         store type's driver gives for a URL form that names no store
-        (``NOT_INSTALLED``...).
+        (``NO_STORE_IN_URL``, ``NOT_INSTALLED``).
     :ivar detail: a human-readable explanation (credentials masked).
     """
 

@@ -85,8 +85,12 @@ NOT_FOUND = 'backend-not-found'
 FORBIDDEN = 'backend-forbidden'
 UNAVAILABLE = 'backend-unavailable'
 ELSEWHERE = 'backend-elsewhere'
-#: A reason a driver gives (see :meth:`Driver.unowned`): only the store's
-#: backend could tell, and the packages to ask it are not installed.
+#: Reasons a driver gives for a URL form of its type that names no store
+#: (see :meth:`Driver.unowned`): glance_store's single-store forms
+#: (``rbd://<image>``; ``cinder://<volume id>``, which only the backend
+#: can tell and was not asked); or only the store's backend could tell,
+#: and the packages to ask it are not installed.
+NO_STORE_IN_URL = 'no-store-in-url'
 NOT_INSTALLED = 'backend-not-installed'
 
 

@@ -98,8 +98,14 @@ class CinderDriver(base.Driver):
 
     def unowned(self, canon: urls.CanonicalURL) -> tuple[str, str] | None:
         """A legacy ``cinder://<volume id>`` names no store."""
-        if not legacy_volume(canon) or self.missing is None:
+        if not legacy_volume(canon):
             return None
+        if self.missing is None:
+            return (base.NO_STORE_IN_URL,
+                    'a cinder://<volume id> location names no store; only '
+                    'Cinder can tell, by the volume\'s type, and it was not '
+                    'asked: backfill asks it unless run with '
+                    '--no-backend-lookups')
         return (base.NOT_INSTALLED,
                 'a cinder://<volume id> location names no store, and the '
                 'Cinder lookup that could tell needs glance_store\'s cinder '

@@ -19,8 +19,9 @@ option is empty).  Without an fsid the store still owns its pool, under any
 fsid, and a warning says so: two such stores on one pool name are a
 conflict.  fsid and pool are quoted the way glance_store quotes them.
 
-Old single-store locations, ``rbd://<image>``, name no pool and stay
-unresolved here.
+Old single-store locations, ``rbd://<image>``, name no cluster and no
+pool: no store can be told from them, and they stay unresolved with a
+reason that says so.
 """
 
 import configparser
@@ -53,6 +54,15 @@ class RbdDriver(base.Driver):
                         pool)
             return [base.Prefix('rbd', None, path)]
         return [base.Prefix('rbd', urllib.parse.quote(fsid, ''), path)]
+
+    def unowned(self, canon) -> tuple[str, str] | None:
+        """The single-store form ``rbd://<image>`` names no store."""
+        if canon.path or canon.query or canon.has_credentials:
+            return None
+        return (base.NO_STORE_IN_URL,
+                'an rbd://<image> location (glance_store\'s single-store '
+                'form) names neither cluster fsid nor pool, so no store can '
+                'be told from it; set its store by hand')
 
     def ceph_conf(self) -> str | None:
         """The ceph.conf librados would read for this store, if any."""

@@ -50,13 +50,21 @@ def test_each_store_claims_its_own_id(load_conf, claims):
     (f'cinder://slow/{VOLUME}', 'Slow', None),
     (f'CINDER://FAST/{VOLUME}', 'fast', None),
     (f'cinder://fast/x/../{VOLUME}', 'fast', None),
-    # single-store locations name no store: left for a later change
-    (f'cinder://{VOLUME}', None, lmap.NO_PREFIX),
+    # single-store locations name no store: only a Cinder lookup can tell
+    (f'cinder://{VOLUME}', None, lmap.NO_STORE_IN_URL),
+    ('cinder://not-a-volume-id', None, lmap.NO_PREFIX),
     (f'cinder://other/{VOLUME}', None, lmap.NO_PREFIX),
 ])
 def test_resolution(build_map, url, store, reason):
     resolution = build_map(STORES).explain(url)
     assert (resolution.store, resolution.reason) == (store, reason)
+
+
+def test_legacy_url_reason_says_what_is_missing(build_map):
+    why = build_map(STORES).explain(f'cinder://{VOLUME}')
+    assert why.detail.startswith('a cinder://<volume id> location names no '
+                                 'store; only Cinder can tell')
+    assert '--no-backend-lookups' in why.detail
 
 
 def test_store_ids_differing_in_case_conflict(build_map, caplog):

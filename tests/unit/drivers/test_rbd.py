@@ -122,6 +122,22 @@ def test_no_ceph_conf_anywhere(build_map, claims, tmp_path, monkeypatch,
     assert 'rbd_store_ceph_conf is empty' in caplog.text
 
 
+@pytest.mark.parametrize('url, reason', [
+    # glance_store's single-store form names neither fsid nor pool
+    ('rbd://0a1b', lmap.NO_STORE_IN_URL),
+    ('RBD://0A1B/', lmap.NO_STORE_IN_URL),
+    ('rbd://0a1b/snap', lmap.NO_PREFIX),
+    (glance_location(OTHER_FSID, 'images'), lmap.NO_PREFIX),
+])
+def test_legacy_image_url_says_it_names_no_store(build_map, write, url,
+                                                 reason):
+    the_map = build_map(rbd_store(write('ceph.conf', CEPH_CONF, False)))
+    why = the_map.explain(url)
+    assert (why.store, why.reason) == (None, reason)
+    if reason == lmap.NO_STORE_IN_URL:
+        assert 'names neither cluster fsid nor pool' in why.detail
+
+
 def test_pool_and_fsid_are_quoted_like_glance_store(build_map, claims, write):
     the_map = build_map(rbd_store(write('ceph.conf', CEPH_CONF, False),
                                   pool='glance images/x'))
