@@ -86,14 +86,36 @@ class Conflict:
 
 
 @dataclasses.dataclass(frozen=True)
+class Doubted:
+    """A claim made without what would make it certain, and not alone.
+
+    Another store claims the same path under another authority, so the
+    URLs this claim would own stay unresolved (see
+    :class:`~multistore_prefix.drivers.base.Doubt`).
+
+    :ivar store: the store that made the claim.
+    :ivar reason: the reason code of those URLs.
+    :ivar detail: what the store lacks, who else claims the path, the fix.
+    """
+
+    store: str
+    reason: str
+    detail: str
+
+    def __str__(self):
+        return self.store
+
+
+@dataclasses.dataclass(frozen=True)
 class Resolution:
     """The answer for one URL, with the reason when there is no store.
 
     :ivar store: the owning store id, or ``None``.
     :ivar reason: ``None`` when resolved, else one of ``INVALID_URL``,
-        ``UNKNOWN_SCHEME``, ``NO_PREFIX``, ``CONFLICT``, or a reason a
-        store type's driver gives for a URL form that names no store
-        (``NO_STORE_IN_URL``, ``NOT_INSTALLED``).
+        ``UNKNOWN_SCHEME``, ``NO_PREFIX``, ``CONFLICT``, a reason a store
+        type's driver gives for a URL form that names no store
+        (``NO_STORE_IN_URL``, ``NOT_INSTALLED``), or the reason of a
+        doubted claim (rbd's ``missing-fsid``).
     :ivar detail: a human-readable explanation (credentials masked).
     """
 
@@ -125,7 +147,7 @@ class _Node:
 class _Wild:
     """A claim on any authority: rbd with no fsid, swift multi-tenant, http.
 
-    :ivar owner: the store id or a ``Conflict``.
+    :ivar owner: the store id, a ``Conflict`` or a ``Doubted``.
     """
 
     __slots__ = ('prefix', 'owner', 'authority', 'path', 'weight')
@@ -219,7 +241,24 @@ class LocationMap:
                             'unresolved until one of them changes', owner)
             else:
                 owner = store_ids[0]
+                if prefix.doubt is not None:
+                    owner = self._doubted(key, owner, prefix.doubt, claims)
             self._add(key, prefix, owner)
+
+    @staticmethod
+    def _doubted(key, owner, doubt, claims):
+        """``owner``, or a :class:`Doubted` when its claim is not alone."""
+        family, _, path = key[:3]
+        others = sorted({store_id for other, owners in claims.items()
+                         if other[0] == family and other[2] == path
+                         and other != key for store_id, _ in owners}
+                        - {owner})
+        if not others:
+            return owner
+        doubted = Doubted(owner, doubt.reason, doubt.detail(others))
+        LOG.warning('Configuration: %s; such URLs stay unresolved (%s)',
+                    doubted.detail, doubted.reason)
+        return doubted
 
     def _claim_key(self, prefix):
         """What makes two claims the same claim, in canonical form."""
@@ -331,6 +370,8 @@ class LocationMap:
                               f'no store prefix owns {urls.mask_url(url)}')
         if isinstance(found, Conflict):
             return Resolution(None, CONFLICT, str(found))
+        if isinstance(found, Doubted):
+            return Resolution(None, found.reason, found.detail)
         return Resolution(found)
 
     def _walk(self, key, authority_end, canon):

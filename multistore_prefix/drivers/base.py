@@ -38,6 +38,34 @@ SHARED_GROUP = 'backend_defaults'
 
 
 @dataclasses.dataclass(frozen=True)
+class Doubt:
+    """Why a claim may be a guess, and when it stops being taken.
+
+    A claim with a doubt (an rbd store whose cluster fsid is unknown claims
+    its pool under any fsid) owns a URL only while no other store claims
+    the same path under another authority; otherwise the URLs it would
+    own stay unresolved with ``reason``.
+
+    :ivar reason: the reason code of those URLs.
+    :ivar missing: what the store lacks, a sentence naming the store and
+        where it was looked for.
+    :ivar shared: what the other stores share with it (``pool 'images'``).
+    :ivar fix: what the operator should do.
+    """
+
+    reason: str
+    missing: str
+    shared: str
+    fix: str
+
+    def detail(self, others: list[str]) -> str:
+        """The reason's sentence, given the other stores' ids."""
+        return (f'{self.missing}, and stores {", ".join(others)} use '
+                f'{self.shared} too, so it cannot tell whose this URL is; '
+                f'{self.fix}')
+
+
+@dataclasses.dataclass(frozen=True)
 class Prefix:
     """A claim a store makes on location URLs.
 
@@ -57,6 +85,8 @@ class Prefix:
     :ivar container: with ``authority`` and ``path`` left open, the
         container segment (the one before the object) must start with
         ``container + '_'``: swift multi-tenant stores.
+    :ivar doubt: with ``authority`` left open, the claim stands only where
+        no other store claims ``path`` (see :class:`Doubt`).
     """
 
     scheme: str
@@ -65,6 +95,7 @@ class Prefix:
     open: bool = False
     query: tuple[tuple[str, str], ...] = ()
     container: str | None = None
+    doubt: Doubt | None = None
 
     def __str__(self) -> str:
         """The claim as an operator reads it, ``*`` where it is open."""

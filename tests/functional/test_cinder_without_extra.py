@@ -66,7 +66,7 @@ def run(*args):
 
 @pytest.fixture
 def conf(tmp_path):
-    def write(url='sqlite:///unused.sqlite'):
+    def write(url=f'sqlite:///{tmp_path}/unused.sqlite'):
         path = tmp_path / f'glance-api-{uuid.uuid4().hex[:6]}.conf'
         path.write_text(CONF.format(url=url, password=PASSWORD))
         return path

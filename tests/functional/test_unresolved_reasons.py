@@ -60,7 +60,7 @@ def conf(tmp_path):
     ceph_conf = tmp_path / 'ceph.conf'
     ceph_conf.write_text(f'[global]\nfsid = {FSID}\n')
 
-    def write(url='sqlite:///unused.sqlite'):
+    def write(url=f'sqlite:///{tmp_path}/unused.sqlite'):
         path = tmp_path / 'glance-api.conf'
         path.write_text(CONF.format(url=url, ceph_conf=ceph_conf))
         return path
