@@ -10,8 +10,9 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""Cinder lookups of legacy locations: multistore_prefix/drivers/cinder.py
-and the client it uses, multistore_prefix/backends/cinder/.
+"""Cinder lookups of legacy locations: the cinder driver's lookup,
+multistore_prefix/drivers/cinder_lookup.py, and the client it uses,
+multistore_prefix/backends/cinder/.
 
 requests-mock stands in for Keystone and Cinder, with the request and
 response shapes of the real services: the v3 token request and its service
@@ -30,7 +31,7 @@ import requests
 
 from multistore_prefix.backends.cinder import client
 from multistore_prefix.drivers import base
-from multistore_prefix.drivers import cinder
+from multistore_prefix.drivers import cinder_lookup
 from multistore_prefix import location_map as lmap
 from multistore_prefix import urls
 
@@ -156,7 +157,7 @@ def volume(requests_mock, keystone):
 @pytest.fixture
 def lookups(load_conf):
     """Each store's backend lookup, from a glance-api.conf text."""
-    def build(text: str = STORES) -> dict[str, cinder.CinderLookup]:
+    def build(text: str = STORES) -> dict[str, cinder_lookup.CinderLookup]:
         the_map = lmap.LocationMap.from_config(load_conf(text))
         return {store: entry.store.backend_lookup()
                 for store, entry in the_map.stores.items()}
