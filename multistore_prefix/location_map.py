@@ -16,6 +16,12 @@ Built once from the operator's configuration, it indexes every store's
 prefixes by their canonical text.  A URL is answered by walking its own
 component boundaries from the longest down and looking each one up, so the
 cost depends on the URL's depth, not on the number of stores.
+
+Past 300 lines on purpose: building the index and answering from it share
+its key format and owner types, and :meth:`LocationMap.resolve`'s fast
+path reads the index directly (a call into another object per URL is
+what it saves); splitting them would spread one data structure over two
+modules.
 """
 
 import dataclasses
@@ -40,6 +46,13 @@ INVALID_URL = 'invalid-url'
 UNKNOWN_SCHEME = 'unknown-scheme'
 NO_PREFIX = 'no-matching-prefix'
 CONFLICT = 'conflicting-stores'
+# Given by a store type's driver for a URL form of its own that names no
+# store (see Driver.unowned).
+NO_STORE_IN_URL = drivers.base.NO_STORE_IN_URL
+NOT_INSTALLED = drivers.base.NOT_INSTALLED
+#: Reasons after which a store's backend lookup may still find the store:
+#: callers with lookups ask the ones that want the URL.
+LOOKUP_REASONS = frozenset((NO_PREFIX, NO_STORE_IN_URL))
 
 
 @dataclasses.dataclass
@@ -79,12 +92,36 @@ class Conflict:
 
 
 @dataclasses.dataclass(frozen=True)
+class Doubted:
+    """A claim made without what would make it certain, and not alone.
+
+    Another store claims the same path under another authority, so the
+    URLs this claim would own stay unresolved (see
+    :class:`~multistore_prefix.drivers.base.Doubt`).
+
+    :ivar store: the store that made the claim.
+    :ivar reason: the reason code of those URLs.
+    :ivar detail: what the store lacks, who else claims the path, the fix.
+    """
+
+    store: str
+    reason: str
+    detail: str
+
+    def __str__(self):
+        return self.store
+
+
+@dataclasses.dataclass(frozen=True)
 class Resolution:
     """The answer for one URL, with the reason when there is no store.
 
     :ivar store: the owning store id, or ``None``.
     :ivar reason: ``None`` when resolved, else one of ``INVALID_URL``,
-        ``UNKNOWN_SCHEME``, ``NO_PREFIX``, ``CONFLICT``.
+        ``UNKNOWN_SCHEME``, ``NO_PREFIX``, ``CONFLICT``, a reason a store
+        type's driver gives for a URL form that names no store
+        (``NO_STORE_IN_URL``, ``NOT_INSTALLED``), or the reason of a
+        doubted claim (rbd's ``missing-fsid``).
     :ivar detail: a human-readable explanation (credentials masked).
     """
 
@@ -116,7 +153,7 @@ class _Node:
 class _Wild:
     """A claim on any authority: rbd with no fsid, swift multi-tenant, http.
 
-    :ivar owner: the store id or a ``Conflict``.
+    :ivar owner: the store id, a ``Conflict`` or a ``Doubted``.
     """
 
     __slots__ = ('prefix', 'owner', 'authority', 'path', 'weight')
@@ -159,6 +196,8 @@ class LocationMap:
         self._index: dict[str, object] = {}
         self._wild: dict[str, list[_Wild]] = {}
         self._aliases: dict[str, tuple[str, ...]] = {}
+        # scheme -> the drivers of that scheme's type, asked about misses.
+        self._drivers: dict[str, list[drivers.Driver]] = {}
         self._build()
 
     # -- building ---------------------------------------------------------
@@ -194,6 +233,7 @@ class LocationMap:
             schemes = tuple(s.lower() for s in entry.store.schemes)
             for scheme in schemes:
                 self._aliases[scheme] = schemes
+                self._drivers.setdefault(scheme, []).append(entry.store)
             for prefix in entry.prefixes:
                 claims.setdefault(self._claim_key(prefix), []).append(
                     (store_id, prefix))
@@ -207,7 +247,24 @@ class LocationMap:
                             'unresolved until one of them changes', owner)
             else:
                 owner = store_ids[0]
+                if prefix.doubt is not None:
+                    owner = self._doubted(key, owner, prefix.doubt, claims)
             self._add(key, prefix, owner)
+
+    @staticmethod
+    def _doubted(key, owner, doubt, claims):
+        """``owner``, or a :class:`Doubted` when its claim is not alone."""
+        family, _, path = key[:3]
+        others = sorted({store_id for other, owners in claims.items()
+                         if other[0] == family and other[2] == path
+                         and other != key for store_id, _ in owners}
+                        - {owner})
+        if not others:
+            return owner
+        doubted = Doubted(owner, doubt.reason, doubt.detail(others))
+        LOG.warning('Configuration: %s; such URLs stay unresolved (%s)',
+                    doubted.detail, doubted.reason)
+        return doubted
 
     def _claim_key(self, prefix):
         """What makes two claims the same claim, in canonical form."""
@@ -311,10 +368,16 @@ class LocationMap:
         if found is _MISS:
             found = self._match_wild(canon)
         if found is _MISS:
+            for driver in self._drivers[canon.scheme]:
+                unowned = driver.unowned(canon)
+                if unowned is not None:
+                    return Resolution(None, *unowned)
             return Resolution(None, NO_PREFIX,
                               f'no store prefix owns {urls.mask_url(url)}')
         if isinstance(found, Conflict):
             return Resolution(None, CONFLICT, str(found))
+        if isinstance(found, Doubted):
+            return Resolution(None, found.reason, found.detail)
         return Resolution(found)
 
     def _walk(self, key, authority_end, canon):

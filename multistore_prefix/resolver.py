@@ -244,7 +244,8 @@ class Resolver:
 
     def _ask_backends(self, items, plan: Plan) -> None:
         """Let the stores' backends answer what no prefix owns."""
-        asked = [u for u in plan.unresolved if u.reason == lmap.NO_PREFIX
+        asked = [u for u in plan.unresolved
+                 if u.reason in lmap.LOOKUP_REASONS
                  and self.lookups.wants(items[u.index]['url'])]
         if not asked:
             return

@@ -13,7 +13,9 @@
 """Canonical location URLs: the one place that says what "the same" means.
 
 Every other module compares URLs through :func:`canonicalize`, and prints
-them through :func:`mask_url`.  The rules (see DESIGN.md):
+them through :func:`mask_url` (text that may quote them through
+:func:`mask_text`; both from :mod:`multistore_prefix.masking`).  The
+rules (see DESIGN.md):
 
 * scheme and host compare case-insensitively; the default port of the
   scheme drops; IPv6 hosts keep their brackets;
@@ -31,6 +33,13 @@ them through :func:`mask_url`.  The rules (see DESIGN.md):
 import dataclasses
 import re
 import urllib.parse
+
+from multistore_prefix import masking
+
+# Every module prints URLs through these names; they live in masking.py.
+MASK = masking.MASK
+mask_url = masking.mask_url
+mask_text = masking.mask_text
 
 #: Ports that a scheme implies; written out explicitly they are dropped.
 DEFAULT_PORTS = {
@@ -53,10 +62,6 @@ _PCT = re.compile(r'%(..)?', re.DOTALL)
 _HEX = frozenset('0123456789abcdefABCDEF')
 _SCHEME = re.compile(r'[A-Za-z][A-Za-z0-9+.\-]*\Z')
 # userinfo: everything of the authority up to its last '@'.
-_CREDENTIALS = re.compile(r'^([A-Za-z][A-Za-z0-9+.\-]*://)?([^/?#]*)@')
-_URL_TOKEN = re.compile(r'[A-Za-z][A-Za-z0-9+.\-]*://[^\s\'"<>]+')
-
-MASK = '***'
 
 
 class InvalidURL(ValueError):
@@ -108,41 +113,6 @@ class CanonicalURL:
                                                   keep_blank_values=True):
             params.setdefault(name, value)
         return params
-
-
-def mask_url(url) -> str:
-    """``url`` with any ``user:key@`` replaced by ``***@``; never raises.
-
-    Use it for every URL that reaches output, a log line, a report or an
-    exception message.  Legacy keys may hold ``/``, ``?`` or ``#`` (and
-    glance_store reads s3 and swift credentials up to the last ``@``), so in
-    a URL with an authority, everything up to the last ``@`` goes when a
-    ``:`` comes before it; masking a path that has both is the safe way to
-    be wrong.
-    """
-    if not isinstance(url, str):
-        url = repr(url)
-    if '@' not in url:
-        return url
-    sep = url.find('://')
-    if sep > 0:
-        start = sep + 3
-        if url.startswith('/', start):
-            return url  # no authority (file:///...), so no credentials
-        at = url.rfind('@', start)
-        if ':' in url[start:at]:
-            return f'{url[:start]}{MASK}{url[at:]}'
-    return _CREDENTIALS.sub(
-        lambda m: (m.group(1) or '') + MASK + '@', url, count=1)
-
-
-def mask_text(text) -> str:
-    """``text`` with the credentials of every URL in it masked."""
-    if not isinstance(text, str):
-        text = str(text)
-    if '://' not in text:
-        return text
-    return _URL_TOKEN.sub(lambda m: mask_url(m.group(0)), text)
 
 
 def _normalize_escapes(text: str, url: str) -> str:

@@ -138,7 +138,7 @@ class Decider:
                         store, previous, None)
             return
         why = self.location_map.explain(url)
-        if (why.reason == lmap.NO_PREFIX and self.lookups
+        if (why.reason in lmap.LOOKUP_REASONS and self.lookups
                 and self.lookups.wants(url)):
             batch.asked.append((location_id, image_id, url,
                                 decided[1].to_dict(), previous))

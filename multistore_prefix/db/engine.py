@@ -51,6 +51,7 @@ from sqlalchemy import exc as sa_exc
 from multistore_prefix.db import bounds as bounds_mod
 from multistore_prefix.db import exceptions
 from multistore_prefix.db import options
+from multistore_prefix import masking
 
 #: How long a SQLite writer waits for another writer's lock.
 SQLITE_BUSY_TIMEOUT_MS = 30000
@@ -120,9 +121,14 @@ class Database:
 
     @property
     def safe_url(self) -> str:
-        """The URL with its password hidden."""
-        return sa.engine.make_url(self.connection).render_as_string(
-            hide_password=True)
+        """The URL with its password (and query credentials) hidden."""
+        url = sa.engine.make_url(self.connection)
+        if '@' in (url.host or ''):
+            # A raw '@' in the password: SQLAlchemy took its tail for the
+            # host, so its rendering would show it.
+            return masking.mask_url(self.connection)
+        return masking.mask_parameters(url.render_as_string(
+            hide_password=True))
 
     @contextlib.contextmanager
     def reader(self) -> Iterator[sa.engine.Connection]:

@@ -16,6 +16,11 @@ A driver is short: it reads its store's option group and returns its
 prefixes.  Option registration, the glance_store class, its location class
 and its scheme list are found here once, from the ``glance_store.drivers``
 entry point that the driver names.
+
+Past 300 lines on purpose: this is the whole contract between a driver
+and the location map (what a driver claims, what it may offer for URLs no
+claim owns, and the base class that does the shared work), and a driver
+author reads it in one place; each part is short.
 """
 
 import abc
@@ -38,6 +43,34 @@ SHARED_GROUP = 'backend_defaults'
 
 
 @dataclasses.dataclass(frozen=True)
+class Doubt:
+    """Why a claim may be a guess, and when it stops being taken.
+
+    A claim with a doubt (an rbd store whose cluster fsid is unknown claims
+    its pool under any fsid) owns a URL only while no other store claims
+    the same path under another authority; otherwise the URLs it would
+    own stay unresolved with ``reason``.
+
+    :ivar reason: the reason code of those URLs.
+    :ivar missing: what the store lacks, a sentence naming the store and
+        where it was looked for.
+    :ivar shared: what the other stores share with it (``pool 'images'``).
+    :ivar fix: what the operator should do.
+    """
+
+    reason: str
+    missing: str
+    shared: str
+    fix: str
+
+    def detail(self, others: list[str]) -> str:
+        """The reason's sentence, given the other stores' ids."""
+        return (f'{self.missing}, and stores {", ".join(others)} use '
+                f'{self.shared} too, so it cannot tell whose this URL is; '
+                f'{self.fix}')
+
+
+@dataclasses.dataclass(frozen=True)
 class Prefix:
     """A claim a store makes on location URLs.
 
@@ -57,6 +90,8 @@ class Prefix:
     :ivar container: with ``authority`` and ``path`` left open, the
         container segment (the one before the object) must start with
         ``container + '_'``: swift multi-tenant stores.
+    :ivar doubt: with ``authority`` left open, the claim stands only where
+        no other store claims ``path`` (see :class:`Doubt`).
     """
 
     scheme: str
@@ -65,6 +100,7 @@ class Prefix:
     open: bool = False
     query: tuple[tuple[str, str], ...] = ()
     container: str | None = None
+    doubt: Doubt | None = None
 
     def __str__(self) -> str:
         """The claim as an operator reads it, ``*`` where it is open."""
@@ -85,6 +121,13 @@ NOT_FOUND = 'backend-not-found'
 FORBIDDEN = 'backend-forbidden'
 UNAVAILABLE = 'backend-unavailable'
 ELSEWHERE = 'backend-elsewhere'
+#: Reasons a driver gives for a URL form of its type that names no store
+#: (see :meth:`Driver.unowned`): glance_store's single-store forms
+#: (``rbd://<image>``; ``cinder://<volume id>``, which only the backend
+#: can tell and was not asked); or only the store's backend could tell,
+#: and the packages to ask it are not installed.
+NO_STORE_IN_URL = 'no-store-in-url'
+NOT_INSTALLED = 'backend-not-installed'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -144,13 +187,19 @@ class Driver(abc.ABC):
 
     #: name of the type's entry point in ``glance_store.drivers``.
     glance_store_entry: str = ''
+    #: the type's URL schemes, for a driver that can work without
+    #: glance_store's driver module (see :meth:`without_glance_store`).
+    schemes_without_glance_store: tuple[str, ...] = ()
 
     def __init__(self, conf: cfg.ConfigOpts, store_id: str,
                  store_entry: str | None = None):
         self.conf = conf
         self.store_id = store_id
         self.store_entry = store_entry or self.glance_store_entry
-        self.glance_store_class = self._load_glance_store_class()
+        try:
+            self.glance_store_class = self._load_glance_store_class()
+        except exceptions.StoreConfigError as exc:
+            self.glance_store_class = self.without_glance_store(exc)
         self.location_class = self._location_class()
         self.schemes = tuple(self._schemes())
         self.register_opts()
@@ -164,6 +213,28 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     def compute_prefixes(self) -> list[Prefix]:
         """Return the store's claims; no network, no file writes."""
+
+    def without_glance_store(self, error: exceptions.StoreConfigError):
+        """glance_store's driver of the type cannot be loaded: go on or not.
+
+        Most types need its options to compute their prefixes, so the
+        error stands.  A driver whose prefixes need none of them overrides
+        this to note ``error`` and return ``None``: the type then has no
+        options, no location class and ``schemes_without_glance_store``.
+
+        :raises StoreConfigError: ``error``, unless overridden.
+        """
+        raise error
+
+    def unowned(self, canon: urls.CanonicalURL) -> tuple[str, str] | None:
+        """Why no store owns ``canon``, a URL of this type no prefix owns.
+
+        For the forms of the type's URLs that name no store
+        (glance_store's single-store forms), a reason code and a sentence
+        for the operator, with no secret in it; ``None`` for any other
+        URL, which then has no matching prefix.  Offline and cheap.
+        """
+        return None
 
     def backend_lookup(self) -> BackendLookup | None:
         """The store's backend-assisted lookup, if its type has one.
@@ -312,11 +383,15 @@ class Driver(abc.ABC):
         return 'install the packages that glance_store\'s driver imports'
 
     def _location_class(self):
+        if self.glance_store_class is None:
+            return None
         module = importlib.import_module(self.glance_store_class.__module__)
         return getattr(module, 'StoreLocation', None)
 
     def _schemes(self):
         cls = self.glance_store_class
+        if cls is None:
+            return self.schemes_without_glance_store
         if not hasattr(cls, 'get_schemes'):
             # swift's "Store" is a factory: the classes it builds declare
             # the schemes.

@@ -15,12 +15,18 @@
 glance_store asks the Ceph cluster for its fsid; this driver must not
 connect, so it reads ``fsid`` from the ``[global]`` section of
 ``rbd_store_ceph_conf`` (or of the file librados would read when that
-option is empty).  Without an fsid the store still owns its pool, under any
-fsid, and a warning says so: two such stores on one pool name are a
-conflict.  fsid and pool are quoted the way glance_store quotes them.
+option is empty).  A ceph.conf that is named but cannot be read (missing,
+unreadable, a directory, not text) is a configuration error: guessing
+would give another cluster's images to this store.  A readable ceph.conf
+with no fsid (or none at all where librados looks) leaves the fsid truly
+unknown: the store then claims its pool under any fsid, but only while no
+other store uses that pool; otherwise such URLs stay unresolved
+(``missing-fsid``).  fsid and pool are quoted the way glance_store quotes
+them.
 
-Old single-store locations, ``rbd://<image>``, name no pool and stay
-unresolved here.
+Old single-store locations, ``rbd://<image>``, name no cluster and no
+pool: no store can be told from them, and they stay unresolved with a
+reason that says so.
 """
 
 import configparser
@@ -35,6 +41,12 @@ LOG = logging.getLogger(__name__)
 #: Where librados looks when rbd_store_ceph_conf is empty ($CEPH_CONF
 #: first), short of its working directory.
 DEFAULT_CEPH_CONFS = ('/etc/ceph/ceph.conf', '~/.ceph/config')
+#: The reason of a URL that only the fsid the store lacks could give it.
+MISSING_FSID = 'missing-fsid'
+
+_OPTION = 'rbd_store_ceph_conf'
+_FIX = ('point rbd_store_ceph_conf at the ceph.conf of the store\'s cluster, '
+        'readable by this user')
 
 
 class RbdDriver(base.Driver):
@@ -46,51 +58,101 @@ class RbdDriver(base.Driver):
         pool = self.require('rbd_store_pool',
                             'set it to the Ceph pool that holds the images')
         path = '/' + urllib.parse.quote(pool, '')
-        fsid, why = self.read_fsid()
-        if fsid is None:
-            LOG.warning('Store %s: %s; its rbd locations are matched on '
-                        'pool %r under any cluster fsid', self.store_id, why,
-                        pool)
-            return [base.Prefix('rbd', None, path)]
-        return [base.Prefix('rbd', urllib.parse.quote(fsid, ''), path)]
+        conf_path, source = self.ceph_conf()
+        if conf_path is None:
+            fsid, why = None, ('rbd_store_ceph_conf is empty and no '
+                               'ceph.conf was found where librados looks')
+        else:
+            fsid, why = self.read_fsid(conf_path, source)
+        if fsid is not None:
+            return [base.Prefix('rbd', urllib.parse.quote(fsid, ''), path)]
+        LOG.warning('Store %s: %s; its rbd locations are matched on pool %r '
+                    'under any cluster fsid, while no other rbd store uses '
+                    'that pool', self.store_id, why, pool)
+        fix = (f'add "fsid = <the cluster fsid>" to [global] in {conf_path}'
+               if conf_path else f'set {_OPTION} in [{self.store_id}]')
+        return [base.Prefix('rbd', None, path, doubt=base.Doubt(
+            MISSING_FSID, f'store {self.store_id} has no cluster fsid '
+            f'({why})', f'pool {pool!r}', fix))]
 
-    def ceph_conf(self) -> str | None:
-        """The ceph.conf librados would read for this store, if any."""
-        configured = self.option('rbd_store_ceph_conf')
-        if configured and configured.strip():
-            return os.path.expanduser(configured.strip())
-        candidates = [os.environ.get('CEPH_CONF')] + list(DEFAULT_CEPH_CONFS)
-        for candidate in filter(None, candidates):
+    def unowned(self, canon) -> tuple[str, str] | None:
+        """The single-store form ``rbd://<image>`` names no store."""
+        if canon.path or canon.query or canon.has_credentials:
+            return None
+        return (base.NO_STORE_IN_URL,
+                'an rbd://<image> location (glance_store\'s single-store '
+                'form) names neither cluster fsid nor pool, so no store can '
+                'be told from it; set its store by hand')
+
+    def ceph_conf(self) -> tuple[str | None, str]:
+        """The ceph.conf librados would read for this store, if any.
+
+        :returns: (path or ``None``, where the path comes from: ``''`` for
+            ``rbd_store_ceph_conf``, else a phrase for messages).
+        """
+        configured = (self.option(_OPTION) or '').strip()
+        if configured:
+            return os.path.expanduser(configured), ''
+        from_env = (os.environ.get('CEPH_CONF') or '').strip()
+        if from_env:
+            return (os.path.expanduser(from_env),
+                    f'from $CEPH_CONF, as {_OPTION} is empty')
+        for candidate in DEFAULT_CEPH_CONFS:
             candidate = os.path.expanduser(candidate)
-            if os.path.isfile(candidate):
-                return candidate
-        return None
+            if os.path.lexists(candidate):
+                return candidate, (f'where librados looks, as {_OPTION} is '
+                                   f'empty')
+        return None, ''
 
-    def read_fsid(self) -> tuple[str | None, str]:
-        """(fsid or ``None``, why there is none) from the store's ceph.conf."""
-        path = self.ceph_conf()
-        if path is None:
-            return None, ('rbd_store_ceph_conf is empty and no ceph.conf '
-                          'was found where librados looks')
-        try:
-            with open(path, encoding='utf-8') as stream:
-                # ceph.conf indents its keys; configparser would read an
-                # indented line as the continuation of the one above.
-                text = '\n'.join(line.strip() for line in stream)
-        except OSError as exc:
-            return None, f'{path} cannot be read ({exc.strerror})'
-        except UnicodeDecodeError:
-            return None, f'{path} is not UTF-8 text'
+    def read_fsid(self, path: str, source: str = ''
+                  ) -> tuple[str | None, str]:
+        """(fsid or ``None``, why there is none) from a ceph.conf.
+
+        :param source: where ``path`` comes from (see :meth:`ceph_conf`),
+            for the error message.
+        :raises StoreConfigError: naming ``rbd_store_ceph_conf`` and the
+            path: the file is missing, unreadable, a directory, not text,
+            or not a ceph.conf.
+        """
+        text = self._read(path, source)
         parser = configparser.RawConfigParser(
             strict=False, comment_prefixes=('#', ';'),
             inline_comment_prefixes=('#', ';'))
         try:
             parser.read_string(text, source=path)
         except configparser.MissingSectionHeaderError:
-            return None, f'{path} is not a ceph.conf (no [section] first)'
+            raise self._unusable(path, source, 'is not a ceph.conf (an '
+                                 'option before any [section])') from None
         except configparser.ParsingError:
             pass  # the lines that parsed are kept; fsid is all we need
         fsid = parser.get('global', 'fsid', fallback='').strip().strip('"\'')
         if not fsid:
             return None, f'{path} has no fsid in [global]'
         return fsid, ''
+
+    def _read(self, path: str, source: str) -> str:
+        """The text of a ceph.conf, or the configuration error."""
+        if os.path.isdir(path):
+            raise self._unusable(path, source, 'is a directory')
+        try:
+            with open(path, 'rb') as stream:
+                data = stream.read()
+        except FileNotFoundError:
+            raise self._unusable(path, source, 'does not exist') from None
+        except OSError as exc:
+            raise self._unusable(path, source, f'cannot be read '
+                                 f'({exc.strerror})') from None
+        try:
+            text = data.decode('utf-8')
+        except UnicodeDecodeError:
+            raise self._unusable(path, source, 'is not text (not UTF-8)'
+                                 ) from None
+        if '\0' in text:
+            raise self._unusable(path, source, 'is not text (NUL bytes)')
+        # ceph.conf indents its keys; configparser would read an indented
+        # line as the continuation of the one above.
+        return '\n'.join(line.strip() for line in text.splitlines())
+
+    def _unusable(self, path: str, source: str, what: str):
+        where = f'{path} ({source})' if source else path
+        return self.error(_OPTION, f'{where} {what}', _FIX)

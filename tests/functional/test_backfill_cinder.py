@@ -23,9 +23,9 @@ import textwrap
 
 import pytest
 
+from multistore_prefix.backends.cinder import client as cinder_client
 from multistore_prefix.cmd import main
 from multistore_prefix.db import engine as db_engine
-from multistore_prefix.drivers import cinder
 from tests.functional.test_backfill import add_image
 from tests.functional.test_backfill import legacy
 from tests.functional.test_backfill import rows
@@ -42,8 +42,9 @@ DOWN = '77777777-8888-4999-aaaa-bbbbbbbbbbbb'
 
 @pytest.fixture(autouse=True)
 def fresh(monkeypatch):
-    monkeypatch.setattr(cinder, '_CONNECTIONS', type(cinder._CONNECTIONS)())
-    monkeypatch.setattr(cinder, 'BACKOFF', 0)
+    monkeypatch.setattr(cinder_client, '_CONNECTIONS',
+                        type(cinder_client._CONNECTIONS)())
+    monkeypatch.setattr(cinder_client, 'BACKOFF', 0)
 
 
 @pytest.fixture

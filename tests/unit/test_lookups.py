@@ -161,6 +161,24 @@ def test_the_resolver_asks_backends_only_what_no_prefix_owns(location_map):
     assert sorted(asked) == ['v1', 'v9']
 
 
+def test_the_resolver_asks_about_legacy_volume_ids(location_map):
+    # A real volume id: the location map says "names no store", and the
+    # backends still get the question.
+    volume = '5b1c4f9e-0d3a-4b6e-9f2c-7a8d1e3b5c60'
+    url = f'cinder://{volume}'
+    assert location_map.explain(url).reason == lmap.NO_STORE_IN_URL
+    backends = both({volume: 'slow'})
+    plan = resolver_mod.Resolver(location_map, backends).plan(
+        [{'url': url, 'metadata': {}}])
+    assert [(c.store, c.new_url) for c in plan.changes] == [
+        ('slow', f'cinder://slow/{volume}')]
+    assert plan.unresolved == []
+
+    plan = resolver_mod.Resolver(location_map).plan(
+        [{'url': url, 'metadata': {}}])
+    assert [u.reason for u in plan.unresolved] == [lmap.NO_STORE_IN_URL]
+
+
 def test_without_lookups_nothing_is_asked(location_map):
     plan = resolver_mod.Resolver(location_map).plan(
         [{'url': 'cinder://v1', 'metadata': {}}])

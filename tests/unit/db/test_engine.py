@@ -65,6 +65,20 @@ def test_safe_url_hides_the_password():
     assert database.safe_url.startswith('mysql+pymysql://u:***@db')
 
 
+@pytest.mark.parametrize('connection, safe', [
+    # SQLAlchemy reads a raw '@' in the password as part of the host.
+    ('mysql+pymysql://root:Pa55@w0rd-tail@db.example.com/glance',
+     'mysql+pymysql://***@db.example.com/glance'),
+    ('postgresql://glance:a@b@c-tail@db:5432/glance?sslmode=require',
+     'postgresql://***@db:5432/glance?sslmode=require'),
+    # libpq takes a password in the query too.
+    ('postgresql://glance@db/glance?password=Pa55-w0rd&sslmode=require',
+     'postgresql://glance@db/glance?password=***&sslmode=require'),
+])
+def test_safe_url_hides_every_part_of_the_password(connection, safe):
+    assert db_engine.Database(connection).safe_url == safe
+
+
 @pytest.mark.engines('sqlite')
 def test_sqlite_writers_begin_immediate(db_url, database_server,
                                         statement_log):

@@ -19,7 +19,6 @@ from glance_store._drivers.cinder import store as cinder_store
 import glance_store.common
 import pytest
 
-from multistore_prefix import exceptions
 from multistore_prefix import location_map as lmap
 
 VOLUME = '5b1c4f9e-0d3a-4b6e-9f2c-7a8d1e3b5c60'
@@ -51,13 +50,21 @@ def test_each_store_claims_its_own_id(load_conf, claims):
     (f'cinder://slow/{VOLUME}', 'Slow', None),
     (f'CINDER://FAST/{VOLUME}', 'fast', None),
     (f'cinder://fast/x/../{VOLUME}', 'fast', None),
-    # single-store locations name no store: left for a later change
-    (f'cinder://{VOLUME}', None, lmap.NO_PREFIX),
+    # single-store locations name no store: only a Cinder lookup can tell
+    (f'cinder://{VOLUME}', None, lmap.NO_STORE_IN_URL),
+    ('cinder://not-a-volume-id', None, lmap.NO_PREFIX),
     (f'cinder://other/{VOLUME}', None, lmap.NO_PREFIX),
 ])
 def test_resolution(build_map, url, store, reason):
     resolution = build_map(STORES).explain(url)
     assert (resolution.store, resolution.reason) == (store, reason)
+
+
+def test_legacy_url_reason_says_what_is_missing(build_map):
+    why = build_map(STORES).explain(f'cinder://{VOLUME}')
+    assert why.detail.startswith('a cinder://<volume id> location names no '
+                                 'store; only Cinder can tell')
+    assert '--no-backend-lookups' in why.detail
 
 
 def test_store_ids_differing_in_case_conflict(build_map, caplog):
@@ -103,15 +110,22 @@ def without_cinderclient(monkeypatch):
             del sys.modules[name]
 
 
-def test_missing_cinder_extra_says_what_to_install(build_map,
-                                                   without_cinderclient):
-    with pytest.raises(exceptions.StoreConfigError) as error:
-        build_map(STORES)
-    message = str(error.value)
-    assert error.value.store_id in ('fast', 'Slow')
-    assert message.startswith(f"store {error.value.store_id!r}:")
-    assert 'cinderclient' in message
-    assert message.endswith('pip install "multistore-prefix[cinder]"')
+def test_missing_cinder_extra_leaves_prefixes_working(
+        build_map, claims, without_cinderclient, caplog):
+    with caplog.at_level(logging.WARNING):
+        the_map = build_map(STORES)
+    assert claims(the_map, 'fast') == ['cinder://fast']
+    assert the_map.stores['fast'].location_class is None
+    assert the_map.resolve(f'cinder://SLOW/{VOLUME}') == 'Slow'
+    assert the_map.stores['fast'].store.backend_lookup() is None
+    why = the_map.explain(f'cinder://{VOLUME}')
+    assert (why.store, why.reason) == (None, lmap.NOT_INSTALLED)
+    assert "pip install 'multistore-prefix[cinder]'" in why.detail
+    assert the_map.explain('cinder://other/x').reason == lmap.NO_PREFIX
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 2
+    assert all('cinderclient' in w and w.endswith(
+        "pip install 'multistore-prefix[cinder]'") for w in warnings)
 
 
 def test_cinder_imports_again_once_installed(build_map, claims):

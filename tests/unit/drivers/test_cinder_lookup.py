@@ -10,7 +10,9 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""Cinder lookups of legacy locations: multistore_prefix/drivers/cinder.py.
+"""Cinder lookups of legacy locations: the cinder driver's lookup,
+multistore_prefix/drivers/cinder_lookup.py, and the client it uses,
+multistore_prefix/backends/cinder/.
 
 requests-mock stands in for Keystone and Cinder, with the request and
 response shapes of the real services: the v3 token request and its service
@@ -27,8 +29,9 @@ import time
 import pytest
 import requests
 
+from multistore_prefix.backends.cinder import client
 from multistore_prefix.drivers import base
-from multistore_prefix.drivers import cinder
+from multistore_prefix.drivers import cinder_lookup
 from multistore_prefix import location_map as lmap
 from multistore_prefix import urls
 
@@ -130,8 +133,8 @@ UNAUTHORIZED = {'error': {
 @pytest.fixture(autouse=True)
 def fresh(monkeypatch):
     """No connection left from another test; retries without waiting."""
-    monkeypatch.setattr(cinder, '_CONNECTIONS', type(cinder._CONNECTIONS)())
-    monkeypatch.setattr(cinder, 'BACKOFF', 0)
+    monkeypatch.setattr(client, '_CONNECTIONS', type(client._CONNECTIONS)())
+    monkeypatch.setattr(client, 'BACKOFF', 0)
 
 
 @pytest.fixture
@@ -154,7 +157,7 @@ def volume(requests_mock, keystone):
 @pytest.fixture
 def lookups(load_conf):
     """Each store's backend lookup, from a glance-api.conf text."""
-    def build(text: str = STORES) -> dict[str, cinder.CinderLookup]:
+    def build(text: str = STORES) -> dict[str, cinder_lookup.CinderLookup]:
         the_map = lmap.LocationMap.from_config(load_conf(text))
         return {store: entry.store.backend_lookup()
                 for store, entry in the_map.stores.items()}
@@ -354,7 +357,7 @@ def test_keystone_unreachable_is_unavailable(requests_mock, lookups, token):
 
 def test_no_wait_goes_past_the_timeout(requests_mock, keystone, lookups,
                                        monkeypatch):
-    monkeypatch.setattr(cinder, 'BACKOFF', 30)
+    monkeypatch.setattr(client, 'BACKOFF', 30)
     get = requests_mock.get(volume_url(), status_code=503, json={})
     start = time.monotonic()
     answer = ask(lookups()['fast'], timeout=1.0)
@@ -387,7 +390,7 @@ def test_unexpected_error_is_unavailable_never_raised(volume, lookups,
                                                       monkeypatch, caplog):
     def boom(*args, **kwargs):
         raise RuntimeError('boom')
-    monkeypatch.setattr(cinder._Connection, '_fetch', boom)
+    monkeypatch.setattr(client.Connection, '_fetch', boom)
     answer = ask(lookups()['fast'])
     assert (answer.owned, answer.reason) == (None, base.UNAVAILABLE)
     assert 'RuntimeError' in answer.detail
@@ -598,7 +601,7 @@ def test_answers_are_cached(requests_mock, volume, lookups):
 
 
 def test_cache_is_bounded(requests_mock, volume, lookups, monkeypatch):
-    monkeypatch.setattr(cinder, 'CACHE_SIZE', 2)
+    monkeypatch.setattr(client, 'CACHE_SIZE', 2)
     requests_mock.get(volume_url(OTHER_VOLUME),
                       json=volume_body('fast-ssd', OTHER_VOLUME))
     found = lookups()

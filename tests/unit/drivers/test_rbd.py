@@ -82,11 +82,8 @@ def test_resolution_with_fsid(build_map, write, url, store):
     assert the_map.resolve(url) == store
 
 
-@pytest.mark.parametrize('text', [CEPH_CONF_NO_FSID, None])
-def test_without_fsid_the_pool_decides(build_map, claims, write, tmp_path,
-                                       caplog, text):
-    path = (write('ceph.conf', text, False) if text
-            else str(tmp_path / 'missing.conf'))
+def test_without_fsid_the_pool_decides(build_map, claims, write, caplog):
+    path = write('ceph.conf', CEPH_CONF_NO_FSID, False)
     with caplog.at_level(logging.WARNING):
         the_map = build_map(rbd_store(path))
     assert claims(the_map, 'ceph') == ['rbd://*/images']
@@ -95,6 +92,58 @@ def test_without_fsid_the_pool_decides(build_map, claims, write, tmp_path,
         assert the_map.resolve(glance_location(fsid, 'images')) == 'ceph'
     assert the_map.resolve(glance_location(FSID, 'images2')) is None
     assert the_map.resolve(f'rbd://{FSID}/images') == 'ceph'
+
+
+def unusable(tmp_path, kind):
+    """A ceph.conf path that cannot be used, of one kind."""
+    path = tmp_path / 'ceph.conf'
+    if kind == 'missing':
+        return tmp_path / 'ceph.cnf'  # the typo
+    if kind == 'directory':
+        path.mkdir()
+    elif kind == 'unreadable':
+        # A symlink loop: unreadable for every user, root included.
+        path.symlink_to(tmp_path / 'loop.conf')
+        (tmp_path / 'loop.conf').symlink_to(path)
+    elif kind == 'binary':
+        path.write_bytes(b'\x89PNG\r\n\x1a\n\xff\xfe[global]')
+    elif kind == 'nul':
+        path.write_bytes(f'[global]\nfsid = {FSID}\n\0\0'.encode())
+    elif kind == 'no-section':
+        path.write_text(f'fsid = {FSID}\nmon host = 10.0.0.1\n')
+    return path
+
+
+@pytest.mark.parametrize('kind, what', [
+    ('missing', 'does not exist'),
+    ('directory', 'is a directory'),
+    ('unreadable', 'cannot be read (Too many levels of symbolic links)'),
+    ('binary', 'is not text (not UTF-8)'),
+    ('nul', 'is not text (NUL bytes)'),
+    ('no-section', 'is not a ceph.conf'),
+])
+def test_unusable_ceph_conf_is_a_configuration_error(config_error, tmp_path,
+                                                     kind, what):
+    path = unusable(tmp_path, kind)
+    message = config_error(rbd_store(path), 'ceph', 'rbd_store_ceph_conf')
+    assert message.startswith(f'[ceph]/rbd_store_ceph_conf: {path} {what}')
+    assert message.endswith('; point rbd_store_ceph_conf at the ceph.conf '
+                            'of the store\'s cluster, readable by this user')
+    assert '\n' not in message
+
+
+def test_unusable_default_ceph_conf_says_where_it_came_from(
+        config_error, tmp_path, monkeypatch):
+    monkeypatch.setenv('CEPH_CONF', str(tmp_path / 'gone.conf'))
+    message = config_error(rbd_store(''), 'ceph', 'rbd_store_ceph_conf')
+    assert (f'{tmp_path}/gone.conf (from $CEPH_CONF, as rbd_store_ceph_conf '
+            f'is empty) does not exist') in message
+
+    monkeypatch.delenv('CEPH_CONF')
+    default = unusable(tmp_path, 'directory')
+    monkeypatch.setattr(rbd_driver, 'DEFAULT_CEPH_CONFS', (str(default),))
+    message = config_error(rbd_store(''), 'ceph', 'rbd_store_ceph_conf')
+    assert f'{default} (where librados looks, as' in message
 
 
 def test_empty_option_reads_the_file_librados_would(build_map, claims, write,
@@ -122,6 +171,22 @@ def test_no_ceph_conf_anywhere(build_map, claims, tmp_path, monkeypatch,
     assert 'rbd_store_ceph_conf is empty' in caplog.text
 
 
+@pytest.mark.parametrize('url, reason', [
+    # glance_store's single-store form names neither fsid nor pool
+    ('rbd://0a1b', lmap.NO_STORE_IN_URL),
+    ('RBD://0A1B/', lmap.NO_STORE_IN_URL),
+    ('rbd://0a1b/snap', lmap.NO_PREFIX),
+    (glance_location(OTHER_FSID, 'images'), lmap.NO_PREFIX),
+])
+def test_legacy_image_url_says_it_names_no_store(build_map, write, url,
+                                                 reason):
+    the_map = build_map(rbd_store(write('ceph.conf', CEPH_CONF, False)))
+    why = the_map.explain(url)
+    assert (why.store, why.reason) == (None, reason)
+    if reason == lmap.NO_STORE_IN_URL:
+        assert 'names neither cluster fsid nor pool' in why.detail
+
+
 def test_pool_and_fsid_are_quoted_like_glance_store(build_map, claims, write):
     the_map = build_map(rbd_store(write('ceph.conf', CEPH_CONF, False),
                                   pool='glance images/x'))
@@ -131,26 +196,68 @@ def test_pool_and_fsid_are_quoted_like_glance_store(build_map, claims, write):
     assert the_map.resolve(f'rbd://{FSID}/glance images/x/0a1b/snap') is None
 
 
-def test_two_clusters_with_one_pool_name(build_map, write):
-    other = write('other.conf', CEPH_CONF.replace(FSID.upper(), OTHER_FSID),
-                  False)
-    the_map = build_map(f"""
+THIRD_FSID = '00000000-0000-4000-8000-000000000000'
+
+
+def edge_layout(write, edge_conf, edge_pool='images'):
+    """Three clusters, one pool name: east and west know their fsid."""
+    west = write('west.conf', CEPH_CONF.replace(FSID.upper(), OTHER_FSID),
+                 False)
+    return f"""
         [DEFAULT]
-        enabled_backends = east:rbd, west:rbd, legacy:rbd
-        [east]
-        rbd_store_ceph_conf = {write('ceph.conf', CEPH_CONF, False)}
-        [west]
-        rbd_store_ceph_conf = {other}
-        [legacy]
-        rbd_store_ceph_conf = {write('nofsid.conf', CEPH_CONF_NO_FSID)}
+        enabled_backends = east:rbd, west:rbd, edge:rbd
+        [backend_defaults]
         rbd_store_pool = images
-    """)
+        [east]
+        rbd_store_ceph_conf = {write('east.conf', CEPH_CONF, False)}
+        [west]
+        rbd_store_ceph_conf = {west}
+        [edge]
+        rbd_store_ceph_conf = {edge_conf}
+        rbd_store_pool = {edge_pool}
+    """
+
+
+def test_edge_layout_with_a_typo_is_a_configuration_error(config_error,
+                                                          write, tmp_path):
+    typo = tmp_path / 'edge.cnf'
+    message = config_error(edge_layout(write, typo), 'edge',
+                           'rbd_store_ceph_conf')
+    assert f'{typo} does not exist' in message
+
+
+def test_edge_layout_without_fsid_never_guesses(build_map, write, caplog):
+    nofsid = write('edge.conf', CEPH_CONF_NO_FSID)
+    with caplog.at_level(logging.WARNING):
+        the_map = build_map(edge_layout(write, nofsid))
     assert the_map.conflicts == []
     assert the_map.resolve(glance_location(FSID, 'images')) == 'east'
     assert the_map.resolve(glance_location(OTHER_FSID, 'images')) == 'west'
-    # An fsid no store knows falls to the store that matches on the pool.
-    third = '00000000-0000-4000-8000-000000000000'
-    assert the_map.resolve(glance_location(third, 'images')) == 'legacy'
+    # An fsid no store knows: the edge cluster's, or a cluster not
+    # configured here.  The pool cannot tell: unresolved, not guessed.
+    url = glance_location(THIRD_FSID, 'images')
+    assert the_map.resolve(url) is None
+    why = the_map.explain(url)
+    assert why.reason == rbd_driver.MISSING_FSID == 'missing-fsid'
+    assert why.detail == (
+        f'store edge has no cluster fsid ({nofsid} has no fsid in [global]), '
+        f"and stores east, west use pool 'images' too, so it cannot tell "
+        f'whose this URL is; add "fsid = <the cluster fsid>" to [global] in '
+        f'{nofsid}')
+    assert the_map.explain(glance_location(THIRD_FSID, 'other')).reason == (
+        lmap.NO_PREFIX)
+    assert 'stores east, west use pool' in caplog.text
+
+
+def test_unknown_fsid_alone_on_its_pool_takes_it(build_map, write):
+    the_map = build_map(edge_layout(write, write('edge.conf',
+                                                 CEPH_CONF_NO_FSID),
+                                    edge_pool='edge-images'))
+    assert the_map.resolve(glance_location(THIRD_FSID, 'edge-images')) == (
+        'edge')
+    assert the_map.resolve(glance_location(THIRD_FSID, 'images')) is None
+    assert the_map.explain(glance_location(THIRD_FSID, 'images')).reason == (
+        lmap.NO_PREFIX)
 
 
 def test_two_stores_without_fsid_on_one_pool_conflict(build_map, write,
@@ -163,7 +270,7 @@ def test_two_stores_without_fsid_on_one_pool_conflict(build_map, write,
             [a]
             rbd_store_ceph_conf = {nofsid}
             [b]
-            rbd_store_ceph_conf = /nonexistent/ceph.conf
+            rbd_store_ceph_conf = {write('b.conf', '[global]')}
         """)
     assert [c.stores for c in the_map.conflicts] == [('a', 'b')]
     assert 'a, b' in caplog.text
@@ -194,13 +301,13 @@ def test_empty_pool_is_an_error(config_error, write):
 
 
 def test_backend_defaults_apply_as_in_glance_store(build_map, claims,
-                                                   tmp_path):
+                                                   write):
     the_map = build_map(f"""
         [DEFAULT]
         enabled_backends = ceph:rbd
         [backend_defaults]
         rbd_store_pool = glance-images
         [ceph]
-        rbd_store_ceph_conf = {tmp_path}/missing.conf
+        rbd_store_ceph_conf = {write('nofsid.conf', CEPH_CONF_NO_FSID)}
     """)
     assert claims(the_map, 'ceph') == ['rbd://*/glance-images']
