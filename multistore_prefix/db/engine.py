@@ -64,7 +64,6 @@ class Database:
 
     def __init__(self, connection: str, **facade_options):
         self.connection = connection
-        _make_sqlite_directory(connection)
         self._facade = enginefacade.transaction_context()
         # sqlite_fk: Glance's foreign keys hold on SQLite too.
         self._facade.configure(**{'sqlite_fk': True, **facade_options,
@@ -169,12 +168,15 @@ def permission_denied(exc: BaseException) -> str | None:
     return None
 
 
-def _make_sqlite_directory(connection: str) -> None:
-    url = sa.engine.make_url(connection)
-    if url.get_backend_name() == 'sqlite' and url.database not in (
-            None, '', ':memory:') and not url.database.startswith('file:'):
-        directory = os.path.dirname(os.path.abspath(url.database))
-        os.makedirs(directory, exist_ok=True)
+def make_sqlite_directory(connection: str) -> None:
+    """Make the directory of a SQLite file, for a command that creates it.
+
+    A :class:`Database` never does: a mistyped path must be an error, not
+    an empty database (SQLite itself creates the file).
+    """
+    path = options.sqlite_file(connection)
+    if path is not None:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
 
 
 def _setup_sqlite(engine: sa.engine.Engine, synchronous: bool) -> None:
