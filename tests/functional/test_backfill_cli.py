@@ -241,6 +241,21 @@ def wait_for_progress(engine, process, minimum=1, timeout=60):
     pytest.fail('backfill made no progress')
 
 
+def interrupt_when(process, ready, signum):
+    """Send ``signum`` once ``ready()`` returns; (stdout, stderr).
+
+    The process never outlives the call, whatever fails.
+    """
+    try:
+        ready()
+        process.send_signal(signum)
+        return process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 def settle(database_server):
     """Let a server finish what a killed client had sent (a COMMIT)."""
     if database_server.name != 'sqlite':
@@ -307,14 +322,11 @@ def test_signal_finishes_the_batch_in_flight_and_exits_130(
     report_path = tmp_path / 'report.json'
     process = start_backfill(conf, '--batch-size', str(INTERRUPT_BATCH),
                              '-f', 'json', '--report', str(report_path))
-    try:
-        wait_for_progress(engine, process, minimum=2 * INTERRUPT_BATCH)
-        process.send_signal(signum)
-        out, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    out, err = interrupt_when(
+        process,
+        lambda: wait_for_progress(engine, process,
+                                  minimum=2 * INTERRUPT_BATCH),
+        signum)
     assert process.returncode == EXIT_INTERRUPTED, err
     assert 'Traceback' not in err
     assert 'backfill interrupted' in err

@@ -205,19 +205,17 @@ def test_an_interrupted_demo_exits_130(tmp_path):
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, env=env)
     database = tmp_path / 'demo' / 'demo.sqlite'
-    try:
+
+    def backfilling():
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and process.poll() is None:
             if database.exists() and _done(database):
-                break
+                return
             time.sleep(0.05)
-        assert process.poll() is None, process.communicate()
-        process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        pytest.fail(f'the demo never backfilled: {process.communicate()}')
+
+    out, err = backfill_cli.interrupt_when(process, backfilling,
+                                           signal.SIGINT)
     assert process.returncode == EXIT_INTERRUPTED, err
     assert '"interrupted": true' in out
 
