@@ -43,10 +43,12 @@ def _database_opts():
                 f'{msp_db_options.DATABASE_FILE}')
             opt.help += (
                 ' multistore-prefix: Glance\'s database (as in '
-                'glance-api.conf); when unset, its own embedded SQLite '
-                f'file {msp_db_options.DATABASE_FILE} in the state '
+                'glance-api.conf); backfill and db sync need it set in '
+                'the configuration they are given.  Its own embedded '
+                f'SQLite file {msp_db_options.DATABASE_FILE} in the state '
                 f'directory (${msp_db_options.STATE_DIR_ENV}, else '
-                f'./{msp_db_options.DEFAULT_STATE_DIR}).')
+                f'./{msp_db_options.DEFAULT_STATE_DIR}) is only for db '
+                'sync without any configuration and for the demo.')
     return opts
 
 

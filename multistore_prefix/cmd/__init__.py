@@ -37,6 +37,9 @@ EXIT_FAILURE = 1
 EXIT_CONFIG = 2
 #: ``resolve --strict``: at least one URL has no store.
 EXIT_UNRESOLVED = 3
+#: Interrupted (Ctrl-C; for backfill and demo SIGTERM too, once the batch
+#: in flight is committed); cliff's own code for Ctrl-C.
+EXIT_INTERRUPTED = 130
 
 
 class CommandError(Exception):

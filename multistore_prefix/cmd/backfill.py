@@ -30,6 +30,8 @@ from multistore_prefix.cmd import revert as revert_cmd
 from multistore_prefix.db import bounds
 from multistore_prefix.db import engine as db_engine
 from multistore_prefix.db import exceptions as db_exceptions
+from multistore_prefix.cmd import database as cmd_database
+from multistore_prefix.cmd import helptext
 from multistore_prefix.db import migration
 from multistore_prefix.db import retry
 from multistore_prefix import lookups as lookups_mod
@@ -40,17 +42,21 @@ LOG = logging.getLogger(__name__)
 #: Seconds between progress lines when stderr is not a terminal.
 LOG_INTERVAL = 10.0
 #: Exit code of a run stopped by a signal; a rerun finishes the job.
-EXIT_INTERRUPTED = 130
+EXIT_INTERRUPTED = cmd.EXIT_INTERRUPTED
+#: What the summary says when locations name the wrong enabled store.
+FIX_WRONG_STORES = ('run again with --fix-wrong-stores to correct them '
+                    '(--report FILE lists them)')
 #: Seconds the batch in flight has to finish after the first Ctrl-C or
 #: SIGTERM before its connection is cut (it rolls back whole).
 STOP_GRACE = 10.0
 
 
-class Backfill(show.ShowOne):
+class Backfill(helptext.HelpWithExitCodes, show.ShowOne):
     """Give every legacy image location the store it belongs to.
 
-    Scans the live locations of live images ([database]/connection: the
-    operator's Glance database, or the embedded default) in batches, and
+    Scans the live locations of live images of the Glance database named
+    by [database]/connection (which must be set: the first line on stderr
+    and the summary say which database was used) in batches, and
     records each one's store in its metadata when it has none or names a
     store that is no longer enabled.  Locations that name the wrong enabled
     store are counted and listed (--fix-wrong-stores corrects them).  Only
@@ -58,11 +64,24 @@ class Backfill(show.ShowOne):
     if the row still holds what was read: a row someone changed meanwhile
     is merged again, never overwritten.  Safe to interrupt at any moment
     and to run again: a rerun finishes the job, and a rerun after
-    completion changes nothing.
-
-    Exit codes: 0 done (unresolved locations are in the summary and the
-    report), 2 configuration or command-line error, 130 interrupted.
+    completion changes nothing.  It never creates a database: a SQLite
+    path that does not exist is an error.
     """
+
+    exit_codes = (
+        (cmd.EXIT_OK, 'done (unresolved locations are counted in the '
+                      'summary and listed in the report)'),
+        (cmd.EXIT_FAILURE, 'a database error (it cannot be reached, was '
+                           'lost or refused a write: completed batches are '
+                           'kept, run again to finish) or an unexpected '
+                           'error'),
+        (cmd.EXIT_CONFIG, f'{helptext.CONFIG_TEXT} (also: '
+                          f'[database]/connection unset, its driver not '
+                          f'installed, its SQLite file missing, or no image '
+                          f'tables there)'),
+        (EXIT_INTERRUPTED, 'interrupted by Ctrl-C or SIGTERM: the batch in '
+                           'flight was committed; run again to finish'),
+    )
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
@@ -85,7 +104,8 @@ class Backfill(show.ShowOne):
                  'id), so N workers can share one database; default 1/1')
         parser.add_argument(
             '--quiet', action='store_true',
-            help='no progress bar or progress lines')
+            help='no progress bar or progress lines (the first line, '
+                 'which names the database, and errors still print)')
         parser.add_argument(
             '--fix-wrong-stores', action='store_true',
             help='also correct locations that name an enabled store whose '
@@ -116,12 +136,13 @@ class Backfill(show.ShowOne):
             _check_report_path(parsed_args.report)
         with cmd.config_errors(self.app.conf):
             location_map = self.app.location_map
-            try:
-                database = db_engine.Database.from_config(self.app.conf)
-            except OSError as exc:  # the embedded default's directory
-                raise cmd.CommandError(
-                    f'[database]/connection: cannot use its directory: '
-                    f'{exc.strerror} ({exc.filename})') from None
+        database = cmd_database.open_database(self.app.conf)
+        # Before any connection: the operator sees which database a run
+        # that waits for it is waiting for.
+        mode = ' (dry run)' if parsed_args.dry_run else ''
+        self.app.stderr.write(
+            f'backfill: database {database.safe_url}{mode}\n')
+        self.app.stderr.flush()
         try:
             try:
                 retry.call(database, lambda: self._check_schema(database),
@@ -134,7 +155,7 @@ class Backfill(show.ShowOne):
             if parsed_args.revert:
                 report = revert_cmd.take_action(self, parsed_args, database,
                                                 run_with_progress)
-                return self._summary(report)
+                return self._summary(report, database, parsed_args)
             lookups = None
             if not parsed_args.no_backend_lookups:
                 lookups = lookups_mod.BackendLookups.from_location_map(
@@ -162,14 +183,15 @@ class Backfill(show.ShowOne):
             raise cmd.CommandError(str(exc), exit_code=1) from None
         finally:
             database.dispose()
-        return self._summary(report)
+        return self._summary(report, database, parsed_args)
 
-    def _summary(self, report):
+    def _summary(self, report, database, parsed_args):
         if report.interrupted:
             self.app.stderr.write('backfill interrupted: completed batches '
                                   'are kept; run it again to finish\n')
             self.app.exit_code = EXIT_INTERRUPTED
-        rows = report.summary()
+        rows = summary_rows(report.summary(), database.safe_url,
+                            parsed_args.fix_wrong_stores)
         return [name for name, _ in rows], [value for _, value in rows]
 
     @staticmethod
@@ -226,6 +248,23 @@ def _check_report_path(path: str) -> None:
         raise cmd.CommandError(
             f'--report {path}: cannot write there: '
             f'{exc.strerror or exc}; nothing was changed') from None
+
+
+def summary_rows(rows, safe_url: str, fixing: bool):
+    """The summary table: the database first, then the job's rows.
+
+    After ``wrong_store``, the next step when some are left as they are.
+
+    :param rows: the job's (field, value) rows.
+    :param safe_url: the database, password hidden.
+    :param fixing: ``--fix-wrong-stores`` was given.
+    """
+    table = [('database', safe_url)]
+    for name, value in rows:
+        table.append((name, value))
+        if name == 'wrong_store' and value and not fixing:
+            table.append(('wrong_store_fix', FIX_WRONG_STORES))
+    return table
 
 
 def run_with_progress(app, job, quiet: bool = False, entries=None):

@@ -18,27 +18,40 @@ from oslo_db import exception as db_exc
 from sqlalchemy import exc as sa_exc
 
 from multistore_prefix import cmd
-from multistore_prefix.db import engine as db_engine
+from multistore_prefix.cmd import database as cmd_database
+from multistore_prefix.cmd import helptext
 from multistore_prefix.db import migration
 from multistore_prefix import urls
 
 
-class DbSync(command.Command):
+class DbSync(helptext.HelpWithExitCodes, command.Command):
     """Create or upgrade multistore-prefix's own database schema.
 
-    The database is [database]/connection of the configuration; without
-    one, the embedded SQLite file state/multistore-prefix.sqlite (the state
-    directory is $MSP_STATE_DIR when set).  The schema is Glance's image
-    tables plus unique constraints that hold on SQLite, PostgreSQL and
-    MariaDB/MySQL.  A database whose schema Glance manages (Glance's
-    alembic_version or migrate_version table is there) is refused with
-    nothing changed: the tool only ever reads and updates rows of such a
-    database.
+    The database is [database]/connection of the configuration given with
+    --config-file or --config-dir (there it must be set); without any
+    configuration, the embedded SQLite file state/multistore-prefix.sqlite
+    (the state directory is $MSP_STATE_DIR when set).  The schema is
+    Glance's image tables plus unique constraints that hold on SQLite,
+    PostgreSQL and MariaDB/MySQL.  A database whose schema Glance manages
+    (Glance's alembic_version or migrate_version table is there) is
+    refused with nothing changed: the tool only ever reads and updates
+    rows of such a database.
     """
 
+    exit_codes = (
+        (cmd.EXIT_OK, 'the schema is created, upgraded or already current'),
+        (cmd.EXIT_FAILURE, 'a database error (it cannot be reached) or an '
+                           'unexpected error'),
+        (cmd.EXIT_CONFIG, f'{helptext.CONFIG_TEXT} (also: the database is '
+                          f'Glance\'s, or a newer multistore-prefix made '
+                          f'it; nothing was changed)'),
+        (cmd.EXIT_INTERRUPTED, helptext.INTERRUPTED_TEXT),
+    )
+
     def take_action(self, parsed_args):
-        database = db_engine.Database.from_config(
-            self.app.conf_or_defaults())
+        database = cmd_database.open_database(
+            self.app.conf_or_defaults(),
+            operator=self.app.configured, create=True)
         try:
             try:
                 before = migration.current_revision(database)
@@ -46,7 +59,8 @@ class DbSync(command.Command):
                 reason = str(exc).strip().splitlines()[0]
                 raise cmd.CommandError(
                     f'cannot connect to {database.safe_url}: '
-                    f'{urls.mask_text(reason)}') from None
+                    f'{urls.mask_text(reason)}',
+                    exit_code=cmd.EXIT_FAILURE) from None
             after = migration.sync(database)
         finally:
             database.dispose()

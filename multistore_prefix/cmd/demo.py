@@ -19,13 +19,14 @@ from cliff import show
 from multistore_prefix import backfill as backfill_mod
 from multistore_prefix import cmd
 from multistore_prefix.cmd import backfill as backfill_cmd
+from multistore_prefix.cmd import helptext
 from multistore_prefix.db import engine as db_engine
 from multistore_prefix.db import options as db_options
 from multistore_prefix import demo
 from multistore_prefix import location_map as lmap
 
 
-class Demo(show.ShowOne):
+class Demo(helptext.HelpWithExitCodes, show.ShowOne):
     """Backfill a Glance-like deployment made on the spot; needs no config.
 
     Makes STATE_DIR/demo (STATE_DIR is --state-dir, else $MSP_STATE_DIR,
@@ -39,6 +40,16 @@ class Demo(show.ShowOne):
     With --setup-only the deployment is made and left for the backfill
     command (dry run, report, run, rerun, revert).
     """
+
+    exit_codes = (
+        (cmd.EXIT_OK, helptext.OK_TEXT),
+        (cmd.EXIT_FAILURE, helptext.FAILURE_TEXT),
+        (cmd.EXIT_CONFIG, 'a command-line error, or the state directory '
+                          'cannot be made'),
+        (cmd.EXIT_INTERRUPTED, 'interrupted by Ctrl-C or SIGTERM (the '
+                               'backfill commits the batch in flight '
+                               'first)'),
+    )
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
@@ -91,5 +102,7 @@ class Demo(show.ShowOne):
         finally:
             job.close()
             database.dispose()
+        if report.interrupted:
+            self.app.exit_code = cmd.EXIT_INTERRUPTED
         rows += report.summary() + glance
         return [name for name, _ in rows], [value for _, value in rows]

@@ -27,30 +27,39 @@ get /etc/glance/glance-api.conf merged in behind their back.
 
 import argparse
 import importlib.metadata
+import io
 import logging
 import os
 import sys
-import warnings
 
 from cliff import app
-from cliff import commandmanager
+from cliff import help as cliff_help
 from oslo_config import cfg
 
 from multistore_prefix import cmd
+from multistore_prefix.cmd import console
+from multistore_prefix.cmd import helptext
+from multistore_prefix.cmd import names
 from multistore_prefix import location_map as lmap
-from multistore_prefix import urls
 
 COMMAND_NAMESPACE = 'multistore_prefix.commands'
 DISTRIBUTION = 'multistore-prefix'
 
-DESCRIPTION = """\
+DESCRIPTION = f"""\
 Give legacy Glance image locations their store.  Reads the deployment's own
 glance-api.conf ([DEFAULT]/enabled_backends and one group per store), lists
 the URL prefixes each store owns and tells which store owns a location URL:
 the longest prefix that ends on a path-component boundary.  Credentials in
-URLs are never printed.  Exit codes: 0 success, 1 unexpected error,
-2 configuration or usage error (one line on stderr; --debug for a
-traceback)."""
+URLs are never printed.  Commands are never abbreviated.
+
+{helptext.exit_codes_text(helptext.MAIN_EXIT_CODES)}
+
+"multistore-prefix help COMMAND" (or COMMAND --help) lists the codes each
+command can return."""
+
+#: Where cliff would open its interactive shell: a command is needed.
+NO_COMMAND = ('no command given: the commands are listed above '
+              '(multistore-prefix COMMAND --help for one of them)')
 
 NO_CONFIG = ('no configuration given: pass --config-file with the '
              'deployment\'s glance-api.conf (e.g. --config-file '
@@ -96,63 +105,6 @@ def load_config(sources: list[tuple[str, str]],
     return conf
 
 
-class _MaskingFormatter(logging.Formatter):
-    """Mask URL credentials in every line, tracebacks included.
-
-    :ivar level_prefix: prefix warnings and errors with ``LEVEL: ``, for
-        the console (cliff's console format is the bare message).
-    """
-
-    def __init__(self, fmt, level_prefix=False):
-        super().__init__(fmt)
-        self.level_prefix = level_prefix
-
-    def format(self, record):
-        text = super().format(record)
-        if self.level_prefix and record.levelno >= logging.WARNING:
-            text = f'{record.levelname}: {text}'
-        return urls.mask_text(text)
-
-
-class _LibraryChatter(logging.Filter):
-    """Keep the console to what the operator can act on.
-
-    Libraries' info lines ("Loading backend: eventlet") are dropped, and so
-    are two warnings: oslo.config's report of each deprecated option it
-    reads (glance_store 5.x deprecates ``filesystem_store_datadirs``; that
-    is glance-api's concern) and stevedore's "Could not load <type>", said
-    just before our own error names the store and the known types.  ``-v``
-    shows them all.
-    """
-
-    def filter(self, record):
-        if record.name.startswith('multistore_prefix'):
-            return True
-        if record.levelno < logging.WARNING:
-            return False
-        msg = str(record.msg)
-        if record.name.startswith(('oslo_config', 'oslo_log')):
-            return not msg.startswith('Deprecated: ')
-        if record.name.startswith('stevedore'):
-            return not msg.startswith('Could not load ')
-        return True
-
-
-def quiet_library_warnings() -> None:
-    """Silence import-time deprecation warnings of the libraries.
-
-    Importing glance_store imports eventlet, which warns that it is
-    deprecated; oslo modules warn about their own futures.  An operator
-    can do nothing about either.  ``PYTHONWARNINGS`` (or ``-W``) still
-    decides when it is set.
-    """
-    if sys.warnoptions:
-        return
-    warnings.filterwarnings('ignore', message=r'\s*Eventlet is deprecated')
-    warnings.filterwarnings('ignore', category=DeprecationWarning)
-    warnings.filterwarnings('ignore', category=PendingDeprecationWarning)
-
-
 class MultistorePrefixApp(app.App):
     """The ``multistore-prefix`` command.
 
@@ -168,20 +120,21 @@ class MultistorePrefixApp(app.App):
         super().__init__(
             description=DESCRIPTION,
             version=_version(),
-            command_manager=commandmanager.CommandManager(COMMAND_NAMESPACE),
+            command_manager=names.ExactCommands(COMMAND_NAMESPACE),
             # "multistore-prefix resolve --help" shows resolve's help.
             deferred_help=True,
             **kwargs)
         self._conf = None
         self._location_map = None
         self._failure = None
+        self._no_command = False
 
     def build_option_parser(self, description, version,
                             argparse_kwargs=None):
         argparse_kwargs = dict(argparse_kwargs or {})
         argparse_kwargs.setdefault('prog', self.NAME)
-        argparse_kwargs.setdefault(
-            'formatter_class', argparse.RawDescriptionHelpFormatter)
+        argparse_kwargs.setdefault('formatter_class', helptext.keep_paragraphs(
+            argparse.HelpFormatter))
         # cliff names the program after sys.argv[0] in --version ("main"
         # under python -m); redefine the option with the real name.
         argparse_kwargs.setdefault('conflict_handler', 'resolve')
@@ -213,14 +166,14 @@ class MultistorePrefixApp(app.App):
         log_file = self.options.log_file
         for handler in logging.getLogger().handlers:
             if getattr(handler, 'stream', None) is self.stderr:
-                handler.setFormatter(_MaskingFormatter(
+                handler.setFormatter(console.MaskingFormatter(
                     self.CONSOLE_MESSAGE_FORMAT, level_prefix=True))
                 if self.options.verbose_level < 2:
-                    handler.addFilter(_LibraryChatter())
+                    handler.addFilter(console.LibraryChatter())
             elif (log_file and isinstance(handler, logging.FileHandler)
                     and handler.baseFilename == os.path.abspath(log_file)):
                 handler.setFormatter(
-                    _MaskingFormatter(self.LOG_FILE_MESSAGE_FORMAT))
+                    console.MaskingFormatter(self.LOG_FILE_MESSAGE_FORMAT))
         if self.options.verbose_level < 3:
             # -v shows our debug lines; -vv the plugin loaders' too.
             for name in ('stevedore', 'cliff'):
@@ -238,6 +191,11 @@ class MultistorePrefixApp(app.App):
         if self._conf is None:
             self._conf = load_config(self.options.config_sources)
         return self._conf
+
+    @property
+    def configured(self) -> bool:
+        """The command line names configuration (the operator's)."""
+        return bool(self.options.config_sources)
 
     def conf_or_defaults(self) -> cfg.ConfigOpts:
         """Like :attr:`conf`, but no source means the embedded defaults.
@@ -262,7 +220,32 @@ class MultistorePrefixApp(app.App):
                 self._location_map = lmap.LocationMap.from_config(conf)
         return self._location_map
 
-    # -- exit codes -------------------------------------------------------
+    # -- no shell, no guesses, exit codes -----------------------------------
+
+    def run(self, argv):
+        self._no_command = False
+        result = super().run(argv)
+        return cmd.EXIT_CONFIG if self._no_command else result
+
+    def interact(self):
+        # cliff opens an interactive shell (with "shell" and
+        # "run_pyscript") when no command is given: not for a tool that
+        # writes to a production database.
+        self._no_command = True
+        self.stderr.write(self.main_help())
+        self.LOG.error(NO_COMMAND)
+
+    def main_help(self) -> str:
+        """The text of ``multistore-prefix --help``, without a pager."""
+        stdout, self.stdout = self.stdout, io.StringIO()
+        try:
+            cliff_help.HelpAction([], argparse.SUPPRESS, default=self)(
+                self.parser, self.options, None, None)
+        except cliff_help.HelpExit:
+            pass
+        finally:
+            text, self.stdout = self.stdout.getvalue(), stdout
+        return text
 
     def clean_up(self, command, result, err):
         self._failure = err
@@ -274,10 +257,31 @@ class MultistorePrefixApp(app.App):
         # interrupted backfill).
         self._failure = None
         self.exit_code = None
+        # "help b" and "b --help" too: cliff would list its guesses, exit 0.
+        named = argv[1:] if argv[:1] == ['help'] else argv
+        try:
+            if named:
+                self.command_manager.find_command(named)
+        except ValueError:
+            self.LOG.error(self._unknown_command(named))
+            return cmd.EXIT_CONFIG
         result = super().run_subcommand(argv)
         if result and self._failure is not None:
             return cmd.exit_code_for(self._failure, result)
         return result or self.exit_code or 0
+
+    def _unknown_command(self, argv: list[str]) -> str:
+        if argv[0].startswith('-'):
+            return f'unknown option {argv[0]!r}: see {self.NAME} --help'
+        name = ' '.join(names.words(argv))
+        close = names.close_commands(
+            argv[0], [known for known, _ in self.command_manager])
+        if not close:
+            return (f'unknown command {name!r}: {self.NAME} --help lists '
+                    f'the commands')
+        return (f'unknown command {name!r}: did you mean '
+                f'{" or ".join(map(repr, close))}? Commands are never '
+                f'abbreviated ({self.NAME} --help lists them)')
 
 
 def _version() -> str:
@@ -285,6 +289,10 @@ def _version() -> str:
         return importlib.metadata.version(DISTRIBUTION)
     except importlib.metadata.PackageNotFoundError:
         return 'unknown'
+
+
+#: For callers that run commands in-process (tests, benchmarks).
+quiet_library_warnings = console.quiet_library_warnings
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,31 +15,36 @@
 from cliff import lister
 
 from multistore_prefix import cmd
+from multistore_prefix.cmd import helptext
 from multistore_prefix import urls
 
-EPILOG = (
-    'Exit status: 0 when every URL got an answer, and a URL that no store '
-    'owns is an answer too (an empty store): a script can feed millions of '
-    'URLs through --from-file and act on the rows without the exit status '
-    'getting in the way.  2 on a configuration or usage error, or when '
-    '--from-file cannot be read (one line on stderr, nothing on stdout).  '
-    f'With --strict, {cmd.EXIT_UNRESOLVED} when at least one URL has no '
-    'store (every row is still printed): a check that all locations '
-    'resolve.')
 
-
-class Resolve(lister.Lister):
+class Resolve(helptext.HelpWithExitCodes, lister.Lister):
     """Tell which configured store owns each location URL.
 
     One row per URL, in input order: the URL (credentials masked) and the
     id of the store that owns it, empty when no store does (no prefix owns
     it, its scheme has no store, it is malformed, or two stores claim its
-    prefix).  --explain adds the reason for an empty store.  URLs come from
-    the arguments, then from --from-file (one URL a line; blank lines and
-    lines starting with # are skipped; "-" reads stdin).
+    prefix).  --explain adds the reason for an empty store (its code, then
+    what is wrong beyond the URL itself).  URLs come from the arguments,
+    then from --from-file (one URL a line; blank lines and lines starting
+    with # are skipped; "-" reads stdin).
+
+    A URL that no store owns is an answer too (an empty store): a script
+    can feed millions of URLs through --from-file and act on the rows
+    without the exit status getting in the way; --strict makes it a
+    check that all locations resolve.
     """
 
-    _epilog = EPILOG
+    exit_codes = (
+        (cmd.EXIT_OK, 'every URL got an answer (an empty store is one)'),
+        (cmd.EXIT_FAILURE, helptext.FAILURE_TEXT),
+        (cmd.EXIT_CONFIG, f'{helptext.CONFIG_TEXT} (also when --from-file '
+                          f'cannot be read; nothing on stdout)'),
+        (cmd.EXIT_UNRESOLVED, '--strict: at least one URL has no store '
+                              '(every row is still printed)'),
+        (cmd.EXIT_INTERRUPTED, helptext.INTERRUPTED_TEXT),
+    )
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
@@ -123,6 +128,21 @@ class Resolve(lister.Lister):
         if store is not None:
             return ''
         why = location_map.explain(url)
-        text = f'{why.reason}: {why.detail}' if why.detail else why.reason
-        # The detail may quote the URL.
+        detail = _beyond_the_url(why.detail or '', url)
+        text = f'{why.reason}: {detail}' if detail else why.reason
         return urls.mask_text(text or '')
+
+
+def _beyond_the_url(detail: str, url: str) -> str:
+    """What a reason's detail says besides the URL of its own row.
+
+    "<url>: path climbs above its root" keeps what follows the URL; a
+    detail that is a sentence about the URL ("no store prefix owns <url>")
+    says nothing the reason code does not.
+    """
+    for spelling in (url, urls.mask_url(url)):
+        if spelling and detail.startswith(spelling + ': '):
+            return detail[len(spelling) + 2:]
+        if spelling and spelling in detail:
+            return ''
+    return detail

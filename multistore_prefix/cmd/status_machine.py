@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from cliff import lister
 
 from multistore_prefix import cmd
+from multistore_prefix.cmd import helptext
 from multistore_prefix.domain import status
 
 COLUMNS = ('from', 'event', 'to')
@@ -65,12 +66,21 @@ def to_dot(machine_name: str = status.IMAGE) -> str:
     return '\n'.join(lines) + '\n'
 
 
-class StatusMachine(lister.Lister):
+# cliff prints a command's docstring as its help: plain text, no reST.
+class StatusMachine(helptext.HelpWithExitCodes, lister.Lister):
     """Print a status machine's transition table, one row per move.
 
-    Columns ``from``, ``event``, ``to``; ``--dot FILE`` also writes the
-    machine as a Graphviz dot file (render it with ``dot -Tsvg FILE``).
+    Columns "from", "event" and "to"; --dot FILE also writes the machine
+    as a Graphviz dot file (render it with: dot -Tsvg FILE).
     """
+
+    exit_codes = (
+        (cmd.EXIT_OK, helptext.OK_TEXT),
+        (cmd.EXIT_FAILURE, helptext.FAILURE_TEXT),
+        (cmd.EXIT_CONFIG, 'a command-line error, or the --dot file cannot '
+                          'be written'),
+        (cmd.EXIT_INTERRUPTED, helptext.INTERRUPTED_TEXT),
+    )
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)

@@ -15,7 +15,11 @@
 from cliff import columns
 from cliff import lister
 
+from multistore_prefix.cmd import helptext
 from multistore_prefix import urls
+
+#: Formats whose cells are plain text: a list becomes one string there.
+TEXT_FORMATS = ('csv', 'value')
 
 
 class PrefixesColumn(columns.FormattableColumn):
@@ -25,7 +29,16 @@ class PrefixesColumn(columns.FormattableColumn):
         return '\n'.join(self._value)
 
 
-class Stores(lister.Lister):
+def joined(prefixes: list[str]) -> str:
+    """The prefixes as one cell of csv or value output, space-separated.
+
+    A URL holds no space of its own; a space in a directory name is
+    written ``%20``, so that splitting the cell on spaces is exact.
+    """
+    return ' '.join(prefix.replace(' ', '%20') for prefix in prefixes)
+
+
+class Stores(helptext.HelpWithExitCodes, lister.Lister):
     """List the configured stores and the location URL prefixes each owns.
 
     One row per store of [DEFAULT]/enabled_backends, sorted by store id:
@@ -35,16 +48,22 @@ class Stores(lister.Lister):
     store without fsid, the http store, a multi-tenant swift store).  Two
     stores that claim the same prefix are reported as a warning on stderr;
     such URLs stay unresolved.  Credentials are never shown.
+
+    The prefixes column is one prefix a line in a table, a list in json
+    and yaml, and one space-separated string in csv and value (a space
+    inside a directory name is written %20).
     """
 
     def take_action(self, parsed_args):
         stores = self.app.location_map.stores
+        as_text = parsed_args.formatter in TEXT_FORMATS
         rows = []
         for store_id in sorted(stores):
             entry = stores[store_id]
+            prefixes = [urls.mask_url(str(prefix))
+                        for prefix in entry.prefixes]
             rows.append((
                 store_id,
                 entry.store_entry,
-                PrefixesColumn([urls.mask_url(str(prefix))
-                                for prefix in entry.prefixes])))
+                joined(prefixes) if as_text else PrefixesColumn(prefixes)))
         return ('store', 'type', 'prefixes'), rows

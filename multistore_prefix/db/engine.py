@@ -87,7 +87,6 @@ class Database:
         self.bounds = bounds or bounds_mod.Bounds()
         self.max_retries = facade_options.pop('max_retries', 10)
         self.retry_interval = facade_options.pop('retry_interval', 10)
-        _make_sqlite_directory(connection)
         backend = sa.engine.make_url(connection).get_backend_name()
         parameters = _merge_query(
             self.bounds.connect_parameters(backend),
@@ -325,12 +324,15 @@ def _transient_errors(context) -> None:
             raise db_exc.DBConnectionError(wrapped) from orig
 
 
-def _make_sqlite_directory(connection: str) -> None:
-    url = sa.engine.make_url(connection)
-    if url.get_backend_name() == 'sqlite' and url.database not in (
-            None, '', ':memory:') and not url.database.startswith('file:'):
-        directory = os.path.dirname(os.path.abspath(url.database))
-        os.makedirs(directory, exist_ok=True)
+def make_sqlite_directory(connection: str) -> None:
+    """Make the directory of a SQLite file, for a command that creates it.
+
+    A :class:`Database` never does: a mistyped path must be an error, not
+    an empty database (SQLite itself creates the file).
+    """
+    path = options.sqlite_file(connection)
+    if path is not None:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
 
 
 def _setup_sqlite(engine: sa.engine.Engine, synchronous: bool) -> None:

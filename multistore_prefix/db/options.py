@@ -17,12 +17,17 @@ The connection comes from ``[database]/connection`` of the operator's
 configuration (glance-api.conf has one).  Without it, the embedded default
 is a SQLite file, ``multistore-prefix.sqlite``, in the state directory:
 ``$MSP_STATE_DIR`` if set, else ``./state`` under the current directory.
+The command line uses that default only where it makes a database (``db
+sync`` without configuration, ``demo``); :func:`configured_connection`
+tells an operator's own value from the default.
 """
 
 import os
+import urllib.parse
 
 from oslo_config import cfg
 from oslo_db import options as db_options
+import sqlalchemy as sa
 
 #: Environment variable that names the state directory.
 STATE_DIR_ENV = 'MSP_STATE_DIR'
@@ -31,6 +36,24 @@ STATE_DIR_ENV = 'MSP_STATE_DIR'
 DEFAULT_STATE_DIR = 'state'
 #: The embedded database's file name in the state directory.
 DATABASE_FILE = 'multistore-prefix.sqlite'
+
+#: The distribution to install for a DB-API module SQLAlchemy could not
+#: import (the module's own name when it is not listed).
+DRIVER_PACKAGES = {
+    'pymysql': 'PyMySQL',
+    'MySQLdb': 'mysqlclient',
+    'psycopg2': 'psycopg2-binary',
+    'psycopg': 'psycopg[binary]',
+    'pg8000': 'pg8000',
+    'asyncpg': 'asyncpg',
+    'mysql': 'mysql-connector-python',
+    'mariadb': 'mariadb',
+    'oracledb': 'oracledb',
+    'pyodbc': 'pyodbc',
+}
+
+# Where a value comes from when the configuration does not set it.
+_DEFAULTS = (cfg.Locations.opt_default, cfg.Locations.set_default)
 
 
 def state_dir() -> str:
@@ -62,3 +85,59 @@ def engine_options(conf: cfg.ConfigOpts) -> dict:
              'max_overflow', 'pool_timeout', 'max_retries', 'retry_interval',
              'connection_trace', 'connection_parameters')
     return {name: group[name] for name in names if name in group}
+
+
+def configured_connection(conf: cfg.ConfigOpts) -> str | None:
+    """``[database]/connection`` as the configuration sets it.
+
+    :returns: the URL, or ``None`` when no source sets it (or sets it
+        empty): the embedded default does not count.
+    """
+    register_opts(conf)
+    where = conf.get_location('connection', group='database')
+    if where is None or where.location in _DEFAULTS:
+        return None
+    return conf.database.connection or None
+
+
+def sqlite_file(connection: str) -> str | None:
+    """The file of a SQLite URL, absolute; ``None`` for other databases.
+
+    In-memory databases have no file either.  ``sqlite:///file:PATH?...
+    &uri=true`` (SQLite's URI form) gives PATH.
+    """
+    url = sa.engine.make_url(connection)
+    if url.get_backend_name() != 'sqlite':
+        return None
+    database = url.database or ''
+    if database.startswith('file:'):
+        if url.query.get('uri') != 'true':
+            return os.path.abspath(database)
+        # SQLite decodes %XX in the URI's path; SQLAlchemy passes the
+        # query (mode=...) beside it.
+        path = urllib.parse.urlparse(database).path
+        if path in ('', ':memory:') or url.query.get('mode') == 'memory':
+            return None
+        return os.path.abspath(urllib.parse.unquote(path))
+    if database in ('', ':memory:'):
+        return None
+    return os.path.abspath(database)
+
+
+def missing_driver(connection: str) -> tuple[str, str] | None:
+    """The DB-API module a URL needs and cannot import, and its package.
+
+    :returns: ``(module, distribution to install)``, or ``None`` when the
+        driver imports.
+    :raises sqlalchemy.exc.ArgumentError: not a database URL.
+    :raises sqlalchemy.exc.NoSuchModuleError: no such dialect or driver.
+    """
+    dialect = sa.engine.make_url(connection).get_dialect()
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        # A module that is there but fails to load (psycopg without a
+        # libpq) has no name: the dialect's driver says what to install.
+        module = (exc.name or dialect.driver).partition('.')[0]
+        return module, DRIVER_PACKAGES.get(module, module)
+    return None

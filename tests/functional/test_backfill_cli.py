@@ -120,6 +120,12 @@ def summary(stdout):
     return json.loads(stdout)
 
 
+def database_line(url):
+    """The first line of every run: the database, password masked."""
+    safe = sa.engine.make_url(url).render_as_string(hide_password=True)
+    return f'backfill: database {safe}'
+
+
 # -- the database -----------------------------------------------------------
 
 @pytest.fixture
@@ -235,6 +241,21 @@ def wait_for_progress(engine, process, minimum=1, timeout=60):
     pytest.fail('backfill made no progress')
 
 
+def interrupt_when(process, ready, signum):
+    """Send ``signum`` once ``ready()`` returns; (stdout, stderr).
+
+    The process never outlives the call, whatever fails.
+    """
+    try:
+        ready()
+        process.send_signal(signum)
+        return process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
 def settle(database_server):
     """Let a server finish what a killed client had sent (a COMMIT)."""
     if database_server.name != 'sqlite':
@@ -272,7 +293,8 @@ def test_kill_9_mid_run_then_rerun_completes(engine, db_url, tmp_path,
 
     rerun = run_backfill(conf, '-f', 'json', '--quiet')
     assert rerun.returncode == 0, rerun.stderr
-    assert rerun.stderr == ''  # --quiet, not on a terminal: nothing
+    # --quiet, not on a terminal: the database, nothing else.
+    assert rerun.stderr == database_line(db_url) + '\n'
     result = summary(rerun.stdout)
     assert result['scanned'] == len(seeded)
     assert result['updated'] == len(seeded) - len(done)
@@ -300,14 +322,11 @@ def test_signal_finishes_the_batch_in_flight_and_exits_130(
     report_path = tmp_path / 'report.json'
     process = start_backfill(conf, '--batch-size', str(INTERRUPT_BATCH),
                              '-f', 'json', '--report', str(report_path))
-    try:
-        wait_for_progress(engine, process, minimum=2 * INTERRUPT_BATCH)
-        process.send_signal(signum)
-        out, err = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    out, err = interrupt_when(
+        process,
+        lambda: wait_for_progress(engine, process,
+                                  minimum=2 * INTERRUPT_BATCH),
+        signum)
     assert process.returncode == EXIT_INTERRUPTED, err
     assert 'Traceback' not in err
     assert 'backfill interrupted' in err
@@ -521,6 +540,10 @@ def test_wrong_stores_are_listed_then_fixed_on_request(
     table = summary(listed.stdout)
     assert (table['wrong_store'], table['already_set'], table['updated']) \
         == (3, 2, 0)
+    # The summary says what to do about them, right after the count.
+    names = list(table)
+    assert names[names.index('wrong_store') + 1] == 'wrong_store_fix'
+    assert '--fix-wrong-stores' in table['wrong_store_fix']
     report = json.loads(report_path.read_text())
     assert sorted((w['location_id'], w['store'], w['owner'])
                   for w in report['wrong_store_locations']) == [
@@ -531,6 +554,7 @@ def test_wrong_stores_are_listed_then_fixed_on_request(
     assert fixed.returncode == 0, fixed.stderr
     assert (summary(fixed.stdout)['wrong_store'],
             summary(fixed.stdout)['updated']) == (3, 3)
+    assert 'wrong_store_fix' not in summary(fixed.stdout)
     after = table_rows(engine, _L)
     for location_id, row in seeded.items():
         store = expected_store(row['value'])
@@ -543,6 +567,7 @@ def test_wrong_stores_are_listed_then_fixed_on_request(
                                  '--quiet').stdout)
     assert (rerun['wrong_store'], rerun['updated'], rerun['already_set']) \
         == (0, 0, 5)
+    assert 'wrong_store_fix' not in rerun
 
 
 def test_report_counts_unresolved_and_bad_rows_masked(
@@ -656,11 +681,12 @@ def test_progress_on_a_terminal_is_a_tqdm_bar(progress_conf):
     assert summary(out)['updated'] == 600
 
 
-def test_quiet_on_a_terminal_prints_nothing(progress_conf):
+def test_quiet_on_a_terminal_prints_the_database_alone(progress_conf,
+                                                       db_url):
     rc, out, terminal = run_on_terminal(backfill_argv(
         progress_conf, '--quiet', '-f', 'json'))
     assert rc == 0, terminal
-    assert terminal == ''
+    assert terminal == database_line(db_url) + '\r\n'
     assert summary(out)['updated'] == 600
 
 
@@ -715,11 +741,14 @@ def test_unreachable_database_error_is_one_line_naming_it(
              if line not in retries]
     # Each retry is announced in one line naming the database (no
     # password) and the cause, the same way on every engine.
-    # (max_retries = 1; a SQLite file that cannot be opened is not a
-    # connection to retry.)
+    # (max_retries = 1; a SQLite file that is missing is refused before
+    # any connection.)
     assert len(retries) == (database_server.name != 'sqlite'), retries
     for retried in retries:
         assert where in retried and 'connection failed' in retried
+    if database_server.name != 'sqlite':
+        # The run said which database it was waiting for, first.
+        assert lines.pop(0).startswith('backfill: database ')
     assert len(lines) == 1, lines
     [line] = lines
     assert line.startswith('ERROR: ') and where in line
@@ -730,11 +759,14 @@ def test_unreachable_database_error_is_one_line_naming_it(
 def test_database_without_image_tables_says_run_db_sync(
         database_server, tmp_path):
     url = database_server.create()
+    if database_server.name == 'sqlite':
+        sa.create_engine(url).connect().close()  # an empty database file
     conf = write_conf(tmp_path, url)
     result = run_backfill(conf, timeout=60)
     assert result.returncode == EXIT_CONFIG
     assert result.stdout == ''
-    [line] = result.stderr.strip().splitlines()
+    first, line = result.stderr.strip().splitlines()
+    assert first == database_line(url)
     assert 'has no image tables' in line and 'db sync' in line
     assert 'Traceback' not in result.stderr
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)

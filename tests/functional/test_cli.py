@@ -79,10 +79,14 @@ def _command():
     return [sys.executable, '-m', 'multistore_prefix.cmd.main']
 
 
-def run(*args, cwd=REPO, stdin=None, module=False):
-    """Run the command line; returns the CompletedProcess (text)."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(('OS_', 'PYTHONWARNINGS', 'CLIFF_'))}
+def run(*args, cwd=REPO, stdin=None, module=False, env=None):
+    """Run the command line; returns the CompletedProcess (text).
+
+    :param env: variables to set on top of the test's own environment.
+    """
+    env = {**{k: v for k, v in os.environ.items()
+              if not k.startswith(('OS_', 'PYTHONWARNINGS', 'CLIFF_'))},
+           **(env or {})}
     command = ([sys.executable, '-m', 'multistore_prefix.cmd.main']
                if module else _command())
     return subprocess.run(
@@ -176,10 +180,30 @@ def test_stores_yaml_csv_value(file_conf):
         'prefixes': ['file:///srv/glance/ssd', 'file:///srv/glance/hdd']}
     rows = list(csv.reader(io.StringIO(as_csv.stdout)))
     assert rows[0] == ['store', 'type', 'prefixes']
-    assert [row[:2] for row in rows[1:]] == [
-        ['bulk', 'file'], ['fast', 'file'], ['tiered', 'file']]
+    # A list is one space-separated cell, never a Python list's repr.
+    assert rows[1:] == [
+        ['bulk', 'file', 'file:///var/lib/glance/images2'],
+        ['fast', 'file', 'file:///var/lib/glance/images'],
+        ['tiered', 'file', 'file:///srv/glance/ssd file:///srv/glance/hdd']]
     assert as_value.stdout.splitlines() == [
         'bulk file', 'fast file', 'tiered file']
+
+
+def test_stores_value_prefixes_split_on_spaces(tmp_path):
+    conf = write_conf(tmp_path, """\
+        [DEFAULT]
+        enabled_backends = a:file
+        [a]
+        filesystem_store_datadirs = /srv/my images:100
+        filesystem_store_datadirs = /srv/other
+    """)
+
+    result = run('--config-file', conf, 'stores', '-f', 'value',
+                 '-c', 'prefixes')
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ['file:///srv/my%20images',
+                                     'file:///srv/other']
 
 
 def test_stores_verbose_shows_library_deprecations(file_conf):
@@ -251,9 +275,28 @@ def test_resolve_explain_gives_reasons(file_conf):
         file_conf, 'file:///var/lib/glance/images/1', 'file:///elsewhere/2',
         'swift://h/c/o', 'not a url', extra=['--explain'])
 
-    assert [row['reason'].split(':')[0] for row in answers] == [
-        '', 'no-matching-prefix', 'unknown-scheme', 'invalid-url']
+    assert [row['reason'] for row in answers] == [
+        '', 'no-matching-prefix',
+        "unknown-scheme: no configured store handles scheme 'swift'",
+        'invalid-url: no scheme:// part']
     assert answers[0]['store'] == 'fast'
+
+
+def test_resolve_explain_never_repeats_the_url(file_conf):
+    urls = ['file:///nowhere/x', 'file:///../x',
+            's3://AKIAEXAMPLE0:secret0000@s3.example.com/b/o']
+    for fmt in ('csv', 'value', 'json', 'table'):
+        result = run('--config-file', file_conf, 'resolve', '--explain',
+                     '-f', fmt, *urls)
+        assert result.returncode == 0, result.stderr
+        for line in result.stdout.splitlines():
+            for url in ('file:///nowhere/x', 'file:///../x',
+                        's3://***@s3.example.com/b/o'):
+                assert line.count(url) <= 1, line
+    answers, _ = resolve_json(file_conf, *urls, extra=['--explain'])
+    assert [row['reason'] for row in answers] == [
+        'no-matching-prefix', 'invalid-url: path climbs above its root',
+        "unknown-scheme: no configured store handles scheme 's3'"]
 
 
 def test_resolve_masks_credentials(file_conf):
@@ -515,7 +558,7 @@ def test_help_needs_no_configuration():
     result = run('help', 'resolve')
 
     assert result.returncode == 0
-    assert 'Exit status' in result.stdout
+    assert 'Exit codes:' in result.stdout
     assert '--from-file' in result.stdout
 
 

@@ -17,6 +17,7 @@ options.py."""
 import os
 
 from oslo_config import cfg
+from oslo_db import exception as db_exc
 from oslo_utils import timeutils
 import pytest
 
@@ -46,7 +47,22 @@ def test_from_config_embedded_default(monkeypatch, tmp_path):
     database = db_engine.Database.from_config(conf)
     assert database.connection == (
         f'sqlite:///{tmp_path}/state/multistore-prefix.sqlite')
+    # Only a command that makes the database makes its directory.
+    assert not os.path.exists(tmp_path / 'state')
+    db_engine.make_sqlite_directory(database.connection)
     assert os.path.isdir(tmp_path / 'state')
+    assert not os.path.exists(tmp_path / 'state' / 'multistore-prefix.sqlite')
+
+
+def test_a_database_never_creates_a_missing_directory(tmp_path):
+    database = db_engine.Database(f'sqlite:///{tmp_path}/typo/glance.sqlite')
+    try:
+        with pytest.raises(db_exc.DBNonExistentDatabase):
+            with database.reader() as conn:
+                conn.exec_driver_sql('SELECT 1')
+    finally:
+        database.dispose()
+    assert not os.path.exists(tmp_path / 'typo')
 
 
 def test_from_config_reads_database_connection(make_gateway_conf, db_url):

@@ -1,0 +1,101 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Which database a command uses, said plainly.
+
+On an operator's configuration the database is ``[database]/connection``
+and nothing else: an unset option is an error, never the embedded default
+(an operator who forgot the option must not backfill an empty SQLite file).
+A command that only reads and updates a database never creates one, nor
+its directory; a URL whose driver is not installed names the package.
+"""
+
+import os
+
+from oslo_config import cfg
+from sqlalchemy import exc as sa_exc
+
+from multistore_prefix import cmd
+from multistore_prefix.db import engine as db_engine
+from multistore_prefix.db import options as db_options
+
+NO_CONNECTION = (
+    '[database]/connection is not set: set it to the Glance database '
+    '(as in glance-api.conf, e.g. mysql+pymysql://glance:PASSWORD@'
+    'db.example.com/glance); the embedded SQLite default is only for '
+    '"db sync" and "demo" without configuration')
+
+#: URL forms that work with what multistore-prefix installs.
+INSTALLED_FORMS = 'mysql+pymysql://, postgresql+psycopg2:// or postgresql://'
+
+
+def open_database(conf: cfg.ConfigOpts, *, operator: bool = True,
+                  create: bool = False) -> db_engine.Database:
+    """The database a command works on, checked before any connection.
+
+    :param conf: the configuration (the operator's, or the embedded
+        defaults).
+    :param operator: ``conf`` was read from ``--config-file`` or
+        ``--config-dir``: ``[database]/connection`` must be set there.
+    :param create: the command makes the database (``db sync``): the
+        directory of a SQLite file is made.  Otherwise the file must exist.
+    :raises ConfigurationError: the option is unset or not a URL, its
+        driver is not installed, or its SQLite file does not exist.
+    """
+    with cmd.config_errors(conf):
+        if operator:
+            connection = db_options.configured_connection(conf)
+            if connection is None:
+                raise cmd.ConfigurationError(NO_CONNECTION)
+        else:
+            db_options.register_opts(conf)
+            connection = conf.database.connection
+    _check_driver(connection)
+    path = db_options.sqlite_file(connection)
+    if path is not None and create:
+        try:
+            db_engine.make_sqlite_directory(connection)
+        except OSError as exc:
+            raise cmd.ConfigurationError(
+                f'[database]/connection: cannot make the directory of '
+                f'{path}: {exc.strerror}') from None
+    elif path is not None and not os.path.exists(path):
+        raise cmd.ConfigurationError(
+            f'[database]/connection: the SQLite database {path} does not '
+            f'exist; check the path (this command never creates a '
+            f'database; "multistore-prefix db sync" makes the project\'s '
+            f'own)')
+    return db_engine.Database.from_config(conf)
+
+
+def _check_driver(connection: str) -> None:
+    try:
+        missing = db_options.missing_driver(connection)
+    except sa_exc.NoSuchModuleError:
+        scheme = connection.partition(':')[0]
+        raise cmd.ConfigurationError(
+            f'[database]/connection: SQLAlchemy knows no database '
+            f'"{scheme}://"; use {INSTALLED_FORMS} (Glance\'s '
+            f'forms)') from None
+    except sa_exc.ArgumentError:
+        # The value is not quoted: it may hold a password.
+        raise cmd.ConfigurationError(
+            '[database]/connection is not a database URL: write it as in '
+            'glance-api.conf, e.g. mysql+pymysql://glance:PASSWORD@'
+            'db.example.com/glance') from None
+    if missing is not None:
+        module, package = missing
+        scheme = connection.partition(':')[0]
+        raise cmd.ConfigurationError(
+            f'[database]/connection: {scheme}:// needs the Python module '
+            f'{module}, which is not installed: pip install "{package}" '
+            f'(or use {INSTALLED_FORMS}, which work as installed)')
