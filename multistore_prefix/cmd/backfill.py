@@ -12,12 +12,8 @@
 
 """``multistore-prefix backfill``: every legacy location gets its store."""
 
-import logging
 import os
-import signal
 import tempfile
-import threading
-import time
 
 from cliff import show
 from oslo_db import exception as db_exc
@@ -26,29 +22,21 @@ from sqlalchemy import exc as sa_exc
 from multistore_prefix import backfill as backfill_mod
 from multistore_prefix.backfill import report as backfill_report
 from multistore_prefix import cmd
-from multistore_prefix.cmd import revert as revert_cmd
-from multistore_prefix.db import bounds
-from multistore_prefix.db import engine as db_engine
-from multistore_prefix.db import exceptions as db_exceptions
 from multistore_prefix.cmd import database as cmd_database
 from multistore_prefix.cmd import helptext
+from multistore_prefix.cmd import progress as progress_mod
+from multistore_prefix.cmd import revert as revert_cmd
+from multistore_prefix.db import exceptions as db_exceptions
 from multistore_prefix.db import migration
 from multistore_prefix.db import retry
 from multistore_prefix import lookups as lookups_mod
-from multistore_prefix import urls
 
-LOG = logging.getLogger(__name__)
 
-#: Seconds between progress lines when stderr is not a terminal.
-LOG_INTERVAL = 10.0
 #: Exit code of a run stopped by a signal; a rerun finishes the job.
 EXIT_INTERRUPTED = cmd.EXIT_INTERRUPTED
 #: What the summary says when locations name the wrong enabled store.
 FIX_WRONG_STORES = ('run again with --fix-wrong-stores to correct them '
                     '(--report FILE lists them)')
-#: Seconds the batch in flight has to finish after the first Ctrl-C or
-#: SIGTERM before its connection is cut (it rolls back whole).
-STOP_GRACE = 10.0
 
 
 class Backfill(helptext.HelpWithExitCodes, show.ShowOne):
@@ -134,6 +122,8 @@ class Backfill(helptext.HelpWithExitCodes, show.ShowOne):
             raise cmd.CommandError(str(exc)) from None
         if parsed_args.report:
             _check_report_path(parsed_args.report)
+        to_undo = (revert_cmd.open_report(parsed_args.revert)
+                   if parsed_args.revert else None)
         with cmd.config_errors(self.app.conf):
             location_map = self.app.location_map
         database = cmd_database.open_database(self.app.conf)
@@ -152,9 +142,10 @@ class Backfill(helptext.HelpWithExitCodes, show.ShowOne):
                     f'cannot reach the database {database.safe_url}: '
                     f'{db_exceptions.describe(exc)}; check '
                     f'[database]/connection', exit_code=1) from None
-            if parsed_args.revert:
-                report = revert_cmd.take_action(self, parsed_args, database,
-                                                run_with_progress)
+            if to_undo is not None:
+                report = revert_cmd.take_action(
+                    self, parsed_args, database, to_undo,
+                    progress_mod.run_with_progress)
                 return self._summary(report, database, parsed_args)
             lookups = None
             if not parsed_args.no_backend_lookups:
@@ -237,7 +228,8 @@ class Backfill(helptext.HelpWithExitCodes, show.ShowOne):
         self.app.exit_code = 1
 
     def _run(self, job, parsed_args):
-        return run_with_progress(self.app, job, parsed_args.quiet)
+        return progress_mod.run_with_progress(self.app, job,
+                                              parsed_args.quiet)
 
 
 def _check_report_path(path: str) -> None:
@@ -267,168 +259,8 @@ def summary_rows(rows, safe_url: str, fixing: bool):
     return table
 
 
-def run_with_progress(app, job, quiet: bool = False, entries=None):
-    """Run a backfill job with progress on ``app``'s stderr.
-
-    SIGTERM or Ctrl-C lets the batch in flight finish (it commits or rolls
-    back whole either way), then stops; a second one stops at once.
-
-    :param entries: a revert's changes to undo (``job.run(entries)``); a
-        backfill job reads its own.
-    """
-    # cliff's own --quiet (verbosity 0) takes the flag wherever it is.
-    quiet = quiet or app.options.verbose_level == 0
-    progress = _Progress(app.stderr, quiet)
-    job.progress = progress.update
-    signals = (signal.SIGTERM, signal.SIGINT)
-    previous = {signum: signal.getsignal(signum) for signum in signals}
-
-    def again(signum, frame):
-        job.abort()
-        job.database.hurry(0)
-        raise KeyboardInterrupt
-
-    def first(signum, frame):
-        for each in signals:
-            signal.signal(each, again)
-        job.stop()
-        job.database.hurry(STOP_GRACE)
-    for signum in signals:
-        signal.signal(signum, first)
-    report = None
-    try:
-        with bounds.SignalWakeup([job.database.watchdog], STOP_GRACE):
-            if entries is None:
-                progress.start(job.count,
-                               background=job.reads_beside_writes())
-                report = job.run()
-            else:
-                progress.start(None)
-                report = job.run(entries)
-        return report
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
-        # A run that ended shows its total; a stopped or failed one does
-        # not wait for the count.
-        progress.close(wait=report is not None and not report.interrupted)
-
-
-class _Progress:
-    """A tqdm bar on a terminal, periodic log lines elsewhere.
-
-    The total (a count of the live locations: a full scan, seconds on a
-    large table) is taken in a thread of its own while the backfill runs,
-    and shown once it is known.
-    """
-
-    def __init__(self, stream, quiet: bool):
-        self.stream = stream
-        self.quiet = quiet
-        self.bar = None
-        self.done = 0
-        self.total = None
-        self.started = self.last = time.monotonic()
-        self._counter = None
-        self._counted = None
-
-    def start(self, count, background: bool = True) -> None:
-        """Begin; ``count()`` gives the total (not called when quiet).
-
-        :param count: ``None``: no total.
-        :param background: count in a thread while the backfill runs;
-            ``False`` (a SQLite file without WAL, where a long read would
-            hold off the writes): count first.
-        """
-        if self.quiet:
-            return
-        if count is None:
-            pass
-        elif background:
-            self._counter = threading.Thread(
-                target=self._count, args=(count,), daemon=True,
-                name='backfill-count')
-            self._counter.start()
-        else:
-            self._count(count)
-        if _isatty(self.stream):
-            import tqdm  # only on a terminal
-            # A terminal that reports no size (0x0) would get no bar.
-            sized = _columns(self.stream) > 0
-            # The count may land meanwhile: read it once.
-            counted = self._counted
-            self.bar = tqdm.tqdm(total=counted, unit='loc',
-                                 file=self.stream,
-                                 ncols=None if sized else 80,
-                                 nrows=None if sized else 24,
-                                 dynamic_ncols=sized, smoothing=0.1)
-            self.total = counted
-        else:
-            self._take_total()
-
-    def _count(self, count) -> None:
-        try:
-            self._counted = count()
-        except Exception as exc:  # progress without a total, not a failure
-            LOG.debug('counting the live locations failed: %s',
-                      urls.mask_text(exc))
-
-    def _take_total(self) -> None:
-        """Show the total once the counting thread has it."""
-        if self.total is not None or self._counted is None:
-            return
-        self.total = self._counted
-        if self.bar is not None:
-            self.bar.total = self.total
-            self.bar.refresh()
-        else:
-            self._line(f'{self.total} live locations to scan')
-
-    def update(self, count: int) -> None:
-        self.done += count
-        if self.quiet:
-            return
-        self._take_total()
-        if self.bar is not None:
-            self.bar.update(count)
-            return
-        now = time.monotonic()
-        if now - self.last >= LOG_INTERVAL:
-            self.last = now
-            rate = self.done / (now - self.started)
-            if self.total is None:
-                self._line(f'{self.done} locations ({rate:.0f}/s)')
-                return
-            left = (self.total - self.done) / rate if rate else 0
-            self._line(f'{self.done}/{self.total} locations ({rate:.0f}/s, '
-                       f'about {max(left, 0):.0f} s left)')
-
-    def _line(self, text: str) -> None:
-        stamp = time.strftime('%Y-%m-%d %H:%M:%S')
-        self.stream.write(f'{stamp} backfill: {text}\n')
-        self.stream.flush()
-
-    def close(self, wait: bool = True) -> None:
-        """End the bar.
-
-        :param wait: let the count finish first, and show its total.
-        """
-        if self._counter is not None and wait:
-            self._counter.join()
-            self._take_total()
-        if self.bar is not None:
-            self.bar.close()
-
-
-def _columns(stream) -> int:
-    try:
-        return os.get_terminal_size(stream.fileno()).columns
-    except (AttributeError, OSError, ValueError):
-        return 0
-
-
-def _isatty(stream) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
+# Named here too, for the commands and tests that reach them through
+# this module.
+run_with_progress = progress_mod.run_with_progress
+LOG_INTERVAL = progress_mod.LOG_INTERVAL
+_Progress = progress_mod.Progress

@@ -28,21 +28,28 @@ def add_arguments(parser) -> None:
              '--report and --batch-size; the other options do not apply')
 
 
-def take_action(command, parsed_args, database: db_engine.Database,
-                run_with_progress):
-    """Run a revert; (columns, values) of its summary."""
+def open_report(path: str):
+    """The changes of the report to undo, checked before anything else.
+
+    :raises CommandError: it cannot be read, or is not a backfill's
+        report with changes (a dry run's, a revert's).
+    """
     try:
-        entries = revert_mod.changes(parsed_args.revert)
+        entries = revert_mod.changes(path)
         first = next(entries, None)
     except (OSError, revert_mod.ReportError) as exc:
-        raise cmd.CommandError(
-            f'--revert {parsed_args.revert}: {_reason(exc)}') from None
+        raise cmd.CommandError(f'--revert {path}: {_reason(exc)}') from None
+    return _chain(first, entries, path)
+
+
+def take_action(command, parsed_args, database: db_engine.Database,
+                entries, run_with_progress):
+    """Run a revert of ``entries`` (:func:`open_report`); its report."""
     job = revert_mod.Revert(database, dry_run=parsed_args.dry_run,
                             record_reverted=bool(parsed_args.report))
     try:
-        report = run_with_progress(
-            command.app, job, parsed_args.quiet,
-            entries=_chain(first, entries, parsed_args.revert))
+        report = run_with_progress(command.app, job, parsed_args.quiet,
+                                   entries=entries)
         if parsed_args.report:
             command._write_report(job, parsed_args.report)
     finally:
