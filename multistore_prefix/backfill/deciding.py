@@ -98,9 +98,13 @@ class Decider:
         self._decided: dict[str, tuple] = {}
         self._new_text: dict[tuple[str, str], str] = {}
 
-    def classify(self, rows) -> Batch:
-        """Decide a batch read: ``(id, image id, URL, meta_data)`` rows."""
-        batch = Batch(scanned=len(rows), last_id=rows[-1][0] if rows else 0)
+    def classify(self, rows, last_id: int) -> Batch:
+        """Decide a batch read: ``(id, image id, URL, meta_data)`` rows.
+
+        :param last_id: the last location id read (rows of dead images
+            may have been left out after it).
+        """
+        batch = Batch(scanned=len(rows), last_id=last_id)
         for row in rows:
             self.one(batch, *row)
         return batch

@@ -172,14 +172,16 @@ class Backfill:
 
     # -- the stages -------------------------------------------------------
 
-    def _read_batch(self, after: int) -> list[tuple]:
+    def _read_batch(self, after: int) -> tuple[list[tuple], int | None]:
         if self._aborted:
             raise KeyboardInterrupt
         return self.reader.read(after)
 
     def _next_batch(self, after: int) -> deciding.Batch | None:
-        rows = self._read_batch(after)
-        return self.decider.classify(rows) if rows else None
+        rows, last_id = self._read_batch(after)
+        if last_id is None:
+            return None
+        return self.decider.classify(rows, last_id)
 
     def _process(self, batch: deciding.Batch) -> None:
         """Report a decided batch and write it."""

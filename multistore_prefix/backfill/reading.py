@@ -28,10 +28,9 @@ from multistore_prefix.db import locations as db_locations
 from multistore_prefix.db import retry
 
 #: With at most this many dead images (deleted, or killed, deleted or
-#: pending_delete), live locations are read with ``image_id NOT IN (dead
-#: images)`` (the list is built once per read), else with a join to images
-#: (a lookup per location).
-NOT_IN_LIMIT = 1000
+#: pending_delete), their ids are read once and their locations left out
+#: here; with more, each read joins ``images`` (a lookup per location).
+DEAD_IN_MEMORY = 100_000
 
 
 class Prefetch:
@@ -88,8 +87,11 @@ class Reader:
         with self.database.reader() as conn:
             return db_locations.count_live(conn, *self.shard_bounds)
 
-    def read(self, after: int) -> list[tuple]:
-        """The next batch's rows after location id ``after``."""
+    def read(self, after: int) -> tuple[list[tuple], int | None]:
+        """The rows after location id ``after``; the last id read.
+
+        The last id is ``None`` at the end of the table.
+        """
         try:
             return retry.call(self.database, lambda: self._read(after),
                               'reading locations', self.should_stop)
@@ -99,9 +101,9 @@ class Reader:
     def _read(self, after):
         with self.database.reader() as conn:
             if self._statement is None:
-                few = db_locations.count_dead_images(conn) <= NOT_IN_LIMIT
                 self._statement = db_locations.BatchReader(
-                    conn.dialect, *self.shard_bounds, join=not few)
+                    conn.dialect, *self.shard_bounds,
+                    dead=db_locations.dead_image_ids(conn, DEAD_IN_MEMORY))
             return self._statement.read(conn, after, self.batch_size)
 
     def read_one(self, location_id: int) -> tuple | None:

@@ -19,7 +19,8 @@ translates every error (a deadlock, a lost connection), while rows and
 parameters skip SQLAlchemy's per-row work, which would otherwise be most
 of the cost.
 
-A batch write is one ``UPDATE`` per chunk of rows in id order::
+On a server, a batch write is one ``UPDATE`` per chunk of rows in id
+order::
 
     UPDATE image_locations
        SET meta_data = CASE WHEN id IN (<group 1>) THEN :new1 ... END,
@@ -29,10 +30,11 @@ A batch write is one ``UPDATE`` per chunk of rows in id order::
 
 (a group: the rows that go from one text to another).  Each row changes
 only if it still holds exactly the text that was read and is still live,
-and rows are locked in id order on every engine (an index range scan of
-the primary key; PostgreSQL is kept off bitmap and sequential scans for
-that statement), the order in which Glance's own image save updates an
-image's locations, so the two never deadlock.
+and rows are locked in id order (an index range scan of the primary key;
+PostgreSQL is kept off bitmap and sequential scans for that statement),
+the order in which Glance's own image save updates an image's locations,
+so the two never deadlock.  SQLite locks the whole database instead: there
+it is one cheaper ``UPDATE`` per pair of texts.
 """
 
 import dataclasses
@@ -81,18 +83,16 @@ class Current:
 def live_conditions(shard_low: str | None = None,
                     shard_high: str | None = None,
                     join: bool = True) -> list:
-    """Conditions for the live locations of live images (in a shard).
+    """Conditions for the live locations (of live images, with ``join``).
 
-    :param join: ``images`` is joined; else the dead images are excluded
-        with ``NOT IN`` (cheaper when there are few).
+    :param join: ``images`` is joined and its rows checked; else the
+        caller leaves out the dead images' rows itself
+        (:func:`dead_image_ids`).
     """
     where = [_L.c.deleted == sa.false(), _L.c.status == 'active']
     if join:
         where += [_I.c.deleted == sa.false(),
                   _I.c.status.not_in(DEAD_IMAGE_STATUSES)]
-    else:
-        where.append(_L.c.image_id.not_in(sa.select(_I.c.id).where(
-            _dead_image())))
     if shard_low is not None:
         where.append(_L.c.image_id >= shard_low)
     if shard_high is not None:
@@ -111,6 +111,21 @@ def count_dead_images(conn) -> int:
         _dead_image())).scalar_one()
 
 
+def dead_image_ids(conn, limit: int) -> frozenset[str] | None:
+    """The ids of the dead images, or ``None`` when there are more.
+
+    Read once per run: leaving their rows out of each batch in this
+    process costs a set lookup per row, where a join or a ``NOT IN``
+    costs the database a lookup per row or a scan of ``images`` per batch
+    (``status`` has no index in Glance's schema).  An image that dies
+    during the run is caught by the write, which checks the location's
+    own status (Glance changes it when it deletes an image).
+    """
+    ids = conn.execute(sa.select(_I.c.id).where(_dead_image())
+                       .limit(limit + 1)).scalars().all()
+    return None if len(ids) > limit else frozenset(ids)
+
+
 def count_live(conn, shard_low=None, shard_high=None) -> int:
     """How many live locations a scan will read."""
     return conn.execute(
@@ -126,12 +141,17 @@ class BatchReader:
     url, meta_data)``; a text longer than :data:`LARGE_TEXT` comes as
     :class:`Large` (read it with :func:`read_one`), and on SQLite text that
     is not UTF-8 comes as ``bytes`` instead of failing the batch.
+
+    :ivar dead: ids of images whose rows are left out here (``None``: the
+        statement joins ``images`` and checks them itself).
     """
 
     def __init__(self, dialect, shard_low=None, shard_high=None,
-                 join=True):
+                 dead: frozenset[str] | None = None):
         self.dialect = dialect
+        self.dead = dead
         self._sqlite = dialect.name == 'sqlite'
+        join = dead is None
         source = _L.join(_I, _I.c.id == _L.c.image_id) if join else _L
         query = (sa.select(_L.c.id, _L.c.image_id,
                            _guarded(_L.c.value, self._sqlite),
@@ -144,7 +164,9 @@ class BatchReader:
                  .order_by(_L.c.id).limit(sa.bindparam('b_limit', 1)))
         self._sql, self._names, self._literal = _compile(query, dialect)
 
-    def read(self, conn, after: int, limit: int) -> list[tuple]:
+    def read(self, conn, after: int, limit: int
+             ) -> tuple[list[tuple], int | None]:
+        """(rows, the last id read: ``None`` at the end of the table)."""
         params = _params(self._names, self._literal,
                          {'b_after': after, 'b_limit': limit,
                           'b_large': LARGE_TEXT})
@@ -153,19 +175,25 @@ class BatchReader:
             raw = result.cursor.fetchall()
         finally:
             result.close()
+        if not raw:
+            return [], None
+        dead = self.dead or ()
+        sqlite = self._sqlite
         rows = []
         for location_id, image_id, url, text, url_length, text_length \
                 in raw:
+            if image_id in dead:
+                continue
             if url is None and url_length:
                 url = Large(url_length)
-            elif self._sqlite:
+            elif sqlite:
                 url = api.utf8_or_bytes(url)
             if text is None and text_length:
                 text = Large(text_length)
-            elif self._sqlite:
+            elif sqlite:
                 text = api.utf8_or_bytes(text)
             rows.append((location_id, image_id, url, text))
-        return rows
+        return rows, raw[-1][0]
 
 
 def _guarded(column, sqlite: bool):
@@ -209,15 +237,39 @@ def set_metadata(conn, writes: Sequence[tuple], now) -> int:
     if not writes:
         return 0
     dialect = conn.dialect
-    ordered = sorted(writes, key=_first)
-    size = SQLITE_CHUNK if dialect.name == 'sqlite' else SERVER_CHUNK
     stamp = _bind(dialect, _L.c.updated_at, now)
-    changed = 0
-    for start in range(0, len(ordered), size):
-        sql, params = _case_update(dialect, ordered[start:start + size],
+    if dialect.name == 'sqlite':
+        statements = _group_updates(writes, stamp)
+    else:
+        ordered = sorted(writes, key=_first)
+        statements = (_case_update(dialect,
+                                   ordered[start:start + SERVER_CHUNK],
                                    stamp)
+                      for start in range(0, len(ordered), SERVER_CHUNK))
+    changed = 0
+    for sql, params in statements:
         changed += conn.exec_driver_sql(sql, params).rowcount
     return changed
+
+
+def _group_updates(writes, stamp):
+    """SQLite: one UPDATE per (text read, new text), a chunk at a time.
+
+    The writer holds the whole database's lock, so the order rows are
+    written in cannot deadlock anyone, and these statements are cheaper
+    than one with a CASE per row.
+    """
+    groups: dict[tuple[str, str], list[int]] = {}
+    for location_id, old, new in writes:
+        groups.setdefault((old, new), []).append(location_id)
+    for (old, new), ids in groups.items():
+        for start in range(0, len(ids), SQLITE_CHUNK):
+            chunk = ids[start:start + SQLITE_CHUNK]
+            yield (f'UPDATE image_locations SET meta_data = ?, '
+                   f'updated_at = ? WHERE id IN '
+                   f'({", ".join(["?"] * len(chunk))}) AND meta_data = ? '
+                   f"AND deleted = 0 AND status = 'active'",
+                   (new, stamp, *chunk, old))
 
 
 def lock_current(conn, ids: Iterable[int],

@@ -24,6 +24,7 @@ import pytest
 import sqlalchemy as sa
 
 from multistore_prefix import backfill as backfill_mod
+from multistore_prefix.backfill import reading
 from multistore_prefix.db import api as db_api
 from multistore_prefix.db import engine as db_engine
 from multistore_prefix.db import models
@@ -151,6 +152,30 @@ def test_only_live_locations_of_live_images(database, location_map):
     after = rows(database)
     assert report.scanned == 1
     assert [i for i in before if before[i] != after[i]] == [live[0]]
+
+
+@pytest.mark.parametrize('in_memory', [True, False],
+                         ids=['dead-ids-in-memory', 'join'])
+def test_locations_of_dead_images_are_not_scanned(database, location_map,
+                                                  monkeypatch, in_memory):
+    # Glance leaves deleted = 0 on images it killed, and on deleted or
+    # pending_delete ones in some paths: their locations are not live.
+    if not in_memory:
+        monkeypatch.setattr(reading, 'DEAD_IN_MEMORY', 0)
+    _, live = add_image(database, [legacy('file:///srv/a/live')])
+    for status in ('killed', 'deleted', 'pending_delete'):
+        image_id, _ = add_image(database, [legacy(f'file:///srv/a/{status}'),
+                                           legacy(f'file:///srv/b/{status}')])
+        with database.writer() as conn:
+            conn.execute(sa.update(models.images)
+                         .where(models.images.c.id == image_id)
+                         .values(status=status))
+    add_image(database, [legacy('file:///srv/a/gone')], deleted=True)
+    before = rows(database)
+    _, report = run(database, location_map, batch_size=2)
+    after = rows(database)
+    assert (report.scanned, report.updated) == (1, 1)
+    assert [i for i in before if before[i] != after[i]] == live
 
 
 def test_dry_run_writes_nothing_and_says_what_it_would(
