@@ -105,8 +105,22 @@ class Decider:
             may have been left out after it).
         """
         batch = Batch(scanned=len(rows), last_id=last_id)
-        for row in rows:
-            self.one(batch, *row)
+        # The common row (legacy text seen before, URL a store owns) is
+        # decided inline, from the caches; any other goes through one().
+        decided_texts, new_texts = self._decided, self._new_text
+        resolve = self.location_map.resolve
+        writes = batch.writes
+        for location_id, image_id, url, text in rows:
+            decided = decided_texts.get(text)
+            if (decided is not None and decided[0] == _LEGACY
+                    and url.__class__ is str):
+                store = resolve(url)
+                new = new_texts.get((text, store))
+                if new is not None:
+                    writes.append((location_id, image_id, url, text, new,
+                                   store, decided[2], None))
+                    continue
+            self.one(batch, location_id, image_id, url, text)
         return batch
 
     def one(self, batch: Batch, location_id, image_id, url, text) -> None:
@@ -207,16 +221,18 @@ class Decider:
         """``text`` with ``store`` set (``None``: it would not fit)."""
         key = (text, store)
         new = self._new_text.get(key)
-        if new is None:
-            new = metadata_text.set_key(members, 'store', store)
-            if len(text) <= CACHED_TEXT:
-                if len(self._new_text) >= CACHE_SIZE:
-                    self._new_text.clear()
-                self._new_text[key] = new
+        if new is not None:
+            return new
+        new = metadata_text.set_key(members, 'store', store)
         limit = self.text_limit
         if limit is not None and len(new) * 4 > limit and len(
                 new.encode('utf-8')) > limit:
             return None
+        # Only texts that fit are remembered (classify() trusts them).
+        if len(text) <= CACHED_TEXT:
+            if len(self._new_text) >= CACHE_SIZE:
+                self._new_text.clear()
+            self._new_text[key] = new
         return new
 
     def _too_long(self, text, store) -> str:

@@ -211,9 +211,14 @@ class Backfill:
             return
         if self._aborted:
             raise KeyboardInterrupt
-        for outcome in self.writer.write(batch.writes):
-            self._outcome(*outcome)
         record = self.record
+        written = 0
+        for outcome in self.writer.write(batch.writes):
+            if outcome[0] is not writing.UPDATED or record.changes:
+                self._outcome(*outcome)
+            else:  # the common case, counted in bulk
+                written += 1
+        report.updated += written
         for outcome, rewrite, reason, detail in self.writer.rewrite(rewrites):
             location_id, image_id, url, _, store, new_url, previous = rewrite
             if outcome == writing.UPDATED:

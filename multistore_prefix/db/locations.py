@@ -151,34 +151,42 @@ class BatchReader:
         self.dialect = dialect
         self.dead = dead
         self._sqlite = dialect.name == 'sqlite'
-        join = dead is None
+        self._text = self._statement(shard_low, shard_high, False)
+        # SQLite keeps any bytes as text, and its driver fails the whole
+        # fetch on one that is not UTF-8: such a batch is read again as
+        # bytes, decoded here row by row.
+        self._bytes = (self._statement(shard_low, shard_high, True)
+                       if self._sqlite else None)
+
+    def _statement(self, shard_low, shard_high, as_bytes: bool):
+        join = self.dead is None
         source = _L.join(_I, _I.c.id == _L.c.image_id) if join else _L
         query = (sa.select(_L.c.id, _L.c.image_id,
-                           _guarded(_L.c.value, self._sqlite),
-                           _guarded(_L.c.meta_data, self._sqlite),
+                           _guarded(_L.c.value, as_bytes),
+                           _guarded(_L.c.meta_data, as_bytes),
                            sa.func.length(_L.c.value),
                            sa.func.length(_L.c.meta_data))
                  .select_from(source)
                  .where(_L.c.id > sa.bindparam('b_after', 0),
                         *live_conditions(shard_low, shard_high, join))
                  .order_by(_L.c.id).limit(sa.bindparam('b_limit', 1)))
-        self._sql, self._names, self._literal = _compile(query, dialect)
+        return _compile(query, self.dialect)
 
     def read(self, conn, after: int, limit: int
              ) -> tuple[list[tuple], int | None]:
         """(rows, the last id read: ``None`` at the end of the table)."""
-        params = _params(self._names, self._literal,
-                         {'b_after': after, 'b_limit': limit,
-                          'b_large': LARGE_TEXT})
-        result = conn.exec_driver_sql(self._sql, params)
+        values = {'b_after': after, 'b_limit': limit, 'b_large': LARGE_TEXT}
         try:
-            raw = result.cursor.fetchall()
-        finally:
-            result.close()
+            raw = _fetch(conn, self._text, values)
+            as_bytes = False
+        except Exception as exc:
+            if self._bytes is None or 'decode' not in str(exc):
+                raise
+            raw = _fetch(conn, self._bytes, values)
+            as_bytes = True
         if not raw:
             return [], None
         dead = self.dead or ()
-        sqlite = self._sqlite
         rows = []
         for location_id, image_id, url, text, url_length, text_length \
                 in raw:
@@ -186,19 +194,28 @@ class BatchReader:
                 continue
             if url is None and url_length:
                 url = Large(url_length)
-            elif sqlite:
+            elif as_bytes:
                 url = api.utf8_or_bytes(url)
             if text is None and text_length:
                 text = Large(text_length)
-            elif sqlite:
+            elif as_bytes:
                 text = api.utf8_or_bytes(text)
             rows.append((location_id, image_id, url, text))
         return rows, raw[-1][0]
 
 
-def _guarded(column, sqlite: bool):
-    """The column when it is short; SQLite: as bytes (checked later)."""
-    value = sa.cast(column, sa.LargeBinary) if sqlite else column
+def _fetch(conn, compiled, values) -> list[tuple]:
+    sql, names, literal = compiled
+    result = conn.exec_driver_sql(sql, _params(names, literal, values))
+    try:
+        return result.cursor.fetchall()
+    finally:
+        result.close()
+
+
+def _guarded(column, as_bytes: bool):
+    """The column when it is short (as bytes: decoded by the caller)."""
+    value = sa.cast(column, sa.LargeBinary) if as_bytes else column
     short = sa.func.length(column) <= sa.bindparam('b_large', LARGE_TEXT)
     return sa.case((short, value), else_=sa.null())
 
