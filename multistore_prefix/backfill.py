@@ -311,7 +311,6 @@ class Backfill:
         self.fix_wrong_stores = fix_wrong_stores
         self.unresolved_rows = _Spool()
         self.wrong_rows = _Spool()
-        self._own_maps: dict[str, lmap.LocationMap] = {}
         self.changes = _Spool() if record_changes or dry_run else None
         self._stop = False
         self._aborted = False
@@ -555,14 +554,6 @@ class Backfill:
                                                     'store': store})
         return new
 
-    def _covers(self, store: str, url: str) -> bool:
-        """Whether one of ``store``'s own prefixes covers ``url``."""
-        own = self._own_maps.get(store)
-        if own is None:
-            own = self._own_maps[store] = lmap.LocationMap(
-                {store: self.location_map.stores[store]})
-        return own.resolve(url) == store
-
     def _named_or_bad(self, batch, location_id, image_id, url, text,
                       metadata) -> None:
         """Classify a location whose metadata names a store, or is bad."""
@@ -571,11 +562,8 @@ class Backfill:
                                      BAD_METADATA, metadata))
             return
         named = metadata.store
-        owner = (self.location_map.resolve(url) if url.__class__ is str
-                 else None)
-        # Wrong only when certain: another store owns the URL and none of
-        # the named store's own prefixes covers it.
-        if owner is None or owner == named or self._covers(named, url):
+        owner = self.resolver.wrong_store(named, url)
+        if owner is None:
             batch.already_set += 1
             return
         batch.wrong.append((location_id, image_id, url, named, owner))

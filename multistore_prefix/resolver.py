@@ -15,7 +15,9 @@
 Pure: it reads locations and returns the changes to make; it never writes
 and never raises on bad input.  A location needs a store when its metadata
 has no ``store`` key, or names a store that is not enabled any more (an
-operator renamed it).
+operator renamed it).  A location that names an enabled store is left as it
+is, unless the caller asks to fix *certainly wrong* stores (see
+:meth:`Resolver.wrong_store`).
 """
 
 import collections.abc
@@ -91,11 +93,17 @@ class Resolver:
         LocationMap` that answers URLs.
     :ivar lookups: the stores' backend lookups, asked about URLs that no
         prefix owns, or ``None`` (prefixes only: no network at all).
+    :ivar fix_wrong_stores: also change a location that names an enabled
+        store which certainly does not hold it (:meth:`wrong_store`).
     """
 
-    def __init__(self, location_map: lmap.LocationMap, lookups=None):
+    def __init__(self, location_map: lmap.LocationMap, lookups=None,
+                 fix_wrong_stores: bool = False):
         self.location_map = location_map
         self.lookups = lookups or None
+        self.fix_wrong_stores = fix_wrong_stores
+        # store id -> a map of that store alone (built on first need).
+        self._own_maps: dict[str, lmap.LocationMap] = {}
 
     def needs_store(self, metadata) -> bool:
         """Whether metadata lacks a store, or names one not enabled."""
@@ -103,11 +111,37 @@ class Resolver:
         return (not isinstance(store, str) or not store
                 or store not in self.location_map.stores)
 
+    def wrong_store(self, store: str, url) -> str | None:
+        """The store that owns ``url`` when ``store`` certainly does not.
+
+        Glance's first-match rule gives ``.../images2/x`` to the store of
+        ``.../images``.  A name is called wrong only when that is certain:
+        another store owns the URL and none of the named store's own
+        prefixes covers it (nested directories, or a URL no store owns,
+        keep their name).
+
+        :returns: the owner, or ``None`` when the name may stand.
+        """
+        owner = (self.location_map.resolve(url) if isinstance(url, str)
+                 else None)
+        if owner is None or owner == store or self._covers(store, url):
+            return None
+        return owner
+
+    def _covers(self, store: str, url: str) -> bool:
+        """Whether one of ``store``'s own prefixes covers ``url``."""
+        own = self._own_maps.get(store)
+        if own is None:
+            own = self._own_maps[store] = lmap.LocationMap(
+                {store: self.location_map.stores[store]})
+        return own.resolve(url) == store
+
     def resolve_location(self, location,
                          index: int = 0) -> LocationChange | Unresolved | None:
         """The change for one location, why it has none, or ``None``.
 
-        ``None`` means the location already names an enabled store.
+        ``None`` means the location already names an enabled store (the
+        right one, with ``fix_wrong_stores``).
         """
         if not isinstance(location, collections.abc.Mapping):
             return Unresolved(index, urls.mask_url(location), BAD_LOCATION,
@@ -119,7 +153,11 @@ class Resolver:
                 index, urls.mask_url(url), BAD_METADATA,
                 f'metadata is {type(metadata).__name__}, not an object')
         if not self.needs_store(metadata):
-            return None
+            if not self.fix_wrong_stores:
+                return None
+            owner = self.wrong_store(metadata['store'], url)
+            return (None if owner is None
+                    else LocationChange(index, url, owner, metadata['store']))
         if not isinstance(url, str):
             return Unresolved(index, urls.mask_url(url), BAD_LOCATION,
                               'location has no URL string')
