@@ -24,6 +24,7 @@ from oslo_db import options as db_options
 
 from multistore_prefix.db import options as msp_db_options
 from multistore_prefix import location_map
+from multistore_prefix.middleware import options as middleware_options
 
 
 def _database_opts():
@@ -50,10 +51,10 @@ def _database_opts():
 
 
 def list_opts():
-    """[(group, options)] for ``[DEFAULT]`` and ``[database]``."""
+    """[(group, options)]: ``[DEFAULT]``, ``[database]``, the filter's."""
     return [
         ('DEFAULT', [location_map.ENABLED_BACKENDS_OPT]),
         # Glance's own database: the db and backfill commands read
         # [database]/connection from the operator's glance-api.conf.
         ('database', _database_opts()),
-    ]
+    ] + middleware_options.list_opts()

@@ -111,7 +111,7 @@ class Backfill(show.ShowOne):
             except (db_exc.DBError, sa_exc.DBAPIError) as exc:
                 raise cmd.CommandError(
                     f'cannot reach the database {database.safe_url}: '
-                    f'{_first_line(exc)}; check [database]/connection',
+                    f'{urls.mask_error(exc)}; check [database]/connection',
                     exit_code=1) from None
             lookups = None
             if not parsed_args.no_backend_lookups:
@@ -132,8 +132,8 @@ class Backfill(show.ShowOne):
         except (db_exc.DBError, sa_exc.DBAPIError) as exc:
             raise cmd.CommandError(
                 f'lost the database {database.safe_url}: '
-                f'{_first_line(exc)}; completed batches are kept, run the '
-                f'backfill again to finish', exit_code=1) from None
+                f'{urls.mask_error(exc)}; completed batches are kept, run '
+                f'the backfill again to finish', exit_code=1) from None
         except backfill_mod.BackfillError as exc:
             raise cmd.CommandError(str(exc), exit_code=1) from None
         finally:
@@ -296,15 +296,6 @@ class _Progress:
             self._take_total()
         if self.bar is not None:
             self.bar.close()
-
-
-def _first_line(exc: BaseException) -> str:
-    """The driver's own words, one line, credentials masked."""
-    inner = getattr(exc, 'inner_exception', None) or exc
-    inner = getattr(inner, 'orig', None) or inner
-    lines = [line.strip() for line in str(inner).splitlines()
-             if line.strip()]
-    return urls.mask_text(lines[0] if lines else type(inner).__name__)
 
 
 def _columns(stream) -> int:
