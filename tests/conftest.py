@@ -81,9 +81,9 @@ class DatabaseServer:
         with self._admin.connect() as conn:
             conn.exec_driver_sql('SELECT 1')
 
-    def create(self) -> str:
-        """A new empty database; its URL."""
-        name = f'msp_test_{uuid.uuid4().hex[:12]}'
+    def create(self, prefix: str = 'msp_test') -> str:
+        """A new empty database, named ``<prefix>_<hex>``; its URL."""
+        name = f'{prefix}_{uuid.uuid4().hex[:12]}'
         self.created.append(name)
         if self.admin_url is None:
             return f'sqlite:///{self.directory}/{name}.sqlite'
