@@ -83,6 +83,10 @@ class Deployment:
     def apis(self):
         return {'filter': self.filtered, 'glance': self.plain}
 
+    def legacy_per_api(self, count: int) -> dict:
+        """``count`` legacy images for each glance-api (see :meth:`apis`)."""
+        return {mode: self.legacy_images(count) for mode in self.apis()}
+
     def legacy_images(self, count: int, store: str = 'slow') -> list[str]:
         """Images uploaded into ``store``, then made legacy."""
         ids = []
@@ -161,8 +165,7 @@ def filter_log(api) -> list[str]:
 
 def test_show_and_download_give_the_right_store_and_write_only_it(
         deployment):
-    images = {mode: deployment.legacy_images(2) for mode in ('filter',
-                                                              'glance')}
+    images = deployment.legacy_per_api(2)
     [in_fast] = deployment.legacy_images(1, store='fast')
     before = rows_of(deployment.engine)
     answers = {}
@@ -206,8 +209,8 @@ def test_show_and_download_give_the_right_store_and_write_only_it(
 
 
 def test_a_patch_lands_with_the_right_store(deployment):
-    images = {mode: deployment.legacy_images(1)[0] for mode in ('filter',
-                                                                 'glance')}
+    images = {mode: ids[0] for mode, ids in
+              deployment.legacy_per_api(1).items()}
     stores = {}
     for mode, api in deployment.apis().items():
         answer = api.patch(images[mode], [
@@ -309,8 +312,8 @@ def database_stops_answering(deployment):
 
 def test_a_database_that_stops_answering_costs_request_timeout_at_most(
         deployment):
-    images = {mode: deployment.legacy_images(1)[0] for mode in ('filter',
-                                                                 'glance')}
+    images = {mode: ids[0] for mode, ids in
+              deployment.legacy_per_api(1).items()}
     answers = {}
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         with database_stops_answering(deployment):
