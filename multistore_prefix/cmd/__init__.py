@@ -37,6 +37,8 @@ EXIT_FAILURE = 1
 EXIT_CONFIG = 2
 #: ``resolve --strict``: at least one URL has no store.
 EXIT_UNRESOLVED = 3
+#: ``filter check``: at least one check failed.
+EXIT_CHECK_FAILED = 4
 
 
 class CommandError(Exception):

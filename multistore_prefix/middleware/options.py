@@ -19,6 +19,7 @@ belong to the modules that read them.
 """
 
 from oslo_config import cfg
+from oslo_db import options as db_options
 
 #: The group in glance-api.conf.
 GROUP = 'multistore_prefix'
@@ -57,6 +58,14 @@ FILTER_OPTS = [
 def register_opts(conf: cfg.ConfigOpts) -> None:
     """Register the filter's options on ``conf`` (harmless twice)."""
     conf.register_opts(FILTER_OPTS, group=GROUP)
+
+
+def register_database_opts(conf: cfg.ConfigOpts) -> None:
+    """oslo.db's ``[database]`` options, as Glance registers them.
+
+    Never the command's embedded default: the filter writes Glance's rows.
+    """
+    conf.register_opts(db_options.database_opts, group='database')
 
 
 def list_opts():

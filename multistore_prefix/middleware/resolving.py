@@ -26,7 +26,6 @@ import threading
 import time
 
 from oslo_config import cfg
-from oslo_db import options as db_options
 
 from multistore_prefix import cmd
 from multistore_prefix.db import engine as db_engine
@@ -91,9 +90,7 @@ class Worker:
                      'is not set (a single store); every request passes '
                      'through')
             return None
-        # oslo.db's own definitions, as Glance registers them: never the
-        # tool's embedded default, since the filter writes Glance's rows.
-        conf.register_opts(db_options.database_opts, group='database')
+        options.register_database_opts(conf)
         if not conf.database.connection:
             LOG.error('multistore_prefix filter: off, every request passes '
                       'through: [database]/connection is not set; it must '

@@ -30,6 +30,7 @@ import contextlib
 import datetime
 import json
 import os
+import subprocess
 import threading
 import time
 
@@ -361,3 +362,22 @@ def test_connections_the_database_dropped_are_made_again(deployment):
     assert deployment.stores_in_db(after) == ['slow']
     got = deployment.filtered.download(after)
     assert got.content == deployment.data[after]
+
+
+def test_filter_check_reads_both_deployments_as_glance_api_does(deployment):
+    """``multistore-prefix filter check`` on each glance-api's own files."""
+    results = {}
+    for mode, api in deployment.apis().items():
+        result = subprocess.run(
+            [glance_api_mod.glance_bin('multistore-prefix'), '--config-file',
+             str(api.conf), 'filter', 'check', '-f', 'json'],
+            capture_output=True, text=True, timeout=120)
+        rows = {row['check']: row for row in json.loads(result.stdout)}
+        results[mode] = (result.returncode,
+                         {check: row['result'] for check, row in
+                          rows.items()})
+    assert results == {
+        'filter': (0, {'pipeline': 'ok', 'stores': 'ok', 'database': 'ok',
+                       'options': 'ok', 'glance': 'ok'}),
+        'glance': (4, {'pipeline': 'FAIL', 'stores': 'ok', 'database': 'ok',
+                       'options': 'ok', 'glance': 'ok'})}
