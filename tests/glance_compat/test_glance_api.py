@@ -27,11 +27,8 @@ Needs glance and uWSGI in the running Python (``tools/glance-compat``).
 
 import concurrent.futures
 import contextlib
-import datetime
 import json
-import os
 import subprocess
-import threading
 import time
 
 import pytest
@@ -49,88 +46,7 @@ OUTAGE = 3.5
 #: Racing GET+PATCH tries per glance-api, and GETs per try.
 RACES = 12
 RACING_GETS = 3
-#: A time before every test: a row whose updated_at moves was written.
-PAST = datetime.datetime(2020, 1, 1)
-
-_IMAGES = sa.table('images', sa.column('id'), sa.column('updated_at'))
-_LOCATIONS = sa.table('image_locations', sa.column('id'),
-                      sa.column('image_id'), sa.column('value'),
-                      sa.column('meta_data'), sa.column('updated_at'))
-_PROPERTIES = sa.table('image_properties', sa.column('image_id'),
-                       sa.column('name'), sa.column('value'),
-                       sa.column('deleted'))
-
-
-class Deployment:
-    """A Glance database and the two glance-api on it.
-
-    :ivar filtered: the glance-api with the filter.
-    :ivar plain: the glance-api without it (Glance alone).
-    :ivar engine: the database, for snapshots and legacy rows.
-    """
-
-    def __init__(self, engine_name, url, workdir):
-        self.engine_name = engine_name
-        self.url = url
-        self.database = sa.engine.make_url(url).database
-        self.engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-        self.filtered = glance_api_mod.GlanceApi(
-            workdir / 'filtered', url, with_filter=True, stores_dir=workdir,
-            options={'request_timeout': REQUEST_TIMEOUT})
-        self.plain = glance_api_mod.GlanceApi(
-            workdir / 'plain', url, with_filter=False, stores_dir=workdir)
-        self.data = {}
-
-    def apis(self):
-        return {'filter': self.filtered, 'glance': self.plain}
-
-    def legacy_per_api(self, count: int) -> dict:
-        """``count`` legacy images for each glance-api (see :meth:`apis`)."""
-        return {mode: self.legacy_images(count) for mode in self.apis()}
-
-    def legacy_images(self, count: int, store: str = 'slow') -> list[str]:
-        """Images uploaded into ``store``, then made legacy."""
-        ids = []
-        for index in range(count):
-            data = os.urandom(4096 + index)
-            image_id = self.plain.create_image(
-                f'legacy-{store}-{index}', data, store,
-                tags=['golden', 'x86_64'], os_distro='cirros',
-                hw_disk_bus='virtio')
-            self.data[image_id] = data
-            ids.append(image_id)
-        self.make_legacy(ids)
-        return ids
-
-    def make_legacy(self, image_ids) -> None:
-        """Drop ``store`` from the images' locations, by plain SQL."""
-        with self.engine.begin() as conn:
-            rows = conn.execute(sa.select(_LOCATIONS.c.id,
-                                          _LOCATIONS.c.meta_data)
-                                .where(_LOCATIONS.c.image_id.in_(image_ids))
-                                ).all()
-            for location_id, text in rows:
-                metadata = json.loads(text)
-                metadata.pop('store', None)
-                conn.execute(sa.update(_LOCATIONS)
-                             .where(_LOCATIONS.c.id == location_id)
-                             .values(meta_data=json.dumps(metadata),
-                                     updated_at=PAST))
-            conn.execute(sa.update(_IMAGES).where(_IMAGES.c.id.in_(
-                image_ids)).values(updated_at=PAST))
-
-    def stores_in_db(self, image_id) -> list:
-        with self.engine.connect() as conn:
-            return [json.loads(text).get('store') for (text,) in
-                    conn.execute(sa.select(_LOCATIONS.c.meta_data).where(
-                        _LOCATIONS.c.image_id == image_id))]
-
-    def has_property(self, image_id, name) -> bool:
-        with self.engine.connect() as conn:
-            return conn.execute(sa.select(_PROPERTIES.c.value).where(
-                _PROPERTIES.c.image_id == image_id,
-                _PROPERTIES.c.name == name,
-                _PROPERTIES.c.deleted.is_(False))).first() is not None
+_LOCATIONS = glance_api_mod.LOCATIONS
 
 
 @pytest.fixture(scope='module')
@@ -138,16 +54,11 @@ def deployment(database_server, tmp_path_factory):
     """Both glance-api running on a fresh Glance database."""
     url = database_server.create(prefix='msp_gapi')
     workdir = tmp_path_factory.mktemp(f'glance-api-{database_server.name}')
-    deployed = Deployment(database_server.name, url, workdir)
-    deployed.filtered.db_sync()
-    try:
-        deployed.filtered.start()
-        deployed.plain.start()
+    deployed = glance_api_mod.Deployment(
+        database_server.name, url, workdir,
+        options={'request_timeout': REQUEST_TIMEOUT})
+    with deployed.running():
         yield deployed
-    finally:
-        deployed.filtered.stop()
-        deployed.plain.stop()
-        deployed.engine.dispose()
 
 
 def changed_rows(before, after):
@@ -231,25 +142,8 @@ def test_racing_gets_and_patches_lose_no_patch(deployment):
     lost, failed = {}, {}
     for mode, api in deployment.apis().items():
         images = deployment.legacy_images(RACES)
-        landed, failed[mode] = [], 0
-        with concurrent.futures.ThreadPoolExecutor(RACING_GETS + 1) as pool:
-            for image_id in images:
-                barrier = threading.Barrier(RACING_GETS + 1)
-
-                def go(call, *args):
-                    barrier.wait()
-                    return call(*args)
-                patch = pool.submit(go, api.patch, image_id, [
-                    {'op': 'add', 'path': '/raced', 'value': 'yes'}])
-                gets = [pool.submit(go, api.show, image_id)
-                        for _ in range(RACING_GETS)]
-                # A PATCH Glance refused (a locked SQLite) is no lost one.
-                if patch.result().status_code == 200:
-                    landed.append(image_id)
-                # Glance alone writes on GET: on SQLite, its concurrent
-                # whole-image saves may fail ("database is locked").
-                failed[mode] += sum(get.result().status_code != 200
-                                    for get in gets)
+        landed, failed[mode] = glance_api_mod.race_gets_and_patch(
+            api, images, RACING_GETS)
         assert len(landed) >= RACES // 2, (mode, len(landed))
         lost[mode] = [i for i in landed
                       if not deployment.has_property(i, 'raced')]
