@@ -171,6 +171,26 @@ class Resolver:
                               previous if isinstance(previous, str)
                               and previous else None)
 
+    def may_change(self, locations: Iterable) -> bool:
+        """Whether :meth:`plan` may change one of ``locations``.
+
+        Offline: no backend is asked; a URL that only a backend could
+        place counts as one that may change.
+        """
+        try:
+            items = list(locations or ())
+        except TypeError:
+            return False
+        for index, location in enumerate(items):
+            result = self.resolve_location(location, index)
+            if isinstance(result, LocationChange):
+                return True
+            if (isinstance(result, Unresolved) and self.lookups is not None
+                    and result.reason == lmap.NO_PREFIX
+                    and self.lookups.wants(location['url'])):
+                return True
+        return False
+
     def plan(self, locations: Iterable) -> Plan:
         """Resolve every location of an image."""
         plan = Plan()

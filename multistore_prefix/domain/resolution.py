@@ -71,6 +71,20 @@ class ImageRepoProxy:
                 image = self.base.get(image_id)
         return image
 
+    def resolve_stores(self, image_id: str) -> bool:
+        """Give ``image_id``'s legacy locations their store, as get() does.
+
+        An image whose locations need nothing costs one read of its
+        locations: not the whole image, and no write.
+
+        :returns: whether it had locations that might need a store.
+        :raises NotFound: the image went away meanwhile.
+        """
+        if not self.resolver.may_change(self.base.locations(image_id)):
+            return False
+        self.get(image_id)
+        return True
+
     def resolve(self, image) -> int:
         """Give ``image``'s legacy locations their store, in memory.
 

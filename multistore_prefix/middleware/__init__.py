@@ -19,14 +19,15 @@ the ``paste.filter_factory`` entry point ``multistore_prefix``)::
     paste.filter_factory = multistore_prefix.middleware:filter_factory
 
 For every request whose path names one image (``/v2/images/{id}`` and
-everything below it, ``/v2/cache/{id}``), it reads that image through the
-gateway's repository, whose resolve-on-get gives each legacy location its
-store and writes only that (``meta_data`` and ``updated_at`` of those
-location rows, compare-and-swap), then hands the request to Glance
-unchanged.  Glance then finds every location with a valid store and its own
-rule (first ``startswith`` wins, then a whole-image save) has nothing to
-do.  It is the same location map, resolver and write path as the
-``multistore-prefix`` command's; the filter only adds the entrance.
+everything below it, ``/v2/cache/{id}``), it reads that image's live
+locations through the gateway's repository; when one lacks its store, the
+repository's resolve-on-get gives each legacy location its store and writes
+only that (``meta_data`` and ``updated_at`` of those location rows,
+compare-and-swap).  Then it hands the request to Glance unchanged.  Glance
+then finds every location with a valid store and its own rule (first
+``startswith`` wins, then a whole-image save) has nothing to do.  It is the
+same location map, resolver and write path as the ``multistore-prefix``
+command's; the filter only adds the entrance.
 
 It reads glance-api's own configuration (the global ``cfg.CONF`` Glance
 has parsed), its options in ``[multistore_prefix]``

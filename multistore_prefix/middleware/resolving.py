@@ -143,7 +143,7 @@ class Worker:
 
     def _resolve(self, image_id, context):
         try:
-            self.gateway.get_repo(context).get(image_id)
+            self.gateway.get_repo(context).resolve_stores(image_id)
         except domain_exc.NotFound as exc:
             # Glance answers 404 itself.
             LOG.debug('multistore_prefix filter: image %s: %s', image_id,

@@ -12,14 +12,15 @@
 
 """A real glance-api under uWSGI, for the tests and the benchmark.
 
-Glance 33 from PyPI and uWSGI in a venv of their own (``tools/glance-compat``
-builds ``.venv-glance``), with this package installed into it, as an
-operator installs the filter into glance-api's environment.  uWSGI loads
+Glance 33 from PyPI and uWSGI in a venv of their own (``tools/glance-
+compat`` builds ``.venv-glance``), with this package installed into it, as
+an operator installs the filter into glance-api's environment.  uWSGI loads
 ``glance.wsgi.api:application`` as Glance documents, once, and forks its
 workers from it (uWSGI's default: the filter's per-process set-up is
-exercised), on a free 127.0.0.1 port, in a new session, so that stopping
-it stops its whole process group.  Glance runs without Keystone (the ``unauthenticated-context``
-pipeline); its policy file lets that context do everything.
+exercised), on a free 127.0.0.1 port, in a new session, so that stopping it
+stops its whole process group.  Glance runs without Keystone (the
+``unauthenticated-context`` pipeline); its policy file lets that context do
+everything.
 
 Two file stores whose directories share a string prefix (``.../images``
 and ``.../images2``): Glance's own rule gives every image of the second to

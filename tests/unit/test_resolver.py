@@ -142,6 +142,30 @@ def test_store_key_that_is_not_a_string_is_replaced(resolver):
     assert change.store == 'fast' and change.previous_store is None
 
 
+@pytest.mark.parametrize('locations, fix, may', [
+    ([loc('file:///var/lib/glance/images/a', {'store': 'fast'})], False,
+     False),
+    ([loc('file:///var/lib/glance/images2/a', {'store': 'fast'})], False,
+     False),
+    ([loc('file:///var/lib/glance/images2/a', {'store': 'fast'})], True,
+     True),
+    ([loc('file:///var/lib/glance/images/a', {'store': 'fast'}),
+      loc('file:///var/lib/glance/images2/b')], False, True),
+    ([loc('file:///var/lib/glance/images/a', {'store': 'gone'})], False,
+     True),
+    # Nothing a plan could do: no prefix owns it, bad metadata or input.
+    ([loc('file:///elsewhere/a')], False, False),
+    ([{'url': 'file:///var/lib/glance/images/a', 'metadata': None}], False,
+     False),
+    ([None, 42], False, False), (42, False, False), ([], False, False),
+])
+def test_may_change_says_whether_a_plan_changes_anything(
+        resolver, locations, fix, may):
+    resolver.fix_wrong_stores = fix
+    assert resolver.may_change(locations) is may
+    assert bool(resolver.plan(locations).changes) is may
+
+
 def test_locations_not_a_list(resolver):
     plan = resolver.plan(42)
     assert [u.reason for u in plan.unresolved] == [resolver_mod.BAD_LOCATION]
