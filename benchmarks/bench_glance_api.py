@@ -16,7 +16,7 @@
 
 Two glance-api 33 under uWSGI (2 processes of 4 threads each) on one Glance
 database (``glance-manage db sync``), one with the multistore_prefix filter
-in its pipeline, one without (tests/glance_compat/glance_api.py starts
+in its pipeline, one without (tests/glance_compat/deployment.py starts
 them); two file stores whose directories share a string prefix
 (``.../images`` and ``.../images2``).  Images are uploaded through
 Glance's API into ``.../images2`` and made legacy by plain SQL.  For each
@@ -61,7 +61,7 @@ sys.path.insert(0, str(REPO))
 
 from tests.conftest import ADMIN_URLS  # noqa: E402
 from tests.conftest import DatabaseServer  # noqa: E402
-from tests.glance_compat import glance_api  # noqa: E402
+from tests.glance_compat import deployment as deployment_mod  # noqa: E402
 
 MODES = ('glance', 'filter')
 LABELS = {'glance': 'Glance alone', 'filter': 'with the filter'}
@@ -99,7 +99,7 @@ def measure(deployment, args):
             deployment.stores_in_db(i) != ['slow'] for i in wrong[mode])
     raced = deployment.legacy_per_api(args.races)
     for mode in MODES:
-        landed, failed = glance_api.race_gets_and_patch(
+        landed, failed = deployment_mod.race_gets_and_patch(
             apis[mode], raced[mode], 3)
         figures[mode]['landed'] = len(landed)
         figures[mode]['lost'] = sum(
@@ -178,7 +178,7 @@ def main(argv=None):
         server = DatabaseServer(args.engine, admin_url, tmp)
         server.connect()
         try:
-            deployment = glance_api.Deployment(
+            deployment = deployment_mod.Deployment(
                 args.engine, server.create(prefix='msp_gapi'),
                 pathlib.Path(tmp))
             with deployment.running():

@@ -49,9 +49,11 @@ FILTER_OPTS = [
         'request_timeout', default=5.0, min=0.1,
         help='glance-api filter: seconds it may spend on one request before '
              'it hands the request to Glance unchanged (one warning line '
-             'says so).  The work it gave up on may still finish in the '
-             'background; at most a few such resolutions run at once per '
-             'process, and requests beyond them pass through untouched.'),
+             'says so); the work it gave up on then writes nothing '
+             '(unless its write was already waiting for a lock), and '
+             'Glance\'s own rule runs for that request.  At most a few '
+             'resolutions run at once per process; requests beyond them '
+             'pass through untouched.'),
 ]
 
 

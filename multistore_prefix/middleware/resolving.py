@@ -120,14 +120,19 @@ class Worker:
                         'database answering?)', image_id, MAX_RUNNING)
             return
         started = time.monotonic()
+        # Set when the request stops waiting: the work then writes nothing,
+        # so that it never competes with Glance's own rule for the image.
+        given_up = threading.Event()
         try:
-            future = self._pool.submit(self._resolve, image_id, context)
+            future = self._pool.submit(self._resolve, image_id, context,
+                                       given_up)
         except RuntimeError:  # the pool is shut down (process exiting)
             self._slots.release()
             return
         try:
             future.result(timeout=self.timeout)
         except concurrent.futures.TimeoutError:
+            given_up.set()
             LOG.warning('multistore_prefix filter: image %s passed through '
                         'unresolved: no answer within request_timeout '
                         '(%.1f s)', image_id, self.timeout)
@@ -141,9 +146,10 @@ class Worker:
             LOG.debug('multistore_prefix filter: image %s checked in %.1f ms',
                       image_id, (time.monotonic() - started) * 1000)
 
-    def _resolve(self, image_id, context):
+    def _resolve(self, image_id, context, given_up):
         try:
-            self.gateway.get_repo(context).resolve_stores(image_id)
+            self.gateway.get_repo(context).resolve_stores(
+                image_id, proceed=lambda: not given_up.is_set())
         except domain_exc.NotFound as exc:
             # Glance answers 404 itself.
             LOG.debug('multistore_prefix filter: image %s: %s', image_id,

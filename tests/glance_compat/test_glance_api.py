@@ -36,6 +36,8 @@ import time
 import pytest
 import sqlalchemy as sa
 
+from tests import faults
+from tests.glance_compat import deployment as deployment_mod
 from tests.glance_compat import glance_api as glance_api_mod
 from tests.glance_compat.test_glance_database import row_changes
 from tests.glance_compat.test_glance_database import rows_of
@@ -55,7 +57,7 @@ OUTAGE = 3.5
 #: Racing GET+PATCH tries per glance-api, and GETs per try.
 RACES = 12
 RACING_GETS = 3
-_LOCATIONS = glance_api_mod.LOCATIONS
+_LOCATIONS = deployment_mod.LOCATIONS
 
 
 @pytest.fixture(scope='module')
@@ -63,7 +65,7 @@ def deployment(database_server, tmp_path_factory):
     """Both glance-api running on a fresh Glance database."""
     url = database_server.create(prefix='msp_gapi')
     workdir = tmp_path_factory.mktemp(f'glance-api-{database_server.name}')
-    deployed = glance_api_mod.Deployment(
+    deployed = deployment_mod.Deployment(
         database_server.name, url, workdir,
         options={'request_timeout': REQUEST_TIMEOUT})
     with deployed.running():
@@ -151,7 +153,7 @@ def test_racing_gets_and_patches_lose_no_patch(deployment):
     lost, failed = {}, {}
     for mode, api in deployment.apis().items():
         images = deployment.legacy_images(RACES)
-        landed, failed[mode] = glance_api_mod.race_gets_and_patch(
+        landed, failed[mode] = deployment_mod.race_gets_and_patch(
             api, images, RACING_GETS)
         assert len(landed) >= RACES // 2, (mode, len(landed))
         lost[mode] = [i for i in landed
@@ -195,32 +197,13 @@ def test_a_bad_row_and_an_unowned_url_answer_as_glance_alone(deployment):
                    for line in filter_log(deployment.filtered))
 
 
-@contextlib.contextmanager
-def database_stops_answering(deployment):
-    """Another session holds image_locations whole: reads wait too."""
-    with deployment.engine.connect() as conn:
-        if deployment.engine_name == 'sqlite':
-            conn.exec_driver_sql('BEGIN EXCLUSIVE')
-        elif deployment.engine_name == 'postgresql':
-            conn.exec_driver_sql(
-                'LOCK TABLE image_locations IN ACCESS EXCLUSIVE MODE')
-        else:
-            conn.exec_driver_sql('LOCK TABLES image_locations WRITE')
-        try:
-            yield
-        finally:
-            if deployment.engine_name == 'mysql':
-                conn.exec_driver_sql('UNLOCK TABLES')
-            conn.rollback()
-
-
 def test_a_database_that_stops_answering_costs_request_timeout_at_most(
         deployment):
     images = {mode: ids[0] for mode, ids in
               deployment.legacy_per_api(1).items()}
     answers = {}
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        with database_stops_answering(deployment):
+        with faults.database_stops_answering(deployment.engine):
             started = time.monotonic()
             for mode, api in deployment.apis().items():
                 answers[mode] = pool.submit(api.show, images[mode])
