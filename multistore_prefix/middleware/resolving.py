@@ -120,8 +120,8 @@ class Worker:
                         'database answering?)', image_id, MAX_RUNNING)
             return
         started = time.monotonic()
-        # Set when the request stops waiting: the work then writes nothing,
-        # so that it never competes with Glance's own rule for the image.
+        # Set when the request stops waiting: the work then writes nothing
+        # (unless already writing), not to compete with Glance's own rule.
         given_up = threading.Event()
         try:
             future = self._pool.submit(self._resolve, image_id, context,
