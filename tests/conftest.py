@@ -96,16 +96,20 @@ class DatabaseServer:
         return sa.engine.make_url(self.admin_url).set(
             database=name).render_as_string(hide_password=False)
 
+    def create_synced(self) -> str:
+        """A new database with the project's schema; its URL."""
+        url = self.create()
+        database = db_engine.Database(url)
+        try:
+            migration.sync(database)
+        finally:
+            database.dispose()
+        return url
+
     def synced(self) -> str:
         """The session's database with the project's schema (made once)."""
         if self._synced is None:
-            url = self.create()
-            database = db_engine.Database(url)
-            try:
-                migration.sync(database)
-            finally:
-                database.dispose()
-            self._synced = url
+            self._synced = self.create_synced()
         return self._synced
 
     def read_only_url(self, url: str) -> str:

@@ -30,8 +30,6 @@ from oslo_config import cfg
 import pytest
 import sqlalchemy as sa
 
-from multistore_prefix.db import engine as db_engine
-from multistore_prefix.db import migration
 from multistore_prefix import middleware
 from multistore_prefix.middleware import resolving
 from tests import faults
@@ -276,12 +274,7 @@ def test_the_request_waits_at_most_request_timeout(
         make_gateway, make_filter, database_server, caplog):
     # Glance's own database: on SQLite not in WAL mode (the project's is),
     # so that a lock holds readers too.
-    db_url = database_server.create()
-    database = db_engine.Database(db_url)
-    try:
-        migration.sync(database)
-    finally:
-        database.dispose()
+    db_url = database_server.create_synced()
     if database_server.name == 'sqlite':
         engine = sa.create_engine(db_url, poolclass=sa.pool.NullPool)
         with engine.connect() as conn:
