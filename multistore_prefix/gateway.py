@@ -55,7 +55,8 @@ class Gateway:
     def __init__(self, conf: cfg.ConfigOpts,
                  location_map: lmap.LocationMap | None = None,
                  database: db_engine.Database | None = None,
-                 backend_lookups: bool = True):
+                 backend_lookups: bool = True,
+                 fix_wrong_stores: bool = False):
         """Set up the layers' shared parts.
 
         :param location_map: the stores; by default built from ``conf``
@@ -64,6 +65,9 @@ class Gateway:
         :param backend_lookups: let stores whose backend can tell (cinder)
             resolve the legacy URLs no prefix owns; ``False``: prefixes
             only, no network.
+        :param fix_wrong_stores: on get, also correct locations that name
+            an enabled store which certainly does not hold them
+            (:meth:`~multistore_prefix.resolver.Resolver.wrong_store`).
         """
         self.conf = conf
         self.database = database or db_engine.Database.from_config(conf)
@@ -72,6 +76,7 @@ class Gateway:
             if conf.enabled_backends:
                 location_map = lmap.LocationMap.from_config(conf)
         self.location_map = location_map
+        self.fix_wrong_stores = fix_wrong_stores
         self.lookups = None
         if location_map is not None and backend_lookups:
             self.lookups = lookups_mod.BackendLookups.from_location_map(
@@ -83,7 +88,9 @@ class Gateway:
         repo = distinction.ImageRepoProxy(repo)
         if self.location_map is not None:
             repo = resolution.ImageRepoProxy(
-                repo, resolver_mod.Resolver(self.location_map, self.lookups))
+                repo, resolver_mod.Resolver(
+                    self.location_map, self.lookups,
+                    fix_wrong_stores=self.fix_wrong_stores))
         return repo
 
     def get_image_factory(self, context: Any = None):

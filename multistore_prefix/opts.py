@@ -25,6 +25,7 @@ from oslo_db import options as db_options
 from multistore_prefix.db import bounds
 from multistore_prefix.db import options as msp_db_options
 from multistore_prefix import location_map
+from multistore_prefix.middleware import options as middleware_options
 
 
 def _database_opts():
@@ -53,7 +54,7 @@ def _database_opts():
 
 
 def list_opts():
-    """[(group, options)] for ``[DEFAULT]``, ``[database]`` and ours."""
+    """[(group, options)]: ``[DEFAULT]``, ``[database]``, the filter's."""
     return [
         ('DEFAULT', [location_map.ENABLED_BACKENDS_OPT]),
         # Glance's own database: the db and backfill commands read
@@ -62,4 +63,4 @@ def list_opts():
         # The bounds of every wait on the database (backfill, and the
         # glance-api filter).
         (bounds.GROUP, bounds.OPTS),
-    ]
+    ] + middleware_options.list_opts()

@@ -17,7 +17,9 @@ and never raises on bad input.  A location needs a store when its metadata
 has no ``store`` key, or names a store that is not enabled any more (an
 operator renamed it).  A ``store`` that is not a name at all (a number, a
 list, ``null``, ``""``) is someone's data, not a legacy location: it is
-reported and left alone, unless the caller asks to replace such values.
+reported and left alone, unless the caller asks to replace such values.  A
+location that names an enabled store is left as it is, unless the caller
+asks to fix *certainly wrong* stores (see :meth:`Resolver.wrong_store`).
 """
 
 import collections.abc
@@ -136,28 +138,35 @@ class Resolver:
         prefix owns, or ``None`` (prefixes only: no network at all).
     :ivar replace_invalid_stores: give a store also to locations whose
         ``store`` is not a name (see :func:`store_state`).
+    :ivar fix_wrong_stores: also change a location that names an enabled
+        store which certainly does not hold it (:meth:`wrong_store`).
     """
 
-    def __init__(self, location_map: lmap.LocationMap, lookups=None,
-                 replace_invalid_stores: bool = False):
+    def __init__(self, location_map: lmap.LocationMap, lookups=None, *,
+                 replace_invalid_stores: bool = False,
+                 fix_wrong_stores: bool = False):
         self.location_map = location_map
         self.lookups = lookups or None
         self.replace_invalid_stores = replace_invalid_stores
+        self.fix_wrong_stores = fix_wrong_stores
+        # store id -> a map of that store alone (built on first need).
         self._own_maps: dict[str, lmap.LocationMap] = {}
 
-    def wrong_store_owner(self, named: str, url) -> str | None:
-        """The owner of ``url`` when the enabled store ``named`` is wrong.
+    def wrong_store(self, store: str, url) -> str | None:
+        """The store that owns ``url`` when ``store`` certainly does not.
 
-        Wrong only when certain: another store's prefix owns the URL and
-        none of ``named``'s own prefixes covers it (Glance's first-match
-        rule gives ``.../images2/x`` to the store of ``.../images``).
-        Nested directories, and URLs no store's prefix holds, keep their
-        name: ``None``.
+        Glance's first-match rule gives ``.../images2/x`` to the store of
+        ``.../images``.  A name is called wrong only when that is certain:
+        another store owns the URL and none of the named store's own
+        prefixes covers it (nested directories, or a URL no store owns,
+        keep their name).
+
+        :returns: the owner, or ``None`` when the name may stand.
         """
         if url.__class__ is not str:
             return None
         owner = self.location_map.resolve(url)
-        if owner is None or owner == named or self._covers(named, url):
+        if owner is None or owner == store or self._covers(store, url):
             return None
         return owner
 
@@ -184,7 +193,8 @@ class Resolver:
                          index: int = 0) -> LocationChange | Unresolved | None:
         """The change for one location, why it has none, or ``None``.
 
-        ``None`` means the location already names an enabled store.
+        ``None`` means the location already names an enabled store (the
+        right one, with ``fix_wrong_stores``).
         """
         if not isinstance(location, collections.abc.Mapping):
             return Unresolved(index, urls.mask_url(location), BAD_LOCATION,
@@ -200,7 +210,11 @@ class Resolver:
                 f'metadata is {type(metadata).__name__}, not an object')
         state = self.state(metadata)
         if state == ENABLED:
-            return None
+            if not self.fix_wrong_stores:
+                return None
+            owner = self.wrong_store(metadata['store'], url)
+            return (None if owner is None
+                    else LocationChange(index, url, owner, metadata['store']))
         if state == INVALID and not self.replace_invalid_stores:
             return Unresolved(index, urls.mask_url(url), INVALID_STORE,
                               invalid_store_detail(metadata['store']))
@@ -219,6 +233,26 @@ class Resolver:
         return LocationChange(index, url, store,
                               previous if isinstance(previous, str)
                               and previous else None)
+
+    def may_change(self, locations: Iterable) -> bool:
+        """Whether :meth:`plan` may change one of ``locations``.
+
+        Offline: no backend is asked; a URL that only a backend could
+        place counts as one that may change.
+        """
+        try:
+            items = list(locations or ())
+        except TypeError:
+            return False
+        for index, location in enumerate(items):
+            result = self.resolve_location(location, index)
+            if isinstance(result, LocationChange):
+                return True
+            if (isinstance(result, Unresolved) and self.lookups is not None
+                    and result.reason in lmap.LOOKUP_REASONS
+                    and self.lookups.wants(location['url'])):
+                return True
+        return False
 
     def plan(self, locations: Iterable) -> Plan:
         """Resolve every location of an image."""

@@ -115,6 +115,19 @@ class CanonicalURL:
         return params
 
 
+def mask_error(exc: BaseException) -> str:
+    """An error in one line: the driver's own words, credentials masked.
+
+    For log lines and one-line messages: a database driver's message may
+    quote a connection URL; its later lines (SQL, hints) are left out.
+    """
+    inner = getattr(exc, 'inner_exception', None) or exc
+    inner = getattr(inner, 'orig', None) or inner
+    lines = [line.strip() for line in str(inner).splitlines()
+             if line.strip()]
+    return mask_text(lines[0] if lines else type(inner).__name__)
+
+
 def _normalize_escapes(text: str, url: str) -> str:
     """Decode escaped unreserved characters; upper-case the other escapes."""
     def repl(match):

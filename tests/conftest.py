@@ -81,9 +81,9 @@ class DatabaseServer:
         with self._admin.connect() as conn:
             conn.exec_driver_sql('SELECT 1')
 
-    def create(self) -> str:
-        """A new empty database; its URL."""
-        name = f'msp_test_{uuid.uuid4().hex[:12]}'
+    def create(self, prefix: str = 'msp_test') -> str:
+        """A new empty database, named ``<prefix>_<hex>``; its URL."""
+        name = f'{prefix}_{uuid.uuid4().hex[:12]}'
         self.created.append(name)
         if self.admin_url is None:
             return f'sqlite:///{self.directory}/{name}.sqlite'
@@ -96,16 +96,20 @@ class DatabaseServer:
         return sa.engine.make_url(self.admin_url).set(
             database=name).render_as_string(hide_password=False)
 
+    def create_synced(self) -> str:
+        """A new database with the project's schema; its URL."""
+        url = self.create()
+        database = db_engine.Database(url)
+        try:
+            migration.sync(database)
+        finally:
+            database.dispose()
+        return url
+
     def synced(self) -> str:
         """The session's database with the project's schema (made once)."""
         if self._synced is None:
-            url = self.create()
-            database = db_engine.Database(url)
-            try:
-                migration.sync(database)
-            finally:
-                database.dispose()
-            self._synced = url
+            self._synced = self.create_synced()
         return self._synced
 
     def read_only_url(self, url: str) -> str:

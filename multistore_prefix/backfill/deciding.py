@@ -167,7 +167,7 @@ class Decider:
     def _named(self, batch, location_id, image_id, url, text, decided):
         """A location that names an enabled store: right, or wrong?"""
         named = decided[2]
-        owner = self.resolver.wrong_store_owner(named, url)
+        owner = self.resolver.wrong_store(named, url)
         if owner is None:
             batch.already_set += 1
             return

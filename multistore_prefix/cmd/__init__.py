@@ -40,6 +40,8 @@ EXIT_UNRESOLVED = 3
 #: Interrupted (Ctrl-C; for backfill and demo SIGTERM too, once the batch
 #: in flight is committed); cliff's own code for Ctrl-C.
 EXIT_INTERRUPTED = 130
+#: ``filter check``: at least one check failed.
+EXIT_CHECK_FAILED = 4
 
 
 class CommandError(Exception):

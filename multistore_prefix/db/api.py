@@ -231,10 +231,32 @@ def image_get_all(conn: sa.engine.Connection,
                       _LOCATIONS.c.status)
             .where(_LOCATIONS.c.image_id.in_(ids), _live(_LOCATIONS))
             .order_by(_LOCATIONS.c.id)):
-        images[row.image_id]['locations'].append({
-            'id': row.id, 'url': utf8_or_bytes(row[2]),
-            'metadata': load_metadata(row[3]), 'status': row.status})
+        images[row.image_id]['locations'].append(_location(row))
     return list(images.values())
+
+
+def image_locations(conn: sa.engine.Connection, image_id: str) -> list[dict]:
+    """The live locations of one live image; none when there is no such.
+
+    One query: enough to tell whether a location lacks its store without
+    reading the whole image.
+    """
+    sqlite = conn.dialect.name == 'sqlite'
+    return [_location(row) for row in conn.execute(
+        sa.select(_LOCATIONS.c.id,
+                  text_as_stored(_LOCATIONS.c.value, sqlite),
+                  text_as_stored(_LOCATIONS.c.meta_data, sqlite),
+                  _LOCATIONS.c.status)
+        .join(_IMAGES, _IMAGES.c.id == _LOCATIONS.c.image_id)
+        .where(_LOCATIONS.c.image_id == image_id, _live(_LOCATIONS),
+               _live(_IMAGES))
+        .order_by(_LOCATIONS.c.id))]
+
+
+def _location(row) -> dict:
+    return {'id': row.id, 'url': utf8_or_bytes(row.value),
+            'metadata': load_metadata(utf8_or_bytes(row.meta_data)),
+            'status': row.status}
 
 
 def text_as_stored(column, sqlite: bool):

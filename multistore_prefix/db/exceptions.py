@@ -23,13 +23,8 @@ from multistore_prefix import exceptions
 from multistore_prefix import urls
 
 
-def describe(exc: BaseException) -> str:
-    """A database error in the driver's own words: one line, masked."""
-    inner = getattr(exc, 'inner_exception', None) or exc
-    inner = getattr(inner, 'orig', None) or inner
-    lines = [line.strip() for line in str(inner).splitlines()
-             if line.strip()]
-    return urls.mask_text(lines[0] if lines else type(inner).__name__)
+#: A database error in the driver's own words: one line, masked.
+describe = urls.mask_error
 
 
 class DatabaseError(exceptions.MultistorePrefixError):

@@ -87,6 +87,10 @@ class ImageRepoProxy:
     def get(self, image_id: str) -> ImageProxy:
         return self._wrap(self.base.get(image_id))
 
+    def locations(self, image_id: str) -> list[dict]:
+        """An image's locations, read only (no snapshot: never saved)."""
+        return self.base.locations(image_id)
+
     def list(self, *args: Any, **kwargs: Any) -> list[ImageProxy]:
         return [self._wrap(image)
                 for image in self.base.list(*args, **kwargs)]

@@ -61,6 +61,14 @@ class ImageRepo:
         with self.database.reader() as conn:
             return _to_image(api.image_get(conn, image_id))
 
+    def locations(self, image_id: str) -> list[dict]:
+        """The live locations of the live image ``image_id`` (one query).
+
+        Empty when there is no such image.
+        """
+        with self.database.reader() as conn:
+            return api.image_locations(conn, image_id)
+
     def list(self, filters: Mapping[str, Any] | None = None,
              marker: str | None = None,
              limit: int | None = None) -> list[image_mod.Image]:

@@ -80,6 +80,24 @@ class ImageRepoProxy:
                 image = self.base.get(image_id)
         return image
 
+    def resolve_stores(self, image_id: str, proceed=None) -> bool:
+        """Give ``image_id``'s legacy locations their store, as get() does.
+
+        An image whose locations need nothing costs one read of its
+        locations: not the whole image, and no write.
+
+        :param proceed: asked once the locations are read; when it says
+            no (its caller stopped waiting), nothing more is done.
+        :returns: whether it resolved (or tried to resolve) locations.
+        :raises NotFound: the image went away meanwhile.
+        """
+        if not self.resolver.may_change(self.base.locations(image_id)):
+            return False
+        if proceed is not None and not proceed():
+            return False
+        self.get(image_id)
+        return True
+
     def resolve(self, image) -> int:
         """Give ``image``'s legacy locations their store, in memory.
 

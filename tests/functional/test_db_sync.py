@@ -121,12 +121,7 @@ def test_creates_then_keeps_the_schema(database_server, make_gateway_conf):
 
 
 def test_own_schema_has_glance_columns(database_server):
-    url = database_server.create()
-    database = db_engine.Database(url)
-    try:
-        migration.sync(database)
-    finally:
-        database.dispose()
+    url = database_server.create_synced()
     engine = _engine(url)
     try:
         inspector = sa.inspect(engine)

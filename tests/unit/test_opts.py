@@ -23,6 +23,10 @@ def test_groups_and_options():
     assert [o.name for o in listed['DEFAULT']] == ['enabled_backends']
     names = {o.name for o in listed['database']}
     assert {'connection', 'max_retries', 'retry_interval'} <= names
+    # The glance-api filter's own, in glance-api.conf.
+    assert {'fix_wrong_stores', 'backend_lookups', 'backend_lookup_timeout',
+            'request_timeout'} <= {o.name for o in
+                                   listed['multistore_prefix']}
 
 
 def test_the_sample_shows_the_embedded_default_without_changing_oslo_db():

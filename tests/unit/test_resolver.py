@@ -61,6 +61,42 @@ def test_enabled_store_is_left_alone(resolver):
     assert plan.changes == [] and plan.already_set == 1
 
 
+NESTED = CONF + """
+    [DEFAULT]
+    enabled_backends = fast:file, slow:file, inner:file
+    [inner]
+    filesystem_store_datadir = /var/lib/glance/images/inner
+"""
+
+
+@pytest.mark.parametrize('url, named, owner', [
+    # Glance's first match: images2 is not under images.
+    ('file:///var/lib/glance/images2/b', 'fast', 'slow'),
+    ('file:///var/lib/glance/images/b', 'slow', 'fast'),
+    # The right name.
+    ('file:///var/lib/glance/images2/b', 'slow', None),
+    # Nested: the outer store's own directory holds it too; not certain.
+    ('file:///var/lib/glance/images/inner/b', 'fast', None),
+    # Outside every store: nothing says the name is wrong.
+    ('file:///elsewhere/b', 'fast', None),
+    (None, 'fast', None),
+])
+def test_wrong_store_only_when_certain(make_conf, url, named, owner):
+    location_map = lmap.LocationMap.from_config(make_conf(NESTED))
+    resolver = resolver_mod.Resolver(location_map)
+    assert resolver.wrong_store(named, url) == owner
+    # Left alone by default; changed with fix_wrong_stores.
+    assert resolver.plan([loc(url, {'store': named, 'k': 'v'})]).changes == []
+    fixing = resolver_mod.Resolver(location_map, fix_wrong_stores=True)
+    plan = fixing.plan([loc(url, {'store': named, 'k': 'v'})])
+    if owner is None:
+        assert plan.changes == [] and plan.already_set == 1
+    else:
+        [change] = plan.changes
+        assert (change.store, change.previous_store) == (owner, named)
+        assert change.metadata_update == {'store': owner}
+
+
 def test_renamed_store_is_resolved_again(resolver):
     plan = resolver.plan([loc('file:///var/lib/glance/images2/b',
                               {'store': 'old-name'})])
@@ -140,6 +176,30 @@ def test_a_url_that_is_not_utf8_is_a_bad_location(resolver):
         resolver_mod.BAD_LOCATION, 'the URL is not valid UTF-8')
 
 
+@pytest.mark.parametrize('locations, fix, may', [
+    ([loc('file:///var/lib/glance/images/a', {'store': 'fast'})], False,
+     False),
+    ([loc('file:///var/lib/glance/images2/a', {'store': 'fast'})], False,
+     False),
+    ([loc('file:///var/lib/glance/images2/a', {'store': 'fast'})], True,
+     True),
+    ([loc('file:///var/lib/glance/images/a', {'store': 'fast'}),
+      loc('file:///var/lib/glance/images2/b')], False, True),
+    ([loc('file:///var/lib/glance/images/a', {'store': 'gone'})], False,
+     True),
+    # Nothing a plan could do: no prefix owns it, bad metadata or input.
+    ([loc('file:///elsewhere/a')], False, False),
+    ([{'url': 'file:///var/lib/glance/images/a', 'metadata': None}], False,
+     False),
+    ([None, 42], False, False), (42, False, False), ([], False, False),
+])
+def test_may_change_says_whether_a_plan_changes_anything(
+        resolver, locations, fix, may):
+    resolver.fix_wrong_stores = fix
+    assert resolver.may_change(locations) is may
+    assert bool(resolver.plan(locations).changes) is may
+
+
 def test_locations_not_a_list(resolver):
     plan = resolver.plan(42)
     assert [u.reason for u in plan.unresolved] == [resolver_mod.BAD_LOCATION]
@@ -164,8 +224,10 @@ JSONISH = st.recursive(
     max_size=5))
 def test_plan_never_raises_and_accounts_for_every_location(resolver,
                                                            locations):
-    plan = resolver.plan(locations)
-    total = len(plan.changes) + len(plan.unresolved) + plan.already_set
-    assert total == len(locations)
-    for change in plan.changes:
-        assert change.store in ('fast', 'slow')
+    fixing = resolver_mod.Resolver(resolver.location_map,
+                                   fix_wrong_stores=True)
+    for plan in (resolver.plan(locations), fixing.plan(locations)):
+        total = len(plan.changes) + len(plan.unresolved) + plan.already_set
+        assert total == len(locations)
+        for change in plan.changes:
+            assert change.store in ('fast', 'slow')

@@ -1,0 +1,116 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""The glance-api filter: resolve the image a request names, before Glance.
+
+A Paste Deploy filter for glance-api's pipeline (``filter_factory``, also
+the ``paste.filter_factory`` entry point ``multistore_prefix``)::
+
+    [filter:multistore_prefix]
+    paste.filter_factory = multistore_prefix.middleware:filter_factory
+
+For every request whose path names one image (``/v2/images/{id}`` and
+everything below it, ``/v2/cache/{id}``), it reads that image's live
+locations through the gateway's repository; when one lacks its store, the
+repository's resolve-on-get gives each legacy location its store and writes
+only that (``meta_data`` and ``updated_at`` of those location rows,
+compare-and-swap).  Then it hands the request to Glance unchanged.  Glance
+then finds every location with a valid store and its own rule (first
+``startswith`` wins, then a whole-image save) has nothing to do.  It is the
+same location map, resolver and write path as the ``multistore-prefix``
+command's; the filter only adds the entrance.
+
+It reads glance-api's own configuration (the global ``cfg.CONF`` Glance
+has parsed), its options in ``[multistore_prefix]``
+(:mod:`multistore_prefix.middleware.options`).  It never breaks a request:
+whatever fails is one log line, and the request goes on.
+"""
+
+import logging
+import os
+import re
+import threading
+
+from oslo_config import cfg
+
+from multistore_prefix.middleware import options
+from multistore_prefix.middleware import resolving
+
+LOG = logging.getLogger('multistore_prefix.middleware')
+
+_UUID = ('[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-'
+         '[0-9a-fA-F]{12}')
+# Before version negotiation the path may carry a minor version (v2.15).
+_IMAGE_PATH = re.compile(
+    rf'/v2(?:\.[0-9]+)?/(?:images|cache)/({_UUID})(?:/|$)')
+# CORS preflights never load the image.
+_SKIPPED_METHODS = frozenset(('OPTIONS',))
+
+
+def image_id_of(environ: dict) -> str | None:
+    """The image id a request's path names, or ``None``."""
+    if environ.get('REQUEST_METHOD') in _SKIPPED_METHODS:
+        return None
+    match = _IMAGE_PATH.match(environ.get('PATH_INFO') or '')
+    return match.group(1) if match else None
+
+
+class ResolveFilter:
+    """The WSGI middleware.
+
+    :ivar app: the next application of the pipeline.
+    :ivar conf: glance-api's configuration.
+    """
+
+    def __init__(self, app, conf: cfg.ConfigOpts | None = None):
+        self.app = app
+        self.conf = cfg.CONF if conf is None else conf
+        options.register_opts(self.conf)
+        self._worker: resolving.Worker | None = None
+        self._worker_pid: int | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        image_id = image_id_of(environ)
+        if image_id is not None:
+            worker = self.worker()
+            if worker is not None:
+                worker.resolve(image_id, environ.get('glance.context'))
+        return self.app(environ, start_response)
+
+    def worker(self) -> resolving.Worker | None:
+        """This process's worker, built on its first request."""
+        pid = os.getpid()
+        if self._worker_pid != pid:
+            with self._lock:
+                if self._worker_pid != pid:
+                    # A forked child never uses its parent's connections
+                    # or threads: it builds its own.
+                    self._worker = resolving.Worker.from_config(self.conf)
+                    self._worker_pid = pid
+        return self._worker
+
+
+def filter_factory(global_conf: dict, **local_conf):
+    """Paste Deploy's filter factory.
+
+    Options come from glance-api.conf, never from the paste file: keys
+    given there are reported and ignored.
+    """
+    if local_conf:
+        LOG.warning('multistore_prefix filter: paste options %s ignored; '
+                    'set them in [%s] of glance-api.conf',
+                    ', '.join(sorted(local_conf)), options.GROUP)
+
+    def make(app):
+        return ResolveFilter(app)
+    return make

@@ -1,0 +1,163 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""One glance-api process's resolver: built on first use, bounded in time.
+
+uWSGI (and mod_wsgi) load the application once and fork the workers from
+it, so nothing that holds a connection or a thread is made before the
+first request of each process.  A resolution runs in a small pool of the
+process's own threads, so the request waits at most ``request_timeout``
+for it, whatever the database or a backend does.
+"""
+
+import concurrent.futures
+import logging
+import os
+import threading
+import time
+
+from oslo_config import cfg
+
+from multistore_prefix import cmd
+from multistore_prefix.db import engine as db_engine
+from multistore_prefix.domain import exceptions as domain_exc
+from multistore_prefix import gateway as gateway_mod
+from multistore_prefix import location_map as lmap
+from multistore_prefix.middleware import options
+from multistore_prefix import urls
+
+LOG = logging.getLogger('multistore_prefix.middleware')
+
+#: Resolutions in flight at once in one process; a request that finds them
+#: all busy (a database that stopped answering) passes through at once.
+MAX_RUNNING = 4
+
+
+class Worker:
+    """Resolves images named by requests, for one process.
+
+    :ivar pid: the process it belongs to.
+    :ivar gateway: the :class:`~multistore_prefix.gateway.Gateway` on
+        glance-api's configuration.
+    :ivar timeout: seconds a request waits for its resolution.
+    """
+
+    def __init__(self, gateway: gateway_mod.Gateway, timeout: float,
+                 max_running: int = MAX_RUNNING):
+        self.pid = os.getpid()
+        self.gateway = gateway
+        self.timeout = timeout
+        self._slots = threading.BoundedSemaphore(max_running)
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max_running, thread_name_prefix='multistore-prefix')
+
+    @classmethod
+    def from_config(cls, conf: cfg.ConfigOpts) -> 'Worker | None':
+        """The worker for glance-api's configuration, or ``None``.
+
+        ``None`` when there is nothing to do (a single store) or the
+        configuration does not let it work; one log line says which.
+        Never raises: a filter that cannot work passes requests through.
+        """
+        try:
+            return cls._build(conf)
+        except Exception as exc:
+            if isinstance(exc, cmd.CONFIG_ERRORS):
+                reason = cmd.describe_config_error(exc, conf)
+            else:
+                reason = f'{type(exc).__name__}: {urls.mask_error(exc)}'
+            LOG.error('multistore_prefix filter: off, every request passes '
+                      'through: %s', urls.mask_text(reason))
+            LOG.debug('multistore_prefix filter: set-up failed',
+                      exc_info=True)
+            return None
+
+    @classmethod
+    def _build(cls, conf):
+        options.register_opts(conf)
+        lmap.register_opts(conf)
+        if not conf.enabled_backends:
+            LOG.info('multistore_prefix filter: [DEFAULT]/enabled_backends '
+                     'is not set (a single store); every request passes '
+                     'through')
+            return None
+        options.register_database_opts(conf)
+        if not conf.database.connection:
+            LOG.error('multistore_prefix filter: off, every request passes '
+                      'through: [database]/connection is not set; it must '
+                      'be Glance\'s database')
+            return None
+        own = conf[options.GROUP]
+        gateway = gateway_mod.Gateway(
+            conf, location_map=lmap.LocationMap.from_config(conf),
+            database=db_engine.Database.from_config(conf),
+            backend_lookups=own.backend_lookups,
+            fix_wrong_stores=own.fix_wrong_stores)
+        if gateway.lookups is not None:
+            gateway.lookups.timeout = own.backend_lookup_timeout
+        LOG.info('multistore_prefix filter: on in process %d, stores %s',
+                 os.getpid(), ', '.join(sorted(gateway.location_map.stores)))
+        return cls(gateway, own.request_timeout)
+
+    def resolve(self, image_id: str, context=None) -> None:
+        """Give ``image_id``'s legacy locations their store; never raises.
+
+        Waits at most :attr:`timeout`; whatever goes wrong is one log line
+        (the traceback at debug level) and the request goes on.
+        """
+        if not self._slots.acquire(blocking=False):
+            LOG.warning('multistore_prefix filter: image %s passed through '
+                        'unresolved: %d resolutions still running (is the '
+                        'database answering?)', image_id, MAX_RUNNING)
+            return
+        started = time.monotonic()
+        # Set when the request stops waiting: the work then writes nothing
+        # (unless already writing), not to compete with Glance's own rule.
+        given_up = threading.Event()
+        try:
+            future = self._pool.submit(self._resolve, image_id, context,
+                                       given_up)
+        except RuntimeError:  # the pool is shut down (process exiting)
+            self._slots.release()
+            return
+        try:
+            future.result(timeout=self.timeout)
+        except concurrent.futures.TimeoutError:
+            given_up.set()
+            LOG.warning('multistore_prefix filter: image %s passed through '
+                        'unresolved: no answer within request_timeout '
+                        '(%.1f s)', image_id, self.timeout)
+        except Exception as exc:
+            LOG.warning('multistore_prefix filter: image %s passed through '
+                        'unresolved: %s: %s', image_id, type(exc).__name__,
+                        urls.mask_error(exc))
+            LOG.debug('multistore_prefix filter: image %s', image_id,
+                      exc_info=True)
+        else:
+            LOG.debug('multistore_prefix filter: image %s checked in %.1f ms',
+                      image_id, (time.monotonic() - started) * 1000)
+
+    def _resolve(self, image_id, context, given_up):
+        try:
+            self.gateway.get_repo(context).resolve_stores(
+                image_id, proceed=lambda: not given_up.is_set())
+        except domain_exc.NotFound as exc:
+            # Glance answers 404 itself.
+            LOG.debug('multistore_prefix filter: image %s: %s', image_id,
+                      exc)
+        finally:
+            self._slots.release()
+
+    def close(self) -> None:
+        """Stop the threads and release the connections."""
+        self._pool.shutdown(wait=False)
+        self.gateway.close()

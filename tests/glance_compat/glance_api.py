@@ -1,0 +1,305 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""A real glance-api under uWSGI, for the tests and the benchmark.
+
+Glance 33 from PyPI and uWSGI in a venv of their own (``tools/glance-
+compat`` builds ``.venv-glance``), with this package installed into it, as
+an operator installs the filter into glance-api's environment.  uWSGI loads
+``glance.wsgi.api:application`` as Glance documents, once, and forks its
+workers from it (uWSGI's default: the filter's per-process set-up is
+exercised), on a free 127.0.0.1 port, in a new session, so that stopping it
+stops its whole process group.  Glance runs without Keystone (the
+``unauthenticated-context`` pipeline); its policy file lets that context do
+everything.
+
+Two file stores whose directories share a string prefix (``.../images``
+and ``.../images2``): Glance's own rule gives every image of the second to
+the first.  :mod:`tests.glance_compat.deployment` runs two of them on one
+database.
+"""
+
+import contextlib
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import requests
+
+#: Ports another suite of this machine uses.
+RESERVED_PORTS = range(14300, 14700)
+#: Seconds glance-api has to answer after it starts.
+START_TIMEOUT = 120
+#: glance-manage db sync, and each HTTP request.
+TIMEOUT = 300
+
+GLANCE_API_CONF = """\
+[DEFAULT]
+enabled_backends = fast:file, slow:file
+log_file = {workdir}/glance-api.log
+debug = {debug}
+[glance_store]
+default_backend = fast
+[fast]
+filesystem_store_datadir = {stores}/images
+[slow]
+filesystem_store_datadir = {stores}/images2
+[os_glance_staging_store]
+filesystem_store_datadir = {workdir}/staging
+[os_glance_tasks_store]
+filesystem_store_datadir = {workdir}/tasks
+[database]
+connection = {connection}
+[paste_deploy]
+flavor = {flavor}
+config_file = {workdir}/glance-api-paste.ini
+[oslo_policy]
+policy_file = {workdir}/policy.json
+enforce_new_defaults = false
+enforce_scope = false
+[multistore_prefix]
+{options}
+"""
+
+UWSGI_INI = """\
+[uwsgi]
+module = glance.wsgi.api:application
+http-socket = 127.0.0.1:{port}
+master = true
+processes = {processes}
+threads = {threads}
+enable-threads = true
+die-on-term = true
+http-auto-chunked = true
+http-chunked-input = true
+http-raw-body = true
+buffer-size = 65535
+# uWSGI's http-socket does not keep connections alive: say so.
+add-header = Connection: close
+logto = {workdir}/uwsgi.log
+"""
+
+#: The filter's section in the paste file.
+FILTER_SECTION = """
+[filter:multistore_prefix]
+use = egg:multistore-prefix#multistore_prefix
+"""
+
+
+def free_port() -> int:
+    """A free 127.0.0.1 port, outside :data:`RESERVED_PORTS`."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(('127.0.0.1', 0))
+            port = sock.getsockname()[1]
+        if port not in RESERVED_PORTS:
+            return port
+
+
+def glance_bin(name: str) -> str:
+    """A console script of the running Python's environment."""
+    path = os.path.join(os.path.dirname(sys.executable), name)
+    if not os.access(path, os.X_OK):
+        raise RuntimeError(f'{name} is not installed next to '
+                           f'{sys.executable}: run in the venv that '
+                           f'tools/glance-compat builds (.venv-glance)')
+    return path
+
+
+def paste_ini(with_filter: bool, before: str = 'unauthenticated-context'
+              ) -> str:
+    """Glance's own paste file, the filter added to every pipeline.
+
+    :param before: the filter goes right after this element (Glance's
+        context filter), so before the cache filters and ``rootapp``.
+    """
+    # pip puts Glance's data files under the venv's prefix.
+    shipped = pathlib.Path(sys.prefix) / 'etc/glance/glance-api-paste.ini'
+    text = shipped.read_text()
+    if not with_filter:
+        return text
+    lines = []
+    for line in text.splitlines():
+        key, sep, pipeline = line.partition(' = ')
+        names = pipeline.split()
+        if sep and names and names[-1] == 'rootapp':
+            for context in (before, 'context'):
+                if context in names:
+                    names.insert(names.index(context) + 1,
+                                 'multistore_prefix')
+                    break
+            line = f'{key} = {" ".join(names)}'
+        lines.append(line)
+    return '\n'.join(lines) + '\n' + FILTER_SECTION
+
+
+def allow_all_policy() -> str:
+    """Every Glance policy rule open: the unauthenticated context may act."""
+    import glance.policies
+    return json.dumps({rule.name: '' for rule in glance.policies.list_rules()})
+
+
+class GlanceApi:
+    """One glance-api: its files, its uWSGI process and its HTTP API.
+
+    :ivar workdir: its configuration, logs and store directories.
+    :ivar connection: ``[database]/connection``.
+    :ivar with_filter: the filter is in its pipeline.
+    :ivar port: the 127.0.0.1 port it listens on.
+    :ivar url: its base URL.
+    """
+
+    def __init__(self, workdir: pathlib.Path, connection: str, *,
+                 with_filter: bool, stores_dir: pathlib.Path | None = None,
+                 options: dict | None = None, flavor: str = '',
+                 processes: int = 2, threads: int = 4):
+        """Write its files (nothing runs yet).
+
+        :param stores_dir: where the store directories are (default
+            ``workdir``); two glance-api on one database share them.
+        :param options: ``[multistore_prefix]`` of glance-api.conf.
+        """
+        self.workdir = pathlib.Path(workdir)
+        self.connection = connection
+        self.with_filter = with_filter
+        self.stores_dir = pathlib.Path(stores_dir or workdir)
+        self.port = free_port()
+        self.url = f'http://127.0.0.1:{self.port}'
+        self.process = None
+        self.session = requests.Session()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        for name in ('images', 'images2', 'staging', 'tasks'):
+            (self.stores_dir / name).mkdir(exist_ok=True)
+        self.conf = self.workdir / 'glance-api.conf'
+        self.conf.write_text(GLANCE_API_CONF.format(
+            workdir=self.workdir, stores=self.stores_dir,
+            connection=connection, flavor=flavor, debug='false',
+            options='\n'.join(f'{k} = {v}'
+                              for k, v in (options or {}).items())))
+        (self.workdir / 'glance-api-paste.ini').write_text(
+            paste_ini(with_filter))
+        (self.workdir / 'policy.json').write_text(allow_all_policy())
+        (self.workdir / 'uwsgi.ini').write_text(UWSGI_INI.format(
+            port=self.port, processes=processes, threads=threads,
+            workdir=self.workdir))
+
+    @property
+    def store_dirs(self) -> dict:
+        return {'fast': self.stores_dir / 'images',
+                'slow': self.stores_dir / 'images2'}
+
+    def db_sync(self) -> None:
+        """``glance-manage db sync`` on its database."""
+        result = subprocess.run(
+            [glance_bin('glance-manage'), '--config-file', str(self.conf),
+             'db', 'sync'], capture_output=True, text=True, timeout=TIMEOUT)
+        if result.returncode != 0:
+            raise RuntimeError(f'glance-manage db sync exited '
+                               f'{result.returncode}:\n{result.stdout}\n'
+                               f'{result.stderr}')
+
+    def start(self) -> None:
+        """Start uWSGI and wait until glance-api answers.
+
+        :raises RuntimeError: it exited or did not answer in time; the
+            message holds its logs.
+        """
+        env = {**os.environ, 'OS_GLANCE_CONFIG_DIR': str(self.workdir)}
+        self.process = subprocess.Popen(
+            [glance_bin('uwsgi'), '--ini', str(self.workdir / 'uwsgi.ini')],
+            env=env, cwd=self.workdir, start_new_session=True,
+            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f'glance-api exited with '
+                                   f'{self.process.returncode} at start\n'
+                                   f'{self.logs()}')
+            with contextlib.suppress(requests.RequestException):
+                if self.session.get(f'{self.url}/v2/images',
+                                    timeout=5).status_code == 200:
+                    return
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f'glance-api did not answer on {self.url} within '
+                           f'{START_TIMEOUT} s\n{self.logs()}')
+
+    def stop(self) -> None:
+        """Stop uWSGI's whole process group (TERM, then KILL)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=30)
+        self.session.close()
+
+    def logs(self, tail: int = 80) -> str:
+        """The last lines of uWSGI's and glance-api's logs."""
+        out = []
+        for name in ('uwsgi.log', 'glance-api.log'):
+            path = self.workdir / name
+            if path.exists():
+                lines = path.read_text(errors='replace').splitlines()
+                out.append(f'--- {name}\n' + '\n'.join(lines[-tail:]))
+        return '\n'.join(out)
+
+    def log_lines(self, words: str) -> list[str]:
+        """glance-api's log lines that contain ``words``."""
+        path = self.workdir / 'glance-api.log'
+        if not path.exists():
+            return []
+        return [line for line in path.read_text(errors='replace'
+                                                ).splitlines()
+                if words in line]
+
+    # -- the images API ---------------------------------------------------
+
+    def request(self, method: str, path: str, **kwargs) -> requests.Response:
+        return self.session.request(method, f'{self.url}{path}',
+                                    timeout=TIMEOUT, **kwargs)
+
+    def create_image(self, name: str, data: bytes, store: str,
+                     **properties) -> str:
+        """Create an image and upload ``data`` into ``store``; its id."""
+        created = self.request('POST', '/v2/images', json={
+            'name': name, 'disk_format': 'raw', 'container_format': 'bare',
+            **properties})
+        created.raise_for_status()
+        image_id = created.json()['id']
+        uploaded = self.request(
+            'PUT', f'/v2/images/{image_id}/file', data=data,
+            headers={'Content-Type': 'application/octet-stream',
+                     'X-Image-Meta-Store': store})
+        uploaded.raise_for_status()
+        return image_id
+
+    def show(self, image_id: str) -> requests.Response:
+        return self.request('GET', f'/v2/images/{image_id}')
+
+    def download(self, image_id: str) -> requests.Response:
+        return self.request('GET', f'/v2/images/{image_id}/file')
+
+    def patch(self, image_id: str, changes: list) -> requests.Response:
+        return self.request(
+            'PATCH', f'/v2/images/{image_id}', json=changes,
+            headers={'Content-Type':
+                     'application/openstack-images-v2.1-json-patch'})
