@@ -62,8 +62,17 @@ SERVER_CHUNK = 5000
 MYSQL_TEXT_BYTES = 65535
 
 
-class Large(int):
-    """A text too long to read with its batch (its length, in chars)."""
+class Large:
+    """A text too long to read with its batch: read it with read_one()."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        return '<too long to read with its batch>'
+
+
+#: The one :class:`Large`.
+LARGE = Large()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,9 +147,10 @@ class BatchReader:
     """Reads live locations in id order, a batch at a time.
 
     The statement is compiled once per reader.  A row is ``(id, image_id,
-    url, meta_data)``; a text longer than :data:`LARGE_TEXT` comes as
-    :class:`Large` (read it with :func:`read_one`), and on SQLite text that
-    is not UTF-8 comes as ``bytes`` instead of failing the batch.
+    url, meta_data)``; in a row with a text longer than :data:`LARGE_TEXT`
+    both come as :data:`LARGE` (read it with :func:`read_one`), and on
+    SQLite text that is not UTF-8 comes as ``bytes`` instead of failing the
+    batch.
 
     :ivar dead: ids of images whose rows are left out here (``None``: the
         statement joins ``images`` and checks them itself).
@@ -161,11 +171,12 @@ class BatchReader:
     def _statement(self, shard_low, shard_high, as_bytes: bool):
         join = self.dead is None
         source = _L.join(_I, _I.c.id == _L.c.image_id) if join else _L
+        large = sa.bindparam('b_large', LARGE_TEXT)
         query = (sa.select(_L.c.id, _L.c.image_id,
                            _guarded(_L.c.value, as_bytes),
                            _guarded(_L.c.meta_data, as_bytes),
-                           sa.func.length(_L.c.value),
-                           sa.func.length(_L.c.meta_data))
+                           sa.or_(sa.func.length(_L.c.value) > large,
+                                  sa.func.length(_L.c.meta_data) > large))
                  .select_from(source)
                  .where(_L.c.id > sa.bindparam('b_after', 0),
                         *live_conditions(shard_low, shard_high, join))
@@ -188,17 +199,13 @@ class BatchReader:
             return [], None
         dead = self.dead or ()
         rows = []
-        for location_id, image_id, url, text, url_length, text_length \
-                in raw:
+        for location_id, image_id, url, text, large in raw:
             if image_id in dead:
                 continue
-            if url is None and url_length:
-                url = Large(url_length)
+            if large:
+                url = text = LARGE
             elif as_bytes:
                 url = api.utf8_or_bytes(url)
-            if text is None and text_length:
-                text = Large(text_length)
-            elif as_bytes:
                 text = api.utf8_or_bytes(text)
             rows.append((location_id, image_id, url, text))
         return rows, raw[-1][0]

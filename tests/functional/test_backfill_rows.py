@@ -208,3 +208,25 @@ def test_a_row_the_database_refuses_is_found_and_the_batch_written(
     assert report.updated == 8
     [row] = list(job.unresolved_rows)
     assert row['location_id'] == ids[6] and 'too long' in row['detail']
+
+
+def test_rows_too_long_for_their_batch_are_read_one_by_one(database,
+                                                           location_map):
+    # Past 8 KiB a row is read, decided and written alone; the batch's
+    # other rows, and its bad long rows, are what they would be.
+    long_key = 'k' * (db_locations.LARGE_TEXT + 10)
+    long_path = 'p' * (db_locations.LARGE_TEXT + 10)
+    _, ids = add_image(database, [legacy(f'{URL}a'),
+                                  legacy(f'{URL}b', f'{{"{long_key}": 1}}'),
+                                  legacy(f'{URL}{long_path}'),
+                                  legacy(f'{URL}d', f'{{"{long_key}": NaN}}'),
+                                  legacy(f'{URL}e')])
+    job, report = run(database, location_map, batch_size=5)
+    after = rows(database)
+    stores = [json.loads(after[i]['meta_data']).get('store')
+              for i in ids if i != ids[3]]
+    assert stores == ['slow'] * 4
+    assert json.loads(after[ids[1]]['meta_data'])[long_key] == 1
+    [row] = list(job.unresolved_rows)
+    assert row['location_id'] == ids[3] and row['reason'] == 'bad-metadata'
+    assert (report.scanned, report.updated) == (5, 4)
