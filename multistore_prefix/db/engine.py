@@ -313,11 +313,14 @@ def _transient_errors(context) -> None:
         text = str(orig)
         if _PG_LOCK_TIMEOUT.search(text):
             raise db_exc.DBDeadlock(wrapped) from orig
-        if (_PG_STATEMENT_TIMEOUT.search(text)
-                or type(orig).__name__ in ('OperationalError',
-                                           'InterfaceError')
-                and _PG_CONNECT_FAILED.search(text)):
+        if _PG_STATEMENT_TIMEOUT.search(text):
             raise db_exc.DBConnectionError(wrapped) from orig
+        if (type(orig).__name__ in ('OperationalError', 'InterfaceError')
+                and _PG_CONNECT_FAILED.search(text)):
+            # A lost or refused connection: say so, and let oslo.db make
+            # it a DBConnectionError (and SQLAlchemy's pre-ping reconnect
+            # quietly, and the pool drop the dead connection).
+            context.is_disconnect = True
     elif context.dialect.name == 'mysql':
         args = getattr(orig, 'args', ())
         if args and args[0] in _MYSQL_STATEMENT_TIMEOUT:

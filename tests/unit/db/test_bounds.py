@@ -177,3 +177,28 @@ def test_a_watchdog_with_nothing_to_watch_keeps_no_thread(monkeypatch):
     finally:
         reader.close()
         writer.close()
+
+
+@pytest.mark.engines('postgresql', 'mysql')
+def test_a_connection_the_server_killed_is_made_again(database_server,
+                                                      db_url):
+    # A failover, or an administrator: the pool's check (pre-ping) finds
+    # the pooled connection dead and quietly makes a new one.
+    database = db_engine.Database(db_url)
+    admin = db_engine.Database(db_url)
+    try:
+        with database.reader() as conn:
+            if database_server.name == 'postgresql':
+                me = conn.exec_driver_sql('SELECT pg_backend_pid()').scalar()
+            else:
+                me = conn.exec_driver_sql('SELECT CONNECTION_ID()').scalar()
+        with admin.writer() as conn:
+            if database_server.name == 'postgresql':
+                conn.exec_driver_sql(f'SELECT pg_terminate_backend({me})')
+            else:
+                conn.exec_driver_sql(f'KILL {int(me)}')
+        with database.reader() as conn:
+            assert conn.exec_driver_sql('SELECT 1').scalar() == 1
+    finally:
+        database.dispose()
+        admin.dispose()
