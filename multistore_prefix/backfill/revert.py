@@ -29,7 +29,7 @@ from typing import Iterator
 from multistore_prefix.backfill import report as report_mod
 from multistore_prefix.backfill import writing
 from multistore_prefix.db import exceptions as db_exceptions
-from multistore_prefix.db import locations as db_locations
+from multistore_prefix.db import location_writes
 from multistore_prefix.db import retry
 from multistore_prefix import metadata as metadata_text
 from multistore_prefix import urls
@@ -214,8 +214,8 @@ class Revert:
         with transaction() as conn:
             ids = [e['location_id'] for e in entries
                    if isinstance(e.get('location_id'), int)]
-            current = db_locations.lock_current(conn, ids,
-                                                lock=not self.dry_run)
+            current = location_writes.lock_current(conn, ids,
+                                                   lock=not self.dry_run)
             outcomes, writes = [], []
             for entry in entries:
                 reason, detail, write = _decide(entry, current)

@@ -14,7 +14,7 @@
 """Writing a batch: compare-and-swap, exact about whose write landed.
 
 The fast path is one ``UPDATE`` per chunk (:func:`multistore_prefix.db.
-locations.set_metadata`): when every row still held what was read, every
+location_writes.set_metadata`): when every row still held what was read, every
 row changed, and they are all this run's.  When some did not (another
 writer, another run), that transaction is rolled back and the batch is
 written again the exact way: its rows are locked in id order and read
@@ -37,7 +37,7 @@ from oslo_db import exception as db_exc
 from multistore_prefix.backfill import deciding
 from multistore_prefix.db import api as db_api
 from multistore_prefix.db import exceptions as db_exceptions
-from multistore_prefix.db import locations as db_locations
+from multistore_prefix.db import location_writes
 from multistore_prefix.db import retry
 from multistore_prefix import exceptions
 from multistore_prefix import location_map as lmap
@@ -121,7 +121,7 @@ class Writer:
 
     def _fast(self, writes) -> list[tuple]:
         with self.database.writer() as conn:
-            changed = db_locations.set_metadata(
+            changed = location_writes.set_metadata(
                 conn, [(w[0], w[3], w[4]) for w in writes], utcnow())
             if changed != len(writes):
                 raise _RowsChanged()  # rolls this transaction back
@@ -137,7 +137,7 @@ class Writer:
         return [(ERROR, w, None, 'the row kept changing') for w in writes]
 
     def _exact_once(self, conn, writes) -> list[tuple]:
-        current = db_locations.lock_current(conn, [w[0] for w in writes])
+        current = location_writes.lock_current(conn, [w[0] for w in writes])
         outcomes, final = [], []
         for write in writes:
             row = current.get(write[0])
@@ -151,7 +151,7 @@ class Writer:
                 outcomes.append(outcome)
                 if outcome[0] == MERGED:
                     final.append(outcome[1])
-        changed = db_locations.set_metadata(
+        changed = location_writes.set_metadata(
             conn, [(w[0], w[3], w[4]) for w in final], utcnow())
         if changed != len(final):  # locked: only a bug gets here
             raise _RowsChanged()
@@ -224,7 +224,7 @@ def set_all(conn, writes) -> None:
     :param writes: (location id, text now, new text).
     :raises db_exceptions.Conflict: one did not (only a bug gets here).
     """
-    changed = db_locations.set_metadata(conn, writes, utcnow())
+    changed = location_writes.set_metadata(conn, writes, utcnow())
     if changed != len(writes):
         raise db_exceptions.Conflict(None, 'locations', reason=(
             f'{len(writes) - changed} of {len(writes)} locked rows did not '

@@ -29,11 +29,10 @@ plain inserts: uniqueness is the database's job, and its "duplicate" answer
 becomes :class:`~multistore_prefix.db.exceptions.Duplicate`.  Nothing here
 reads to decide whether to insert.
 
-Location metadata is JSON text.  A metadata change is merged key by key into
-the text in the row, compare-and-swap on that exact text, so a writer that
-sets ``store`` never drops a key another writer added meanwhile; the keys
-it changes are spliced into that text (:mod:`multistore_prefix.metadata`),
-so every other byte stays as it was.
+This module is the database layer's interface for images: it also names
+the location functions (:mod:`multistore_prefix.db.location_rows`) and
+the comparing helpers (:mod:`multistore_prefix.db.sql`), so callers read
+and write an image through one module.
 """
 
 import datetime
@@ -41,125 +40,31 @@ from typing import Any, Iterable, Mapping
 
 from oslo_db import exception as db_exc
 import sqlalchemy as sa
-from sqlalchemy.ext import compiler as sa_compiler
 
 from multistore_prefix.db import exceptions
+from multistore_prefix.db import location_rows
 from multistore_prefix.db import models
-from multistore_prefix import metadata as metadata_text
+from multistore_prefix.db import sql
 
-#: How many times a location metadata merge re-reads and retries.
-MERGE_ATTEMPTS = 5
+# Named here too: the interface of the database layer for images.
+holds = sql.holds
+exact = sql.exact
+text_as_stored = sql.text_as_stored
+utf8_or_bytes = sql.utf8_or_bytes
+MERGE_ATTEMPTS = location_rows.MERGE_ATTEMPTS
+KeyConflict = location_rows.KeyConflict
+dump_metadata = location_rows.dump_metadata
+load_metadata = location_rows.load_metadata
+merge_metadata = location_rows.merge_metadata
+image_locations = location_rows.image_locations
+location_add = location_rows.location_add
+location_update = location_rows.location_update
+location_remove = location_rows.location_remove
 
 _IMAGES = models.images
 _PROPERTIES = models.image_properties
 _TAGS = models.image_tags
 _LOCATIONS = models.image_locations
-_MISSING = object()
-
-
-# -- comparing exactly ------------------------------------------------------
-
-class exact(sa.sql.functions.FunctionElement):
-    """A column compared byte for byte.
-
-    MySQL compares text by collation ('Bar' = 'bar', trailing spaces
-    ignored); a compare-and-swap must not, so there it is ``BINARY col``.
-    """
-
-    inherit_cache = True
-    name = 'exact'
-
-    def __init__(self, column):
-        super().__init__(column)
-        self.type = column.type
-
-
-@sa_compiler.compiles(exact)
-def _compile_exact(element, compiler, **kw):
-    return compiler.process(element.clauses, **kw)
-
-
-@sa_compiler.compiles(exact, 'mysql')
-def _compile_exact_mysql(element, compiler, **kw):
-    return 'BINARY %s' % compiler.process(element.clauses, **kw)
-
-
-def holds(column: sa.Column, value: Any) -> sa.ColumnElement:
-    """``column`` holds exactly ``value`` (``IS NULL`` for ``None``)."""
-    if value is None:
-        return column.is_(None)
-    if isinstance(column.type, sa.String):
-        return exact(column) == value
-    return column == value
-
-
-def _live(table) -> sa.ColumnElement:
-    return table.c.deleted == sa.false()
-
-
-# -- metadata as text ---------------------------------------------------------
-
-def dump_metadata(value: Any) -> str | None:
-    """The JSON text Glance stores for a new location's metadata.
-
-    Standard JSON only: a NaN or an infinity is a ValueError.
-    """
-    return metadata_text.dump(value)
-
-
-def load_metadata(text: str | bytes | None) -> Any:
-    """A location's metadata from its text.
-
-    Text that is not a standard JSON object (or, on SQLite, not UTF-8)
-    becomes a :class:`multistore_prefix.metadata.Bad` reason: the resolver
-    reports it and nothing here rewrites it.
-    """
-    if text is None:
-        return None
-    return metadata_text.load(text)
-
-
-class KeyConflict(Exception):
-    """A metadata key this writer changes was changed differently meanwhile.
-
-    :ivar key: the key.
-    :ivar expected: its value as this writer read it (``None`` if absent).
-    :ivar found: its value now (``None`` if absent).
-    """
-
-    def __init__(self, key, expected, found):
-        self.key = key
-        self.expected = None if expected is _MISSING else expected
-        self.found = None if found is _MISSING else found
-        super().__init__(key)
-
-
-def merge_metadata(current: Mapping, before: Mapping,
-                   after: Mapping) -> dict:
-    """Apply one writer's change (``before`` -> ``after``) to ``current``.
-
-    Only the keys this writer changed are touched; every other key keeps
-    the value it has in ``current``, whoever set it.
-
-    :raises KeyConflict: a changed key holds neither the value this writer
-        read nor the one it wants.
-    """
-    merged = dict(current)
-    for key in list(before) + [k for k in after if k not in before]:
-        old = before.get(key, _MISSING)
-        new = after.get(key, _MISSING)
-        if old == new:
-            continue
-        found = current.get(key, _MISSING)
-        if found == new:
-            continue
-        if found != old:
-            raise KeyConflict(key, old, found)
-        if new is _MISSING:
-            del merged[key]
-        else:
-            merged[key] = new
-    return merged
 
 
 # -- reads --------------------------------------------------------------------
@@ -192,7 +97,7 @@ def image_get_all(conn: sa.engine.Connection,
     :param limit: at most this many images.
     """
     query = sa.select(*(_IMAGES.c[f] for f in _IMAGE_FIELDS)).where(
-        _live(_IMAGES))
+        sql.live(_IMAGES))
     for name, value in (filters or {}).items():
         if name not in _IMAGE_FIELDS:
             raise ValueError(f'cannot filter images on {name!r}')
@@ -215,68 +120,25 @@ def image_get_all(conn: sa.engine.Connection,
     for image_id, name, value in conn.execute(
             sa.select(_PROPERTIES.c.image_id, _PROPERTIES.c.name,
                       _PROPERTIES.c.value)
-            .where(_PROPERTIES.c.image_id.in_(ids), _live(_PROPERTIES))
+            .where(_PROPERTIES.c.image_id.in_(ids), sql.live(_PROPERTIES))
             .order_by(_PROPERTIES.c.id)):
         images[image_id]['properties'][name] = value
     for image_id, value in conn.execute(
             sa.select(_TAGS.c.image_id, _TAGS.c.value)
-            .where(_TAGS.c.image_id.in_(ids), _live(_TAGS))
+            .where(_TAGS.c.image_id.in_(ids), sql.live(_TAGS))
             .order_by(_TAGS.c.id)):
         images[image_id]['tags'].append(value)
     sqlite = conn.dialect.name == 'sqlite'
     for row in conn.execute(
             sa.select(_LOCATIONS.c.id, _LOCATIONS.c.image_id,
-                      text_as_stored(_LOCATIONS.c.value, sqlite),
-                      text_as_stored(_LOCATIONS.c.meta_data, sqlite),
+                      sql.text_as_stored(_LOCATIONS.c.value, sqlite),
+                      sql.text_as_stored(_LOCATIONS.c.meta_data, sqlite),
                       _LOCATIONS.c.status)
-            .where(_LOCATIONS.c.image_id.in_(ids), _live(_LOCATIONS))
+            .where(_LOCATIONS.c.image_id.in_(ids), sql.live(_LOCATIONS))
             .order_by(_LOCATIONS.c.id)):
-        images[row.image_id]['locations'].append(_location(row))
+        images[row.image_id]['locations'].append(
+            location_rows.location_dict(row))
     return list(images.values())
-
-
-def image_locations(conn: sa.engine.Connection, image_id: str) -> list[dict]:
-    """The live locations of one live image; none when there is no such.
-
-    One query: enough to tell whether a location lacks its store without
-    reading the whole image.
-    """
-    sqlite = conn.dialect.name == 'sqlite'
-    return [_location(row) for row in conn.execute(
-        sa.select(_LOCATIONS.c.id,
-                  text_as_stored(_LOCATIONS.c.value, sqlite),
-                  text_as_stored(_LOCATIONS.c.meta_data, sqlite),
-                  _LOCATIONS.c.status)
-        .join(_IMAGES, _IMAGES.c.id == _LOCATIONS.c.image_id)
-        .where(_LOCATIONS.c.image_id == image_id, _live(_LOCATIONS),
-               _live(_IMAGES))
-        .order_by(_LOCATIONS.c.id))]
-
-
-def _location(row) -> dict:
-    return {'id': row.id, 'url': utf8_or_bytes(row.value),
-            'metadata': load_metadata(utf8_or_bytes(row.meta_data)),
-            'status': row.status}
-
-
-def text_as_stored(column, sqlite: bool):
-    """SQLite stores any bytes as text; read them as bytes, decode here.
-
-    Otherwise one row that is not UTF-8 would fail the whole read.
-    """
-    if not sqlite:
-        return column
-    return sa.cast(column, sa.LargeBinary).label(column.name)
-
-
-def utf8_or_bytes(value):
-    """Text as text; on SQLite, bytes that are not UTF-8 stay bytes."""
-    if value.__class__ is not bytes:
-        return value
-    try:
-        return value.decode('utf-8')
-    except UnicodeDecodeError:
-        return value
 
 
 # -- image rows -----------------------------------------------------------
@@ -296,18 +158,18 @@ def image_create(conn: sa.engine.Connection, values: Mapping[str, Any],
     row = {'created_at': now, 'updated_at': now, 'deleted': False}
     row.update((k, v) for k, v in values.items()
                if k in _IMAGE_FIELDS and v is not None)
-    with _duplicate_as(image_id, 'image', image_id):
+    with sql.duplicate_as(image_id, 'image', image_id):
         conn.execute(sa.insert(_IMAGES), [row])
     if properties:
-        with _duplicate_as(image_id, 'property', ', '.join(properties)):
+        with sql.duplicate_as(image_id, 'property', ', '.join(properties)):
             conn.execute(sa.insert(_PROPERTIES), [
-                _child(image_id, now, name=name, value=value)
+                sql.child(image_id, now, name=name, value=value)
                 for name, value in properties.items()])
     tags = list(tags)
     if tags:
-        with _duplicate_as(image_id, 'tag', ', '.join(tags)):
+        with sql.duplicate_as(image_id, 'tag', ', '.join(tags)):
             conn.execute(sa.insert(_TAGS), [
-                _child(image_id, now, value=tag) for tag in tags])
+                sql.child(image_id, now, value=tag) for tag in tags])
     return [location_add(conn, image_id, loc['url'], loc.get('metadata', {}),
                          loc.get('status') or 'active', now)
             for loc in locations]
@@ -329,22 +191,22 @@ def image_update(conn: sa.engine.Connection, image_id: str,
     for _attempt in range(2):
         result = conn.execute(
             sa.update(_IMAGES)
-            .where(_IMAGES.c.id == image_id, _live(_IMAGES),
-                   *(holds(_IMAGES.c[n], old)
+            .where(_IMAGES.c.id == image_id, sql.live(_IMAGES),
+                   *(sql.holds(_IMAGES.c[n], old)
                      for n, (old, _new) in pending.items()))
             .values({**{n: new for n, (_old, new) in pending.items()},
                      'updated_at': now}))
         if result.rowcount:
             return
-        row = _locked(conn, _IMAGES, _IMAGES.c.id == image_id)
+        row = sql.locked(conn, _IMAGES, _IMAGES.c.id == image_id)
         if row is None or row['deleted']:
             raise exceptions.NotFound('image', image_id)
         for name, (old, new) in list(pending.items()):
             # Status moves are events: another writer's identical move
             # is its move, not this one's.
-            if _same(row[name], new) and name != 'status':
+            if sql.same(row[name], new) and name != 'status':
                 del pending[name]
-            elif not _same(row[name], old):
+            elif not sql.same(row[name], old):
                 raise exceptions.Conflict(image_id, name, old, row[name])
         if not pending:
             return
@@ -360,15 +222,15 @@ def image_destroy(conn: sa.engine.Connection, image_id: str,
     """
     deleted = {'deleted': True, 'deleted_at': now, 'updated_at': now}
     result = conn.execute(
-        sa.update(_IMAGES).where(_IMAGES.c.id == image_id, _live(_IMAGES))
+        sa.update(_IMAGES).where(_IMAGES.c.id == image_id, sql.live(_IMAGES))
         .values(status='deleted', **deleted))
     if not result.rowcount:
         raise exceptions.NotFound('image', image_id)
     for table in (_PROPERTIES, _TAGS):
         conn.execute(sa.update(table).where(
-            table.c.image_id == image_id, _live(table)).values(**deleted))
+            table.c.image_id == image_id, sql.live(table)).values(**deleted))
     conn.execute(sa.update(_LOCATIONS).where(
-        _LOCATIONS.c.image_id == image_id, _live(_LOCATIONS)).values(
+        _LOCATIONS.c.image_id == image_id, sql.live(_LOCATIONS)).values(
             status='deleted', **deleted))
 
 
@@ -389,7 +251,7 @@ def property_add(conn: sa.engine.Connection, image_id: str, name: str,
     try:
         with conn.begin_nested():
             conn.execute(sa.insert(_PROPERTIES),
-                         [_child(image_id, now, name=name, value=value)])
+                         [sql.child(image_id, now, name=name, value=value)])
         return
     except db_exc.DBDuplicateEntry:
         pass
@@ -415,14 +277,15 @@ def property_update(conn: sa.engine.Connection, image_id: str, name: str,
     :raises Conflict: it holds another value, or was removed.
     """
     where = (_PROPERTIES.c.image_id == image_id, _PROPERTIES.c.name == name,
-             _live(_PROPERTIES))
+             sql.live(_PROPERTIES))
     result = conn.execute(
-        sa.update(_PROPERTIES).where(*where, holds(_PROPERTIES.c.value, old))
+        sa.update(_PROPERTIES)
+        .where(*where, sql.holds(_PROPERTIES.c.value, old))
         .values(value=new, updated_at=now))
     if not result.rowcount:
-        row = _locked(conn, _PROPERTIES, *where)
-        found = _MISSING if row is None else row['value']
-        if not _same(found, new):
+        row = sql.locked(conn, _PROPERTIES, *where)
+        found = location_rows.MISSING if row is None else row['value']
+        if not sql.same(found, new):
             raise _property_conflict(image_id, name, old, found)
 
 
@@ -433,12 +296,13 @@ def property_remove(conn: sa.engine.Connection, image_id: str, name: str,
     :raises Conflict: it holds another value now.
     """
     where = (_PROPERTIES.c.image_id == image_id, _PROPERTIES.c.name == name,
-             _live(_PROPERTIES))
+             sql.live(_PROPERTIES))
     result = conn.execute(
-        sa.update(_PROPERTIES).where(*where, holds(_PROPERTIES.c.value, old))
+        sa.update(_PROPERTIES)
+        .where(*where, sql.holds(_PROPERTIES.c.value, old))
         .values(deleted=True, deleted_at=now, updated_at=now))
     if not result.rowcount:
-        row = _locked(conn, _PROPERTIES, *where)
+        row = sql.locked(conn, _PROPERTIES, *where)
         if row is not None:
             raise _property_conflict(image_id, name, old, row['value'])
 
@@ -450,8 +314,8 @@ def tag_add(conn: sa.engine.Connection, image_id: str, tag: str,
     :raises Duplicate: the image has that tag (on the project's schema;
         Glance's own schema does not forbid duplicate tags).
     """
-    with _duplicate_as(image_id, 'tag', tag):
-        conn.execute(sa.insert(_TAGS), [_child(image_id, now, value=tag)])
+    with sql.duplicate_as(image_id, 'tag', tag):
+        conn.execute(sa.insert(_TAGS), [sql.child(image_id, now, value=tag)])
 
 
 def tag_remove(conn: sa.engine.Connection, image_id: str, tag: str,
@@ -459,214 +323,19 @@ def tag_remove(conn: sa.engine.Connection, image_id: str, tag: str,
     """Soft-delete a tag (already gone is fine: the same end)."""
     conn.execute(
         sa.update(_TAGS).where(_TAGS.c.image_id == image_id,
-                               exact(_TAGS.c.value) == tag, _live(_TAGS))
+                               sql.exact(_TAGS.c.value) == tag,
+                               sql.live(_TAGS))
         .values(deleted=True, deleted_at=now, updated_at=now))
 
 
 # -- locations ----------------------------------------------------------------
 
-def location_add(conn: sa.engine.Connection, image_id: str, url: str,
-                 metadata: Any, status: str, now: datetime.datetime) -> int:
-    """Insert a location; returns its id.
-
-    :raises Duplicate: the image has a live location with that URL (on the
-        project's schema).
-    """
-    with _duplicate_as(image_id, 'location', url):
-        result = conn.execute(sa.insert(_LOCATIONS), [_child(
-            image_id, now, value=url, meta_data=dump_metadata(metadata),
-            status=status)])
-    return result.inserted_primary_key[0]
-
-
-def location_update(conn: sa.engine.Connection, image_id: str,
-                    location_id: int, now: datetime.datetime, *,
-                    metadata: tuple[Any, Any] | None = None,
-                    status: tuple[str, str] | None = None,
-                    url: tuple[str, str] | None = None,
-                    attempts: int = MERGE_ATTEMPTS) -> Any:
-    """Change a location's metadata, status and/or URL; returns its metadata.
-
-    The metadata change is merged key by key into what the row holds now
-    (:func:`merge_metadata`); the write is compare-and-swap on the exact
-    JSON text it was merged into.  The first try assumes the row still
-    holds the text of the metadata read, so an undisturbed change is a
-    single ``UPDATE``.
-
-    :param metadata: (metadata read, metadata wanted), or ``None``.
-    :param status: (status read, status wanted), or ``None``.
-    :param url: (URL read, URL wanted), or ``None``: the row's ``value`` is
-        rewritten, compare-and-swap like the rest.
-    :raises Conflict: another writer changed a key, the status or the URL
-        this writer changes, or removed the location.
-    :raises Duplicate: the image has another live location with the new
-        URL (on the project's schema).
-    """
-    label = f'location {location_id}'
-    meta_before, meta_after = metadata if metadata else (None, None)
-    text = dump_metadata(meta_before)
-    wanted_meta = meta_after
-    wanted_text = dump_metadata(meta_after)
-    current_status = status[0] if status else None
-    current_url = url[0] if url else None
-    for _attempt in range(attempts):
-        values = {'updated_at': now}
-        where = [_LOCATIONS.c.id == location_id, _live(_LOCATIONS)]
-        if metadata:
-            values['meta_data'] = wanted_text
-            where.append(holds(_LOCATIONS.c.meta_data, text))
-        if status and current_status != status[1]:
-            values['status'] = status[1]
-            where.append(_LOCATIONS.c.status == current_status)
-        if url and current_url != url[1]:
-            values['value'] = url[1]
-            where.append(holds(_LOCATIONS.c.value, current_url))
-        if len(values) == 1:
-            return wanted_meta
-        with _duplicate_as(image_id, 'location',
-                           url[1] if url else location_id), \
-                _rejected_as(image_id, label):
-            updated = conn.execute(sa.update(_LOCATIONS).where(*where)
-                                   .values(values)).rowcount
-        if updated:
-            return wanted_meta
-        row = _locked(conn, _LOCATIONS, _LOCATIONS.c.id == location_id)
-        if row is None or row['deleted']:
-            raise exceptions.Conflict(image_id, label, 'present', 'removed',
-                                      reason='removed by another writer')
-        if url:
-            if row['value'] not in url:
-                raise exceptions.Conflict(image_id, f'{label} URL',
-                                          reason='rewritten by another '
-                                                 'writer')
-            current_url = row['value']
-        if status:
-            if row['status'] not in status:
-                raise exceptions.Conflict(image_id, f'{label} status',
-                                          status[0], row['status'])
-            current_status = row['status']
-        if metadata:
-            text = row['meta_data']
-            wanted_text, wanted_meta = _merge_text(image_id, label, text,
-                                                   meta_before, meta_after)
-            if _same(wanted_text, text):
-                metadata = None
-    raise exceptions.Conflict(image_id, f'{label} metadata',
-                              reason='the row kept changing')
-
-
-def location_remove(conn: sa.engine.Connection, image_id: str,
-                    location_id: int, now: datetime.datetime,
-                    status: str = 'deleted') -> None:
-    """Soft-delete a location (already gone is fine: the same end)."""
-    conn.execute(
-        sa.update(_LOCATIONS).where(_LOCATIONS.c.id == location_id,
-                                    _live(_LOCATIONS))
-        .values(status=status, deleted=True, deleted_at=now,
-                updated_at=now))
-
 
 # -- helpers ----------------------------------------------------------------
 
-def _child(image_id, now, **values):
-    return {'image_id': image_id, 'created_at': now, 'updated_at': now,
-            'deleted': False, **values}
-
-
-def _locked(conn, table, *where):
-    """Read a row again, locked until commit, seeing the latest commit."""
-    return conn.execute(sa.select(table).where(*where)
-                        .with_for_update()).mappings().first()
-
-
-def _same(a, b) -> bool:
-    """Equal values of the same type (``1`` is not ``True`` here)."""
-    return a is b or (type(a) is type(b) and a == b)
-
-
 def _property_conflict(image_id, name, old, found):
-    found = None if found is _MISSING else found
+    found = None if found is location_rows.MISSING else found
     return exceptions.Conflict(
         image_id, f'property {name}', old, found,
         reason=None if found is not None else
         f'expected {old!r}, found it removed')
-
-
-def _merge_text(image_id, label, text, before, after):
-    """(new text, new metadata): this writer's change, merged into ``text``.
-
-    Only the keys the writer changed are spliced into the row's text;
-    every other byte of it stays as it was.
-    """
-    if isinstance(before, dict) and isinstance(after, dict):
-        members = metadata_text.parse('{}' if text is None else text)
-        if isinstance(members, metadata_text.Bad):
-            raise exceptions.Conflict(
-                image_id, f'{label} metadata', before, None,
-                reason=f'it is not a JSON object any more ({members})')
-        changed = list(metadata_text.changed_keys(before, after))
-        current = {}
-        for key in changed:
-            value = members.value(key)
-            if value is not metadata_text.MISSING:
-                current[key] = value
-        try:
-            merged = merge_metadata(current, before, after)
-            new_text = metadata_text.patch(members, {
-                key: merged.get(key, metadata_text.DELETE)
-                for key in changed})
-        except KeyConflict as exc:
-            raise exceptions.Conflict(
-                image_id, f'{label} metadata key {exc.key!r}', exc.expected,
-                exc.found) from None
-        except ValueError as exc:
-            raise exceptions.Conflict(image_id, f'{label} metadata',
-                                      reason=str(exc)) from None
-        return new_text, metadata_text.load(new_text)
-    # Not two objects: the whole value is the one attribute.
-    current = load_metadata(text)
-    if current == after:
-        return text, after
-    # What was read: the value as loaded, or (a caller that kept it) the
-    # text itself.
-    if current != before and text != before:
-        raise exceptions.Conflict(image_id, f'{label} metadata', before,
-                                  current)
-    return dump_metadata(after), after
-
-
-class _rejected_as:
-    """Turn the database's refusal of a value into ``Rejected``.
-
-    MySQL refuses metadata longer than its column (Glance accepts metadata
-    up to that limit; adding ``store`` may cross it); that statement alone
-    fails, and the caller decides whether the transaction goes on.
-    """
-
-    def __init__(self, image_id, label):
-        self.args = (image_id, label)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None and issubclass(exc_type, db_exc.DBDataError):
-            raise exceptions.Rejected(*self.args,
-                                      exceptions.describe(exc)) from exc
-        return False
-
-
-class _duplicate_as:
-    """Turn the database's duplicate-entry error into ``Duplicate``."""
-
-    def __init__(self, image_id, kind, key):
-        self.args = (image_id, kind, key)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None and issubclass(exc_type,
-                                               db_exc.DBDuplicateEntry):
-            raise exceptions.Duplicate(*self.args) from exc
-        return False

@@ -1,0 +1,140 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+
+"""The small pieces every statement of the database layer is made of.
+
+Comparing exactly (a compare-and-swap must not follow MySQL's collation),
+the live-row condition, re-reading a row locked, and turning the
+database's own refusals (a duplicate, a value too long) into this
+package's errors.  SQL lives in :mod:`multistore_prefix.db`; this is its
+shared toolbox.
+"""
+
+from typing import Any
+
+from oslo_db import exception as db_exc
+import sqlalchemy as sa
+from sqlalchemy.ext import compiler as sa_compiler
+
+from multistore_prefix.db import exceptions
+
+
+class exact(sa.sql.functions.FunctionElement):
+    """A column compared byte for byte.
+
+    MySQL compares text by collation ('Bar' = 'bar', trailing spaces
+    ignored); a compare-and-swap must not, so there it is ``BINARY col``.
+    """
+
+    inherit_cache = True
+    name = 'exact'
+
+    def __init__(self, column):
+        super().__init__(column)
+        self.type = column.type
+
+
+@sa_compiler.compiles(exact)
+def _compile_exact(element, compiler, **kw):
+    return compiler.process(element.clauses, **kw)
+
+
+@sa_compiler.compiles(exact, 'mysql')
+def _compile_exact_mysql(element, compiler, **kw):
+    return 'BINARY %s' % compiler.process(element.clauses, **kw)
+
+
+def holds(column: sa.Column, value: Any) -> sa.ColumnElement:
+    """``column`` holds exactly ``value`` (``IS NULL`` for ``None``)."""
+    if value is None:
+        return column.is_(None)
+    if isinstance(column.type, sa.String):
+        return exact(column) == value
+    return column == value
+
+
+def live(table) -> sa.ColumnElement:
+    return table.c.deleted == sa.false()
+
+
+def child(image_id, now, **values):
+    return {'image_id': image_id, 'created_at': now, 'updated_at': now,
+            'deleted': False, **values}
+
+
+def locked(conn, table, *where):
+    """Read a row again, locked until commit, seeing the latest commit."""
+    return conn.execute(sa.select(table).where(*where)
+                        .with_for_update()).mappings().first()
+
+
+def same(a, b) -> bool:
+    """Equal values of the same type (``1`` is not ``True`` here)."""
+    return a is b or (type(a) is type(b) and a == b)
+
+
+class rejected_as:
+    """Turn the database's refusal of a value into ``Rejected``.
+
+    MySQL refuses metadata longer than its column (Glance accepts metadata
+    up to that limit; adding ``store`` may cross it); that statement alone
+    fails, and the caller decides whether the transaction goes on.
+    """
+
+    def __init__(self, image_id, label):
+        self.args = (image_id, label)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and issubclass(exc_type, db_exc.DBDataError):
+            raise exceptions.Rejected(*self.args,
+                                      exceptions.describe(exc)) from exc
+        return False
+
+
+class duplicate_as:
+    """Turn the database's duplicate-entry error into ``Duplicate``."""
+
+    def __init__(self, image_id, kind, key):
+        self.args = (image_id, kind, key)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None and issubclass(exc_type,
+                                               db_exc.DBDuplicateEntry):
+            raise exceptions.Duplicate(*self.args) from exc
+        return False
+
+
+def text_as_stored(column, sqlite: bool):
+    """SQLite stores any bytes as text; read them as bytes, decode here.
+
+    Otherwise one row that is not UTF-8 would fail the whole read.
+    """
+    if not sqlite:
+        return column
+    return sa.cast(column, sa.LargeBinary).label(column.name)
+
+
+def utf8_or_bytes(value):
+    """Text as text; on SQLite, bytes that are not UTF-8 stay bytes."""
+    if value.__class__ is not bytes:
+        return value
+    try:
+        return value.decode('utf-8')
+    except UnicodeDecodeError:
+        return value
