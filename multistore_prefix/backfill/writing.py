@@ -14,8 +14,8 @@
 """Writing a batch: compare-and-swap, exact about whose write landed.
 
 The fast path is one ``UPDATE`` per chunk (:func:`multistore_prefix.db.
-location_writes.set_metadata`): when every row still held what was read, every
-row changed, and they are all this run's.  When some did not (another
+location_writes.set_metadata`): when every row still held what was read,
+every row changed, and they are all this run's.  When some did not (another
 writer, another run), that transaction is rolled back and the batch is
 written again the exact way: its rows are locked in id order and read
 back, the rows that still hold what was read are written as decided, and
