@@ -262,4 +262,5 @@ def _decide(entry, current) -> tuple:
             'previous_sha256']:
         return (NOT_EXACT, 'taking the store out would not give back the '
                 'exact text that was there: left as it is', None)
-    return None, None, (entry['location_id'], row.text, restored)
+    return None, None, (entry['location_id'], entry.get('image_id'),
+                        row.text, restored)

@@ -122,7 +122,7 @@ class Writer:
     def _fast(self, writes) -> list[tuple]:
         with self.database.writer() as conn:
             changed = location_writes.set_metadata(
-                conn, [(w[0], w[3], w[4]) for w in writes], utcnow())
+                conn, [(w[0], w[1], w[3], w[4]) for w in writes], utcnow())
             if changed != len(writes):
                 raise _RowsChanged()  # rolls this transaction back
         return [(UPDATED, w, None, None) for w in writes]
@@ -152,7 +152,8 @@ class Writer:
                 if outcome[0] == MERGED:
                     final.append(outcome[1])
         changed = location_writes.set_metadata(
-            conn, [(w[0], w[3], w[4]) for w in final], utcnow())
+            conn, [(w[0], w[1], w[3], w[4]) for w in final], utcnow(),
+            locked=True)
         if changed != len(final):  # locked: only a bug gets here
             raise _RowsChanged()
         return outcomes
@@ -221,10 +222,11 @@ class Writer:
 def set_all(conn, writes) -> None:
     """Compare-and-swap rows that are locked: every one must change.
 
-    :param writes: (location id, text now, new text).
+    :param writes: (location id, image id, text now, new text).
     :raises db_exceptions.Conflict: one did not (only a bug gets here).
     """
-    changed = location_writes.set_metadata(conn, writes, utcnow())
+    changed = location_writes.set_metadata(conn, writes, utcnow(),
+                                           locked=True)
     if changed != len(writes):
         raise db_exceptions.Conflict(None, 'locations', reason=(
             f'{len(writes) - changed} of {len(writes)} locked rows did not '

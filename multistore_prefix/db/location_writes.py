@@ -34,11 +34,15 @@ only if it still holds exactly the text that was read and is still live,
 and rows are locked in id order (an index range scan of the primary key;
 PostgreSQL is kept off bitmap and sequential scans for that statement),
 the order in which Glance's own image save updates an image's locations,
-so the two never deadlock.  SQLite locks the whole database instead: there
-it is one cheaper ``UPDATE`` per pair of texts.
+so the two never deadlock.  Only rows of one image can meet in such a
+cycle (a Glance save locks one image's rows), so on MySQL the rows of
+images with a single row in the batch go in one cheaper ``UPDATE`` per
+pair of texts; SQLite locks the whole database, and there every row does.
 """
 
+import collections
 import dataclasses
+import itertools
 from typing import Iterable, Sequence
 
 import sqlalchemy as sa
@@ -71,49 +75,57 @@ class Current:
     live: bool
 
 
-def set_metadata(conn, writes: Sequence[tuple], now) -> int:
+def set_metadata(conn, writes: Sequence[tuple], now,
+                 locked: bool = False) -> int:
     """Compare-and-swap ``meta_data`` of many rows; returns rows changed.
 
-    :param writes: ``(location id, text read, new text)``, any order; a
-        location at most once.
+    :param writes: ``(location id, image id, text read, new text)``, any
+        order; a location at most once.
     :param now: the ``updated_at`` to write (a naive UTC datetime).
+    :param locked: this transaction holds the rows' locks already (any
+        order of writing them is then safe).
     """
     if not writes:
         return 0
     dialect = conn.dialect
     stamp = _bind(dialect, _L.c.updated_at, now)
-    if dialect.name == 'sqlite':
-        statements = _group_updates(writes, stamp)
+    name = dialect.name
+    if name == 'sqlite' or locked:
+        # SQLite: the writer holds the whole database's lock.
+        statements = _group_updates(dialect, writes, stamp, SQLITE_CHUNK)
+    elif name == 'postgresql':
+        statements = _case_updates(dialect, writes, stamp)
     else:
-        ordered = sorted(writes, key=_first)
-        statements = (_case_update(dialect,
-                                   ordered[start:start + SERVER_CHUNK],
-                                   stamp)
-                      for start in range(0, len(ordered), SERVER_CHUNK))
+        # MySQL: a row of an image with no other row here can be locked in
+        # any order (Glance's save of an image locks only that image's
+        # rows); the others in id order.  The statements by text are a
+        # third cheaper than one with a CASE per row there.
+        count = collections.Counter(w[1] for w in writes)
+        alone = [w for w in writes if count[w[1]] == 1]
+        others = [w for w in writes if count[w[1]] > 1]
+        statements = itertools.chain(
+            _case_updates(dialect, others, stamp),
+            _group_updates(dialect, alone, stamp, SERVER_CHUNK))
     changed = 0
     for statement, params in statements:
         changed += conn.exec_driver_sql(statement, params).rowcount
     return changed
 
 
-def _group_updates(writes, stamp):
-    """SQLite: one UPDATE per (text read, new text), a chunk at a time.
-
-    The writer holds the whole database's lock, so the order rows are
-    written in cannot deadlock anyone, and these statements are cheaper
-    than one with a CASE per row.
-    """
+def _group_updates(dialect, writes, stamp, chunk_size):
+    """One UPDATE per (text read, new text), a chunk of rows at a time."""
     groups: dict[tuple[str, str], list[int]] = {}
-    for location_id, old, new in writes:
+    for location_id, _image_id, old, new in writes:
         groups.setdefault((old, new), []).append(location_id)
     for (old, new), ids in groups.items():
-        for start in range(0, len(ids), SQLITE_CHUNK):
-            chunk = ids[start:start + SQLITE_CHUNK]
-            yield (f'UPDATE image_locations SET meta_data = ?, '
-                   f'updated_at = ? WHERE id IN '
-                   f'({", ".join(["?"] * len(chunk))}) AND meta_data = ? '
-                   f"AND deleted = 0 AND status = 'active'",
-                   (new, stamp, *chunk, old))
+        for start in range(0, len(ids), chunk_size):
+            sql = _Sql(dialect)
+            setting = sql.value(new)
+            when = sql.value(stamp)
+            yield (f'UPDATE image_locations SET meta_data = {setting}, '
+                   f'updated_at = {when} '
+                   f'WHERE {sql.among(ids[start:start + chunk_size])} '
+                   f'AND {sql.holds(old)} AND {sql.live()}', sql.params)
 
 
 def lock_current(conn, ids: Iterable[int],
@@ -142,55 +154,77 @@ def lock_current(conn, ids: Iterable[int],
     return found
 
 
+def _case_updates(dialect, writes, stamp):
+    """The id-ordered UPDATEs of rows, a chunk at a time (see above)."""
+    ordered = sorted(writes, key=_first)
+    for start in range(0, len(ordered), SERVER_CHUNK):
+        yield _case_update(dialect, ordered[start:start + SERVER_CHUNK],
+                           stamp)
+
+
 def _first(write):
     return write[0]
 
 
 def _case_update(dialect, writes, stamp) -> tuple[str, tuple]:
     """The UPDATE of one chunk (see the module docstring)."""
-    name = dialect.name
-    mark = '?' if name == 'sqlite' else '%s'
     groups: dict[tuple[str, str], list[int]] = {}
-    for location_id, old, new in writes:
+    for location_id, _image_id, old, new in writes:
         groups.setdefault((old, new), []).append(location_id)
-    params: list = []
-
-    def among(ids):
-        if name == 'postgresql':
-            params.append(ids)
-            return 'id = ANY(%s)'
-        params.extend(ids)
-        return f'id IN ({", ".join([mark] * len(ids))})'
-
-    def holds(text):
-        params.append(text)
-        return f'BINARY meta_data = {mark}' if name == 'mysql' else (
-            f'meta_data = {mark}')
-
-    setting = []
-    for (_old, new), ids in groups.items():
-        condition = among(ids)
-        params.append(new)
-        setting.append(f'WHEN {condition} THEN {mark}')
-    params.append(stamp)
-    chunk = among([w[0] for w in writes])
-    swaps = []
-    for (old, _new), ids in groups.items():
-        swaps.append(f'({among(ids)} AND {holds(old)})')
-    sql = (f'UPDATE image_locations SET meta_data = CASE '
-           f'{" ".join(setting)} ELSE meta_data END, updated_at = {mark} '
-           f'WHERE {chunk} AND deleted = {_false(name)} '
-           f"AND status = 'active' AND ({' OR '.join(swaps)})")
-    if name == 'postgresql':
+    sql = _Sql(dialect)
+    setting = [f'WHEN {sql.among(ids)} THEN {sql.value(new)}'
+               for (_old, new), ids in groups.items()]
+    when = sql.value(stamp)
+    chunk = sql.among([w[0] for w in writes])
+    swaps = [f'({sql.among(ids)} AND {sql.holds(old)})'
+             for (old, _new), ids in groups.items()]
+    statement = (f'UPDATE image_locations SET meta_data = CASE '
+                 f'{" ".join(setting)} ELSE meta_data END, '
+                 f'updated_at = {when} WHERE {chunk} AND {sql.live()} '
+                 f"AND ({' OR '.join(swaps)})")
+    if dialect.name == 'postgresql':
         # An index scan of the primary key locks rows in id order; a
         # bitmap or sequential scan would lock them in heap order.
-        sql = ('SET LOCAL enable_bitmapscan = off; '
-               'SET LOCAL enable_seqscan = off; ' + sql)
-    return sql, tuple(params)
+        statement = ('SET LOCAL enable_bitmapscan = off; '
+                     'SET LOCAL enable_seqscan = off; ' + statement)
+    return statement, sql.params
 
 
-def _false(name):
-    return '0' if name in ('sqlite', 'mysql') else 'false'
+class _Sql:
+    """Pieces of one statement, with their parameters in order.
+
+    :ivar params: the parameters, in the order the pieces were made.
+    """
+
+    def __init__(self, dialect):
+        self.name = dialect.name
+        self.mark = '?' if self.name == 'sqlite' else '%s'
+        self._params: list = []
+
+    @property
+    def params(self) -> tuple:
+        return tuple(self._params)
+
+    def value(self, value) -> str:
+        self._params.append(value)
+        return self.mark
+
+    def among(self, ids) -> str:
+        """``id`` is one of ``ids`` (PostgreSQL: one array parameter)."""
+        if self.name == 'postgresql':
+            self._params.append(list(ids))
+            return 'id = ANY(%s)'
+        self._params.extend(ids)
+        return f'id IN ({", ".join([self.mark] * len(ids))})'
+
+    def holds(self, text) -> str:
+        """``meta_data`` is exactly ``text`` (MySQL compares by bytes)."""
+        binary = 'BINARY ' if self.name == 'mysql' else ''
+        return f'{binary}meta_data = {self.value(text)}'
+
+    def live(self) -> str:
+        false = 'false' if self.name == 'postgresql' else '0'
+        return f"deleted = {false} AND status = 'active'"
 
 
 def _bind(dialect, column, value):
