@@ -33,23 +33,46 @@ EVENTLET_WARNINGS = (
     r"The 'oslo_service.eventlet_backdoor' module",
 )
 
+#: How SQLAlchemy's pool logs a connection it could not reset or close.
+POOL_LOST_CONNECTION = ('Exception during reset or similar',
+                        'Exception closing connection')
+
 
 class MaskingFormatter(logging.Formatter):
     """Mask URL credentials in every line, tracebacks included.
 
     :ivar level_prefix: prefix warnings and errors with ``LEVEL: ``, for
         the console (cliff's console format is the bare message).
+    :ivar tracebacks: print a record's traceback; without, the error's
+        first line closes the record's own (a library's log of an error
+        that this tool reports or retries in a line of its own, such as
+        SQLAlchemy's pool failing to reset a connection that was lost).
     """
 
-    def __init__(self, fmt, level_prefix=False):
+    def __init__(self, fmt, level_prefix=False, tracebacks=True):
         super().__init__(fmt)
         self.level_prefix = level_prefix
+        self.tracebacks = tracebacks
 
     def format(self, record):
+        if record.exc_info and not self.tracebacks:
+            record = one_line(record)
         text = super().format(record)
         if self.level_prefix and record.levelno >= logging.WARNING:
             text = f'{record.levelname}: {text}'
         return urls.mask_text(text)
+
+
+def one_line(record: logging.LogRecord) -> logging.LogRecord:
+    """A copy of ``record`` with its error in its line, no traceback."""
+    error = record.exc_info[1]
+    copy = logging.makeLogRecord(record.__dict__)
+    if error is not None:
+        first = (str(error).strip().splitlines() or [''])[0]
+        copy.msg = f'{record.getMessage()} ({type(error).__name__}: {first})'
+        copy.args = None
+    copy.exc_info = copy.exc_text = None
+    return copy
 
 
 class LibraryChatter(logging.Filter):
@@ -59,8 +82,9 @@ class LibraryChatter(logging.Filter):
     are two warnings: oslo.config's report of each deprecated option it
     reads (glance_store 5.x deprecates ``filesystem_store_datadirs``; that
     is glance-api's concern) and stevedore's "Could not load <type>", said
-    just before our own error names the store and the known types.  ``-v``
-    shows them all.
+    just before our own error names the store and the known types.  So are
+    SQLAlchemy's pool's errors on a connection that was already lost
+    (:data:`POOL_LOST_CONNECTION`).  ``-v`` shows them all.
     """
 
     def filter(self, record):
@@ -73,6 +97,10 @@ class LibraryChatter(logging.Filter):
             return not msg.startswith('Deprecated: ')
         if record.name.startswith('stevedore'):
             return not msg.startswith('Could not load ')
+        if record.name.startswith('sqlalchemy.pool'):
+            # A connection that was lost could not be reset or closed on
+            # its way back to the pool: the retry's own line says so.
+            return not msg.startswith(POOL_LOST_CONNECTION)
         return True
 
 

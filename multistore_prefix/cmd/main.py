@@ -166,8 +166,11 @@ class MultistorePrefixApp(app.App):
         log_file = self.options.log_file
         for handler in logging.getLogger().handlers:
             if getattr(handler, 'stream', None) is self.stderr:
+                # -v (and --debug) show tracebacks; the default, none.
                 handler.setFormatter(console.MaskingFormatter(
-                    self.CONSOLE_MESSAGE_FORMAT, level_prefix=True))
+                    self.CONSOLE_MESSAGE_FORMAT, level_prefix=True,
+                    tracebacks=(self.options.verbose_level >= 2
+                                or self.options.debug)))
                 if self.options.verbose_level < 2:
                     handler.addFilter(console.LibraryChatter())
             elif (log_file and isinstance(handler, logging.FileHandler)
