@@ -32,6 +32,7 @@ each wait:
   try again.
 """
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -107,12 +108,23 @@ class Bounds:
                     # Unacknowledged data: the peer is gone.
                     'tcp_user_timeout': str(self.statement * 1000)}
         if backend == 'mysql':
-            # A socket read waits at most the statement's bound, plus the
-            # time the server needs to say it gave up.
+            # While connecting, every socket wait is the connect bound
+            # (PyMySQL's connect_timeout covers the TCP connect alone);
+            # the session's own bounds replace it once connected
+            # (:meth:`socket_timeouts`).
             return {'connect_timeout': str(self.connect),
-                    'read_timeout': str(self.statement + 5),
-                    'write_timeout': str(self.statement + 5)}
+                    'read_timeout': str(self.connect),
+                    'write_timeout': str(self.connect)}
         return {}
+
+    @property
+    def socket_timeouts(self) -> int:
+        """A MySQL socket's read and write timeouts, once connected.
+
+        A socket read waits at most the statement's bound, plus the time
+        the server needs to say it gave up.
+        """
+        return self.statement + 5
 
     def session_statements(self, backend: str,
                            mariadb: bool = False) -> list[str]:
@@ -211,6 +223,17 @@ class Watchdog:
             self._lock.notify()
             return self._next
 
+    @contextlib.contextmanager
+    def watching(self, dbapi_connection, seconds: float, what: str):
+        """Watch a DBAPI connection's socket for the block's duration."""
+        fd = socket_of(dbapi_connection)
+        token = None if fd is None else self.watch(fd, seconds, what)
+        try:
+            yield
+        finally:
+            if token is not None:
+                self.release(token)
+
     def release(self, token: int) -> None:
         with self._lock:
             self._deadlines.pop(token, None)
@@ -227,6 +250,13 @@ class Watchdog:
                 if deadline > until:
                     self._deadlines[token] = (until, fd, what)
             self._lock.notify()
+
+    def time_left(self) -> float | None:
+        """Seconds until a stop's grace ends; ``None`` if none was asked."""
+        with self._lock:
+            if self._hurry_until is None:
+                return None
+            return self._hurry_until - time.monotonic()
 
     def _run(self) -> None:
         while True:

@@ -34,6 +34,7 @@ them alike (:mod:`multistore_prefix.db.retry`).
 
 import contextlib
 import contextvars
+import math
 import os
 import re
 import socket
@@ -198,7 +199,7 @@ class Database:
 
     def _setup_engine(self, engine: sa.engine.Engine) -> None:
         if engine.dialect.name != 'sqlite':
-            _setup_server(engine, self.bounds)
+            _setup_server(engine, self.bounds, self.watchdog)
             return
         _setup_sqlite(engine, self._synchronous)
         self._sqlite_file = engine.url.database not in (None, '', ':memory:')
@@ -263,35 +264,71 @@ _PG_STATEMENT_TIMEOUT = re.compile(
 _MYSQL_STATEMENT_TIMEOUT = (1969, 3024)
 
 
-def _setup_server(engine: sa.engine.Engine,
-                  bounds: bounds_mod.Bounds) -> None:
+def _setup_server(engine: sa.engine.Engine, bounds: bounds_mod.Bounds,
+                  watchdog: bounds_mod.Watchdog) -> None:
     backend = engine.dialect.name
+
+    @sa.event.listens_for(engine, 'do_connect')
+    def _do_connect(dialect, connection_record, cargs, cparams):
+        # Once a stop was asked for, a new connection waits no longer than
+        # the stop's grace, and none is made after it.
+        left = watchdog.time_left()
+        if left is None:
+            return
+        if left <= 0:
+            raise db_exc.DBConnectionError(
+                f'{watchdog.label}: not connecting, a stop was asked for')
+        seconds = max(1, math.ceil(min(left, bounds.connect)))
+        keys = (('connect_timeout',) if backend == 'postgresql' else
+                ('connect_timeout', 'read_timeout', 'write_timeout'))
+        cparams.update(dict.fromkeys(keys, seconds))
 
     @sa.event.listens_for(engine, 'connect')
     def _connect(dbapi_connection, connection_record):
-        # (The dialect learns the server only after the first connect.)
-        server = getattr(dbapi_connection, 'get_server_info', None)
-        mariadb = callable(server) and 'mariadb' in str(server()).lower()
-        statements = bounds.session_statements(backend, mariadb)
-        if not statements:
-            return
-        cursor = dbapi_connection.cursor()
-        try:
-            for statement in statements:
-                cursor.execute(statement)
-        finally:
-            cursor.close()
-        if backend == 'postgresql':
-            dbapi_connection.commit()  # SET outside any transaction
-        sock = getattr(dbapi_connection, '_sock', None)  # PyMySQL
-        if sock is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        # Connecting is bounded by the connect bound, up to the last
+        # statement that sets the session up.
+        with watchdog.watching(dbapi_connection, bounds.connect,
+                               'setting up a connection'):
+            _setup_session(dbapi_connection, backend, bounds)
+
+    # The pool checks a connection before it hands it out (oslo.db's
+    # pool_pre_ping): a check that gets no answer is cut, and the pool
+    # then makes a new connection.
+    ping = engine.dialect.do_ping
+
+    def do_ping(dbapi_connection):
+        with watchdog.watching(dbapi_connection, bounds.connect,
+                               'checking a pooled connection'):
+            return ping(dbapi_connection)
+    engine.dialect.do_ping = do_ping
 
     # Ahead of oslo.db's own translation, which raises an OperationalError
     # that is not a disconnect as it is, and nobody retries it.
     # (``insert=True`` is not honoured for this event, so put the others
     # back after it.)
     _listen_first(engine, 'handle_error', _transient_errors)
+
+
+def _setup_session(dbapi_connection, backend: str,
+                   bounds: bounds_mod.Bounds) -> None:
+    # (The dialect learns the server only after the first connect.)
+    server = getattr(dbapi_connection, 'get_server_info', None)
+    mariadb = callable(server) and 'mariadb' in str(server()).lower()
+    statements = bounds.session_statements(backend, mariadb)
+    cursor = dbapi_connection.cursor()
+    try:
+        for statement in statements:
+            cursor.execute(statement)
+    finally:
+        cursor.close()
+    if backend == 'postgresql':
+        dbapi_connection.commit()  # SET outside any transaction
+    sock = getattr(dbapi_connection, '_sock', None)  # PyMySQL
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        # Connected: from now on a socket waits the statement's bound.
+        dbapi_connection._read_timeout = bounds.socket_timeouts
+        dbapi_connection._write_timeout = bounds.socket_timeouts
 
 
 def _listen_first(engine, name, listener) -> None:

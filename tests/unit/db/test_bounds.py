@@ -23,6 +23,7 @@ import pytest
 from multistore_prefix.db import bounds
 from multistore_prefix.db import engine as db_engine
 from multistore_prefix.db import retry
+from tests import tcp_proxy
 
 SLEEP = {'postgresql': 'SELECT pg_sleep({})', 'mysql': 'SELECT SLEEP({})'}
 
@@ -202,3 +203,57 @@ def test_a_connection_the_server_killed_is_made_again(database_server,
     finally:
         database.dispose()
         admin.dispose()
+
+
+@pytest.mark.engines('postgresql', 'mysql')
+def test_the_pools_check_of_a_silent_connection_is_bounded(db_url):
+    # A pooled connection whose network went silent: the pool's check
+    # (pre-ping) gets no answer, is cut at the connect bound, and the new
+    # connection it then tries is bounded the same way.
+    with tcp_proxy.TcpProxy.in_front_of(db_url) as proxy:
+        database = database_with(proxy.url(db_url), connect=1,
+                                 statement=60, transaction=60)
+        try:
+            with database.reader() as conn:
+                conn.exec_driver_sql('SELECT 1')
+            proxy.black_hole()
+            started = time.monotonic()
+            with pytest.raises(db_exc.DBConnectionError):
+                with database.reader() as conn:
+                    conn.exec_driver_sql('SELECT 1')
+            assert time.monotonic() - started < 10
+            assert database.watchdog.cuts >= 1
+            proxy.restore()
+            with database.reader() as conn:
+                assert conn.exec_driver_sql('SELECT 1').scalar() == 1
+        finally:
+            database.dispose()
+
+
+@pytest.mark.engines('postgresql', 'mysql')
+def test_connecting_to_a_silent_server_waits_the_connect_bound(db_url):
+    with tcp_proxy.TcpProxy.in_front_of(db_url) as proxy:
+        proxy.black_hole()
+        database = database_with(proxy.url(db_url), connect=1,
+                                 statement=60, transaction=60)
+        try:
+            started = time.monotonic()
+            with pytest.raises(db_exc.DBConnectionError):
+                with database.reader() as conn:
+                    conn.exec_driver_sql('SELECT 1')
+            assert time.monotonic() - started < 5
+        finally:
+            database.dispose()
+
+
+@pytest.mark.engines('mysql')
+def test_a_connected_mysql_socket_waits_the_statement_bound(db_url):
+    database = database_with(db_url, connect=1, statement=30)
+    try:
+        with database.reader() as conn:
+            raw = conn.connection.dbapi_connection
+            assert (raw._read_timeout, raw._write_timeout) == (35, 35)
+            # Longer than the connect bound: the socket waits for it.
+            assert conn.exec_driver_sql('SELECT SLEEP(2)').scalar() == 0
+    finally:
+        database.dispose()
