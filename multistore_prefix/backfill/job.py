@@ -158,6 +158,13 @@ class Backfill:
                 batches.close()
         except KeyboardInterrupt:
             self.report.interrupted = True
+        except writing.StoppedInDoubt as exc:
+            self.report.interrupted = True
+            for _, write, _, _ in exc.in_doubt:
+                self.report.unconfirmed += 1
+                self.record.changed(write[0], write[1], write[2], write[5],
+                                    write[6], texts=(write[3], write[4]),
+                                    unconfirmed=True)
         except retry.Stopped:
             self.report.interrupted = True
         finally:

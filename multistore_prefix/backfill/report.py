@@ -50,6 +50,11 @@ class Report:
     :ivar conflicts_retried: rows changed by someone else between read and
         write, merged again on fresh data.
     :ivar errors: rows left for a rerun because they kept changing.
+    :ivar unconfirmed: writes whose commit may or may not have landed: the
+        connection was lost on the way back and the run was stopped before
+        it could read the rows back.  Not among ``updated``; listed in the
+        report's changes with ``"unconfirmed": true`` (``--revert`` undoes
+        those that landed).  Shown only when there are some.
     """
 
     dry_run: bool = False
@@ -62,6 +67,7 @@ class Report:
         default_factory=collections.Counter)
     conflicts_retried: int = 0
     errors: int = 0
+    unconfirmed: int = 0
     elapsed: float = 0.0
     interrupted: bool = False
 
@@ -83,11 +89,14 @@ class Report:
                  ('errors', self.errors),
                  ('elapsed_seconds', round(self.elapsed, 3)),
                  ('rate_per_second', round(self.rate, 1))]
+        if self.unconfirmed:
+            rows.append(('unconfirmed', self.unconfirmed))
         if self.interrupted:
             rows.append(('interrupted', True))
         return rows
 
     def as_dict(self) -> dict:
+        extra = {'unconfirmed': self.unconfirmed} if self.unconfirmed else {}
         return {'dry_run': self.dry_run, 'shard': self.shard,
                 'scanned': self.scanned,
                 ('would_update' if self.dry_run else 'updated'): self.updated,
@@ -98,7 +107,7 @@ class Report:
                 'errors': self.errors,
                 'elapsed_seconds': round(self.elapsed, 3),
                 'rate_per_second': round(self.rate, 1),
-                'interrupted': self.interrupted}
+                **extra, 'interrupted': self.interrupted}
 
 
 class Spool:
@@ -158,12 +167,15 @@ class Recorder:
                     location_id, image_id, urls.mask_text(detail))
 
     def changed(self, location_id, image_id, url, store, previous,
-                new_url=None, texts=None) -> None:
+                new_url=None, texts=None, unconfirmed=False) -> None:
         """One change, for the report (and for ``--revert``).
 
         :param texts: (text before, text written): their digests let a
             revert check that the row still holds exactly what this run
             wrote, and that undoing it gives back exactly what was there.
+        :param unconfirmed: the write's commit may or may not have landed
+            (its answer was lost, and the run was stopped before it could
+            read the row back).
         """
         if self.changes is None:
             return
@@ -175,6 +187,8 @@ class Recorder:
         if texts is not None:
             change['previous_sha256'] = metadata_text.digest(texts[0])
             change['sha256'] = metadata_text.digest(texts[1])
+        if unconfirmed:
+            change['unconfirmed'] = True
         self.changes.add(change)
 
     def write(self, path: str) -> None:

@@ -39,6 +39,7 @@ GONE = 'gone'                    # the location is deleted or not active
 CHANGED = 'changed-since'        # the row no longer holds what was written
 NOT_EXACT = 'not-exact'          # undoing would not give the old text back
 NO_FINGERPRINT = 'no-fingerprint'  # an old report, or a URL rewrite
+NOT_LANDED = 'not-landed'        # an unconfirmed write that did not land
 
 CHUNK = 1000
 
@@ -248,7 +249,11 @@ def _decide(entry, current) -> tuple:
     row = current.get(entry.get('location_id'))
     if row is None or not row.live:
         return GONE, 'the location is deleted or no longer active', None
-    if metadata_text.digest(row.text) != entry['sha256']:
+    digest = metadata_text.digest(row.text)
+    if entry.get('unconfirmed') and digest == entry['previous_sha256']:
+        return (NOT_LANDED, 'the backfill\'s write was not confirmed and '
+                'did not land: nothing to undo', None)
+    if digest != entry['sha256']:
         return (CHANGED, 'the row no longer holds what the backfill wrote: '
                 'left as it is', None)
     members = metadata_text.parse(row.text)

@@ -25,9 +25,17 @@ is kept, a concurrent store is respected, and the run counts as its own
 exactly the rows its writes changed.
 
 Deadlocks and lost connections are tried again (:mod:`multistore_prefix.
-db.retry`).  A row the database refuses (MySQL: metadata longer than its
-column) is found by halving the batch and reported, and the rest of the
-batch is written.
+db.retry`).  A connection lost while a write was in flight leaves its
+outcome in doubt: the commit may have reached the server and only its
+answer got lost.  The rows are then read back the exact way, and a row
+that holds exactly what the lost attempt wrote is counted (and reported)
+as this run's change, so the report never misses a change the run made.
+A run stopped before it could read them back reports them as unconfirmed
+(:class:`StoppedInDoubt`).
+
+A row the database refuses (MySQL: metadata longer than its column) is
+found by halving the batch and reported, and the rest of the batch is
+written.
 """
 
 import datetime
@@ -67,6 +75,17 @@ def refused(exc: db_exceptions.Forbidden, doing: str) -> BackfillError:
                          f'update image_locations')
 
 
+class StoppedInDoubt(retry.Stopped):
+    """Stopped while retrying a write whose commit may have landed.
+
+    :ivar in_doubt: the outcomes that write would have had.
+    """
+
+    def __init__(self, stopped: retry.Stopped, in_doubt: list[tuple]):
+        super().__init__(*stopped.args)
+        self.in_doubt = in_doubt
+
+
 class _RowsChanged(Exception):
     """Some rows did not hold what was read: write the batch exactly."""
 
@@ -82,6 +101,10 @@ class Writer:
         self.database = database
         self.decider = decider
         self.should_stop = should_stop
+        # location id -> the outcome of the write in flight; after a lost
+        # connection, the outcomes whose commit may have landed.
+        self._in_flight: dict[int, tuple] = {}
+        self._in_doubt: dict[int, tuple] = {}
 
     def write(self, writes: list) -> list[tuple]:
         """Write decided rows; ``(outcome, write, reason, detail)`` each.
@@ -94,6 +117,8 @@ class Writer:
             return self._write(writes)
         except db_exceptions.Forbidden as exc:
             raise refused(exc, 'writing a batch') from exc
+        finally:
+            self._in_doubt.clear()
 
     def _write(self, writes):
         try:
@@ -116,10 +141,26 @@ class Writer:
         return self._write(writes[:half]) + self._write(writes[half:])
 
     def _retried(self, work, writes):
-        return retry.call(self.database, lambda: work(writes),
-                          'writing a batch', self.should_stop)
+        def attempt():
+            try:
+                return work(writes)
+            except db_exc.DBConnectionError:
+                self._in_doubt.update(self._in_flight)
+                raise
+            finally:
+                self._in_flight = {}
+        try:
+            return retry.call(self.database, attempt, 'writing a batch',
+                              self.should_stop)
+        except retry.Stopped as exc:
+            if not self._in_doubt:
+                raise
+            raise StoppedInDoubt(exc, list(self._in_doubt.values())) from exc
 
     def _fast(self, writes) -> list[tuple]:
+        if self._in_doubt.keys() & {w[0] for w in writes}:
+            raise _RowsChanged()  # read back what landed, the exact way
+        self._in_flight = {w[0]: (UPDATED, w, None, None) for w in writes}
         with self.database.writer() as conn:
             changed = location_writes.set_metadata(
                 conn, [(w[0], w[1], w[3], w[4]) for w in writes], utcnow())
@@ -141,8 +182,12 @@ class Writer:
         outcomes, final = [], []
         for write in writes:
             row = current.get(write[0])
+            landed = self._in_doubt.get(write[0])
             if row is None or not row.live:
                 outcomes.append((GONE, write, None, None))
+            elif (landed is not None and row.text == landed[1][4]
+                    and row.url == landed[1][2]):
+                outcomes.append(landed)  # a lost answer: the write landed
             elif row.text == write[3] and row.url == write[2]:
                 outcomes.append((UPDATED, write, None, None))
                 final.append(write)
@@ -151,6 +196,9 @@ class Writer:
                 outcomes.append(outcome)
                 if outcome[0] == MERGED:
                     final.append(outcome[1])
+        final_ids = {w[0] for w in final}
+        self._in_flight = {o[1][0]: o for o in outcomes
+                           if o[1][0] in final_ids}
         changed = location_writes.set_metadata(
             conn, [(w[0], w[1], w[3], w[4]) for w in final], utcnow(),
             locked=True)

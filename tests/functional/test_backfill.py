@@ -20,11 +20,13 @@ import threading
 import uuid
 
 from oslo_config import cfg
+from oslo_db import exception as oslo_db_exc
 import pytest
 import sqlalchemy as sa
 
 from multistore_prefix import backfill as backfill_mod
 from multistore_prefix.backfill import reading
+from multistore_prefix.backfill import revert as revert_mod
 from multistore_prefix.db import api as db_api
 from multistore_prefix.db import engine as db_engine
 from multistore_prefix.db import models
@@ -289,6 +291,88 @@ def test_lost_races_inside_one_grouped_update(database, location_map,
     assert all(m['store'] == 'multi' for m in metadata)
     assert [m.get('x') for m in metadata] == [None] * 2 + [1] * 3 + [None] * 5
     assert (report.updated, report.conflicts_retried) == (10, 3)
+
+
+def test_a_write_whose_answer_was_lost_is_counted_as_the_runs(
+        database, location_map, monkeypatch):
+    # The connection breaks after the server committed the batch, before
+    # the answer came back: the retry finds the rows holding exactly what
+    # the lost attempt wrote, and the run reports them as its changes.
+    _, ids = add_image(database, [legacy(f'file:///srv/a/{n}')
+                                  for n in range(6)])
+    job = backfill_mod.Backfill(database, location_map, record_changes=True)
+    writer = database.writer
+    lost = []
+
+    @contextlib.contextmanager
+    def answer_lost_once():
+        with writer() as conn:
+            yield conn
+        if not lost:  # committed: now the answer goes missing
+            lost.append(True)
+            raise oslo_db_exc.DBConnectionError('lost after the commit')
+    monkeypatch.setattr(database, 'writer', answer_lost_once)
+    monkeypatch.setattr(database, 'retry_interval', 0)
+    report = job.run()
+    try:
+        assert lost
+        assert (report.updated, report.already_set) == (6, 0)
+        assert sorted(c['location_id'] for c in job.changes) == ids
+        assert all(json.loads(r['meta_data'])['store'] == 'multi'
+                   for r in rows(database).values())
+    finally:
+        job.close()
+
+
+@pytest.mark.parametrize('landed', [True, False], ids=['landed', 'lost'])
+def test_a_stop_with_a_write_in_doubt_lists_it_unconfirmed(
+        database, location_map, monkeypatch, landed):
+    # The connection breaks on a write, and the run is stopped before it
+    # can read the rows back: whether the commit landed is unknown.  The
+    # report lists the rows as unconfirmed changes, and a revert undoes
+    # them only where they landed.
+    _, ids = add_image(database, [legacy(f'file:///srv/a/{n}')
+                                  for n in range(4)])
+    before = rows(database)
+    job = backfill_mod.Backfill(database, location_map, record_changes=True)
+    writer = database.writer
+
+    @contextlib.contextmanager
+    def cut_and_stop():
+        job.stop()
+        if landed:
+            with writer() as conn:
+                yield conn
+        else:
+            with writer():
+                pass
+        raise oslo_db_exc.DBConnectionError('lost on the way back')
+    monkeypatch.setattr(database, 'writer', cut_and_stop)
+    report = job.run()
+    monkeypatch.undo()
+    try:
+        assert report.interrupted
+        assert (report.updated, report.unconfirmed) == (0, 4)
+        assert dict(report.summary())['unconfirmed'] == 4
+        changes = list(job.changes)
+        assert sorted(c['location_id'] for c in changes) == ids
+        assert all(c['unconfirmed'] is True for c in changes)
+    finally:
+        job.close()
+    stored = {i: json.loads(r['meta_data']).get('store')
+              for i, r in rows(database).items()}
+    assert stored == dict.fromkeys(ids, 'multi' if landed else None)
+
+    undo = revert_mod.Revert(database)
+    result = undo.run(changes)
+    undo.close()
+    if landed:
+        assert result.reverted == 4
+    else:
+        assert result.reverted == 0
+        assert result.left == {revert_mod.NOT_LANDED: 4}
+    assert {i: r['meta_data'] for i, r in rows(database).items()} == \
+        {i: r['meta_data'] for i, r in before.items()}
 
 
 # -- reading ahead ------------------------------------------------------------
