@@ -29,15 +29,12 @@ idle-in-transaction timeouts for this tool's sessions, and a watchdog that
 cuts the connection of a transaction that outlived its bound.  Connection
 failures surface as oslo.db's ``DBConnectionError`` on every engine
 (libpq's "connection to server ... failed" included), so callers retry
-them alike (:mod:`multistore_prefix.db.retry`).
+them alike (:mod:`multistore_prefix.db.retry`).  What each engine needs
+set up for all this is in :mod:`multistore_prefix.db.dialects`.
 """
 
 import contextlib
-import contextvars
-import math
 import os
-import re
-import socket
 import sqlite3
 import threading
 import types
@@ -50,15 +47,13 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from multistore_prefix.db import bounds as bounds_mod
+from multistore_prefix.db import dialects
 from multistore_prefix.db import exceptions
 from multistore_prefix.db import options
 from multistore_prefix import masking
 
 #: How long a SQLite writer waits for another writer's lock.
-SQLITE_BUSY_TIMEOUT_MS = 30000
-
-_WRITING = contextvars.ContextVar('multistore_prefix_db_writing',
-                                  default=False)
+SQLITE_BUSY_TIMEOUT_MS = dialects.SQLITE_BUSY_TIMEOUT_MS
 
 # Database error codes that mean "you may not write here".
 _PG_READ_ONLY = {'42501',   # insufficient_privilege
@@ -150,9 +145,8 @@ class Database:
         """
         if self._sqlite_file and self._keepalive is None:
             self._keep_wal_open()
-        token = _WRITING.set(True)
         try:
-            with self._watched('a write') as watch:
+            with dialects.writing(), self._watched('a write') as watch:
                 with self._facade.writer.connection.using(
                         types.SimpleNamespace()) as connection:
                     watch(connection)
@@ -162,8 +156,6 @@ class Database:
             if reason is None:
                 raise
             raise exceptions.Forbidden(reason) from exc
-        finally:
-            _WRITING.reset(token)
 
     @contextlib.contextmanager
     def _watched(self, what: str):
@@ -199,9 +191,9 @@ class Database:
 
     def _setup_engine(self, engine: sa.engine.Engine) -> None:
         if engine.dialect.name != 'sqlite':
-            _setup_server(engine, self.bounds, self.watchdog)
+            dialects.setup_server(engine, self.bounds, self.watchdog)
             return
-        _setup_sqlite(engine, self._synchronous)
+        dialects.setup_sqlite(engine, self._synchronous)
         self._sqlite_file = engine.url.database not in (None, '', ':memory:')
 
     def _keep_wal_open(self) -> None:
@@ -245,125 +237,6 @@ def _merge_query(ours: dict[str, str], operators: str) -> str:
     return '&'.join(merged)
 
 
-#: libpq's words for "could not reach the server" or "the session is
-#: gone" (oslo.db knows only the older "could not connect to server").
-_PG_CONNECT_FAILED = re.compile(
-    r'connection to server .* failed|could not connect to server|'
-    r'could not translate host name|timeout expired|'
-    r'server closed the connection unexpectedly|'
-    r'terminating connection due to (idle-in-transaction timeout|'
-    r'administrator command)|SSL SYSCALL error|connection already closed',
-    re.IGNORECASE | re.DOTALL)
-#: A statement that ran into this tool's own bounds: contention (a lock
-#: held too long) is retried like a deadlock, a statement past its bound
-#: like a lost connection.
-_PG_LOCK_TIMEOUT = re.compile(r'canceling statement due to lock timeout')
-_PG_STATEMENT_TIMEOUT = re.compile(
-    r'canceling statement due to statement timeout')
-#: MariaDB max_statement_time, MySQL max_execution_time.
-_MYSQL_STATEMENT_TIMEOUT = (1969, 3024)
-
-
-def _setup_server(engine: sa.engine.Engine, bounds: bounds_mod.Bounds,
-                  watchdog: bounds_mod.Watchdog) -> None:
-    backend = engine.dialect.name
-
-    @sa.event.listens_for(engine, 'do_connect')
-    def _do_connect(dialect, connection_record, cargs, cparams):
-        # Once a stop was asked for, a new connection waits no longer than
-        # the stop's grace, and none is made after it.
-        left = watchdog.time_left()
-        if left is None:
-            return
-        if left <= 0:
-            raise db_exc.DBConnectionError(
-                f'{watchdog.label}: not connecting, a stop was asked for')
-        seconds = max(1, math.ceil(min(left, bounds.connect)))
-        keys = (('connect_timeout',) if backend == 'postgresql' else
-                ('connect_timeout', 'read_timeout', 'write_timeout'))
-        cparams.update(dict.fromkeys(keys, seconds))
-
-    @sa.event.listens_for(engine, 'connect')
-    def _connect(dbapi_connection, connection_record):
-        # Connecting is bounded by the connect bound, up to the last
-        # statement that sets the session up.
-        with watchdog.watching(dbapi_connection, bounds.connect,
-                               'setting up a connection'):
-            _setup_session(dbapi_connection, backend, bounds)
-
-    # The pool checks a connection before it hands it out (oslo.db's
-    # pool_pre_ping): a check that gets no answer is cut, and the pool
-    # then makes a new connection.
-    ping = engine.dialect.do_ping
-
-    def do_ping(dbapi_connection):
-        with watchdog.watching(dbapi_connection, bounds.connect,
-                               'checking a pooled connection'):
-            return ping(dbapi_connection)
-    engine.dialect.do_ping = do_ping
-
-    # Ahead of oslo.db's own translation, which raises an OperationalError
-    # that is not a disconnect as it is, and nobody retries it.
-    # (``insert=True`` is not honoured for this event, so put the others
-    # back after it.)
-    _listen_first(engine, 'handle_error', _transient_errors)
-
-
-def _setup_session(dbapi_connection, backend: str,
-                   bounds: bounds_mod.Bounds) -> None:
-    # (The dialect learns the server only after the first connect.)
-    server = getattr(dbapi_connection, 'get_server_info', None)
-    mariadb = callable(server) and 'mariadb' in str(server()).lower()
-    statements = bounds.session_statements(backend, mariadb)
-    cursor = dbapi_connection.cursor()
-    try:
-        for statement in statements:
-            cursor.execute(statement)
-    finally:
-        cursor.close()
-    if backend == 'postgresql':
-        dbapi_connection.commit()  # SET outside any transaction
-    sock = getattr(dbapi_connection, '_sock', None)  # PyMySQL
-    if sock is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        # Connected: from now on a socket waits the statement's bound.
-        dbapi_connection._read_timeout = bounds.socket_timeouts
-        dbapi_connection._write_timeout = bounds.socket_timeouts
-
-
-def _listen_first(engine, name, listener) -> None:
-    others = list(getattr(engine.dialect.dispatch, name))
-    for other in others:
-        sa.event.remove(engine, name, other)
-    sa.event.listen(engine, name, listener)
-    for other in others:
-        sa.event.listen(engine, name, other, retval=True)
-
-
-def _transient_errors(context) -> None:
-    """Errors that pass: say so in oslo.db's terms, so they are retried."""
-    orig = context.original_exception
-    wrapped = context.sqlalchemy_exception or orig
-    if isinstance(orig, db_exc.DBError) or not isinstance(orig, Exception):
-        return
-    if context.dialect.name == 'postgresql':
-        text = str(orig)
-        if _PG_LOCK_TIMEOUT.search(text):
-            raise db_exc.DBDeadlock(wrapped) from orig
-        if _PG_STATEMENT_TIMEOUT.search(text):
-            raise db_exc.DBConnectionError(wrapped) from orig
-        if (type(orig).__name__ in ('OperationalError', 'InterfaceError')
-                and _PG_CONNECT_FAILED.search(text)):
-            # A lost or refused connection: say so, and let oslo.db make
-            # it a DBConnectionError (and SQLAlchemy's pre-ping reconnect
-            # quietly, and the pool drop the dead connection).
-            context.is_disconnect = True
-    elif context.dialect.name == 'mysql':
-        args = getattr(orig, 'args', ())
-        if args and args[0] in _MYSQL_STATEMENT_TIMEOUT:
-            raise db_exc.DBConnectionError(wrapped) from orig
-
-
 def make_sqlite_directory(connection: str) -> None:
     """Make the directory of a SQLite file, for a command that creates it.
 
@@ -373,33 +246,3 @@ def make_sqlite_directory(connection: str) -> None:
     path = options.sqlite_file(connection)
     if path is not None:
         os.makedirs(os.path.dirname(path), exist_ok=True)
-
-
-def _setup_sqlite(engine: sa.engine.Engine, synchronous: bool) -> None:
-    @sa.event.listens_for(engine, 'connect')
-    def _connect(dbapi_connection, connection_record):
-        dbapi_connection.execute(
-            f'PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}')
-        # In WAL mode (the project's own database, see migration.sync),
-        # NORMAL is SQLite's advice: never corrupt, durable across process
-        # crashes; only a power loss may take the last commits.
-        # sqlite_synchronous = false (oslo.db: OFF) is left alone.
-        if synchronous and dbapi_connection.execute(
-                'PRAGMA journal_mode').fetchone()[0] == 'wal':
-            dbapi_connection.execute('PRAGMA synchronous = NORMAL')
-
-    def _begin_immediate(connection):
-        if _WRITING.get() and 'in_transaction' not in connection.info:
-            connection.exec_driver_sql('BEGIN IMMEDIATE')
-            connection.info['in_transaction'] = True
-
-    # It must run before oslo.db's own "BEGIN" listener, which then sees
-    # the transaction open and steps aside.  (``insert=True`` is not
-    # honoured for engine "begin" listeners, so put the others back after
-    # it.)
-    others = list(engine.dispatch.begin)
-    for listener in others:
-        sa.event.remove(engine, 'begin', listener)
-    sa.event.listen(engine, 'begin', _begin_immediate)
-    for listener in others:
-        sa.event.listen(engine, 'begin', listener)
