@@ -24,6 +24,9 @@ a new member goes before the closing brace, a removed one is cut out with
 its comma.  Pure: nothing here touches the database, and every layer
 (the resolver, the database layer, the backfill) reads metadata text
 through it.
+
+Just past 300 lines on purpose: the strict reader and the splicer share
+one scanner of JSON text, and are read together.
 """
 
 import dataclasses

@@ -20,6 +20,10 @@ list, ``null``, ``""``) is someone's data, not a legacy location: it is
 reported and left alone, unless the caller asks to replace such values.  A
 location that names an enabled store is left as it is, unless the caller
 asks to fix *certainly wrong* stores (see :meth:`Resolver.wrong_store`).
+
+Just past 300 lines: each rule above is a few lines of one class, and the
+three entrances (``repo.get``, the glance-api filter, ``backfill``) rely
+on them together.
 """
 
 import collections.abc

@@ -18,6 +18,9 @@ batches, the next one read beside the current), :mod:`.deciding` (what
 each row needs), :mod:`.writing` (compare-and-swap, retries) and
 :mod:`.report` (the counts and the rows behind them).  This module runs
 them in order and turns their outcomes into the report.
+
+Just past 300 lines: the run's control (stop, abort) and its stages are
+one loop, best read whole.
 """
 
 import time

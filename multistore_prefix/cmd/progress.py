@@ -25,7 +25,7 @@ import signal
 import threading
 import time
 
-from multistore_prefix.db import bounds
+from multistore_prefix.cmd import wakeup
 from multistore_prefix import urls
 
 LOG = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def run_with_progress(app, job, quiet: bool = False, entries=None):
         signal.signal(signum, first)
     report = None
     try:
-        with bounds.SignalWakeup([job.database.watchdog], STOP_GRACE):
+        with wakeup.SignalWakeup([job.database.watchdog], STOP_GRACE):
             if entries is None:
                 progress.start(job.count,
                                background=job.reads_beside_writes())
