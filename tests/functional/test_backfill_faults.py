@@ -21,6 +21,7 @@ on a lock longer than the bounds allow, and the operator read one plain
 line per fault, never a password.
 """
 
+import contextlib
 import json
 import signal
 import threading
@@ -75,13 +76,28 @@ def proxied_conf(tmp_path, database_server, db_url, proxy):
     return cli.write_conf(tmp_path, proxy.url(db_url, password), BOUNDS)
 
 
-def finish(process, timeout=120):
+@contextlib.contextmanager
+def backfill(conf, *args):
+    """The console script running; it never outlives the block."""
+    process = cli.start_backfill(conf, *args)
     try:
-        return process.communicate(timeout=timeout)
+        yield process
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def finish(process, timeout=120):
+    return process.communicate(timeout=timeout)
+
+
+def assert_completed(process, out, err, engine, seeded):
+    """Exit 0, plain lines, every row updated and stored right."""
+    assert process.returncode == 0, err
+    assert_plain(err)
+    assert cli.summary(out)['updated'] == len(seeded)
+    return assert_all_stored(engine, seeded)
 
 
 def assert_all_stored(engine, seeded):
@@ -157,8 +173,7 @@ def test_a_silent_network_never_holds_glance_locks(
         engine, db_url, tmp_path, database_server, proxy):
     seeded = cli.seed(engine, cli.legacy_locations(600), per_image=2)
     conf = proxied_conf(tmp_path, database_server, db_url, proxy)
-    process = cli.start_backfill(conf, '--batch-size', '20', '-f', 'json')
-    try:
+    with backfill(conf, '--batch-size', '20', '-f', 'json') as process:
         cli.wait_for_progress(engine, process, minimum=40)
         # Glance holds the rows not done yet: the backfill's next write
         # waits for them.  The network goes silent; Glance lets go; the
@@ -187,14 +202,8 @@ def test_a_silent_network_never_holds_glance_locks(
         assert process.poll() is None, 'the backfill gave up'
         proxy.restore()
         out, err = finish(process)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 0, err
-    assert_plain(err)
+    rows = assert_completed(process, out, err, engine, seeded)
     assert 'trying again' in err
-    rows = assert_all_stored(engine, seeded)
     for location_id in marked:
         # Glance's write was kept, the store added beside it.
         assert json.loads(rows[location_id]['meta_data'])['glance'] == \
@@ -209,9 +218,8 @@ def test_sigterm_stops_promptly_behind_a_silent_network(
     # before the stop's grace does.
     conf.write_text(conf.read_text().replace(BOUNDS, '\nmax_retries = -1\n'))
     report_path = tmp_path / 'report.json'
-    process = cli.start_backfill(conf, '--batch-size', '5', '-f', 'json',
-                                 '--report', str(report_path))
-    try:
+    with backfill(conf, '--batch-size', '5', '-f', 'json',
+                  '--report', str(report_path)) as process:
         cli.wait_for_progress(engine, process, minimum=20)
         proxy.black_hole()
         time.sleep(1)
@@ -219,10 +227,6 @@ def test_sigterm_stops_promptly_behind_a_silent_network(
         process.send_signal(signal.SIGTERM)
         out, err = finish(process, timeout=60)
         stopped_in = time.monotonic() - started
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
     assert process.returncode == cli.EXIT_INTERRUPTED, err
     assert stopped_in < 10 + 5  # the stop's grace, then the cut
     assert_plain(err)
@@ -249,27 +253,18 @@ def test_an_outage_mid_run_is_retried_and_the_run_completes(
         engine, db_url, tmp_path, database_server, proxy):
     seeded = cli.seed(engine, cli.legacy_locations(3000), per_image=2)
     conf = proxied_conf(tmp_path, database_server, db_url, proxy)
-    process = cli.start_backfill(conf, '--batch-size', '10', '-f', 'json')
-    try:
+    with backfill(conf, '--batch-size', '10', '-f', 'json') as process:
         cli.wait_for_progress(engine, process, minimum=50)
         proxy.refuse()
         time.sleep(2)
         proxy.restore()
         out, err = finish(process)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 0, err
-    assert_plain(err)
+    assert_completed(process, out, err, engine, seeded)
     retries = [line for line in err.splitlines() if 'trying again' in line]
     assert retries, err
     for line in retries:
         assert f'127.0.0.1:{proxy.port}' in line
         assert 'connection failed while' in line
-    result = cli.summary(out)
-    assert result['updated'] == len(seeded)
-    assert_all_stored(engine, seeded)
 
 
 def test_a_server_unreachable_at_start_is_waited_for(
@@ -277,21 +272,13 @@ def test_a_server_unreachable_at_start_is_waited_for(
     seeded = cli.seed(engine, cli.legacy_locations(30))
     conf = proxied_conf(tmp_path, database_server, db_url, proxy)
     proxy.refuse()
-    process = cli.start_backfill(conf, '-f', 'json')
-    try:
+    with backfill(conf, '-f', 'json') as process:
         time.sleep(3)
         assert process.poll() is None, finish(process)
         proxy.restore()
         out, err = finish(process)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-    assert process.returncode == 0, err
-    assert_plain(err)
+    assert_completed(process, out, err, engine, seeded)
     assert 'connection failed while' in err
-    assert cli.summary(out)['updated'] == len(seeded)
-    assert_all_stored(engine, seeded)
 
 
 # -- a deadlock with Glance -----------------------------------------------
@@ -313,9 +300,8 @@ def test_a_deadlock_with_glance_is_retried(engine, db_url, tmp_path,
                        .values(updated_at=cli.PAST))
         # One batch: the backfill locks the rows in id order and waits
         # for the last ...
-        process = cli.start_backfill(conf, '--batch-size', '1000',
-                                     '-f', 'json')
-        try:
+        with backfill(conf, '--batch-size', '1000',
+                      '-f', 'json') as process:
             wait_until(lambda: (process.poll() is not None
                                 or waiting_for_a_lock(engine,
                                                       database_server)),
@@ -326,15 +312,8 @@ def test_a_deadlock_with_glance_is_retried(engine, db_url, tmp_path,
                            .values(updated_at=cli.PAST))
             glance.commit()
             out, err = finish(process)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-    assert process.returncode == 0, err
-    assert_plain(err)
+    rows = assert_completed(process, out, err, engine, seeded)
     assert 'deadlock while' in err
-    assert cli.summary(out)['updated'] == len(seeded)
-    rows = assert_all_stored(engine, seeded)
     assert rows[first]['updated_at'] != cli.PAST  # the store came after
     with engine.connect() as conn:
         tags = conn.execute(sa.select(sa.func.count()).select_from(_T)
