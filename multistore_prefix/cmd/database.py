@@ -38,6 +38,12 @@ NO_CONNECTION = (
 INSTALLED_FORMS = 'mysql+pymysql://, postgresql+psycopg2:// or postgresql://'
 
 
+def _raw_at(connection: str) -> bool:
+    """Whether the URL's user name or password holds a raw ``@``."""
+    _, sep, rest = connection.partition('://')
+    return bool(sep) and rest.partition('/')[0].count('@') > 1
+
+
 def open_database(conf: cfg.ConfigOpts, *, operator: bool = True,
                   create: bool = False) -> db_engine.Database:
     """The database a command works on, checked before any connection.
@@ -78,6 +84,12 @@ def open_database(conf: cfg.ConfigOpts, *, operator: bool = True,
 
 
 def _check_driver(connection: str) -> None:
+    if _raw_at(connection):
+        # Never print the value: the '@' is in the password, most often.
+        raise cmd.ConfigurationError(
+            "[database]/connection: the user name or password holds a raw "
+            "'@', which ends it early (Glance reads it the same way): "
+            "write it as %40")
     try:
         missing = db_options.missing_driver(connection)
     except sa_exc.NoSuchModuleError:

@@ -149,6 +149,18 @@ def test_not_a_url_names_the_option_not_the_value(tmp_path):
     assert PASSWORD not in result.stderr
 
 
+def test_a_raw_at_in_the_password_is_named_not_shown(tmp_path):
+    # SQLAlchemy (and so Glance) ends the password at its first '@' and
+    # takes the rest for the host; the error would show the password's tail.
+    conf = stores_conf(tmp_path, '[database]\nconnection = mysql+pymysql'
+                                 '://glance:Pa55@w0rd@db/glance\n')
+
+    result = run('--config-file', conf, 'backfill')
+
+    assert_config_error(result, '[database]/connection', "raw '@'", '%40')
+    assert 'w0rd' not in result.stderr and 'Pa55' not in result.stderr
+
+
 def test_unknown_database_type(tmp_path):
     conf = stores_conf(tmp_path, f'[database]\nconnection = '
                                  f'oracel://glance:{PASSWORD}@db/glance\n')
