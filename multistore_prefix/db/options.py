@@ -70,8 +70,12 @@ def default_connection() -> str:
 def register_opts(conf: cfg.ConfigOpts) -> None:
     """Register oslo.db's ``[database]`` options with the embedded default.
 
-    Harmless when the caller registered them already (glance does).
+    When the caller registered them already (glance-api, for the filter),
+    they are left exactly as they are: the embedded default is this
+    tool's, never glance-api's.
     """
+    if 'database' in conf and 'connection' in conf.database:
+        return
     db_options.set_defaults(conf, connection=default_connection())
 
 

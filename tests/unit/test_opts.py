@@ -12,6 +12,7 @@
 
 """The options listed for oslo-config-generator."""
 
+from oslo_config import cfg
 from oslo_db import options as db_options
 
 from multistore_prefix.db import options as msp_db_options
@@ -40,3 +41,19 @@ def test_the_sample_shows_the_embedded_default_without_changing_oslo_db():
     original = {o.name: o for o in db_options.database_opts}['connection']
     assert original.sample_default is None
     assert msp_db_options.STATE_DIR_ENV not in original.help
+
+
+def test_a_database_group_registered_by_glance_is_left_alone(tmp_path):
+    # The filter runs inside glance-api: Glance registered [database]
+    # itself, and the tool's embedded default must not become Glance's.
+    glance = cfg.ConfigOpts()
+    db_options.set_defaults(glance)
+    glance([], default_config_files=[])
+    msp_db_options.register_opts(glance)
+    assert glance.database.connection is None
+    assert msp_db_options.configured_connection(glance) is None
+    # The tool's own configuration gets the embedded default.
+    own = cfg.ConfigOpts()
+    msp_db_options.register_opts(own)
+    own([], default_config_files=[])
+    assert own.database.connection == msp_db_options.default_connection()
