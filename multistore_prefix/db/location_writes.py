@@ -237,10 +237,17 @@ class _Sql:
         return self.mark
 
     def among(self, ids) -> str:
-        """``id`` is one of ``ids`` (PostgreSQL: one array parameter)."""
+        """``id`` is one of ``ids`` (PostgreSQL: one array parameter).
+
+        On MySQL the ids are written into the statement as numbers: the
+        driver would otherwise escape each one in Python, a fifth of the
+        cost of a batch write there.
+        """
         if self.name == 'postgresql':
             self._params.append(list(ids))
             return 'id = ANY(%s)'
+        if self.name == 'mysql':
+            return f'id IN ({",".join(map(str, map(int, ids)))})'
         self._params.extend(ids)
         return f'id IN ({", ".join([self.mark] * len(ids))})'
 
