@@ -20,8 +20,18 @@ translates every error (a deadlock, a lost connection), while rows and
 parameters skip SQLAlchemy's per-row work, which would otherwise be most
 of the cost.
 
-On a server, a batch write is one ``UPDATE`` per chunk of rows in id
-order::
+On PostgreSQL, a batch write is one ``UPDATE`` per chunk of rows, joined
+to the chunk's arrays in id order::
+
+    UPDATE image_locations AS l SET meta_data = v.new, updated_at = :now
+      FROM unnest(:ids, :olds, :news) AS v(id, old, new)
+     WHERE l.id = v.id AND l.meta_data = v.old
+       AND l.deleted = false AND l.status = 'active'
+
+(a nested loop over the arrays, each row found by the primary key: the
+planner is kept off hash and merge joins and off bitmap and sequential
+scans for that transaction).  On MySQL, it is one ``UPDATE`` per chunk of
+rows in id order::
 
     UPDATE image_locations
        SET meta_data = CASE WHEN id IN (<group 1>) THEN :new1 ... END,
@@ -31,13 +41,13 @@ order::
 
 (a group: the rows that go from one text to another).  Each row changes
 only if it still holds exactly the text that was read and is still live,
-and rows are locked in id order (an index range scan of the primary key;
-PostgreSQL is kept off bitmap and sequential scans for that statement),
-the order in which Glance's own image save updates an image's locations,
-so the two never deadlock.  Only rows of one image can meet in such a
-cycle (a Glance save locks one image's rows), so on MySQL the rows of
-images with a single row in the batch go in one cheaper ``UPDATE`` per
-pair of texts; SQLite locks the whole database, and there every row does.
+and rows are locked in id order (PostgreSQL: the arrays' order; MySQL: an
+index range scan of the primary key), the order in which Glance's own
+image save updates an image's locations, so the two never deadlock.  Only
+rows of one image can meet in such a cycle (a Glance save locks one
+image's rows), so on MySQL the rows of images with a single row in the
+batch go in one cheaper ``UPDATE`` per pair of texts; SQLite locks the
+whole database, and there every row does.
 """
 
 import collections
@@ -94,7 +104,7 @@ def set_metadata(conn, writes: Sequence[tuple], now,
         # SQLite: the writer holds the whole database's lock.
         statements = _group_updates(dialect, writes, stamp, SQLITE_CHUNK)
     elif name == 'postgresql':
-        statements = _case_updates(dialect, writes, stamp)
+        statements = _joined_updates(writes, stamp)
     else:
         # MySQL: a row of an image with no other row here can be locked in
         # any order (Glance's save of an image locks only that image's
@@ -154,8 +164,30 @@ def lock_current(conn, ids: Iterable[int],
     return found
 
 
+#: PostgreSQL's batch UPDATE (see the module docstring).  A nested loop
+#: over the arrays locks the rows in the arrays' order; a bitmap or
+#: sequential scan, a hash or a merge join would lock them in heap order,
+#: or read the table from its start for every chunk.
+_JOINED_UPDATE = (
+    'SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; '
+    'SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off; '
+    'UPDATE image_locations AS l SET meta_data = v.new, updated_at = %s '
+    'FROM unnest(%s::integer[], %s::text[], %s::text[]) AS v(id, old, new) '
+    'WHERE l.id = v.id AND l.meta_data = v.old AND l.deleted = false '
+    "AND l.status = 'active'")
+
+
+def _joined_updates(writes, stamp):
+    """PostgreSQL: the UPDATEs of rows in id order, a chunk at a time."""
+    ordered = sorted(writes, key=_first)
+    for start in range(0, len(ordered), SERVER_CHUNK):
+        chunk = ordered[start:start + SERVER_CHUNK]
+        yield _JOINED_UPDATE, (stamp, [w[0] for w in chunk],
+                               [w[2] for w in chunk], [w[3] for w in chunk])
+
+
 def _case_updates(dialect, writes, stamp):
-    """The id-ordered UPDATEs of rows, a chunk at a time (see above)."""
+    """MySQL: the id-ordered UPDATEs of rows, a chunk at a time."""
     ordered = sorted(writes, key=_first)
     for start in range(0, len(ordered), SERVER_CHUNK):
         yield _case_update(dialect, ordered[start:start + SERVER_CHUNK],
@@ -182,11 +214,6 @@ def _case_update(dialect, writes, stamp) -> tuple[str, tuple]:
                  f'{" ".join(setting)} ELSE meta_data END, '
                  f'updated_at = {when} WHERE {chunk} AND {sql.live()} '
                  f"AND ({' OR '.join(swaps)})")
-    if dialect.name == 'postgresql':
-        # An index scan of the primary key locks rows in id order; a
-        # bitmap or sequential scan would lock them in heap order.
-        statement = ('SET LOCAL enable_bitmapscan = off; '
-                     'SET LOCAL enable_seqscan = off; ' + statement)
     return statement, sql.params
 
 
@@ -210,10 +237,17 @@ class _Sql:
         return self.mark
 
     def among(self, ids) -> str:
-        """``id`` is one of ``ids`` (PostgreSQL: one array parameter)."""
+        """``id`` is one of ``ids`` (PostgreSQL: one array parameter).
+
+        On MySQL the ids are written into the statement as numbers: the
+        driver would otherwise escape each one in Python, a fifth of the
+        cost of a batch write there.
+        """
         if self.name == 'postgresql':
             self._params.append(list(ids))
             return 'id = ANY(%s)'
+        if self.name == 'mysql':
+            return f'id IN ({",".join(map(str, map(int, ids)))})'
         self._params.extend(ids)
         return f'id IN ({", ".join([self.mark] * len(ids))})'
 
