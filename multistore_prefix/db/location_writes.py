@@ -30,7 +30,11 @@ to the chunk's arrays in id order::
 
 (a nested loop over the arrays, each row found by the primary key: the
 planner is kept off hash and merge joins and off bitmap and sequential
-scans for that transaction).  On MySQL, it is one ``UPDATE`` per chunk of
+scans for that transaction).  The planner may still lock the rows in heap
+order (a table without statistics, read whole), so the rows of images
+with more than one row in the batch are locked first, in the same round
+trip, by a ``SELECT ... ORDER BY id FOR UPDATE`` (the lock comes after
+the sort).  On MySQL, it is one ``UPDATE`` per chunk of
 rows in id order::
 
     UPDATE image_locations
@@ -41,13 +45,14 @@ rows in id order::
 
 (a group: the rows that go from one text to another).  Each row changes
 only if it still holds exactly the text that was read and is still live,
-and rows are locked in id order (PostgreSQL: the arrays' order; MySQL: an
-index range scan of the primary key), the order in which Glance's own
-image save updates an image's locations, so the two never deadlock.  Only
-rows of one image can meet in such a cycle (a Glance save locks one
-image's rows), so on MySQL the rows of images with a single row in the
-batch go in one cheaper ``UPDATE`` per pair of texts; SQLite locks the
-whole database, and there every row does.
+and the rows of one image are locked in id order (PostgreSQL: sorted,
+then locked; MySQL: an index range scan of the primary key), the order in
+which Glance's own image save updates an image's locations, so the two
+never deadlock.  Only rows of one image can meet in such a cycle (a
+Glance save locks one image's rows), so the rows of images with a single
+row in the batch are locked in whatever order is cheapest (on MySQL, one
+``UPDATE`` per pair of texts); SQLite locks the whole database, and there
+every row does.
 """
 
 import collections
@@ -164,26 +169,43 @@ def lock_current(conn, ids: Iterable[int],
     return found
 
 
-#: PostgreSQL's batch UPDATE (see the module docstring).  A nested loop
-#: over the arrays locks the rows in the arrays' order; a bitmap or
-#: sequential scan, a hash or a merge join would lock them in heap order,
-#: or read the table from its start for every chunk.
-_JOINED_UPDATE = (
+#: PostgreSQL's batch UPDATE (see the module docstring): a nested loop
+#: over the arrays, each row found by the primary key; a bitmap or
+#: sequential scan, a hash or a merge join would read the table from its
+#: start for every chunk.
+_JOINED_SETTINGS = (
     'SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; '
-    'SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off; '
+    'SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off; ')
+_JOINED_UPDATE = (
     'UPDATE image_locations AS l SET meta_data = v.new, updated_at = %s '
     'FROM unnest(%s::integer[], %s::text[], %s::text[]) AS v(id, old, new) '
     'WHERE l.id = v.id AND l.meta_data = v.old AND l.deleted = false '
     "AND l.status = 'active'")
+#: The rows of images with several rows in the batch, locked in id order
+#: before the UPDATE (the lock comes after the sort, whatever the scan).
+_ORDERED_LOCK = (
+    'SELECT count(*) FROM (SELECT l.id FROM unnest(%s::integer[]) AS v(id) '
+    'JOIN image_locations AS l ON l.id = v.id ORDER BY l.id '
+    'FOR UPDATE OF l) AS locked; ')
 
 
 def _joined_updates(writes, stamp):
-    """PostgreSQL: the UPDATEs of rows in id order, a chunk at a time."""
+    """PostgreSQL: the UPDATEs of rows in id order, a chunk at a time.
+
+    One round trip each; its count is the UPDATE's (the last statement).
+    """
+    per_image = collections.Counter(w[1] for w in writes)
     ordered = sorted(writes, key=_first)
     for start in range(0, len(ordered), SERVER_CHUNK):
         chunk = ordered[start:start + SERVER_CHUNK]
-        yield _JOINED_UPDATE, (stamp, [w[0] for w in chunk],
-                               [w[2] for w in chunk], [w[3] for w in chunk])
+        update = (stamp, [w[0] for w in chunk], [w[2] for w in chunk],
+                  [w[3] for w in chunk])
+        shared = [w[0] for w in chunk if per_image[w[1]] > 1]
+        if shared:
+            yield (_JOINED_SETTINGS + _ORDERED_LOCK + _JOINED_UPDATE,
+                   (shared, *update))
+        else:
+            yield _JOINED_SETTINGS + _JOINED_UPDATE, update
 
 
 def _case_updates(dialect, writes, stamp):

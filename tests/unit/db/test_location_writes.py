@@ -114,22 +114,67 @@ def test_the_text_is_compared_exactly(database):
                                               '{"store": "fast"}')
 
 
-def test_postgresql_locks_in_id_order_by_the_primary_key(database):
-    """The plan: a nested loop over the arrays, rows found by id."""
-    with database.writer() as conn:
-        if conn.dialect.name != 'postgresql':
-            pytest.skip('PostgreSQL only')
-        conn.exec_driver_sql('ANALYZE image_locations')
-    writes = _writes(database, range(1, ROWS + 1))
+def _plans(database, writes, analyze):
+    """EXPLAIN of each statement of the one chunk of ``writes``."""
+    if analyze:
+        with database.writer() as conn:
+            conn.exec_driver_sql('ANALYZE image_locations')
     ((statement, params),) = location_writes._joined_updates(writes, NOW)
-    settings, update = statement.rsplit('; ', 1)
-    assert update.startswith('UPDATE')
+    settings, rest = (location_writes._JOINED_SETTINGS,
+                      statement[len(location_writes._JOINED_SETTINGS):])
+    *lock, update = rest.split('; ')
+    values = list(params)
+    plans = []
     with database.writer() as conn:
         conn.exec_driver_sql(settings)
-        plan = '\n'.join(conn.exec_driver_sql('EXPLAIN ' + update, params)
-                         .scalars())
+        for sql in (*lock, update):
+            count = sql.count('%s')
+            plans.append('\n'.join(conn.exec_driver_sql(
+                'EXPLAIN ' + sql, tuple(values[:count])).scalars()))
+            values = values[count:]
+    return params, plans
+
+
+@pytest.mark.engines('postgresql')
+@pytest.mark.parametrize('analyze', [False, True],
+                         ids=['no-statistics', 'analyzed'])
+def test_postgresql_locks_an_images_rows_sorted_by_id(database, analyze):
+    # Every image has two rows here: all are locked first, in id order,
+    # whatever scan the planner picks (without statistics it may read a
+    # small table whole, in heap order).
+    writes = _writes(database, range(ROWS, 0, -1))
+    params, (lock, _update) = _plans(database, writes, analyze)
+    assert params[0] == list(range(1, ROWS + 1))
+    lines = [line.strip() for line in lock.splitlines()]
+    at = next(n for n, line in enumerate(lines) if 'LockRows' in line)
+    assert lines[at + 1].startswith('->  Sort'), lock
+    assert lines[at + 2] == 'Sort Key: l.id', lock
+
+
+@pytest.mark.engines('postgresql')
+def test_postgresql_finds_each_row_by_the_primary_key(database):
+    writes = _writes(database, range(1, ROWS + 1))
+    params, (_lock, plan) = _plans(database, writes, True)
     assert 'Nested Loop' in plan, plan
     assert 'Index Scan using image_locations_pkey' in plan, plan
     assert plan.index('Function Scan') < plan.index('Index Scan'), plan
     assert 'Seq Scan' not in plan and 'Bitmap' not in plan, plan
-    assert params[1] == list(range(1, ROWS + 1))  # the arrays' order
+    assert params[2] == list(range(1, ROWS + 1))  # the arrays' order
+
+
+@pytest.mark.engines('postgresql')
+def test_postgresql_locks_first_only_rows_that_share_an_image(database):
+    # One row of each image in the batch: no image can meet Glance's save
+    # in a cycle, and no lock statement is sent; two rows of one image
+    # among them: those two are locked first.
+    alone = _writes(database, range(1, ROWS + 1, 2))
+    ((statement, params),) = location_writes._joined_updates(alone, NOW)
+    assert 'FOR UPDATE' not in statement
+    assert params[1] == list(range(1, ROWS + 1, 2))
+    mixed = alone[:1] + _writes(database, [3, 4]) + alone[5:]
+    ((statement, params),) = location_writes._joined_updates(mixed, NOW)
+    assert 'FOR UPDATE' in statement and params[0] == [3, 4]
+    with database.writer() as conn:
+        assert location_writes.set_metadata(conn, mixed, NOW) == len(mixed)
+    texts = _texts(database)
+    assert all(texts[w[0]] == '{"store": "fast"}' for w in mixed)
