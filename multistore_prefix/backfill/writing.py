@@ -86,6 +86,10 @@ class StoppedInDoubt(retry.Stopped):
         self.in_doubt = in_doubt
 
 
+def _nothing_in_flight() -> list:
+    return []
+
+
 class _RowsChanged(Exception):
     """Some rows did not hold what was read: write the batch exactly."""
 
@@ -101,9 +105,10 @@ class Writer:
         self.database = database
         self.decider = decider
         self.should_stop = should_stop
-        # location id -> the outcome of the write in flight; after a lost
-        # connection, the outcomes whose commit may have landed.
-        self._in_flight: dict[int, tuple] = {}
+        # The outcomes of the write in flight (made only when needed: the
+        # fast path pays nothing for it); after a lost connection, those
+        # whose commit may have landed, by location id.
+        self._in_flight = _nothing_in_flight
         self._in_doubt: dict[int, tuple] = {}
 
     def write(self, writes: list) -> list[tuple]:
@@ -145,10 +150,10 @@ class Writer:
             try:
                 return work(writes)
             except db_exc.DBConnectionError:
-                self._in_doubt.update(self._in_flight)
+                self._in_doubt.update((o[1][0], o) for o in self._in_flight())
                 raise
             finally:
-                self._in_flight = {}
+                self._in_flight = _nothing_in_flight
         try:
             return retry.call(self.database, attempt, 'writing a batch',
                               self.should_stop)
@@ -158,9 +163,9 @@ class Writer:
             raise StoppedInDoubt(exc, list(self._in_doubt.values())) from exc
 
     def _fast(self, writes) -> list[tuple]:
-        if self._in_doubt.keys() & {w[0] for w in writes}:
+        if self._in_doubt and self._in_doubt.keys() & {w[0] for w in writes}:
             raise _RowsChanged()  # read back what landed, the exact way
-        self._in_flight = {w[0]: (UPDATED, w, None, None) for w in writes}
+        self._in_flight = lambda: [(UPDATED, w, None, None) for w in writes]
         with self.database.writer() as conn:
             changed = location_writes.set_metadata(
                 conn, [(w[0], w[1], w[3], w[4]) for w in writes], utcnow())
@@ -197,8 +202,8 @@ class Writer:
                 if outcome[0] == MERGED:
                     final.append(outcome[1])
         final_ids = {w[0] for w in final}
-        self._in_flight = {o[1][0]: o for o in outcomes
-                           if o[1][0] in final_ids}
+        self._in_flight = lambda: [o for o in outcomes
+                                   if o[1][0] in final_ids]
         changed = location_writes.set_metadata(
             conn, [(w[0], w[1], w[3], w[4]) for w in final], utcnow(),
             locked=True)
