@@ -145,10 +145,16 @@ def test_postgresql_locks_an_images_rows_sorted_by_id(database, analyze):
     writes = _writes(database, range(ROWS, 0, -1))
     params, (lock, _update) = _plans(database, writes, analyze)
     assert params[0] == list(range(1, ROWS + 1))
+    # Rows are locked in the order they come out: sorted by id, or read
+    # in id order (the primary key's index, first below the lock).
     lines = [line.strip() for line in lock.splitlines()]
     at = next(n for n, line in enumerate(lines) if 'LockRows' in line)
-    assert lines[at + 1].startswith('->  Sort'), lock
-    assert lines[at + 2] == 'Sort Key: l.id', lock
+    below = lines[at + 1:]
+    first_scan = next(line for line in below if 'Scan' in line)
+    assert ((below[0].startswith('->  Sort') and below[1] == 'Sort Key: l.id')
+            or first_scan.startswith(
+                '->  Index Scan using image_locations_pkey on '
+                'image_locations l')), lock
 
 
 @pytest.mark.engines('postgresql')
