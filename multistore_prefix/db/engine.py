@@ -164,18 +164,12 @@ class Database:
         It ends after the commit or rollback (the facade's block exits
         inside this one), so a commit that never returns is cut too.
         """
-        tokens = []
-
-        def watch(connection):
-            fd = bounds_mod.socket_of(connection.connection.dbapi_connection)
-            if fd is not None:
-                tokens.append(self.watchdog.watch(
-                    fd, self.bounds.transaction, what))
-        try:
+        with contextlib.ExitStack() as watching:
+            def watch(connection):
+                watching.enter_context(self.watchdog.watching(
+                    connection.connection.dbapi_connection,
+                    self.bounds.transaction, what))
             yield watch
-        finally:
-            for token in tokens:
-                self.watchdog.release(token)
 
     def hurry(self, grace: float) -> None:
         """End every transaction, now and later, within ``grace`` s."""
