@@ -49,6 +49,7 @@ target; it never fails on timing.  Run:
 
     python benchmarks/bench_backfill.py [--rows N] [--server-rows N]
         [--batch-size N] [--sample N] [--skip-servers] [--baseline REV]
+        [--engines sqlite,postgresql,mysql]
 
 ``--baseline REV`` runs the backfill of an earlier git revision too, on an
 identical copy of each database, just before the current one: a before
@@ -792,6 +793,9 @@ def main(argv=None):
                              '(default 2000)')
     parser.add_argument('--skip-servers', action='store_true',
                         help='SQLite only')
+    parser.add_argument('--engines', default='sqlite,postgresql,mysql',
+                        help='comma-separated engines to run (default: '
+                             'sqlite,postgresql,mysql)')
     parser.add_argument('--baseline', metavar='REV',
                         help='also run the backfill of this git revision '
                              '(e.g. 4b0c732) on an identical copy of each '
@@ -820,10 +824,13 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix='msp-bench-') as tmp:
         args.baseline_tree = (baseline_tree(args.baseline, tmp)
                               if args.baseline else None)
-        bench_sqlite(args, tmp, targets)
+        engines = args.engines.split(',')
+        if 'sqlite' in engines:
+            bench_sqlite(args, tmp, targets)
         if not args.skip_servers:
             for engine_name in ('postgresql', 'mysql'):
-                bench_server(engine_name, args, tmp, targets)
+                if engine_name in engines:
+                    bench_server(engine_name, args, tmp, targets)
     print(f'load average at end: {load_average()}')
     print()
     print('targets:')
