@@ -27,9 +27,6 @@ import dataclasses
 import os
 import re
 
-from alembic import command as alembic_command
-from alembic import config as alembic_cfg
-from alembic import script as alembic_script
 import sqlalchemy as sa
 
 from multistore_prefix.db import engine as db_engine
@@ -74,8 +71,14 @@ class SchemaState:
         return self.owner in (OWNER_GLANCE, OWNER_UNKNOWN)
 
 
-def alembic_config() -> alembic_cfg.Config:
-    """The alembic configuration of the project's migrations."""
+def alembic_config():
+    """The alembic configuration of the project's migrations.
+
+    alembic is imported here, not with this module: the backfill only
+    reads the schema's state, and importing alembic is a quarter of its
+    start-up.
+    """
+    from alembic import config as alembic_cfg
     config = alembic_cfg.Config(os.path.join(_MIGRATIONS, 'alembic.ini'))
     config.attributes['configure_logger'] = False
     return config
@@ -83,6 +86,7 @@ def alembic_config() -> alembic_cfg.Config:
 
 def head_revision() -> str:
     """The newest revision this code knows."""
+    from alembic import script as alembic_script
     return alembic_script.ScriptDirectory.from_config(
         alembic_config()).get_current_head()
 
@@ -154,6 +158,7 @@ def check_ownership(conn: sa.engine.Connection) -> SchemaState:
     if state.foreign:
         raise exceptions.ForeignSchema(state.owner, state.evidence)
     if state.revision is not None:
+        from alembic import script as alembic_script
         scripts = alembic_script.ScriptDirectory.from_config(
             alembic_config())
         try:
@@ -184,6 +189,7 @@ def sync(database: db_engine.Database) -> str:
         state = check_ownership(conn)
         head = head_revision()
         if state.revision != head:
+            from alembic import command as alembic_command
             config = alembic_config()
             config.attributes['connection'] = conn
             alembic_command.upgrade(config, 'head')
