@@ -219,16 +219,21 @@ class Backfill:
                 self.record.changed(rewrite[0], rewrite[1], rewrite[2],
                                     rewrite[4], rewrite[6], rewrite[5])
             return
+        record = self.record
+        for writes in self.writer.transactions(batch.writes):
+            # Counted as each commits: an aborted batch reports the
+            # transactions it did commit.
+            if self._aborted:
+                raise KeyboardInterrupt
+            written = 0
+            for outcome in self.writer.write(writes):
+                if outcome[0] is not writing.UPDATED or record.changes:
+                    self._outcome(*outcome)
+                else:  # the common case, counted in bulk
+                    written += 1
+            report.updated += written
         if self._aborted:
             raise KeyboardInterrupt
-        record = self.record
-        written = 0
-        for outcome in self.writer.write(batch.writes):
-            if outcome[0] is not writing.UPDATED or record.changes:
-                self._outcome(*outcome)
-            else:  # the common case, counted in bulk
-                written += 1
-        report.updated += written
         for outcome, rewrite, reason, detail in self.writer.rewrite(rewrites):
             location_id, image_id, url, _, store, new_url, previous = rewrite
             if outcome == writing.UPDATED:

@@ -111,6 +111,15 @@ class Writer:
         self._in_flight = _nothing_in_flight
         self._in_doubt: dict[int, tuple] = {}
 
+    def transactions(self, writes: list) -> list[list]:
+        """The batch's writes in the transactions to write them in.
+
+        Each is a :meth:`write` of its own (see :func:`multistore_prefix.
+        db.location_writes.transactions`).
+        """
+        return location_writes.transactions(
+            self.database.engine.dialect.name, writes)
+
     def write(self, writes: list) -> list[tuple]:
         """Write decided rows; ``(outcome, write, reason, detail)`` each.
 

@@ -193,3 +193,22 @@ def test_postgresql_locks_first_only_rows_that_share_an_image(database):
         assert location_writes.set_metadata(conn, mixed, NOW) == len(mixed)
     texts = _texts(database)
     assert all(texts[w[0]] == '{"store": "fast"}' for w in mixed)
+
+
+@pytest.mark.parametrize('name, passes', [
+    ('postgresql', location_writes.POSTGRESQL_PASSES), ('mysql', 1),
+    ('sqlite', 1)])
+def test_postgresql_writes_a_batch_in_passes_of_every_nth_row(name, passes):
+    writes = [(n, f'image-{n // 2}', '{}', '{"store": "s"}')
+              for n in range(1, 1001)]
+    parts = location_writes.transactions(name, writes)
+    assert len(parts) == passes
+    assert sorted(w for part in parts for w in part) == writes
+    for start, part in enumerate(parts):
+        assert part == writes[start::passes]
+
+
+def test_a_small_batch_is_one_transaction_everywhere():
+    few = [(n, 'image', '{}', '{"store": "s"}') for n in range(1, 11)]
+    assert location_writes.transactions('postgresql', few) == [few]
+    assert location_writes.transactions('postgresql', []) == []

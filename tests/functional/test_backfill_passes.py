@@ -1,0 +1,125 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""PostgreSQL writes a batch in passes: rows stay on their page.
+
+See :func:`multistore_prefix.db.location_writes.transactions`.
+"""
+
+import datetime
+import json
+import time
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from multistore_prefix import backfill as backfill_mod
+from multistore_prefix.db import engine as db_engine
+from multistore_prefix.db import location_writes
+from multistore_prefix.db import models
+
+PAST = datetime.datetime(2020, 1, 2, 3, 4, 5)
+_L = models.image_locations
+#: Locations seeded: one batch, every pass long enough to be one.
+ROWS = 2000
+
+pytestmark = pytest.mark.engines('postgresql')
+
+
+@pytest.fixture
+def fresh(database_server):
+    """A database of its own: no dead rows of other tests, no counts."""
+    database = db_engine.Database(database_server.create_synced())
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def legacy_rows(fresh):
+    """``ROWS`` legacy locations, two per image, in full pages."""
+    database = fresh
+    images = [str(uuid.uuid4()) for _ in range(ROWS // 2)]
+    with database.writer() as conn:
+        conn.execute(models.images.insert(), [
+            {'id': i, 'name': 'x', 'status': 'active', 'visibility': 'public',
+             'min_disk': 0, 'min_ram': 0, 'protected': False,
+             'os_hidden': False, 'created_at': PAST, 'updated_at': PAST,
+             'deleted': False} for i in images])
+        conn.execute(_L.insert(), [
+            {'image_id': images[n // 2], 'value': f'file:///srv/a/{n:06d}',
+             'meta_data': '{}', 'status': 'active', 'created_at': PAST,
+             'updated_at': PAST, 'deleted': False} for n in range(ROWS)])
+    return ROWS
+
+
+def _updates(database, expected: int) -> tuple[int, int]:
+    """(rows updated, of which heap-only) once the statistics have them.
+
+    Each server process reports its counts when its transaction ends (at
+    most once a second) and when it exits: the run's pool is closed.
+    """
+    deadline = time.monotonic() + 15
+    while True:
+        with database.reader() as conn:
+            conn.exec_driver_sql('SELECT pg_stat_clear_snapshot()')
+            updated, hot = conn.exec_driver_sql(
+                'SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables '
+                "WHERE relname = 'image_locations'").one()
+        if updated >= expected or time.monotonic() > deadline:
+            return updated, hot
+        time.sleep(0.2)
+
+
+def test_most_rows_of_a_batch_stay_on_their_page(
+        fresh, location_map, legacy_rows):
+    # One transaction for the batch: every row moves to a new page and
+    # gets a new entry in each index.  In passes, the later passes fit in
+    # the room the earlier ones freed (heap-only tuples).
+    database = fresh
+    job = backfill_mod.Backfill(database, location_map)
+    report = job.run()
+    job.close()
+    database.dispose()  # its server processes report their counts
+    assert (report.scanned, report.updated, report.errors) == (
+        legacy_rows, legacy_rows, 0)
+    updated, hot = _updates(database, legacy_rows)
+    assert updated == legacy_rows
+    assert hot >= legacy_rows // 2, (updated, hot)
+    with database.reader() as conn:
+        texts = conn.execute(sa.select(_L.c.meta_data)).scalars().all()
+    assert set(texts) == {json.dumps({'store': 'multi'})}
+
+
+def test_an_abort_between_passes_reports_the_passes_that_committed(
+        fresh, location_map, legacy_rows, monkeypatch):
+    database = fresh
+    job = backfill_mod.Backfill(database, location_map)
+    write = job.writer.write
+    passes = []
+
+    def write_then_abort(writes):
+        outcomes = write(writes)
+        passes.append(len(writes))
+        job.abort()  # as Ctrl-C would, once the first pass committed
+        return outcomes
+    monkeypatch.setattr(job.writer, 'write', write_then_abort)
+    report = job.run()
+    job.close()
+    per_pass = legacy_rows // location_writes.POSTGRESQL_PASSES
+    assert passes == [per_pass]
+    assert report.interrupted
+    assert report.updated == per_pass
+    with database.reader() as conn:
+        stored = dict(conn.execute(sa.select(_L.c.id, _L.c.meta_data)).all())
+    changed = sorted(i for i, text in stored.items() if text != '{}')
+    assert changed == sorted(stored)[0::location_writes.POSTGRESQL_PASSES]
