@@ -229,14 +229,46 @@ def _joined_updates(writes, stamp):
     ordered = sorted(writes, key=_first)
     for start in range(0, len(ordered), SERVER_CHUNK):
         chunk = ordered[start:start + SERVER_CHUNK]
-        update = (stamp, [w[0] for w in chunk], [w[2] for w in chunk],
-                  [w[3] for w in chunk])
+        escaped = {}
+        update = (stamp, _integer_array([w[0] for w in chunk]),
+                  _text_array([w[2] for w in chunk], escaped),
+                  _text_array([w[3] for w in chunk], escaped))
         shared = [w[0] for w in chunk if per_image[w[1]] > 1]
         if shared:
             yield (_JOINED_SETTINGS + _ORDERED_LOCK + _JOINED_UPDATE,
-                   (shared, *update))
+                   (_integer_array(shared), *update))
         else:
             yield _JOINED_SETTINGS + _JOINED_UPDATE, update
+
+
+def _integer_array(ids) -> str:
+    """PostgreSQL's text form of an ``integer[]``.
+
+    One string parameter: the driver would otherwise adapt each element
+    in Python, and the server parse an ``ARRAY[...]`` of as many
+    constants (together a fifth of the write's time).
+    """
+    return '{' + ','.join(map(str, map(int, ids))) + '}'
+
+
+def _text_array(texts, escaped: dict) -> str:
+    """PostgreSQL's text form of a ``text[]`` (see :func:`_integer_array`).
+
+    Each element is quoted, with its backslashes and double quotes
+    escaped; ``None`` is ``NULL``.
+
+    :param escaped: the quoted elements so far, by text (a batch holds few
+        distinct texts).
+    """
+    quoted = []
+    for text in texts:
+        element = escaped.get(text)
+        if element is None:
+            element = escaped[text] = 'NULL' if text is None else (
+                '"' + text.replace('\\', '\\\\').replace('"', '\\"')
+                + '"')
+        quoted.append(element)
+    return '{' + ','.join(quoted) + '}'
 
 
 def _case_updates(dialect, writes, stamp):

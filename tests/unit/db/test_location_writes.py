@@ -15,6 +15,8 @@
 
 import datetime
 
+import hypothesis
+from hypothesis import strategies as st
 import pytest
 import sqlalchemy as sa
 
@@ -114,6 +116,12 @@ def test_the_text_is_compared_exactly(database):
                                               '{"store": "fast"}')
 
 
+def _array(literal: str) -> list[int]:
+    """The ids of an ``integer[]`` parameter, sent in its text form."""
+    assert literal[0] == '{' and literal[-1] == '}', literal
+    return [int(n) for n in literal[1:-1].split(',')]
+
+
 def _plans(database, writes, analyze):
     """EXPLAIN of each statement of the one chunk of ``writes``."""
     if analyze:
@@ -144,7 +152,7 @@ def test_postgresql_locks_an_images_rows_sorted_by_id(database, analyze):
     # small table whole, in heap order).
     writes = _writes(database, range(ROWS, 0, -1))
     params, (lock, _update) = _plans(database, writes, analyze)
-    assert params[0] == list(range(1, ROWS + 1))
+    assert _array(params[0]) == list(range(1, ROWS + 1))
     # Rows are locked in the order they come out: sorted by id, or read
     # in id order (the primary key's index, first below the lock).
     lines = [line.strip() for line in lock.splitlines()]
@@ -174,7 +182,7 @@ def test_postgresql_finds_each_row_by_the_primary_key(database):
     assert 'Index Scan using image_locations_pkey' in plan, plan
     assert plan.index('Function Scan') < plan.index('Index Scan'), plan
     assert 'Seq Scan' not in plan and 'Bitmap' not in plan, plan
-    assert params[2] == list(range(1, ROWS + 1))  # the arrays' order
+    assert _array(params[2]) == list(range(1, ROWS + 1))  # arrays' order
 
 
 @pytest.mark.engines('postgresql')
@@ -185,14 +193,32 @@ def test_postgresql_locks_first_only_rows_that_share_an_image(database):
     alone = _writes(database, range(1, ROWS + 1, 2))
     ((statement, params),) = location_writes._joined_updates(alone, NOW)
     assert 'FOR UPDATE' not in statement
-    assert params[1] == list(range(1, ROWS + 1, 2))
+    assert _array(params[1]) == list(range(1, ROWS + 1, 2))
     mixed = alone[:1] + _writes(database, [3, 4]) + alone[5:]
     ((statement, params),) = location_writes._joined_updates(mixed, NOW)
-    assert 'FOR UPDATE' in statement and params[0] == [3, 4]
+    assert 'FOR UPDATE' in statement and _array(params[0]) == [3, 4]
     with database.writer() as conn:
         assert location_writes.set_metadata(conn, mixed, NOW) == len(mixed)
     texts = _texts(database)
     assert all(texts[w[0]] == '{"store": "fast"}' for w in mixed)
+
+
+@pytest.mark.engines('postgresql')
+@hypothesis.settings(max_examples=200, deadline=None,
+                     suppress_health_check=[
+                         hypothesis.HealthCheck.function_scoped_fixture])
+@hypothesis.given(texts=st.lists(st.none() | st.text(
+    alphabet=st.characters(blacklist_characters='\x00',
+                           blacklist_categories=['Cs'])), max_size=8))
+def test_postgresql_arrays_carry_every_text_as_it_is(database, texts):
+    # The arrays go as one string each, in PostgreSQL's array syntax:
+    # quotes, backslashes, braces, commas, spaces and the word NULL come
+    # back as they were (NUL is the one character text cannot hold).
+    with database.reader() as conn:
+        back = conn.exec_driver_sql(
+            'SELECT unnest(%s::text[])',
+            (location_writes._text_array(texts, {}),)).scalars().all()
+    assert back == texts
 
 
 @pytest.mark.parametrize('name, passes', [
