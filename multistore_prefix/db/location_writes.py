@@ -20,22 +20,10 @@ translates every error (a deadlock, a lost connection), while rows and
 parameters skip SQLAlchemy's per-row work, which would otherwise be most
 of the cost.
 
-On PostgreSQL, a batch write is one ``UPDATE`` per chunk of rows, joined
-to the chunk's arrays in id order::
-
-    UPDATE image_locations AS l SET meta_data = v.new, updated_at = :now
-      FROM unnest(:ids, :olds, :news) AS v(id, old, new)
-     WHERE l.id = v.id AND l.meta_data = v.old
-       AND l.deleted = false AND l.status = 'active'
-
-(a nested loop over the arrays, each row found by the primary key: the
-planner is kept off hash and merge joins and off bitmap and sequential
-scans for that transaction).  The planner may still lock the rows in heap
-order (a table without statistics, read whole), so the rows of images
-with more than one row in the batch are locked first, in the same round
-trip, by a ``SELECT ... ORDER BY id FOR UPDATE`` (the lock comes after
-the sort).  On MySQL, it is one ``UPDATE`` per chunk of
-rows in id order::
+On PostgreSQL, a batch write is one ``UPDATE`` per chunk of rows joined
+to the chunk's arrays, written in passes (:mod:`multistore_prefix.db.
+postgresql_writes`).  On MySQL, it is one
+``UPDATE`` per chunk of rows in id order::
 
     UPDATE image_locations
        SET meta_data = CASE WHEN id IN (<group 1>) THEN :new1 ... END,
@@ -63,6 +51,7 @@ from typing import Iterable, Sequence
 import sqlalchemy as sa
 
 from multistore_prefix.db import models
+from multistore_prefix.db import postgresql_writes
 from multistore_prefix.db import sql
 
 _L = models.image_locations
@@ -75,36 +64,18 @@ SQLITE_CHUNK = 2000
 
 SERVER_CHUNK = 5000
 
-#: PostgreSQL: a batch is written in this many transactions, each taking
-#: every n-th row (see :func:`transactions`).
-POSTGRESQL_PASSES = 4
-#: ... once it has at least this many rows per pass.
-POSTGRESQL_PASS_ROWS = 100
-
 
 def transactions(dialect_name: str, writes: Sequence) -> list[Sequence]:
     """The batch's writes in the transactions to write them in.
 
-    On PostgreSQL, an ``UPDATE`` writes a new version of the row, on the
-    same page when the page has room and no indexed column changes (a
-    heap-only tuple: no index entry to add, several times cheaper).  A
-    table Glance filled has no room, so every row of a batch written in
-    one transaction moves to a new page and gets a new entry in every
-    index.  Written in :data:`POSTGRESQL_PASSES` transactions, each
-    taking every n-th row, the first pass frees room on every page of the
-    batch once it commits (its old versions are dead), and the later ones
-    fit there: on the benchmark's 200,000 rows, the writes take half the
-    time.  Each transaction is a compare-and-swap of its own rows, locked
-    in id order, as one would be.  Other engines update in place: one
-    transaction.
+    On PostgreSQL, several passes (:func:`multistore_prefix.db.
+    postgresql_writes.passes`); other engines update rows in place: one.
 
     :param writes: ``(location id, ...)`` each, in the batch's order.
     """
-    passes = POSTGRESQL_PASSES
-    if (dialect_name != 'postgresql'
-            or len(writes) < passes * POSTGRESQL_PASS_ROWS):
-        return [writes] if writes else []
-    return [writes[start::passes] for start in range(passes)]
+    if dialect_name == 'postgresql':
+        return postgresql_writes.passes(writes)
+    return [writes] if writes else []
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,7 +111,8 @@ def set_metadata(conn, writes: Sequence[tuple], now,
         # SQLite: the writer holds the whole database's lock.
         statements = _group_updates(dialect, writes, stamp, SQLITE_CHUNK)
     elif name == 'postgresql':
-        statements = _joined_updates(writes, stamp)
+        statements = postgresql_writes.joined_updates(writes, stamp,
+                                                      SERVER_CHUNK)
     else:
         # MySQL: a row of an image with no other row here can be locked in
         # any order (Glance's save of an image locks only that image's
@@ -198,77 +170,6 @@ def lock_current(conn, ids: Iterable[int],
                 sql.utf8_or_bytes(url), sql.utf8_or_bytes(text),
                 not deleted and status == 'active')
     return found
-
-
-#: PostgreSQL's batch UPDATE (see the module docstring): a nested loop
-#: over the arrays, each row found by the primary key; a bitmap or
-#: sequential scan, a hash or a merge join would read the table from its
-#: start for every chunk.
-_JOINED_SETTINGS = (
-    'SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; '
-    'SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off; ')
-_JOINED_UPDATE = (
-    'UPDATE image_locations AS l SET meta_data = v.new, updated_at = %s '
-    'FROM unnest(%s::integer[], %s::text[], %s::text[]) AS v(id, old, new) '
-    'WHERE l.id = v.id AND l.meta_data = v.old AND l.deleted = false '
-    "AND l.status = 'active'")
-#: The rows of images with several rows in the batch, locked in id order
-#: before the UPDATE (the lock comes after the sort, whatever the scan).
-_ORDERED_LOCK = (
-    'SELECT count(*) FROM (SELECT l.id FROM unnest(%s::integer[]) AS v(id) '
-    'JOIN image_locations AS l ON l.id = v.id ORDER BY l.id '
-    'FOR UPDATE OF l) AS locked; ')
-
-
-def _joined_updates(writes, stamp):
-    """PostgreSQL: the UPDATEs of rows in id order, a chunk at a time.
-
-    One round trip each; its count is the UPDATE's (the last statement).
-    """
-    per_image = collections.Counter(w[1] for w in writes)
-    ordered = sorted(writes, key=_first)
-    for start in range(0, len(ordered), SERVER_CHUNK):
-        chunk = ordered[start:start + SERVER_CHUNK]
-        escaped = {}
-        update = (stamp, _integer_array([w[0] for w in chunk]),
-                  _text_array([w[2] for w in chunk], escaped),
-                  _text_array([w[3] for w in chunk], escaped))
-        shared = [w[0] for w in chunk if per_image[w[1]] > 1]
-        if shared:
-            yield (_JOINED_SETTINGS + _ORDERED_LOCK + _JOINED_UPDATE,
-                   (_integer_array(shared), *update))
-        else:
-            yield _JOINED_SETTINGS + _JOINED_UPDATE, update
-
-
-def _integer_array(ids) -> str:
-    """PostgreSQL's text form of an ``integer[]``.
-
-    One string parameter: the driver would otherwise adapt each element
-    in Python, and the server parse an ``ARRAY[...]`` of as many
-    constants (together a fifth of the write's time).
-    """
-    return '{' + ','.join(map(str, map(int, ids))) + '}'
-
-
-def _text_array(texts, escaped: dict) -> str:
-    """PostgreSQL's text form of a ``text[]`` (see :func:`_integer_array`).
-
-    Each element is quoted, with its backslashes and double quotes
-    escaped; ``None`` is ``NULL``.
-
-    :param escaped: the quoted elements so far, by text (a batch holds few
-        distinct texts).
-    """
-    quoted = []
-    for text in texts:
-        element = escaped.get(text)
-        if element is None:
-            element = escaped[text] = 'NULL' if text is None else (
-                '"' + text.replace('\\', '\\\\').replace('"', '\\"')
-                + '"')
-        quoted.append(element)
-    return '{' + ','.join(quoted) + '}'
 
 
 def _case_updates(dialect, writes, stamp):

@@ -12,7 +12,7 @@
 
 """PostgreSQL writes a batch in passes: rows stay on their page.
 
-See :func:`multistore_prefix.db.location_writes.transactions`.
+See :func:`multistore_prefix.db.postgresql_writes.passes`.
 """
 
 import datetime
@@ -25,8 +25,8 @@ import sqlalchemy as sa
 
 from multistore_prefix import backfill as backfill_mod
 from multistore_prefix.db import engine as db_engine
-from multistore_prefix.db import location_writes
 from multistore_prefix.db import models
+from multistore_prefix.db import postgresql_writes
 
 PAST = datetime.datetime(2020, 1, 2, 3, 4, 5)
 _L = models.image_locations
@@ -115,11 +115,11 @@ def test_an_abort_between_passes_reports_the_passes_that_committed(
     monkeypatch.setattr(job.writer, 'write', write_then_abort)
     report = job.run()
     job.close()
-    per_pass = legacy_rows // location_writes.POSTGRESQL_PASSES
+    per_pass = legacy_rows // postgresql_writes.PASSES
     assert passes == [per_pass]
     assert report.interrupted
     assert report.updated == per_pass
     with database.reader() as conn:
         stored = dict(conn.execute(sa.select(_L.c.id, _L.c.meta_data)).all())
     changed = sorted(i for i, text in stored.items() if text != '{}')
-    assert changed == sorted(stored)[0::location_writes.POSTGRESQL_PASSES]
+    assert changed == sorted(stored)[0::postgresql_writes.PASSES]

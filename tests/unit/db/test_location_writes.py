@@ -23,6 +23,7 @@ import sqlalchemy as sa
 from multistore_prefix.db import engine as db_engine
 from multistore_prefix.db import location_writes
 from multistore_prefix.db import models
+from multistore_prefix.db import postgresql_writes
 
 _L = models.image_locations
 PAST = datetime.datetime(2020, 1, 2, 3, 4, 5)
@@ -127,9 +128,10 @@ def _plans(database, writes, analyze):
     if analyze:
         with database.writer() as conn:
             conn.exec_driver_sql('ANALYZE image_locations')
-    ((statement, params),) = location_writes._joined_updates(writes, NOW)
-    settings, rest = (location_writes._JOINED_SETTINGS,
-                      statement[len(location_writes._JOINED_SETTINGS):])
+    ((statement, params),) = postgresql_writes.joined_updates(
+        writes, NOW, location_writes.SERVER_CHUNK)
+    settings, rest = (postgresql_writes.JOINED_SETTINGS,
+                      statement[len(postgresql_writes.JOINED_SETTINGS):])
     *lock, update = rest.split('; ')
     values = list(params)
     plans = []
@@ -191,11 +193,13 @@ def test_postgresql_locks_first_only_rows_that_share_an_image(database):
     # in a cycle, and no lock statement is sent; two rows of one image
     # among them: those two are locked first.
     alone = _writes(database, range(1, ROWS + 1, 2))
-    ((statement, params),) = location_writes._joined_updates(alone, NOW)
+    ((statement, params),) = postgresql_writes.joined_updates(
+        alone, NOW, location_writes.SERVER_CHUNK)
     assert 'FOR UPDATE' not in statement
     assert _array(params[1]) == list(range(1, ROWS + 1, 2))
     mixed = alone[:1] + _writes(database, [3, 4]) + alone[5:]
-    ((statement, params),) = location_writes._joined_updates(mixed, NOW)
+    ((statement, params),) = postgresql_writes.joined_updates(
+        mixed, NOW, location_writes.SERVER_CHUNK)
     assert 'FOR UPDATE' in statement and _array(params[0]) == [3, 4]
     with database.writer() as conn:
         assert location_writes.set_metadata(conn, mixed, NOW) == len(mixed)
@@ -217,12 +221,12 @@ def test_postgresql_arrays_carry_every_text_as_it_is(database, texts):
     with database.reader() as conn:
         back = conn.exec_driver_sql(
             'SELECT unnest(%s::text[])',
-            (location_writes._text_array(texts, {}),)).scalars().all()
+            (postgresql_writes.text_array(texts, {}),)).scalars().all()
     assert back == texts
 
 
 @pytest.mark.parametrize('name, passes', [
-    ('postgresql', location_writes.POSTGRESQL_PASSES), ('mysql', 1),
+    ('postgresql', postgresql_writes.PASSES), ('mysql', 1),
     ('sqlite', 1)])
 def test_postgresql_writes_a_batch_in_passes_of_every_nth_row(name, passes):
     writes = [(n, f'image-{n // 2}', '{}', '{"store": "s"}')
