@@ -97,11 +97,25 @@ def dead_image_ids(conn, limit: int) -> frozenset[str] | None:
 
 
 def count_live(conn, shard_low=None, shard_high=None) -> int:
-    """How many live locations a scan will read."""
+    """How many live locations a scan will read.
+
+    SQLite has no hash join: joining ``images`` looks up each location's
+    image by its text key (2 s a million locations, on a core the run
+    needs), so there the dead images' ids are gathered once and each
+    location checked against them (``NOT IN``, 0.3 s).  A server hashes
+    the join, and a ``NOT IN`` too big for its memory would compare row
+    by row.
+    """
+    if conn.dialect.name != 'sqlite':
+        return conn.execute(
+            sa.select(sa.func.count())
+            .select_from(_L.join(_I, _I.c.id == _L.c.image_id))
+            .where(*live_conditions(shard_low, shard_high))).scalar_one()
+    dead = sa.select(_I.c.id).where(_dead_image())
     return conn.execute(
-        sa.select(sa.func.count())
-        .select_from(_L.join(_I, _I.c.id == _L.c.image_id))
-        .where(*live_conditions(shard_low, shard_high))).scalar_one()
+        sa.select(sa.func.count()).select_from(_L)
+        .where(*live_conditions(shard_low, shard_high, join=False),
+               _L.c.image_id.not_in(dead))).scalar_one()
 
 
 class BatchReader:

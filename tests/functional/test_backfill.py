@@ -174,10 +174,11 @@ def test_locations_of_dead_images_are_not_scanned(database, location_map,
                          .values(status=status))
     add_image(database, [legacy('file:///srv/a/gone')], deleted=True)
     before = rows(database)
-    _, report = run(database, location_map, batch_size=2)
+    job, report = run(database, location_map, batch_size=2)
     after = rows(database)
     assert (report.scanned, report.updated) == (1, 1)
     assert [i for i in before if before[i] != after[i]] == live
+    assert job.count() == 1  # the progress total leaves them out too
 
 
 def test_dry_run_writes_nothing_and_says_what_it_would(
@@ -246,10 +247,12 @@ def test_shards_cover_every_location_exactly_once(database, location_map):
         job = backfill_mod.Backfill(database, location_map, batch_size=7,
                                     shard=backfill_mod.Shard(k, 3),
                                     record_changes=True)
+        total = job.count()
         report = job.run()
         seen += [row['location_id'] for row in job.changes]
         job.close()
         assert 0 < report.updated < len(ids)
+        assert total == report.scanned  # the shard's progress total
     assert sorted(seen) == sorted(ids)
 
 
