@@ -165,9 +165,13 @@ class Backfill:
             self.report.interrupted = True
             for _, write, _, _ in exc.in_doubt:
                 self.report.unconfirmed += 1
-                self.record.changed(write[0], write[1], write[2], write[5],
-                                    write[6], texts=(write[3], write[4]),
-                                    unconfirmed=True)
+                if exc.rewrites:
+                    self._rewritten(write, unconfirmed=True)
+                else:
+                    self.record.changed(write[0], write[1], write[2],
+                                        write[5], write[6],
+                                        texts=(write[3], write[4]),
+                                        unconfirmed=True)
         except retry.Stopped:
             self.report.interrupted = True
         finally:
@@ -235,15 +239,20 @@ class Backfill:
         if self._aborted:
             raise KeyboardInterrupt
         for outcome, rewrite, reason, detail in self.writer.rewrite(rewrites):
-            location_id, image_id, url, _, store, new_url, previous = rewrite
+            location_id, image_id, url = rewrite[:3]
             if outcome == writing.UPDATED:
                 self.report.updated += 1
-                record.changed(location_id, image_id, url, store, previous,
-                               new_url)
+                self._rewritten(rewrite)
             elif outcome == writing.UNRESOLVED:
                 record.unresolved(location_id, image_id, url, reason, detail)
             else:
                 record.left(location_id, image_id, detail)
+
+    def _rewritten(self, rewrite, unconfirmed: bool = False) -> None:
+        """Record a backend's answer written (URL and store)."""
+        location_id, image_id, url, _, store, new_url, previous = rewrite
+        self.record.changed(location_id, image_id, url, store, previous,
+                            new_url, unconfirmed=unconfirmed)
 
     def _process_large(self, location_id: int) -> None:
         """A row too long to read with its batch: read, decide, write it."""

@@ -36,6 +36,12 @@ A run stopped before it could read them back reports them as unconfirmed
 A row the database refuses (MySQL: metadata longer than its column) is
 found by halving the batch and reported, and the rest of the batch is
 written.
+
+A backend's answer (a legacy ``cinder://<volume>`` URL: a new URL and a
+store) is written row by row, compare-and-swap on both, with the same
+retries; one whose answer was lost is found written on the retry, or
+reported unconfirmed if the run stops first.  Just past 300 lines: the
+two kinds of write share that bookkeeping, which is this module's point.
 """
 
 import datetime
@@ -79,11 +85,15 @@ class StoppedInDoubt(retry.Stopped):
     """Stopped while retrying a write whose commit may have landed.
 
     :ivar in_doubt: the outcomes that write would have had.
+    :ivar rewrites: they are outcomes of :meth:`Writer.rewrite` (their
+        second member a rewrite, not a write).
     """
 
-    def __init__(self, stopped: retry.Stopped, in_doubt: list[tuple]):
+    def __init__(self, stopped: retry.Stopped, in_doubt: list[tuple],
+                 rewrites: bool = False):
         super().__init__(*stopped.args)
         self.in_doubt = in_doubt
+        self.rewrites = rewrites
 
 
 def _nothing_in_flight() -> list:
@@ -154,7 +164,7 @@ class Writer:
         half = len(writes) // 2
         return self._write(writes[:half]) + self._write(writes[half:])
 
-    def _retried(self, work, writes):
+    def _retried(self, work, writes, rewrites: bool = False):
         def attempt():
             try:
                 return work(writes)
@@ -169,7 +179,8 @@ class Writer:
         except retry.Stopped as exc:
             if not self._in_doubt:
                 raise
-            raise StoppedInDoubt(exc, list(self._in_doubt.values())) from exc
+            raise StoppedInDoubt(exc, list(self._in_doubt.values()),
+                                 rewrites) from exc
 
     def _fast(self, writes) -> list[tuple]:
         if self._in_doubt and self._in_doubt.keys() & {w[0] for w in writes}:
@@ -250,15 +261,19 @@ class Writer:
         if not rewrites:
             return []
         try:
-            return retry.call(self.database,
-                              lambda: self._rewrite(rewrites),
-                              'writing a batch', self.should_stop)
+            return self._retried(self._rewrite, rewrites, rewrites=True)
         except db_exceptions.Forbidden as exc:
             raise refused(exc, 'writing a batch') from exc
+        finally:
+            self._in_doubt.clear()
 
     def _rewrite(self, rewrites) -> list[tuple]:
         now = utcnow()
         outcomes = []
+        self._in_flight = lambda: [o for o in outcomes if o[0] == UPDATED]
+        # After a lost answer, a row whose rewrite landed already holds
+        # what is wanted: location_update finds nothing to change, and it
+        # counts as this run's.
         with self.database.writer() as conn:
             for rewrite in rewrites:
                 location_id, image_id, url, metadata, store, new_url, _ = \

@@ -17,15 +17,21 @@ and response shapes; the command runs in this process so that it reaches
 them.  On SQLite, PostgreSQL and MariaDB.
 """
 
+import contextlib
 import io
 import json
 import textwrap
 
+from oslo_config import cfg
+from oslo_db import exception as oslo_db_exc
 import pytest
 
 from multistore_prefix.backends.cinder import client as cinder_client
+from multistore_prefix import backfill as backfill_mod
 from multistore_prefix.cmd import main
 from multistore_prefix.db import engine as db_engine
+from multistore_prefix import location_map as lmap
+from multistore_prefix import lookups as lookups_mod
 from tests.functional.test_backfill import add_image
 from tests.functional.test_backfill import legacy
 from tests.functional.test_backfill import rows
@@ -140,3 +146,100 @@ def test_no_backend_lookups_asks_nothing(config, database, cinder_api):
     assert summary['updated'] == 0 and summary['unresolved'] == 1
     assert cinder_api.call_count == 0
     assert rows(database)[location_id]['value'] == f'cinder://{fake.VOLUME}'
+
+
+# -- a rewrite whose answer was lost ------------------------------------------
+
+def rewriting_job(config, database):
+    """A backfill of this process, asking the faked Cinder."""
+    conf = cfg.ConfigOpts()
+    conf(['--config-file', config], default_config_files=[])
+    location_map = lmap.LocationMap.from_config(conf)
+    return backfill_mod.Backfill(
+        database, location_map, record_changes=True,
+        lookups=lookups_mod.BackendLookups.from_location_map(location_map))
+
+
+class _RolledBack(Exception):
+    pass
+
+
+def cut_after_commit(database, monkeypatch, landed=True, then=None):
+    """The first write transaction loses its answer.
+
+    :param landed: its commit reached the server (else it rolled back
+        once the work was done).
+    :param then: called before the connection error is raised.
+    """
+    writer = database.writer
+    cut = []
+
+    @contextlib.contextmanager
+    def cut_once():
+        if cut:
+            with writer() as conn:
+                yield conn
+            return
+        cut.append(True)
+        try:
+            with writer() as conn:
+                yield conn
+                if not landed:
+                    raise _RolledBack()
+        except _RolledBack:
+            pass
+        if then:
+            then()
+        raise oslo_db_exc.DBConnectionError('lost on the way back')
+    monkeypatch.setattr(database, 'writer', cut_once)
+    monkeypatch.setattr(database, 'retry_interval', 0)
+    return cut
+
+
+def test_a_rewrite_whose_answer_was_lost_is_counted_as_the_runs(
+        config, database, cinder_api, monkeypatch):
+    # The URL and the store landed, the answer did not: the retry finds
+    # the rows holding what it wrote, and counts them as this run's
+    # changes (not as rows someone else changed).
+    _, ids = add_image(database, [
+        legacy(f'cinder://{fake.VOLUME}', '{"keep": "me"}'),
+        legacy(f'cinder://{fake.OTHER_VOLUME}')])
+    job = rewriting_job(config, database)
+    cut = cut_after_commit(database, monkeypatch)
+    report = job.run()
+    try:
+        assert cut
+        assert (report.updated, report.errors, report.conflicts_retried) \
+            == (2, 0, 0)
+        changes = sorted(job.changes, key=lambda c: c['location_id'])
+        assert [c['location_id'] for c in changes] == ids
+        assert [c['store'] for c in changes] == ['fast', 'slow']
+        assert not any(c.get('unconfirmed') for c in changes)
+    finally:
+        job.close()
+    after = rows(database)
+    assert [after[i]['value'] for i in ids] == [
+        f'cinder://fast/{fake.VOLUME}', f'cinder://slow/{fake.OTHER_VOLUME}']
+    assert json.loads(after[ids[0]]['meta_data']) == {'keep': 'me',
+                                                      'store': 'fast'}
+
+
+@pytest.mark.parametrize('landed', [True, False], ids=['landed', 'lost'])
+def test_a_stop_with_a_rewrite_in_doubt_lists_it_unconfirmed(
+        config, database, cinder_api, monkeypatch, landed):
+    _, ids = add_image(database, [legacy(f'cinder://{fake.VOLUME}')])
+    job = rewriting_job(config, database)
+    cut_after_commit(database, monkeypatch, landed, then=job.stop)
+    report = job.run()
+    try:
+        assert report.interrupted
+        assert (report.updated, report.unconfirmed) == (0, 1)
+        [change] = list(job.changes)
+        assert change['location_id'] == ids[0]
+        assert change['unconfirmed'] is True
+        assert change['new_url'] == f'cinder://fast/{fake.VOLUME}'
+    finally:
+        job.close()
+    assert rows(database)[ids[0]]['value'] == (
+        f'cinder://fast/{fake.VOLUME}' if landed
+        else f'cinder://{fake.VOLUME}')
