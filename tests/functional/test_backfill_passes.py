@@ -15,10 +15,8 @@
 See :func:`multistore_prefix.db.postgresql_writes.passes`.
 """
 
-import datetime
 import json
 import time
-import uuid
 
 import pytest
 import sqlalchemy as sa
@@ -27,8 +25,8 @@ from multistore_prefix import backfill as backfill_mod
 from multistore_prefix.db import engine as db_engine
 from multistore_prefix.db import models
 from multistore_prefix.db import postgresql_writes
+from tests.functional import test_backfill_cli as cli
 
-PAST = datetime.datetime(2020, 1, 2, 3, 4, 5)
 _L = models.image_locations
 #: Locations seeded: one batch, every pass long enough to be one.
 ROWS = 2000
@@ -47,18 +45,8 @@ def fresh(database_server):
 @pytest.fixture
 def legacy_rows(fresh):
     """``ROWS`` legacy locations, two per image, in full pages."""
-    database = fresh
-    images = [str(uuid.uuid4()) for _ in range(ROWS // 2)]
-    with database.writer() as conn:
-        conn.execute(models.images.insert(), [
-            {'id': i, 'name': 'x', 'status': 'active', 'visibility': 'public',
-             'min_disk': 0, 'min_ram': 0, 'protected': False,
-             'os_hidden': False, 'created_at': PAST, 'updated_at': PAST,
-             'deleted': False} for i in images])
-        conn.execute(_L.insert(), [
-            {'image_id': images[n // 2], 'value': f'file:///srv/a/{n:06d}',
-             'meta_data': '{}', 'status': 'active', 'created_at': PAST,
-             'updated_at': PAST, 'deleted': False} for n in range(ROWS)])
+    cli.seed(fresh.engine, [(f'file:///srv/a/{n:06d}', '{}')
+                            for n in range(ROWS)], per_image=2)
     return ROWS
 
 
