@@ -48,7 +48,12 @@ GLANCE_USER = 'glance'
 #: Seconds a save holds its rows before it writes: Glance's
 #: ``image_update`` runs a dozen statements in that transaction.
 SAVE_HOLDS = 0.02
+#: Seconds between two looks of a writer with nothing to do.
 POLL = 0.02
+#: Seconds between two looks at ``information_schema.INNODB_TRX``.  No
+#: less than 0.1: InnoDB refreshes it only when it was last read more
+#: than 0.1 s before, so a faster poll keeps seeing its first answer.
+TRX_POLL = 0.25
 
 
 def lock(conn, image_id: str) -> list:
@@ -237,7 +242,7 @@ class Pin:
                 return ids
             if worker.poll() is not None or time.monotonic() > deadline:
                 return None
-            time.sleep(POLL)
+            time.sleep(TRX_POLL)
 
     def _waiting(self) -> set:
         """The ids of the worker's transactions waiting for a lock."""
