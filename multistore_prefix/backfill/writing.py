@@ -181,6 +181,14 @@ class Writer:
                 raise
             raise StoppedInDoubt(exc, list(self._in_doubt.values()),
                                  rewrites) from exc
+        except KeyboardInterrupt:
+            # A second stop signal, while a write is in doubt: it is
+            # reported as such all the same.
+            if not self._in_doubt:
+                raise
+            raise StoppedInDoubt(retry.Stopped('interrupted'),
+                                 list(self._in_doubt.values()),
+                                 rewrites) from None
 
     def _fast(self, writes) -> list[tuple]:
         if self._in_doubt and self._in_doubt.keys() & {w[0] for w in writes}:

@@ -378,6 +378,49 @@ def test_a_stop_with_a_write_in_doubt_lists_it_unconfirmed(
         {i: r['meta_data'] for i, r in before.items()}
 
 
+@pytest.mark.parametrize('landed', [True, False], ids=['landed', 'lost'])
+def test_a_second_stop_with_a_write_in_doubt_lists_it_unconfirmed(
+        database, location_map, monkeypatch, landed):
+    # The connection breaks on a write; as the run tries again, a second
+    # Ctrl-C stops it at once (the signal handler aborts the job and raises
+    # KeyboardInterrupt): the rows are listed as unconfirmed all the same.
+    _, ids = add_image(database, [legacy(f'file:///srv/a/{n}')
+                                  for n in range(4)])
+    job = backfill_mod.Backfill(database, location_map, record_changes=True)
+    writer = database.writer
+    transactions = []
+
+    @contextlib.contextmanager
+    def cut_then_interrupt():
+        transactions.append(True)
+        if len(transactions) > 1:  # the retry: a second Ctrl-C
+            job.abort()
+            raise KeyboardInterrupt
+        if landed:
+            with writer() as conn:
+                yield conn
+        else:
+            with writer():
+                pass
+        raise oslo_db_exc.DBConnectionError('lost on the way back')
+    monkeypatch.setattr(database, 'writer', cut_then_interrupt)
+    monkeypatch.setattr(database, 'retry_interval', 0)
+    report = job.run()
+    monkeypatch.undo()
+    try:
+        assert len(transactions) == 2
+        assert report.interrupted
+        assert (report.updated, report.unconfirmed) == (0, 4)
+        changes = list(job.changes)
+        assert sorted(c['location_id'] for c in changes) == ids
+        assert all(c['unconfirmed'] is True for c in changes)
+    finally:
+        job.close()
+    stored = {i: json.loads(r['meta_data']).get('store')
+              for i, r in rows(database).items()}
+    assert stored == dict.fromkeys(ids, 'multi' if landed else None)
+
+
 # -- reading ahead ------------------------------------------------------------
 
 def many_legacy(database, count):
