@@ -328,21 +328,31 @@ def test_a_write_whose_answer_was_lost_is_counted_as_the_runs(
 
 
 @pytest.mark.parametrize('landed', [True, False], ids=['landed', 'lost'])
+@pytest.mark.parametrize('second', [False, True],
+                         ids=['stop', 'second-stop'])
 def test_a_stop_with_a_write_in_doubt_lists_it_unconfirmed(
-        database, location_map, monkeypatch, landed):
+        database, location_map, monkeypatch, landed, second):
     # The connection breaks on a write, and the run is stopped before it
     # can read the rows back: whether the commit landed is unknown.  The
     # report lists the rows as unconfirmed changes, and a revert undoes
-    # them only where they landed.
+    # them only where they landed.  The stop: a first Ctrl-C (the retry
+    # is not made), or a second one as the run tries again (the signal
+    # handler aborts the job and raises KeyboardInterrupt).
     _, ids = add_image(database, [legacy(f'file:///srv/a/{n}')
                                   for n in range(4)])
     before = rows(database)
     job = backfill_mod.Backfill(database, location_map, record_changes=True)
     writer = database.writer
+    transactions = []
 
     @contextlib.contextmanager
     def cut_and_stop():
-        job.stop()
+        transactions.append(True)
+        if len(transactions) > 1:  # the retry: a second Ctrl-C
+            job.abort()
+            raise KeyboardInterrupt
+        if not second:
+            job.stop()
         if landed:
             with writer() as conn:
                 yield conn
@@ -351,9 +361,11 @@ def test_a_stop_with_a_write_in_doubt_lists_it_unconfirmed(
                 pass
         raise oslo_db_exc.DBConnectionError('lost on the way back')
     monkeypatch.setattr(database, 'writer', cut_and_stop)
+    monkeypatch.setattr(database, 'retry_interval', 0)
     report = job.run()
     monkeypatch.undo()
     try:
+        assert len(transactions) == (2 if second else 1)
         assert report.interrupted
         assert (report.updated, report.unconfirmed) == (0, 4)
         assert dict(report.summary())['unconfirmed'] == 4
@@ -376,49 +388,6 @@ def test_a_stop_with_a_write_in_doubt_lists_it_unconfirmed(
         assert result.left == {revert_mod.NOT_LANDED: 4}
     assert {i: r['meta_data'] for i, r in rows(database).items()} == \
         {i: r['meta_data'] for i, r in before.items()}
-
-
-@pytest.mark.parametrize('landed', [True, False], ids=['landed', 'lost'])
-def test_a_second_stop_with_a_write_in_doubt_lists_it_unconfirmed(
-        database, location_map, monkeypatch, landed):
-    # The connection breaks on a write; as the run tries again, a second
-    # Ctrl-C stops it at once (the signal handler aborts the job and raises
-    # KeyboardInterrupt): the rows are listed as unconfirmed all the same.
-    _, ids = add_image(database, [legacy(f'file:///srv/a/{n}')
-                                  for n in range(4)])
-    job = backfill_mod.Backfill(database, location_map, record_changes=True)
-    writer = database.writer
-    transactions = []
-
-    @contextlib.contextmanager
-    def cut_then_interrupt():
-        transactions.append(True)
-        if len(transactions) > 1:  # the retry: a second Ctrl-C
-            job.abort()
-            raise KeyboardInterrupt
-        if landed:
-            with writer() as conn:
-                yield conn
-        else:
-            with writer():
-                pass
-        raise oslo_db_exc.DBConnectionError('lost on the way back')
-    monkeypatch.setattr(database, 'writer', cut_then_interrupt)
-    monkeypatch.setattr(database, 'retry_interval', 0)
-    report = job.run()
-    monkeypatch.undo()
-    try:
-        assert len(transactions) == 2
-        assert report.interrupted
-        assert (report.updated, report.unconfirmed) == (0, 4)
-        changes = list(job.changes)
-        assert sorted(c['location_id'] for c in changes) == ids
-        assert all(c['unconfirmed'] is True for c in changes)
-    finally:
-        job.close()
-    stored = {i: json.loads(r['meta_data']).get('store')
-              for i, r in rows(database).items()}
-    assert stored == dict.fromkeys(ids, 'multi' if landed else None)
 
 
 # -- reading ahead ------------------------------------------------------------
