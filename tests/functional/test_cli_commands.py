@@ -29,12 +29,16 @@ import time
 import pytest
 import sqlalchemy as sa
 
+from multistore_prefix.db import models
+from multistore_prefix import demo
 from tests.functional import test_backfill_cli as backfill_cli
 from tests.functional.test_cli import _command
 from tests.functional.test_cli import assert_config_error
 from tests.functional.test_cli import REPO
 from tests.functional.test_cli import run
 from tests.functional.test_cli import write_conf
+
+_L = models.image_locations
 
 EXIT_FAILURE = 1
 EXIT_INTERRUPTED = 130
@@ -221,13 +225,18 @@ def test_an_interrupted_demo_exits_130(tmp_path):
 
 
 def _done(database):
+    """Rows the demo's backfill wrote (not the ones its seeding made).
+
+    The seeded rows carry the demo's creation time: a signal sent once
+    they exist could still arrive before the backfill begins.
+    """
     engine = sa.create_engine(f'sqlite:///{database}',
                               poolclass=sa.pool.NullPool)
     try:
         with engine.connect() as conn:
-            return conn.exec_driver_sql(
-                'SELECT count(*) FROM image_locations '
-                'WHERE updated_at IS NOT NULL').scalar()
+            return conn.execute(
+                sa.select(sa.func.count()).select_from(_L)
+                .where(_L.c.updated_at > demo._CREATED)).scalar()
     except sa.exc.OperationalError:  # not made yet, or locked
         return 0
     finally:
