@@ -84,11 +84,15 @@ def alembic_config():
     return config
 
 
+def _scripts():
+    """The project's migration scripts (alembic's ScriptDirectory)."""
+    from alembic import script as alembic_script
+    return alembic_script.ScriptDirectory.from_config(alembic_config())
+
+
 def head_revision() -> str:
     """The newest revision this code knows."""
-    from alembic import script as alembic_script
-    return alembic_script.ScriptDirectory.from_config(
-        alembic_config()).get_current_head()
+    return _scripts().get_current_head()
 
 
 def inspect_schema(conn: sa.engine.Connection) -> SchemaState:
@@ -158,11 +162,8 @@ def check_ownership(conn: sa.engine.Connection) -> SchemaState:
     if state.foreign:
         raise exceptions.ForeignSchema(state.owner, state.evidence)
     if state.revision is not None:
-        from alembic import script as alembic_script
-        scripts = alembic_script.ScriptDirectory.from_config(
-            alembic_config())
         try:
-            scripts.get_revision(state.revision)
+            _scripts().get_revision(state.revision)
         except Exception:
             raise exceptions.SchemaTooNew(state.revision) from None
     return state
