@@ -176,19 +176,15 @@ class Writer:
         try:
             return retry.call(self.database, attempt, 'writing a batch',
                               self.should_stop)
-        except retry.Stopped as exc:
+        except (retry.Stopped, KeyboardInterrupt) as exc:
+            # Stopped while retrying, or at once by a second stop signal:
+            # a write in doubt is reported as such either way.
             if not self._in_doubt:
                 raise
-            raise StoppedInDoubt(exc, list(self._in_doubt.values()),
+            stopped = (exc if isinstance(exc, retry.Stopped)
+                       else retry.Stopped('interrupted'))
+            raise StoppedInDoubt(stopped, list(self._in_doubt.values()),
                                  rewrites) from exc
-        except KeyboardInterrupt:
-            # A second stop signal, while a write is in doubt: it is
-            # reported as such all the same.
-            if not self._in_doubt:
-                raise
-            raise StoppedInDoubt(retry.Stopped('interrupted'),
-                                 list(self._in_doubt.values()),
-                                 rewrites) from None
 
     def _fast(self, writes) -> list[tuple]:
         if self._in_doubt and self._in_doubt.keys() & {w[0] for w in writes}:
