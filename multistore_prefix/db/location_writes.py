@@ -46,6 +46,7 @@ every row does.
 import collections
 import dataclasses
 import itertools
+import operator
 from typing import Iterable, Sequence
 
 import sqlalchemy as sa
@@ -174,14 +175,10 @@ def lock_current(conn, ids: Iterable[int],
 
 def _case_updates(dialect, writes, stamp):
     """MySQL: the id-ordered UPDATEs of rows, a chunk at a time."""
-    ordered = sorted(writes, key=_first)
+    ordered = sorted(writes, key=operator.itemgetter(0))
     for start in range(0, len(ordered), SERVER_CHUNK):
         yield _case_update(dialect, ordered[start:start + SERVER_CHUNK],
                            stamp)
-
-
-def _first(write):
-    return write[0]
 
 
 def _case_update(dialect, writes, stamp) -> tuple[str, tuple]:
@@ -223,15 +220,16 @@ class _Sql:
         return self.mark
 
     def among(self, ids) -> str:
-        """``id`` is one of ``ids`` (PostgreSQL: one array parameter).
+        """``id`` is one of ``ids``.
 
-        On MySQL the ids are written into the statement as numbers: the
-        driver would otherwise escape each one in Python, a fifth of the
-        cost of a batch write there.
+        On PostgreSQL the ids are one array parameter, in its text form,
+        as the joined writes send theirs.  On MySQL they are written into
+        the statement as numbers: the driver would otherwise escape each
+        one in Python, a fifth of the cost of a batch write there.
         """
         if self.name == 'postgresql':
-            self._params.append(list(ids))
-            return 'id = ANY(%s)'
+            self._params.append(postgresql_writes.integer_array(ids))
+            return 'id = ANY(%s::integer[])'
         if self.name == 'mysql':
             return f'id IN ({",".join(map(str, map(int, ids)))})'
         self._params.extend(ids)

@@ -35,6 +35,7 @@ rows stay on their page.
 """
 
 import collections
+import operator
 
 #: A batch is written in this many transactions, each taking every n-th
 #: row (see :func:`passes`).
@@ -90,7 +91,7 @@ def joined_updates(writes, stamp, chunk_size: int):
     :param writes: ``(location id, image id, text read, new text)``.
     """
     per_image = collections.Counter(w[1] for w in writes)
-    ordered = sorted(writes, key=_first)
+    ordered = sorted(writes, key=operator.itemgetter(0))
     for start in range(0, len(ordered), chunk_size):
         chunk = ordered[start:start + chunk_size]
         escaped = {}
@@ -103,10 +104,6 @@ def joined_updates(writes, stamp, chunk_size: int):
                    (integer_array(shared), *update))
         else:
             yield JOINED_SETTINGS + _JOINED_UPDATE, update
-
-
-def _first(write):
-    return write[0]
 
 
 def integer_array(ids) -> str:
