@@ -88,21 +88,46 @@ def test_most_rows_of_a_batch_stay_on_their_page(
     assert set(texts) == {json.dumps({'store': 'multi'})}
 
 
-def test_an_abort_between_passes_reports_the_passes_that_committed(
-        fresh, location_map, legacy_rows, monkeypatch):
-    database = fresh
+def _stopped_after_the_first_pass(database, location_map, monkeypatch,
+                                  how):
+    """Run, stopping (``job.stop`` or ``job.abort``) after the first pass.
+
+    :returns: the rows of each pass written, and the report.
+    """
     job = backfill_mod.Backfill(database, location_map)
     write = job.writer.write
     passes = []
 
-    def write_then_abort(writes):
+    def write_then_stop(writes):
         outcomes = write(writes)
         passes.append(len(writes))
-        job.abort()  # as Ctrl-C would, once the first pass committed
+        if len(passes) == 1:
+            getattr(job, how)()  # as Ctrl-C would, once it committed
         return outcomes
-    monkeypatch.setattr(job.writer, 'write', write_then_abort)
+    monkeypatch.setattr(job.writer, 'write', write_then_stop)
     report = job.run()
     job.close()
+    return passes, report
+
+
+def test_a_stop_during_a_batch_finishes_every_pass_of_it(
+        fresh, location_map, legacy_rows, monkeypatch):
+    # A first Ctrl-C lets the batch in flight finish: all of its passes.
+    passes, report = _stopped_after_the_first_pass(
+        fresh, location_map, monkeypatch, 'stop')
+    assert passes == [legacy_rows // postgresql_writes.PASSES] * \
+        postgresql_writes.PASSES
+    assert report.interrupted
+    assert (report.scanned, report.updated) == (legacy_rows, legacy_rows)
+
+
+def test_an_abort_between_passes_reports_the_passes_that_committed(
+        fresh, location_map, legacy_rows, monkeypatch):
+    database = fresh
+    # A second Ctrl-C stops at once: the passes already committed are
+    # kept and reported, the others not made.
+    passes, report = _stopped_after_the_first_pass(
+        fresh, location_map, monkeypatch, 'abort')
     per_pass = legacy_rows // postgresql_writes.PASSES
     assert passes == [per_pass]
     assert report.interrupted
