@@ -69,3 +69,16 @@ class NoBackendsConfigured(MultistorePrefixError):
         super().__init__(
             '[DEFAULT]/enabled_backends is empty; set it to the stores of '
             'the Glance deployment, e.g. "fast:file, ceph:rbd"')
+
+
+class OptionError(MultistorePrefixError):
+    """An option's value cannot work (a secret one's is never quoted).
+
+    :ivar option: ``[group]/name``.
+    :ivar reason: what is wrong, and the fix.
+    """
+
+    def __init__(self, option: str, reason: str):
+        self.option = option
+        self.reason = reason
+        super().__init__(f'{option} {reason}')

@@ -32,7 +32,9 @@ from typing import Any
 
 from oslo_config import cfg
 
+from multistore_prefix import crypt
 from multistore_prefix.db import engine as db_engine
+from multistore_prefix import deciding
 from multistore_prefix.domain import distinction
 from multistore_prefix.domain import image as image_mod
 from multistore_prefix.domain import repo as repo_mod
@@ -81,17 +83,40 @@ class Gateway:
         if location_map is not None and backend_lookups:
             self.lookups = lookups_mod.BackendLookups.from_location_map(
                 location_map)
+        self._deciders: dict[tuple, deciding.Decider] = {}
 
     def get_repo(self, context: Any = None):
         """The image repository: db, distinction layer, resolver."""
         repo = repo_mod.ImageRepo(self.database, context)
         repo = distinction.ImageRepoProxy(repo)
         if self.location_map is not None:
-            repo = resolution.ImageRepoProxy(
-                repo, resolver_mod.Resolver(
-                    self.location_map, self.lookups,
-                    fix_wrong_stores=self.fix_wrong_stores))
+            repo = resolution.ImageRepoProxy(repo, self._resolver())
         return repo
+
+    def get_decider(self, glance_rules: bool = False,
+                    strip_s3_credentials: bool = False) -> deciding.Decider:
+        """The row rules of the backfill for these stores (built once).
+
+        :param glance_rules: as inside glance-api, where Glance's own rule
+            writes a store next; ``strip_s3_credentials``: where Glance
+            takes credentials out of S3 URLs (see :class:`~
+            multistore_prefix.deciding.Decider`).
+        """
+        key = (glance_rules, strip_s3_credentials)
+        decider = self._deciders.get(key)
+        if decider is None:
+            decider = self._deciders[key] = deciding.Decider(
+                self._resolver(), fix_wrong_stores=self.fix_wrong_stores,
+                lookups=self.lookups,
+                text_limit=repo_mod.ImageRepo(self.database).metadata_limit,
+                glance_rules=glance_rules,
+                strip_s3_credentials=strip_s3_credentials,
+                cipher=crypt.from_config(self.conf))
+        return decider
+
+    def _resolver(self) -> resolver_mod.Resolver:
+        return resolver_mod.Resolver(self.location_map, self.lookups,
+                                     fix_wrong_stores=self.fix_wrong_stores)
 
     def get_image_factory(self, context: Any = None):
         """The factory of new images, for ``repo.add``."""

@@ -26,6 +26,7 @@ modules.
 
 import dataclasses
 import logging
+import posixpath
 
 from oslo_config import cfg
 
@@ -50,6 +51,13 @@ CONFLICT = 'conflicting-stores'
 # store (see Driver.unowned).
 NO_STORE_IN_URL = drivers.base.NO_STORE_IN_URL
 NOT_INSTALLED = drivers.base.NOT_INSTALLED
+#: Under the directory of one of Glance's reserved stores.
+RESERVED = 'reserved-store'
+#: glance_store adds these file stores of Glance's own to
+#: ``enabled_backends`` inside glance-api (an operator may not name a
+#: store so); import and task data pass through them, and a live image's
+#: location never gets their name.
+RESERVED_STORES = ('os_glance_staging_store', 'os_glance_tasks_store')
 #: Reasons after which a store's backend lookup may still find the store:
 #: callers with lookups ask the ones that want the URL.
 LOOKUP_REASONS = frozenset((NO_PREFIX, NO_STORE_IN_URL))
@@ -107,6 +115,19 @@ class Doubted:
     store: str
     reason: str
     detail: str
+
+    def __str__(self):
+        return self.store
+
+
+@dataclasses.dataclass(frozen=True)
+class Reserved:
+    """The directory of a reserved store: its URLs get no store.
+
+    :ivar store: the reserved store's name.
+    """
+
+    store: str
 
     def __str__(self):
         return self.store
@@ -187,11 +208,15 @@ class LocationMap:
     """Store id -> entry, and the prefix index that answers URLs.
 
     :ivar stores: store id -> :class:`StoreEntry`.
+    :ivar reserved: reserved store name -> its directory's prefix
+        (:data:`RESERVED_STORES`).
     :ivar conflicts: prefixes claimed by more than one store.
     """
 
-    def __init__(self, stores: dict[str, StoreEntry]):
+    def __init__(self, stores: dict[str, StoreEntry],
+                 reserved: dict[str, drivers.Prefix] | None = None):
         self.stores = dict(stores)
+        self.reserved = dict(reserved or {})
         self.conflicts: list[Conflict] = []
         self._index: dict[str, object] = {}
         self._wild: dict[str, list[_Wild]] = {}
@@ -220,12 +245,15 @@ class LocationMap:
         stores = {}
         for store_id, store_type in backends.items():
             store_id, store_type = store_id.strip(), store_type.strip()
+            if store_id in RESERVED_STORES:
+                continue  # added by glance_store inside glance-api
             driver = drivers.load_driver(conf, store_id, store_type)
             stores[store_id] = StoreEntry(
                 store=driver, store_entry=store_type,
                 location_class=driver.location_class,
                 prefixes=driver.prefixes)
-        return cls(stores)
+        return cls(stores, {name: _reserved_prefix(conf, name)
+                            for name in RESERVED_STORES})
 
     def _build(self):
         claims: dict[tuple, list[tuple[str, drivers.Prefix]]] = {}
@@ -237,6 +265,10 @@ class LocationMap:
             for prefix in entry.prefixes:
                 claims.setdefault(self._claim_key(prefix), []).append(
                     (store_id, prefix))
+        if 'file' in self._aliases:  # else no file URL resolves anyway
+            for name, prefix in self.reserved.items():
+                claims.setdefault(self._claim_key(prefix), []).append(
+                    (name, prefix))
         for key, owners in claims.items():
             store_ids = tuple(sorted({s for s, _ in owners}))
             prefix = owners[0][1]
@@ -245,6 +277,8 @@ class LocationMap:
                 self.conflicts.append(owner)
                 LOG.warning('Configuration conflict: %s; their URLs stay '
                             'unresolved until one of them changes', owner)
+            elif store_ids[0] in self.reserved:
+                owner = Reserved(store_ids[0])
             else:
                 owner = store_ids[0]
                 if prefix.doubt is not None:
@@ -378,6 +412,10 @@ class LocationMap:
             return Resolution(None, CONFLICT, str(found))
         if isinstance(found, Doubted):
             return Resolution(None, found.reason, found.detail)
+        if isinstance(found, Reserved):
+            return Resolution(None, RESERVED, (
+                f'under the directory of Glance\'s reserved store {found} '
+                f'(import and task data): no image\'s store; left as it is'))
         return Resolution(found)
 
     def _walk(self, key, authority_end, canon):
@@ -434,6 +472,19 @@ class LocationMap:
 
 
 _MISS = object()
+
+
+def _reserved_prefix(conf: cfg.ConfigOpts, name: str) -> drivers.Prefix:
+    """A reserved store's directory, as glance_store configures it."""
+    try:
+        conf.register_opt(cfg.StrOpt(
+            'filesystem_store_datadir', default=f'/var/lib/glance/{name}',
+            help=f'Directory of Glance\'s reserved store {name}.'),
+            group=name)
+    except cfg.DuplicateOptError:
+        pass  # glance_store's own definition, inside glance-api
+    path = posixpath.normpath(conf[name].filesystem_store_datadir or '/')
+    return drivers.Prefix('file', '', path)
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:

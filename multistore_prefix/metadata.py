@@ -19,11 +19,12 @@ that text as it was: decoding the object and encoding it again would turn
 but still rewrite numbers, and a 5000-digit integer would not even decode.
 So the text is scanned once at its top level (each member's key and the
 span of its value), checked to be standard JSON (RFC 8259: no ``NaN`` or
-``Infinity``), and a change is spliced in: a member's value is replaced,
-a new member goes before the closing brace, a removed one is cut out with
-its comma.  Pure: nothing here touches the database, and every layer
-(the resolver, the database layer, the backfill) reads metadata text
-through it.
+``Infinity``; inside glance-api, where Glance's own reader takes them,
+as Python's ``json`` reads it), and a change is spliced in: a member's
+value is replaced, a new member goes before the closing brace, a removed
+one is cut out with its comma.  Pure: nothing here touches the database,
+and every layer (the resolver, the database layer, the backfill) reads
+metadata text through it.
 
 Just past 300 lines on purpose: the strict reader and the splicer share
 one scanner of JSON text, and are read together.
@@ -94,6 +95,10 @@ def _int(text):
 
 #: Standard JSON, decoded to values (for readers of the metadata).
 _VALUES = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_int)
+#: The same two as Glance reads metadata (Python's ``json``: ``NaN``,
+#: ``Infinity`` and ``-Infinity`` are numbers).
+_LENIENT = json.JSONDecoder(parse_int=_keep_number, parse_float=_keep_number)
+_LENIENT_VALUES = json.JSONDecoder(parse_int=_int)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,12 +125,18 @@ class Members:
     :ivar members: the members, in the order they stand.
     :ivar open: the position of the opening brace.
     :ivar close: the position of the closing brace.
+    :ivar standard: read as standard JSON (else as Glance reads it).
     """
 
     text: str
     members: tuple[Member, ...]
     open: int
     close: int
+    standard: bool = True
+
+    @property
+    def _decoder(self) -> json.JSONDecoder:
+        return _VALUES if self.standard else _LENIENT_VALUES
 
     def find(self, key: str) -> list[Member]:
         """The members named ``key`` (more than one: a duplicate key)."""
@@ -140,18 +151,23 @@ class Members:
         if not found:
             return MISSING
         member = found[-1]
-        return _VALUES.decode(self.text[member.value_start:member.value_end])
+        return self._decoder.decode(
+            self.text[member.value_start:member.value_end])
 
     def to_dict(self) -> dict:
         """The whole object, decoded (duplicate keys: the last wins)."""
-        return _VALUES.decode(self.text)
+        return self._decoder.decode(self.text)
 
 
-def parse(text: str | bytes | None) -> Members | Bad:
+def parse(text: str | bytes | None, standard: bool = True) -> Members | Bad:
     """The members of a metadata text, or why it has none.
 
     Never raises: every text that is not a standard JSON object, and text
     that is not UTF-8 (``bytes``), is a :class:`Bad` reason.
+
+    :param standard: ``False``: read it as Glance does (Python's ``json``
+        takes ``NaN`` and the infinities), for a writer that acts where
+        Glance's own rule would write next.
     """
     if text is None:
         return Bad('meta_data is NULL')
@@ -163,7 +179,7 @@ def parse(text: str | bytes | None) -> Members | Bad:
         except UnicodeDecodeError:
             return Bad('meta_data is not valid UTF-8', text)
     try:
-        return _scan(text)
+        return _scan(text, _STRICT if standard else _LENIENT)
     except RecursionError:
         return Bad('meta_data is nested too deep to read', text)
     except ValueError as exc:
@@ -185,7 +201,7 @@ def _not_an_object(text: str) -> Bad:
     return Bad(f'meta_data is a JSON {kind}, not an object', text)
 
 
-def _scan(text: str) -> Members:
+def _scan(text: str, decoder: json.JSONDecoder) -> Members:
     """Top-level members of ``text``; ValueError unless a JSON object."""
     pos = _WS.match(text, 0).end()
     if not text.startswith('{', pos):
@@ -205,7 +221,7 @@ def _scan(text: str) -> Members:
             if not text.startswith(':', pos):
                 raise ValueError('expected ":"')
             value_start = _WS.match(text, pos + 1).end()
-            _value, value_end = _STRICT.raw_decode(text, value_start)
+            _value, value_end = decoder.raw_decode(text, value_start)
             members.append(Member(key, start, value_start, value_end))
             pos = _WS.match(text, value_end).end()
             if text.startswith(',', pos):
@@ -217,7 +233,8 @@ def _scan(text: str) -> Members:
             raise ValueError('expected "," or "}"')
     if _WS.match(text, close + 1).end() != len(text):
         raise ValueError('extra data after the object')
-    return Members(text, tuple(members), opening, close)
+    return Members(text, tuple(members), opening, close,
+                   decoder is _STRICT)
 
 
 def patch(members: Members, changes: Mapping[str, Any]) -> str:

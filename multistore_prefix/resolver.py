@@ -38,6 +38,12 @@ from multistore_prefix import urls
 BAD_METADATA = 'bad-metadata'
 BAD_LOCATION = 'bad-location'
 INVALID_STORE = 'invalid-store-value'
+#: Train's key for the store, which Glance's data migration renames.
+BACKEND_KEY = 'backend-key'
+BACKEND_KEY_DETAIL = (
+    'meta_data has Train\'s "backend" key and no "store": run Glance\'s '
+    'data migration ("glance-manage db migrate" renames it to "store"), '
+    'then this again; left as it is')
 
 #: What a location's ``store`` says (see :func:`store_state`).
 MISSING = 'missing'
@@ -62,8 +68,27 @@ def store_state(store, enabled) -> str:
     return ENABLED if store in enabled else STALE
 
 
-def invalid_store_detail(store) -> str:
+def glance_replaces(store) -> bool:
+    """Whether Glance's own rule writes a store over this ``store`` value.
+
+    Glance (``update_store_in_locations``) replaces a value that is false
+    or not among ``enabled_backends``; one it cannot look up there (a
+    non-empty list or object) fails its request instead.
+    """
+    if not store:
+        return True
+    try:
+        hash(store)
+    except TypeError:
+        return False
+    return True
+
+
+def invalid_store_detail(store, glance_rules: bool = False) -> str:
     """Why an invalid ``store`` value is left as it is."""
+    if glance_rules:
+        return (f'store is {_json_kind(store)}, not a store name, and '
+                f'Glance\'s own rule fails on it too: left as it is')
     return (f'store is {_json_kind(store)}, not a store name: left as it '
             f'is (someone\'s data); --replace-invalid-stores gives it the '
             f'store that owns the URL')
@@ -222,6 +247,9 @@ class Resolver:
         if state == INVALID and not self.replace_invalid_stores:
             return Unresolved(index, urls.mask_url(url), INVALID_STORE,
                               invalid_store_detail(metadata['store']))
+        if state == MISSING and 'backend' in metadata:
+            return Unresolved(index, urls.mask_url(url), BACKEND_KEY,
+                              BACKEND_KEY_DETAIL)
         if isinstance(url, bytes):
             return Unresolved(index, urls.mask_url(url), BAD_LOCATION,
                               'the URL is not valid UTF-8')
@@ -237,26 +265,6 @@ class Resolver:
         return LocationChange(index, url, store,
                               previous if isinstance(previous, str)
                               and previous else None)
-
-    def may_change(self, locations: Iterable) -> bool:
-        """Whether :meth:`plan` may change one of ``locations``.
-
-        Offline: no backend is asked; a URL that only a backend could
-        place counts as one that may change.
-        """
-        try:
-            items = list(locations or ())
-        except TypeError:
-            return False
-        for index, location in enumerate(items):
-            result = self.resolve_location(location, index)
-            if isinstance(result, LocationChange):
-                return True
-            if (isinstance(result, Unresolved) and self.lookups is not None
-                    and result.reason in lmap.LOOKUP_REASONS
-                    and self.lookups.wants(location['url'])):
-                return True
-        return False
 
     def plan(self, locations: Iterable) -> Plan:
         """Resolve every location of an image."""

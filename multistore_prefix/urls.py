@@ -233,3 +233,27 @@ def canonicalize(url: str) -> CanonicalURL:
         path=normalize_path(path, url),
         query=query,
         has_credentials=bool(at))
+
+
+#: The schemes glance_store's s3 driver writes.
+S3_SCHEMES = ('s3://', 's3+http://', 's3+https://')
+
+
+def s3_without_credentials(url) -> str | None:
+    """An S3 URL that carries credentials, rewritten as Glance 33 does.
+
+    Glance (``store_utils._update_s3_location_credentials``) keeps what
+    follows the last ``@`` before the query, without query and fragment,
+    behind the scheme; glance_store then signs with the store's own keys.
+
+    :returns: the URL without its credentials, or ``None`` when it has
+        none (or is not an S3 URL).
+    """
+    if url.__class__ is not str or '@' not in url or not url.startswith(
+            S3_SCHEMES):
+        return None
+    bare = url.split('?')[0].split('#')[0]
+    at = bare.rfind('@')
+    if at < 0:
+        return None
+    return f'{urllib.parse.urlparse(url).scheme}://{bare[at + 1:]}'

@@ -24,8 +24,9 @@ reported and left as it is, and the run goes on.  Interrupting it at any
 moment loses at most the batch in flight, whole: nothing is ever
 half-written.
 
-The stages, one module each: :mod:`.reading`, :mod:`.deciding`,
-:mod:`.writing`, :mod:`.report`; :mod:`.job` runs them.
+The stages, one module each: :mod:`.reading`, :mod:`.writing`,
+:mod:`.report`; :mod:`.job` runs them, deciding each row with
+:mod:`multistore_prefix.deciding`, as the glance-api filter does.
 """
 
 from multistore_prefix.backfill.job import Backfill  # noqa: F401

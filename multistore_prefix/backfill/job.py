@@ -14,7 +14,7 @@
 """One backfill run: read, decide, write, report, batch after batch.
 
 The stages are the modules beside this one: :mod:`.reading` (keyset
-batches, the next one read beside the current), :mod:`.deciding` (what
+batches, the next one read beside the current), :mod:`..deciding` (what
 each row needs), :mod:`.writing` (compare-and-swap, retries) and
 :mod:`.report` (the counts and the rows behind them).  This module runs
 them in order and turns their outcomes into the report.
@@ -26,7 +26,6 @@ one loop, best read whole.
 import time
 from typing import Callable
 
-from multistore_prefix.backfill import deciding
 from multistore_prefix.backfill import reading
 from multistore_prefix.backfill import report as report_mod
 from multistore_prefix.backfill import shard as shard_mod
@@ -34,6 +33,7 @@ from multistore_prefix.backfill import writing
 from multistore_prefix.db import engine as db_engine
 from multistore_prefix.db import locations as db_locations
 from multistore_prefix.db import retry
+from multistore_prefix import deciding
 from multistore_prefix import location_map as lmap
 from multistore_prefix import resolver as resolver_mod
 
@@ -73,6 +73,8 @@ class Backfill:
                  record_changes: bool = False,
                  fix_wrong_stores: bool = False,
                  replace_invalid_stores: bool = False,
+                 strip_s3_credentials: bool = False,
+                 cipher=None,
                  lookups=None,
                  progress: Callable[[int], None] | None = None):
         """Prepare a run.
@@ -88,6 +90,11 @@ class Backfill:
         :param replace_invalid_stores: also give a store to locations
             whose ``store`` is not a name (a number, a list, ``null``,
             ``""``); by default they are reported and left.
+        :param strip_s3_credentials: write S3 URLs that carry
+            credentials without them, as Glance 33 does on get (see
+            :func:`~multistore_prefix.urls.s3_without_credentials`).
+        :param cipher: a :class:`~multistore_prefix.crypt.UrlCipher` for
+            the URLs Glance stored encrypted, or ``None``.
         :param progress: called with the number of locations of each batch
             once it is done.
         """
@@ -109,7 +116,8 @@ class Backfill:
         resolver = resolver_mod.Resolver(
             location_map, replace_invalid_stores=replace_invalid_stores)
         self.decider = deciding.Decider(
-            resolver, fix_wrong_stores=fix_wrong_stores, lookups=lookups)
+            resolver, fix_wrong_stores=fix_wrong_stores, lookups=lookups,
+            strip_s3_credentials=strip_s3_credentials, cipher=cipher)
         self.reader = reading.Reader(database, batch_size, shard.bounds(),
                                      self._stopping)
         self.writer = writing.Writer(database, self.decider, self._stopping)
@@ -200,6 +208,9 @@ class Backfill:
     def _process(self, batch: deciding.Batch) -> None:
         """Report a decided batch and write it."""
         self.report.scanned += batch.scanned
+        if self.decider.cipher is not None:
+            # A key that decrypts nothing is the wrong key: said at once.
+            self.decider.cipher.check()
         self._apply(batch)
         for location_id in batch.large:
             self._process_large(location_id)
@@ -214,6 +225,7 @@ class Backfill:
         for row in batch.unresolved:
             self.record.unresolved(*row)
         rewrites = self._ask_backends(batch.asked) if batch.asked else []
+        rewrites += batch.rewrites
         if self.dry_run:
             report.updated += len(batch.writes) + len(rewrites)
             for write in batch.writes:

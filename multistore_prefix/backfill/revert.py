@@ -39,6 +39,7 @@ GONE = 'gone'                    # the location is deleted or not active
 CHANGED = 'changed-since'        # the row no longer holds what was written
 NOT_EXACT = 'not-exact'          # undoing would not give the old text back
 NO_FINGERPRINT = 'no-fingerprint'  # an old report, or a URL rewrite
+CREDENTIALS = 'credentials-removed'  # an S3 URL's, kept nowhere
 NOT_LANDED = 'not-landed'        # an unconfirmed write that did not land
 
 CHUNK = 1000
@@ -242,6 +243,10 @@ class Revert:
 
 def _decide(entry, current) -> tuple:
     """(reason or None, detail, write or None) for one change."""
+    if str(entry.get('url', '')).startswith(urls.S3_SCHEMES) and entry.get(
+            'new_url'):
+        return (CREDENTIALS, 'an S3 URL written without its credentials, '
+                'which are kept nowhere: not revertible', None)
     if 'sha256' not in entry or 'previous_sha256' not in entry:
         return (NO_FINGERPRINT, 'the change has no fingerprint of the text '
                 'written (a URL rewrite, or a report of an older version): '

@@ -20,7 +20,7 @@ writer, another run), that transaction is rolled back and the batch is
 written again the exact way: its rows are locked in id order and read
 back, the rows that still hold what was read are written as decided, and
 the others are decided again on their fresh text (:meth:`Decider.one
-<multistore_prefix.backfill.deciding.Decider.one>`), so a concurrent key
+<multistore_prefix.deciding.Decider.one>`), so a concurrent key
 is kept, a concurrent store is respected, and the run counts as its own
 exactly the rows its writes changed.
 
@@ -48,11 +48,11 @@ import datetime
 
 from oslo_db import exception as db_exc
 
-from multistore_prefix.backfill import deciding
 from multistore_prefix.db import api as db_api
 from multistore_prefix.db import exceptions as db_exceptions
 from multistore_prefix.db import location_writes
 from multistore_prefix.db import retry
+from multistore_prefix import deciding
 from multistore_prefix import exceptions
 from multistore_prefix import location_map as lmap
 

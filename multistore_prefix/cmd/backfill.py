@@ -26,6 +26,7 @@ from multistore_prefix.cmd import database as cmd_database
 from multistore_prefix.cmd import helptext
 from multistore_prefix.cmd import progress as progress_mod
 from multistore_prefix.cmd import revert as revert_cmd
+from multistore_prefix import crypt
 from multistore_prefix.db import exceptions as db_exceptions
 from multistore_prefix.db import migration
 from multistore_prefix.db import retry
@@ -102,6 +103,14 @@ class Backfill(helptext.HelpWithExitCodes, show.ShowOne):
                  'in the .../images store); without it they are counted as '
                  'wrong_store and listed in the report, and left as they are')
         parser.add_argument(
+            '--strip-s3-credentials', action='store_true',
+            help='write S3 URLs that carry credentials '
+                 '(s3://KEY:SECRET@host/bucket/object) without them, as '
+                 'Glance 2026.2 (33) does on every GET; listed in the '
+                 'report (masked), and not revertible: the credentials '
+                 'are kept nowhere.  Only for a Glance that does it '
+                 'itself: older ones sign with the keys in the URL')
+        parser.add_argument(
             '--no-backend-lookups', action='store_true',
             help='resolve by prefix only: never ask a store\'s backend '
                  '(Cinder, for legacy cinder://<volume id> locations)')
@@ -126,6 +135,7 @@ class Backfill(helptext.HelpWithExitCodes, show.ShowOne):
                    if parsed_args.revert else None)
         with cmd.config_errors(self.app.conf):
             location_map = self.app.location_map
+            cipher = crypt.from_config(self.app.conf)
         database = cmd_database.open_database(self.app.conf)
         # Before any connection: the operator sees which database a run
         # that waits for it is waiting for.
@@ -157,7 +167,8 @@ class Backfill(helptext.HelpWithExitCodes, show.ShowOne):
                 record_changes=bool(parsed_args.report),
                 fix_wrong_stores=parsed_args.fix_wrong_stores,
                 replace_invalid_stores=parsed_args.replace_invalid_stores,
-                lookups=lookups)
+                strip_s3_credentials=parsed_args.strip_s3_credentials,
+                cipher=cipher, lookups=lookups)
             try:
                 report = self._run(job, parsed_args)
                 if parsed_args.report:

@@ -43,6 +43,8 @@ import sqlalchemy as sa
 
 from multistore_prefix.db import exceptions
 from multistore_prefix.db import location_rows
+from multistore_prefix.db import location_writes
+from multistore_prefix.db import locations
 from multistore_prefix.db import models
 from multistore_prefix.db import properties
 from multistore_prefix.db import sql
@@ -57,8 +59,11 @@ KeyConflict = location_rows.KeyConflict
 dump_metadata = location_rows.dump_metadata
 load_metadata = location_rows.load_metadata
 merge_metadata = location_rows.merge_metadata
-image_locations = location_rows.image_locations
 location_add = location_rows.location_add
+image_location_rows = locations.image_rows
+lock_location_rows = location_writes.lock_current
+set_location_metadata = location_writes.set_metadata
+metadata_limit = locations.metadata_limit
 location_update = location_rows.location_update
 location_remove = location_rows.location_remove
 property_add = properties.property_add

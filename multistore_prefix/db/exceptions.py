@@ -114,6 +114,17 @@ class Rejected(DatabaseError):
                          f'{attribute}: {self.reason}')
 
 
+class Busy(DatabaseError):
+    """Rows another transaction holds locked, asked for without waiting.
+
+    :ivar what: the rows (``'image 1f2e... locations'``).
+    """
+
+    def __init__(self, what: str):
+        self.what = what
+        super().__init__(f'{what}: locked by another writer')
+
+
 class Forbidden(DatabaseError):
     """The caller may not write: a read-only context or database.
 

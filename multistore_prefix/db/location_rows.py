@@ -31,7 +31,6 @@ from multistore_prefix.db import models
 from multistore_prefix.db import sql
 from multistore_prefix import metadata as metadata_text
 
-_IMAGES = models.images
 _LOCATIONS = models.image_locations
 
 
@@ -102,24 +101,6 @@ def merge_metadata(current: Mapping, before: Mapping,
         else:
             merged[key] = new
     return merged
-
-
-def image_locations(conn: sa.engine.Connection, image_id: str) -> list[dict]:
-    """The live locations of one live image; none when there is no such.
-
-    One query: enough to tell whether a location lacks its store without
-    reading the whole image.
-    """
-    sqlite = conn.dialect.name == 'sqlite'
-    return [location_dict(row) for row in conn.execute(
-        sa.select(_LOCATIONS.c.id,
-                  sql.text_as_stored(_LOCATIONS.c.value, sqlite),
-                  sql.text_as_stored(_LOCATIONS.c.meta_data, sqlite),
-                  _LOCATIONS.c.status)
-        .join(_IMAGES, _IMAGES.c.id == _LOCATIONS.c.image_id)
-        .where(_LOCATIONS.c.image_id == image_id, sql.live(_LOCATIONS),
-               sql.live(_IMAGES))
-        .order_by(_LOCATIONS.c.id))]
 
 
 def location_dict(row) -> dict:

@@ -147,13 +147,16 @@ def _group_updates(dialect, writes, stamp, chunk_size):
                    f'AND {sql.holds(old)} AND {sql.live()}', sql.params)
 
 
-def lock_current(conn, ids: Iterable[int],
-                 lock: bool = True) -> dict[int, Current]:
+def lock_current(conn, ids: Iterable[int], lock: bool = True,
+                 nowait: bool = False) -> dict[int, Current]:
     """The rows of ``ids`` as they are now, locked in id order.
 
     On SQLite the writer holds the database lock already.
 
     :param lock: ``False``: only read them (a dry run).
+    :param nowait: fail at once when another transaction holds one.
+    :raises Busy: with ``nowait``, one is locked (the transaction must
+        end: on MySQL it was rolled back).
     """
     ids = sorted(ids)
     sqlite = conn.dialect.name == 'sqlite'
@@ -165,8 +168,10 @@ def lock_current(conn, ids: Iterable[int],
                  .where(_L.c.id.in_(ids[start:start + SQLITE_CHUNK]))
                  .order_by(_L.c.id))
         if lock:
-            query = query.with_for_update()
-        for location_id, url, text, deleted, status in conn.execute(query):
+            query = query.with_for_update(nowait=nowait)
+        with sql.busy_as(f'locations {ids[start]}..', nowait):
+            found_rows = conn.execute(query).all()
+        for location_id, url, text, deleted, status in found_rows:
             found[location_id] = Current(
                 sql.utf8_or_bytes(url), sql.utf8_or_bytes(text),
                 not deleted and status == 'active')

@@ -215,6 +215,23 @@ def read_one(conn, location_id: int) -> tuple | None:
             sql.utf8_or_bytes(row[3]))
 
 
+def image_rows(conn, image_id: str) -> list[tuple]:
+    """One live image's live locations, in id order, whatever their size.
+
+    ``(id, image_id, url, meta_data)`` each; none when there is no such
+    image.
+    """
+    sqlite = conn.dialect.name == 'sqlite'
+    return [(row[0], row[1], sql.utf8_or_bytes(row[2]),
+             sql.utf8_or_bytes(row[3])) for row in conn.execute(
+        sa.select(_L.c.id, _L.c.image_id,
+                  sql.text_as_stored(_L.c.value, sqlite),
+                  sql.text_as_stored(_L.c.meta_data, sqlite))
+        .join(_I, _I.c.id == _L.c.image_id)
+        .where(_L.c.image_id == image_id, *live_conditions())
+        .order_by(_L.c.id))]
+
+
 def metadata_limit(conn) -> int | None:
     """The most bytes ``meta_data`` holds here (``None``: no limit)."""
     if conn.dialect.name != 'mysql':

@@ -104,6 +104,36 @@ class rejected_as:
         return False
 
 
+#: PostgreSQL's lock_not_available; MySQL's lock wait timeout and its
+#: NOWAIT refusal (oslo.db reports MySQL's as a deadlock).
+_BUSY_PGCODES = frozenset(('55P03',))
+_BUSY_ERRNOS = frozenset((1205, 3572))
+
+
+class busy_as:
+    """Turn a ``NOWAIT`` lock refusal into ``Busy``."""
+
+    def __init__(self, what, nowait=True):
+        self.what = what
+        self.nowait = nowait
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc is None or not self.nowait:
+            return False
+        # oslo.db's translation wraps SQLAlchemy's, which wraps the
+        # driver's; PostgreSQL's refusal comes untranslated.
+        orig = getattr(exc, 'inner_exception', None) or exc
+        orig = getattr(orig, 'orig', None) or orig
+        errno = getattr(orig, 'args', (None,))[:1]
+        if (getattr(orig, 'pgcode', None) in _BUSY_PGCODES
+                or (errno and errno[0] in _BUSY_ERRNOS)):
+            raise exceptions.Busy(self.what) from exc
+        return False
+
+
 class duplicate_as:
     """Turn the database's duplicate-entry error into ``Duplicate``."""
 

@@ -87,9 +87,13 @@ class ImageRepoProxy:
     def get(self, image_id: str) -> ImageProxy:
         return self._wrap(self.base.get(image_id))
 
-    def locations(self, image_id: str) -> list[dict]:
-        """An image's locations, read only (no snapshot: never saved)."""
-        return self.base.locations(image_id)
+    def correct_locations(self, image_id: str, *args, **kwargs):
+        """Location rows written as they are (no image: no snapshot)."""
+        return self.base.correct_locations(image_id, *args, **kwargs)
+
+    def rewrite_locations(self, image_id: str, rewrites) -> list:
+        """Location rows written as they are (no image: no snapshot)."""
+        return self.base.rewrite_locations(image_id, rewrites)
 
     def list(self, *args: Any, **kwargs: Any) -> list[ImageProxy]:
         return [self._wrap(image)

@@ -17,6 +17,7 @@ The persistence errors are the database layer's own classes, named here too
 so that callers of the repositories import from one place.
 """
 
+from multistore_prefix.db.exceptions import Busy  # noqa: F401
 from multistore_prefix.db.exceptions import Conflict  # noqa: F401
 from multistore_prefix.db.exceptions import Duplicate  # noqa: F401
 from multistore_prefix.db.exceptions import Forbidden  # noqa: F401

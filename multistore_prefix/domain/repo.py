@@ -21,7 +21,7 @@ writes exactly those.
 """
 
 import copy
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from oslo_db import api as oslo_db_api
 from oslo_utils import timeutils
@@ -61,13 +61,68 @@ class ImageRepo:
         with self.database.reader() as conn:
             return _to_image(api.image_get(conn, image_id))
 
-    def locations(self, image_id: str) -> list[dict]:
-        """The live locations of the live image ``image_id`` (one query).
+    def correct_locations(self, image_id: str, decide: Callable,
+                          proceed: Callable[[], bool] | None = None):
+        """Write the stores ``decide`` gives the image's live locations.
 
-        Empty when there is no such image.
+        One read of the rows (an image that needs nothing costs that
+        alone).  When there is something to write, one transaction locks
+        those rows in id order (the order of Glance's own image save),
+        decides them again on what they hold now, and writes each one
+        compare-and-swap: only ``meta_data`` and ``updated_at``.
+
+        :param decide: ``(id, image_id, url, meta_data)`` rows -> a
+            :class:`~multistore_prefix.deciding.Batch`.
+        :param proceed: asked once the rows are read; when it says no
+            (its caller stopped waiting), nothing is written.
+        :returns: the batch decided on the first read, its ``writes`` the
+            ones written (``None`` when ``proceed`` said no).
+        :raises Forbidden: the context or the database is read-only.
+        :raises Busy: another transaction holds one of the rows: nothing
+            was written (nor waited for).
         """
         with self.database.reader() as conn:
-            return api.image_locations(conn, image_id)
+            rows = api.image_location_rows(conn, image_id)
+        batch = decide(rows)
+        if not batch.writes:
+            return batch
+        if proceed is not None and not proceed():
+            return None
+        self._check_writable()
+        batch.writes = self._write_decided(
+            image_id, decide, [w.location_id for w in batch.writes])
+        return batch
+
+    @_retry_on_deadlock
+    def rewrite_locations(self, image_id: str, rewrites) -> list:
+        """Each row's URL and store, compare-and-swap on both.
+
+        :param rewrites: :class:`~multistore_prefix.deciding.Rewrite` rows.
+        :returns: the rewrites that another writer got to first (each is
+            left as that writer left it).
+        :raises Forbidden: the context or the database is read-only.
+        """
+        self._check_writable()
+        now = timeutils.utcnow()
+        lost = []
+        with self.database.writer() as conn:
+            for rewrite in rewrites:
+                try:
+                    with conn.begin_nested():
+                        api.location_update(
+                            conn, image_id, rewrite.location_id, now,
+                            metadata=(rewrite.metadata,
+                                      {**rewrite.metadata,
+                                       'store': rewrite.store}),
+                            url=(rewrite.url, rewrite.new_url))
+                except exceptions.Conflict:
+                    lost.append(rewrite)
+        return lost
+
+    def metadata_limit(self) -> int | None:
+        """The most bytes a location's ``meta_data`` holds (None: any)."""
+        with self.database.reader() as conn:
+            return api.metadata_limit(conn)
 
     def list(self, filters: Mapping[str, Any] | None = None,
              marker: str | None = None,
@@ -145,6 +200,20 @@ class ImageRepo:
     def _check_writable(self):
         if getattr(self.context, 'read_only', False):
             raise exceptions.Forbidden('read-only request context')
+
+    def _write_decided(self, image_id, decide, location_ids):
+        # Never waits for a lock (nor retries): rows another writer holds
+        # are that writer's to write (a backfill batch, Glance's save).
+        with self.database.writer() as conn:
+            current = api.lock_location_rows(conn, location_ids,
+                                             nowait=True)
+            writes = decide([(location_id, image_id, row.url, row.text)
+                             for location_id, row in sorted(current.items())
+                             if row.live]).writes
+            api.set_location_metadata(
+                conn, [(w.location_id, image_id, w.text, w.new_text)
+                       for w in writes], timeutils.utcnow(), locked=True)
+        return writes
 
     @_retry_on_deadlock
     def _create(self, values, properties, tags, locations):

@@ -23,6 +23,7 @@ image.  A caller who may not write still gets the resolved image.
 
 import logging
 
+from multistore_prefix import deciding
 from multistore_prefix.domain import exceptions
 from multistore_prefix import resolver as resolver_mod
 
@@ -55,7 +56,10 @@ class ImageRepoProxy:
         writers keep changing the same locations, the image is returned
         resolved in memory all the same.
         """
-        image = self.base.get(image_id)
+        return self._save_resolved(self.base.get(image_id))
+
+    def _save_resolved(self, image):
+        image_id = image.image_id
         for attempt in range(1, self.attempts + 1):
             if not self.resolve(image):
                 return image
@@ -80,23 +84,42 @@ class ImageRepoProxy:
                 image = self.base.get(image_id)
         return image
 
-    def resolve_stores(self, image_id: str, proceed=None) -> bool:
-        """Give ``image_id``'s legacy locations their store, as get() does.
+    def resolve_stores(self, image_id: str, decider: deciding.Decider,
+                       proceed=None) -> deciding.Batch | None:
+        """Give ``image_id``'s live locations their store, by their rows.
 
-        An image whose locations need nothing costs one read of its
-        locations: not the whole image, and no write.
+        The glance-api filter's entrance: each row is decided on its
+        metadata text with the backfill's rules (``decider``), and written
+        compare-and-swap by the repository; the URLs no prefix owns go to
+        the stores' backends, as on get.  An image whose locations need
+        nothing costs one read of its location rows.
 
-        :param proceed: asked once the locations are read; when it says
-            no (its caller stopped waiting), nothing more is done.
-        :returns: whether it resolved (or tried to resolve) locations.
-        :raises NotFound: the image went away meanwhile.
+        :param proceed: asked before anything is written; when it says no
+            (its caller stopped waiting), nothing is.
+        :returns: the batch decided (its ``writes`` written; ``None`` when
+            ``proceed`` said no).
         """
-        if not self.resolver.may_change(self.base.locations(image_id)):
-            return False
-        if proceed is not None and not proceed():
-            return False
-        self.get(image_id)
-        return True
+        batch = self.base.correct_locations(
+            image_id, lambda rows: decider.classify(
+                rows, rows[-1][0] if rows else 0), proceed)
+        if batch is None:
+            return None
+        if batch.rewrites and (proceed is None or proceed()):
+            for lost in self.base.rewrite_locations(image_id, batch.rewrites):
+                LOG.info('Image %s location %s: rewritten meanwhile by '
+                         'another writer; left as it is', image_id,
+                         lost.location_id)
+        if batch.asked:
+            self._ask_backends(image_id, batch, proceed)
+        return batch
+
+    def _ask_backends(self, image_id, batch, proceed):
+        """The legacy rows only a backend can place (cinder), on get."""
+        asked = {row[0] for row in batch.asked}
+        image = self.base.get(image_id)
+        if any(location.get('id') in asked for location in image.locations):
+            if proceed is None or proceed():
+                self._save_resolved(image)
 
     def resolve(self, image) -> int:
         """Give ``image``'s legacy locations their store, in memory.

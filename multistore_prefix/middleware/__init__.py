@@ -20,14 +20,18 @@ the ``paste.filter_factory`` entry point ``multistore_prefix``)::
 
 For every request whose path names one image (``/v2/images/{id}`` and
 everything below it, ``/v2/cache/{id}``), it reads that image's live
-locations through the gateway's repository; when one lacks its store, the
-repository's resolve-on-get gives each legacy location its store and writes
-only that (``meta_data`` and ``updated_at`` of those location rows,
-compare-and-swap).  Then it hands the request to Glance unchanged.  Glance
-then finds every location with a valid store and its own rule (first
-``startswith`` wins, then a whole-image save) has nothing to do.  It is the
-same location map, resolver and write path as the ``multistore-prefix``
-command's; the filter only adds the entrance.
+location rows through the gateway's repository and decides each with the
+backfill's rules, as Glance would read it (:mod:`multistore_prefix.
+deciding`, ``glance_rules``): a location without a store, with one no
+longer enabled or one Glance's rule would replace, gets the store that
+owns its URL, and (``fix_wrong_stores``) one that names a store which
+certainly does not hold it gets the owner's.  Only ``meta_data`` and
+``updated_at`` of those rows are written, compare-and-swap.  Then it hands
+the request to Glance unchanged, and Glance's own rule (first
+``startswith`` wins, then a whole-image save) finds nothing to do.  After
+a request that may add or replace locations (``PATCH``, ``POST``,
+``PUT``), it checks the image again once Glance has answered, before the
+response goes out: Glance's rule labels every location it adds.
 
 It reads glance-api's own configuration (the global ``cfg.CONF`` Glance
 has parsed), its options in ``[multistore_prefix]``
@@ -54,6 +58,10 @@ _IMAGE_PATH = re.compile(
     rf'/v2(?:\.[0-9]+)?/(?:images|cache)/({_UUID})(?:/|$)')
 # CORS preflights never load the image.
 _SKIPPED_METHODS = frozenset(('OPTIONS',))
+# Requests that may add or replace an image's locations (PATCH of the
+# image, the Location API, upload, import): Glance's own rule labels what
+# they add, so the image is checked again once Glance has answered.
+_WRITING_METHODS = frozenset(('PATCH', 'POST', 'PUT'))
 
 
 def image_id_of(environ: dict) -> str | None:
@@ -81,11 +89,17 @@ class ResolveFilter:
 
     def __call__(self, environ, start_response):
         image_id = image_id_of(environ)
-        if image_id is not None:
-            worker = self.worker()
-            if worker is not None:
-                worker.resolve(image_id, environ.get('glance.context'))
-        return self.app(environ, start_response)
+        worker = None if image_id is None else self.worker()
+        if worker is None:
+            return self.app(environ, start_response)
+        context = environ.get('glance.context')
+        worker.resolve(image_id, context)
+        response = self.app(environ, start_response)
+        if environ.get('REQUEST_METHOD') in _WRITING_METHODS:
+            # Glance has answered (a WSGI app writes before it returns);
+            # the body is not sent yet.
+            worker.resolve(image_id, context)
+        return response
 
     def worker(self) -> resolving.Worker | None:
         """This process's worker, built on its first request."""

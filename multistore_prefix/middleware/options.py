@@ -26,14 +26,19 @@ GROUP = 'multistore_prefix'
 
 FILTER_OPTS = [
     cfg.BoolOpt(
-        'fix_wrong_stores', default=False,
+        'fix_wrong_stores', default=True,
         help='glance-api filter: also correct a location that names an '
              'enabled store whose own directories or prefixes do not hold '
              'its URL while another store\'s do (Glance\'s first-match '
-             'rule gives ".../images2/x" to the store of ".../images"), as '
-             '"multistore-prefix backfill --fix-wrong-stores" does.  A name '
-             'is called wrong only when that is certain: nested directories '
-             'and URLs that no store owns keep their name.'),
+             'rule gives ".../images2/x" to the store of ".../images", and '
+             'labels so every location added later), as "multistore-prefix '
+             'backfill --fix-wrong-stores" does, on every request naming '
+             'the image and again after a request that may add locations.  '
+             'On by default: a wrong label makes "DELETE /v2/stores/'
+             '{store}/{image}" delete the data of the location that only '
+             'carries it.  A name is called wrong only when that is '
+             'certain: nested directories and URLs that no store owns keep '
+             'their name.'),
     cfg.BoolOpt(
         'backend_lookups', default=True,
         help='glance-api filter: ask the store\'s backend about legacy URLs '

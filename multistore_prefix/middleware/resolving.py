@@ -40,6 +40,24 @@ LOG = logging.getLogger('multistore_prefix.middleware')
 #: Resolutions in flight at once in one process; a request that finds them
 #: all busy (a database that stopped answering) passes through at once.
 MAX_RUNNING = 4
+#: Rows left alone are logged once per process; at most this many are
+#: remembered (then the memory starts over).
+LOGGED_ROWS = 10000
+
+
+def glance_strips_s3_credentials() -> bool:
+    """Whether the running Glance takes credentials out of S3 URLs on get.
+
+    Asked of Glance itself (2026.2 has the function that does it, and
+    calls it from its rule), never guessed from a version: an older Glance
+    signs with the keys in the URL, so they must stay there.
+    """
+    try:
+        from glance.common import store_utils
+    except ImportError:
+        return False
+    return callable(getattr(store_utils, '_update_s3_location_credentials',
+                            None))
 
 
 class Worker:
@@ -52,13 +70,17 @@ class Worker:
     """
 
     def __init__(self, gateway: gateway_mod.Gateway, timeout: float,
-                 max_running: int = MAX_RUNNING):
+                 max_running: int = MAX_RUNNING,
+                 strip_s3_credentials: bool = False):
         self.pid = os.getpid()
         self.gateway = gateway
         self.timeout = timeout
+        self.decider = lambda: gateway.get_decider(
+            glance_rules=True, strip_s3_credentials=strip_s3_credentials)
         self._slots = threading.BoundedSemaphore(max_running)
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=max_running, thread_name_prefix='multistore-prefix')
+        self._logged: set[tuple] = set()
 
     @classmethod
     def from_config(cls, conf: cfg.ConfigOpts) -> 'Worker | None':
@@ -104,9 +126,12 @@ class Worker:
             fix_wrong_stores=own.fix_wrong_stores)
         if gateway.lookups is not None:
             gateway.lookups.timeout = own.backend_lookup_timeout
-        LOG.info('multistore_prefix filter: on in process %d, stores %s',
-                 os.getpid(), ', '.join(sorted(gateway.location_map.stores)))
-        return cls(gateway, own.request_timeout)
+        strip = glance_strips_s3_credentials()
+        LOG.info('multistore_prefix filter: on in process %d, stores %s%s',
+                 os.getpid(), ', '.join(sorted(gateway.location_map.stores)),
+                 '; S3 URLs lose their credentials first, as Glance\'s own '
+                 'rule would' if strip else '')
+        return cls(gateway, own.request_timeout, strip_s3_credentials=strip)
 
     def resolve(self, image_id: str, context=None) -> None:
         """Give ``image_id``'s legacy locations their store; never raises.
@@ -148,14 +173,46 @@ class Worker:
 
     def _resolve(self, image_id, context, given_up):
         try:
-            self.gateway.get_repo(context).resolve_stores(
-                image_id, proceed=lambda: not given_up.is_set())
+            batch = self.gateway.get_repo(context).resolve_stores(
+                image_id, self.decider(),
+                proceed=lambda: not given_up.is_set())
+            if batch is not None:
+                self._log_left(batch)
         except domain_exc.NotFound as exc:
             # Glance answers 404 itself.
             LOG.debug('multistore_prefix filter: image %s: %s', image_id,
                       exc)
+        except domain_exc.Busy:
+            # A backfill batch (or Glance's own save) is writing these
+            # rows: the request does not wait for it.
+            LOG.info('multistore_prefix filter: image %s passed through: '
+                     'its locations are locked by another writer (a '
+                     'backfill?); the next request checks it again',
+                     image_id)
         finally:
             self._slots.release()
+
+    def _log_left(self, batch) -> None:
+        """One line for each row left alone, once per process."""
+        left = [(location_id, image_id, url, reason, detail)
+                for location_id, image_id, url, reason, detail
+                in batch.unresolved]
+        if not self.gateway.fix_wrong_stores:
+            left += [(location_id, image_id, url, 'wrong-store',
+                      f'names store {named!r}, which {owner!r} owns; '
+                      f'fix_wrong_stores is off')
+                     for location_id, image_id, url, named, owner
+                     in batch.wrong]
+        for location_id, image_id, url, reason, detail in left:
+            key = (location_id, reason)
+            if key in self._logged:
+                continue
+            if len(self._logged) >= LOGGED_ROWS:
+                self._logged.clear()
+            self._logged.add(key)
+            LOG.warning('multistore_prefix filter: image %s location %s (%s) '
+                        'left as it is (%s): %s', image_id, location_id,
+                        urls.mask_url(url), reason, urls.mask_text(detail))
 
     def close(self) -> None:
         """Stop the threads and release the connections."""

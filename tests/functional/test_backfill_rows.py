@@ -29,9 +29,9 @@ import pytest
 import sqlalchemy as sa
 
 from multistore_prefix import backfill as backfill_mod
-from multistore_prefix.backfill import deciding
 from multistore_prefix.backfill import writing
 from multistore_prefix.db import locations as db_locations
+from multistore_prefix import deciding
 from multistore_prefix import gateway as gateway_mod
 from multistore_prefix import resolver as resolver_mod
 from tests.functional.test_backfill import _L

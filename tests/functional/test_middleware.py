@@ -60,14 +60,15 @@ def make_filter(tmp_path):
     :param slow_dir: the directory of store ``slow``.
     :param database: lines of ``[database]`` besides the connection, or
         ``None``: no connection.
+    :param default: lines of ``[DEFAULT]``.
     """
     made = []
 
     def make(url, stores=True, slow_dir='/var/lib/glance/images2',
-             database=(), **options):
-        lines = []
+             database=(), default=(), **options):
+        lines = ['[DEFAULT]', *default]
         if stores:
-            lines += ['[DEFAULT]', 'enabled_backends = fast:file, slow:file',
+            lines += ['enabled_backends = fast:file, slow:file',
                       '[fast]',
                       'filesystem_store_datadir = /var/lib/glance/images',
                       '[slow]', f'filesystem_store_datadir = {slow_dir}']
@@ -239,7 +240,12 @@ def test_unknown_image_bad_row_and_unowned_url_pass_through(
     with caplog.at_level(logging.WARNING, logger=LOGGER):
         assert call(resolve, f'/v2/images/{uuid.uuid4()}')[0] == '200 OK'
         assert call(resolve, f'/v2/images/{image_id}')[0] == '200 OK'
-    assert len(app.calls) == 2 and filter_records(caplog) == []
+        # The row left alone is said once per process, not per request.
+        assert call(resolve, f'/v2/images/{image_id}')[0] == '200 OK'
+    assert len(app.calls) == 3
+    [line] = [r.getMessage() for r in filter_records(caplog)]
+    assert (f'image {image_id} location {bad} ' in line
+            and 'left as it is (bad-metadata)' in line), line
     after = location_rows(db_url)
     # The legacy row got its store; the bad and the unowned ones are kept.
     assert [after[i]['meta_data'] for i in sorted(after)] == [
@@ -370,3 +376,167 @@ def test_paste_deploy_builds_the_filter_in_a_pipeline(tmp_path, caplog,
     [record] = filter_records(caplog)
     assert 'fix_wrong_stores ignored' in record.getMessage()
     assert '[multistore_prefix] of glance-api.conf' in record.getMessage()
+
+
+def set_meta_data(url, location_id, text):
+    """Write a row's ``meta_data`` as another writer would."""
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        conn.execute(sa.update(_L).where(_L.c.id == location_id).values(
+            meta_data=text))
+    engine.dispose()
+
+
+class FirstMatchGlance(Downstream):
+    """Glance's own rule on a write: labels the request's location wrong.
+
+    It writes ``{"store": "fast"}`` (the first store whose url_prefix the
+    URL starts with) into the row, as Glance's PATCH of ``/locations``
+    does, before it answers.
+    """
+
+    def __init__(self, url, location_id):
+        super().__init__()
+        self.url, self.location_id = url, location_id
+
+    def __call__(self, environ, start_response):
+        if environ['REQUEST_METHOD'] != 'GET':
+            set_meta_data(self.url, self.location_id, '{"store": "fast"}')
+        return super().__call__(environ, start_response)
+
+
+@pytest.mark.parametrize('method, fix, expected', [
+    ('PATCH', None, 'slow'), ('POST', None, 'slow'), ('PUT', None, 'slow'),
+    # A read adds nothing: Glance's rule never runs after it.
+    ('GET', None, None),
+    ('PATCH', False, 'fast'),
+])
+def test_what_glance_labels_during_a_write_is_corrected_before_the_answer(
+        db_url, make_gateway, make_filter, method, fix, expected):
+    image_id = add_image(make_gateway, db_url, (LEGACY, {'store': 'slow'}))
+    [location_id] = location_rows(db_url)
+    options = {} if fix is None else {'fix_wrong_stores': fix}
+    resolve, _ = make_filter(db_url, **options)
+    resolve.app = glance = FirstMatchGlance(db_url, location_id)
+    status, body, _ = call(resolve, f'/v2/images/{image_id}', method)
+    assert (status, body, len(glance.calls)) == ('200 OK', b'glance', 1)
+    [row] = location_rows(db_url).values()
+    assert row['meta_data'] == (
+        '{"store": "slow"}' if expected is None
+        else f'{{"store": "{expected}"}}')
+
+
+def one_row_through_the_filter(db_url, make_gateway, make_filter, caplog,
+                               url, text):
+    """An image of one location holding ``text``, and a GET of it.
+
+    :returns: the location id, its ``meta_data`` after, and the filter's
+        warning lines.
+    """
+    image_id = add_image(make_gateway, db_url, (url, {}))
+    [location_id] = location_rows(db_url)
+    set_meta_data(db_url, location_id, text)
+    resolve, _ = make_filter(db_url)
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        call(resolve, f'/v2/images/{image_id}')
+    [row] = location_rows(db_url).values()
+    return (location_id, row['meta_data'],
+            [r.getMessage() for r in filter_records(caplog)])
+
+
+@pytest.mark.parametrize('text, expected', [
+    # Glance's rule replaces each of these (false, or not an enabled
+    # store), so the filter writes the owner first, every other byte kept.
+    ('{"store": 123}', '{"store": "slow"}'),
+    ('{"store": ""}', '{"store": "slow"}'),
+    ('{"store": null}', '{"store": "slow"}'),
+    ('{"store": true}', '{"store": "slow"}'),
+    ('{"store": []}', '{"store": "slow"}'),
+    ('{"x": NaN}', '{"x": NaN, "store": "slow"}'),
+    ('{"x":  -Infinity, "store": 7}', '{"x":  -Infinity, "store": "slow"}'),
+    # Train's key: Glance's rule adds a store beside it.
+    ('{"backend": "slow"}', '{"backend": "slow", "store": "slow"}'),
+    # A store Glance cannot look up fails its own request: left alone.
+    ('{"store": [1]}', None),
+    ('{"store": {"a": 1}}', None),
+])
+def test_where_glance_would_write_a_store_the_owner_is_written_first(
+        db_url, make_gateway, make_filter, caplog, text, expected):
+    location_id, stored, lines = one_row_through_the_filter(
+        db_url, make_gateway, make_filter, caplog, LEGACY, text)
+    assert stored == (expected or text)
+    if expected is None:
+        [line] = lines
+        assert f'location {location_id} ' in line
+        assert '(invalid-store-value)' in line and 'Glance' in line
+    else:
+        assert lines == []
+
+
+@pytest.mark.parametrize('url, text, expected, reason', [
+    # Glance's reserved stores never label a live image's location.
+    ('file:///var/lib/glance/os_glance_staging_store/{}', '{}', '{}',
+     'reserved-store'),
+    ('file:///var/lib/glance/os_glance_tasks_store/{}',
+     '{"store": "os_glance_tasks_store"}',
+     '{"store": "os_glance_tasks_store"}', 'reserved-store'),
+    # Named so, in a store of its own: that store's.
+    (LEGACY, '{"store": "os_glance_staging_store"}', '{"store": "slow"}',
+     None),
+])
+def test_reserved_stores_are_never_a_locations_store(
+        db_url, make_gateway, make_filter, caplog, url, text, expected,
+        reason):
+    _, stored, lines = one_row_through_the_filter(
+        db_url, make_gateway, make_filter, caplog, url, text)
+    assert stored == expected
+    assert [reason in line for line in lines] == ([True] if reason else [])
+
+
+def test_an_encrypted_url_gets_its_store_and_keeps_its_ciphertext(
+        db_url, make_gateway, make_filter):
+    from multistore_prefix import crypt
+    key = 'k3y-0f-32-bytes-for-aes-256-cbc!'
+    image_id = add_image(make_gateway, db_url, (LEGACY, {}))
+    [location_id] = location_rows(db_url)
+    stored = crypt.UrlCipher(key).encrypt(LEGACY.format(image_id))
+    engine = sa.create_engine(db_url, poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        conn.execute(sa.text('UPDATE image_locations SET value = :v'),
+                     {'v': stored})
+    engine.dispose()
+    resolve, _ = make_filter(db_url, default=[
+        f'metadata_encryption_key = {key}'])
+    call(resolve, f'/v2/images/{image_id}')
+    [row] = location_rows(db_url).values()
+    assert (row['value'], row['meta_data']) == (stored, '{"store": "slow"}')
+
+
+@pytest.mark.engines('postgresql', 'mysql')
+def test_rows_another_writer_holds_are_never_waited_for(
+        db_url, make_gateway, make_filter, caplog):
+    image_id = add_image(make_gateway, db_url, (LEGACY, {}))
+    resolve, app = make_filter(db_url)
+    # The process's worker and connections, made before the clock runs.
+    call(resolve, f'/v2/images/{uuid.uuid4()}')
+    engine = sa.create_engine(db_url, poolclass=sa.pool.NullPool)
+    with engine.connect() as holder, caplog.at_level(logging.INFO,
+                                                     logger=LOGGER):
+        # A backfill batch (or Glance's save) holds the image's rows.
+        holder.execute(sa.select(_L.c.id).where(_L.c.image_id == image_id)
+                       .with_for_update()).all()
+        started = time.monotonic()
+        status, _, _ = call(resolve, f'/v2/images/{image_id}')
+        waited = time.monotonic() - started
+        holder.rollback()
+    engine.dispose()
+    # Well under the database's lock wait (10 s) and request_timeout (5 s).
+    assert status == '200 OK' and len(app.calls) == 2 and waited < 2.5
+    [line] = [r.getMessage() for r in filter_records(caplog)
+              if 'locked by another writer' in r.getMessage()]
+    assert image_id in line
+    [row] = location_rows(db_url).values()
+    assert row['meta_data'] == '{}'
+    call(resolve, f'/v2/images/{image_id}')
+    [row] = location_rows(db_url).values()
+    assert row['meta_data'] == '{"store": "slow"}'

@@ -58,7 +58,8 @@ class Deployment:
         """Write both glance-api's files (nothing runs yet).
 
         :param options: ``[multistore_prefix]`` of the filtered one.
-        :param uwsgi: ``processes`` and ``threads`` of each.
+        :param uwsgi: ``processes``, ``threads`` and ``stores_conf`` of
+            each (see :class:`GlanceApi`).
         """
         self.engine_name = engine_name
         self.url = url

@@ -193,10 +193,9 @@ def test_a_url_that_is_not_utf8_is_a_bad_location(resolver):
      False),
     ([None, 42], False, False), (42, False, False), ([], False, False),
 ])
-def test_may_change_says_whether_a_plan_changes_anything(
+def test_a_plan_changes_only_what_needs_a_store(
         resolver, locations, fix, may):
     resolver.fix_wrong_stores = fix
-    assert resolver.may_change(locations) is may
     assert bool(resolver.plan(locations).changes) is may
 
 

@@ -110,3 +110,20 @@ def test_mask_url(url, masked):
 def test_mask_url_never_raises():
     assert urls.mask_url(None) == 'None'
     assert urls.mask_url(b'x') == "b'x'"
+
+
+@pytest.mark.parametrize('url, expected', [
+    ('s3://key:secret@host/bucket/o', 's3://host/bucket/o'),
+    # A secret may hold '/'; the last '@' before the query ends it.
+    ('s3+https://key:se/cr@et@host:9000/b/o?X-Amz-Signature=x#f',
+     's3+https://host:9000/b/o'),
+    ('s3+http://k:s@h/b/o', 's3+http://h/b/o'),
+    # No credentials, an '@' in the query only, another scheme: none.
+    ('s3://host/bucket/o', None),
+    ('s3://host/b/o?a=b@c', None),
+    ('swift://user:key@host/c/o', None),
+    ('S3://k:s@h/b/o', None),
+    (b's3://k:s@h/b/o', None),
+])
+def test_s3_without_credentials_is_glances_rewrite(url, expected):
+    assert urls.s3_without_credentials(url) == expected

@@ -13,33 +13,41 @@
 
 """Deciding, row by row, what each live location needs.
 
-Pure but for its caches: it reads rows and fills a :class:`Batch` with
-what to write, what to report and what to ask the backends; it writes
-nothing and reports nothing itself.  Legacy rows repeat a handful of
-metadata texts (``{}``), so each short text is decided once; long ones
-are decided every time, so the caches stay small whatever the metadata
-size.
+The row-level rules of the backfill and of the glance-api filter: pure
+but for its caches, it reads rows (metadata as text) and fills a
+:class:`Batch` with what to write, what to report and what to ask the
+backends; it writes nothing and reports nothing itself.  Legacy rows
+repeat a handful of metadata texts (``{}``), so each short text is decided
+once; long ones are decided every time, so the caches stay small whatever
+the metadata size.
 """
 
 import dataclasses
+import threading
+from typing import Callable, NamedTuple
 
+from multistore_prefix import crypt
 from multistore_prefix.db import locations as db_locations
 from multistore_prefix import location_map as lmap
 from multistore_prefix import metadata as metadata_text
 from multistore_prefix import resolver as resolver_mod
+from multistore_prefix import urls
 
 BAD_METADATA = resolver_mod.BAD_METADATA
 BAD_LOCATION = resolver_mod.BAD_LOCATION
 INVALID_STORE = resolver_mod.INVALID_STORE
 #: The new metadata would not fit in the column (MySQL's TEXT).
 TOO_LONG = 'metadata-too-long'
+BACKEND_KEY = resolver_mod.BACKEND_KEY
+#: A stored URL that is not one, and the key does not decrypt.
+UNDECRYPTABLE = 'undecryptable-url'
 
 #: Texts up to this long are decided once and remembered.
 CACHED_TEXT = 1024
 #: At most this many texts remembered (then the caches start over).
 CACHE_SIZE = 4096
 
-_BAD, _LEGACY, _INVALID, _NAMED = range(4)
+_BAD, _LEGACY, _INVALID, _NAMED, _TRAIN = range(5)
 _MISSING = metadata_text.MISSING
 
 
@@ -53,9 +61,10 @@ class Batch:
     :ivar wrong: (location id, image id, URL, store named, owner) of the
         locations that name the wrong enabled store.
     :ivar unresolved: (location id, image id, URL, reason, detail).
-    :ivar writes: :data:`Write` tuples.
+    :ivar writes: :class:`Write` rows.
     :ivar asked: (location id, image id, URL, metadata, previous store)
         for the backends' lookups.
+    :ivar rewrites: :class:`Rewrite` rows (S3 URLs whose credentials go).
     :ivar large: ids of the rows too long to read with the batch.
     """
 
@@ -67,11 +76,52 @@ class Batch:
     writes: list = dataclasses.field(default_factory=list)
     asked: list = dataclasses.field(default_factory=list)
     large: list = dataclasses.field(default_factory=list)
+    rewrites: list = dataclasses.field(default_factory=list)
 
 
-#: A write: (location id, image id, URL, text read, new text, store,
-#: previous store or None, the wrong store it corrects or None).
-Write = tuple
+class Write(NamedTuple):
+    """A row to give its store.
+
+    :ivar location_id: the row's id.
+    :ivar image_id: its image.
+    :ivar url: its URL, as stored.
+    :ivar text: its ``meta_data`` as read (the compare-and-swap's value).
+    :ivar new_text: the text to write (the store spliced in).
+    :ivar store: the store written.
+    :ivar previous: the ``store`` value it had (a retired store's name,
+        or a value that was not a name), or ``None``.
+    :ivar fixing: the wrong enabled store it corrects, or ``None``.
+    """
+
+    location_id: int
+    image_id: str
+    url: str
+    text: str
+    new_text: str
+    store: str
+    previous: object
+    fixing: str | None
+
+
+class Rewrite(NamedTuple):
+    """A row whose URL changes with its store (a compare-and-swap of both).
+
+    :ivar location_id: the row's id.
+    :ivar image_id: its image.
+    :ivar url: its URL, as stored.
+    :ivar metadata: its metadata as read (a dict).
+    :ivar store: the store it gets (or keeps).
+    :ivar new_url: the URL to write.
+    :ivar previous: the ``store`` value it had, or ``None``.
+    """
+
+    location_id: int
+    image_id: str
+    url: str
+    metadata: dict
+    store: str
+    new_url: str
+    previous: object
 
 
 class Decider:
@@ -84,19 +134,48 @@ class Decider:
     :ivar lookups: the backends' lookups for URLs no prefix owns, or
         ``None``.
     :ivar text_limit: the most bytes ``meta_data`` holds (``None``: no
-        limit).
+        limit); given as a callable, it is asked on the first write.
+    :ivar glance_rules: inside glance-api, where Glance's own rule writes
+        a store next: metadata is read as Glance reads it (``NaN`` too),
+        and a ``store`` value Glance's rule replaces
+        (:func:`~multistore_prefix.resolver.glance_replaces`) gets the
+        owner's name first.  Train's ``backend`` key is then no reason to
+        wait either: Glance adds a ``store`` beside it.
+    :ivar strip_s3_credentials: an S3 URL that carries credentials is
+        written without them (:func:`~multistore_prefix.urls.
+        s3_without_credentials`), with the store it gets or keeps.
+    :ivar cipher: a :class:`~multistore_prefix.crypt.UrlCipher` for the
+        URLs Glance stored encrypted, or ``None``.
     """
 
     def __init__(self, resolver: resolver_mod.Resolver, *,
                  fix_wrong_stores: bool = False, lookups=None,
-                 text_limit: int | None = None):
+                 text_limit: int | None | Callable[[], int | None] = None,
+                 glance_rules: bool = False,
+                 strip_s3_credentials: bool = False, cipher=None):
         self.resolver = resolver
         self.location_map = resolver.location_map
         self.fix_wrong_stores = fix_wrong_stores
         self.lookups = lookups or None
         self.text_limit = text_limit
+        self.glance_rules = glance_rules
+        self.strip_s3_credentials = strip_s3_credentials
+        self.cipher = cipher
         self._decided: dict[str, tuple] = {}
+        self._limit_lock = threading.Lock()
         self._new_text: dict[tuple[str, str], str] = {}
+
+    @property
+    def text_limit(self) -> int | None:
+        if callable(self._text_limit):
+            with self._limit_lock:
+                if callable(self._text_limit):
+                    self._text_limit = self._text_limit()
+        return self._text_limit
+
+    @text_limit.setter
+    def text_limit(self, value) -> None:
+        self._text_limit = value
 
     def classify(self, rows, last_id: int) -> Batch:
         """Decide a batch read: ``(id, image id, URL, meta_data)`` rows.
@@ -110,15 +189,19 @@ class Decider:
         decided_texts, new_texts = self._decided, self._new_text
         resolve = self.location_map.resolve
         writes = batch.writes
+        strip = self.strip_s3_credentials
+        encrypted = self.cipher is not None
         for location_id, image_id, url, text in rows:
             decided = decided_texts.get(text)
             if (decided is not None and decided[0] == _LEGACY
-                    and url.__class__ is str):
+                    and url.__class__ is str
+                    and not (strip and '@' in url)
+                    and not (encrypted and '://' not in url)):
                 store = resolve(url)
                 new = new_texts.get((text, store))
                 if new is not None:
-                    writes.append((location_id, image_id, url, text, new,
-                                   store, decided[2], None))
+                    writes.append(Write(location_id, image_id, url, text,
+                                        new, store, decided[2], None))
                     continue
             self.one(batch, location_id, image_id, url, text)
         return batch
@@ -129,6 +212,15 @@ class Decider:
         if url.__class__ is large or text.__class__ is large:
             batch.large.append(location_id)
             return
+        if self.cipher is not None and url.__class__ is str and not (
+                crypt.is_plain_url(url)):
+            self._encrypted(batch, location_id, image_id, url, text)
+            return
+        if self.strip_s3_credentials:
+            bare = urls.s3_without_credentials(url)
+            if bare is not None:
+                self._strip(batch, location_id, image_id, url, bare, text)
+                return
         decided = self._decide(text)
         kind = decided[0]
         if kind == _NAMED:
@@ -138,10 +230,15 @@ class Decider:
             batch.unresolved.append((location_id, image_id, url,
                                      BAD_METADATA, decided[1]))
             return
+        if kind == _TRAIN:
+            batch.unresolved.append((location_id, image_id, url,
+                                     BACKEND_KEY, decided[1]))
+            return
         if kind == _INVALID and not self.resolver.replace_invalid_stores:
             batch.unresolved.append((
                 location_id, image_id, url, INVALID_STORE,
-                resolver_mod.invalid_store_detail(decided[2])))
+                resolver_mod.invalid_store_detail(decided[2],
+                                                  self.glance_rules)))
             return
         if url.__class__ is not str:
             batch.unresolved.append((location_id, image_id, url,
@@ -176,6 +273,73 @@ class Decider:
             self._write(batch, location_id, image_id, url, text, decided[1],
                         owner, named, named)
 
+    def _encrypted(self, batch, location_id, image_id, stored, text) -> None:
+        """A URL Glance stored encrypted: decided on its plain text.
+
+        A URL rewrite is written back encrypted, as the row was.
+        """
+        url = self.cipher.decrypt(stored)
+        if url is None:
+            batch.unresolved.append((
+                location_id, image_id, stored, UNDECRYPTABLE,
+                f'the location\'s value is no URL, and {crypt.OPTION} does '
+                f'not decrypt it: left as it is'))
+            return
+        alone = Batch(scanned=0, last_id=location_id)
+        self.one(alone, location_id, image_id, url, text)
+        batch.already_set += alone.already_set
+        batch.writes += alone.writes
+        batch.wrong += alone.wrong
+        batch.unresolved += alone.unresolved
+        batch.large += alone.large
+        # A backend's answer would be written back over the plain URL.
+        batch.unresolved += [(row[0], row[1], row[2], lmap.NO_PREFIX,
+                              'no store prefix owns this encrypted URL '
+                              '(backends are not asked about those)')
+                             for row in alone.asked]
+        batch.rewrites += [rewrite._replace(
+            url=stored, new_url=self.cipher.encrypt(rewrite.new_url))
+            for rewrite in alone.rewrites]
+
+    def _strip(self, batch, location_id, image_id, url, bare, text) -> None:
+        """An S3 URL with credentials: decided on the URL without them.
+
+        Rewritten when the row ends with a store (one written or one it
+        names already); otherwise it is left with its credentials and
+        reported as decided.
+        """
+        alone = Batch(scanned=0, last_id=location_id)
+        self.one(alone, location_id, image_id, bare, text)
+        decided = self._decide(text)
+        store = previous = None
+        if alone.writes:
+            store, previous = alone.writes[0].store, alone.writes[0].previous
+        elif alone.already_set or (alone.wrong and not self.fix_wrong_stores):
+            store = decided[2]
+        metadata = None
+        if store is not None:
+            try:
+                metadata = decided[1].to_dict()
+                metadata_text.dump(metadata)  # NaN: not for this write
+            except (ValueError, RecursionError):
+                metadata = None
+        if metadata is None:
+            for name in ('unresolved', 'wrong', 'asked'):
+                getattr(batch, name).extend(
+                    (row[0], row[1], url, *row[3:])
+                    for row in getattr(alone, name))
+            batch.already_set += alone.already_set
+            if alone.writes:
+                batch.unresolved.append((
+                    location_id, image_id, url, BAD_METADATA,
+                    'the metadata holds NaN or an infinity, which a URL '
+                    'rewrite cannot write back: left as it is'))
+            return
+        batch.wrong.extend((row[0], row[1], url, *row[3:])
+                           for row in alone.wrong)
+        batch.rewrites.append(Rewrite(location_id, image_id, url, metadata,
+                                      store, bare, previous))
+
     def _write(self, batch, location_id, image_id, url, text, members,
                store, previous, fixing) -> None:
         new = self._with_store(text, members, store)
@@ -183,15 +347,15 @@ class Decider:
             batch.unresolved.append((location_id, image_id, url, TOO_LONG,
                                      self._too_long(text, store)))
             return
-        batch.writes.append((location_id, image_id, url, text, new, store,
-                             previous, fixing))
+        batch.writes.append(Write(location_id, image_id, url, text, new,
+                                  store, previous, fixing))
 
     def _decide(self, text) -> tuple:
         """(kind, members or reason, store value) of a metadata text."""
         decided = self._decided.get(text) if text.__class__ is str else None
         if decided is not None:
             return decided
-        members = metadata_text.parse(text)
+        members = metadata_text.parse(text, standard=not self.glance_rules)
         if members.__class__ is metadata_text.Bad:
             decided = (_BAD, members, None)
         else:
@@ -209,6 +373,12 @@ class Decider:
                         resolver_mod.STALE: _LEGACY,
                         resolver_mod.INVALID: _INVALID,
                         resolver_mod.ENABLED: _NAMED}[state]
+                if self.glance_rules:
+                    if kind == _INVALID and resolver_mod.glance_replaces(
+                            store):
+                        kind = _LEGACY
+                elif kind == _LEGACY and members.find('backend'):
+                    kind, members = _TRAIN, resolver_mod.BACKEND_KEY_DETAIL
                 decided = (kind, members,
                            None if store is _MISSING else store)
         if text.__class__ is str and len(text) <= CACHED_TEXT:
