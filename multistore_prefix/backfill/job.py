@@ -46,7 +46,7 @@ BATCH_SIZE = 5000
 
 #: Outcomes of rows that another writer changed between read and write.
 _CHANGED_MEANWHILE = (writing.MERGED, writing.ALREADY_SET, writing.GONE,
-                      writing.ERROR)
+                      writing.ERROR, writing.WRONG, writing.FIXED)
 
 
 BackfillError = writing.BackfillError
@@ -282,7 +282,13 @@ class Backfill:
                 outcome == writing.UNRESOLVED
                 and reason != writing.WRITE_REFUSED):
             report.conflicts_retried += 1
-        if outcome in (writing.UPDATED, writing.MERGED):
+        if outcome in (writing.FIXED, writing.WRONG):
+            # A wrong store written since this run read the row.
+            report.wrong_store += 1
+            record.wrong(*(write if outcome == writing.WRONG else (
+                write.location_id, write.image_id, write.url, write.fixing,
+                write.store)))
+        if outcome in (writing.UPDATED, writing.MERGED, writing.FIXED):
             report.updated += 1
             record.changed(location_id, image_id, url, write[5], write[6],
                            texts=(write[3], write[4]))

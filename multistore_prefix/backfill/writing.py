@@ -60,6 +60,8 @@ from multistore_prefix import location_map as lmap
 UPDATED = 'updated'          # written as decided
 MERGED = 'merged'            # the row had changed: written on fresh text
 ALREADY_SET = 'already_set'  # the row had changed: it names a store now
+WRONG = 'wrong_store'        # ... one that certainly does not hold it
+FIXED = 'fixed'              # ... such a one, corrected (fixing them)
 GONE = 'gone'                # the row is no longer live
 UNRESOLVED = 'unresolved'    # a reason and a detail say why not
 ERROR = 'error'              # left for a rerun: it kept changing
@@ -223,7 +225,7 @@ class Writer:
             else:
                 outcome = self._again(write, row)
                 outcomes.append(outcome)
-                if outcome[0] == MERGED:
+                if outcome[0] in (MERGED, FIXED):
                     final.append(outcome[1])
         final_ids = {w[0] for w in final}
         self._in_flight = lambda: [o for o in outcomes
@@ -240,16 +242,18 @@ class Writer:
         location_id, image_id = write[0], write[1]
         batch = deciding.Batch(scanned=1, last_id=location_id)
         self.decider.one(batch, location_id, image_id, row.url, row.text)
+        # Judged as on a first read: a store written meanwhile (Glance's
+        # first-match rule) that is certainly wrong is one, and is fixed
+        # when wrong stores are.
+        new_wrong = batch.wrong and batch.wrong[0][3] != write[7]
         if batch.writes:
-            fresh = batch.writes[0]
-            # A wrong store is corrected only if the row still names the
-            # one this run found; a store set meanwhile is someone's.
-            if fresh[7] == write[7]:
-                return (MERGED, fresh, None, None)
-            return (ALREADY_SET, write, None, None)
+            return (FIXED if new_wrong else MERGED, batch.writes[0], None,
+                    None)
         if batch.unresolved:
             _, _, _, reason, detail = batch.unresolved[0]
             return (UNRESOLVED, write, reason, detail)
+        if new_wrong:
+            return (WRONG, batch.wrong[0], None, None)
         if batch.already_set or batch.wrong:
             return (ALREADY_SET, write, None, None)
         return (ERROR, write, None, 'it changed into a form to read again '

@@ -208,33 +208,44 @@ IMAGES2 = 'file:///var/lib/glance/images2/a'
 @pytest.mark.parametrize('text, meanwhile, fix, expected, counts', [
     # A legacy row: the other writer's keys are kept, the store merged in.
     ('{"a": 1}', '{"a": 1, "b": 2}', False,
-     {'a': 1, 'b': 2, 'store': 'slow'}, (1, 1, 0)),
-    # A legacy row given a store meanwhile: theirs is kept.
-    ('{}', '{"store": "multi"}', False, {'store': 'multi'}, (0, 1, 1)),
+     {'a': 1, 'b': 2, 'store': 'slow'}, (1, 1, 0, 0)),
+    # A legacy row given its right store meanwhile: theirs is kept.
+    ('{}', '{"store": "slow"}', False, {'store': 'slow'}, (0, 1, 1, 0)),
+    # ... given a certainly wrong one (Glance's first-match rule): judged
+    # as on a first read, counted and listed, or fixed when asked.
+    ('{}', '{"store": "multi"}', False, {'store': 'multi'}, (0, 1, 0, 1)),
+    ('{}', '{"store": "multi"}', True, {'store': 'slow'}, (1, 1, 0, 1)),
     # A wrong store being fixed, another key changed: still the same wrong
-    # store, so the fix is merged again on the fresh data.
+    # store, so the fix is merged again on the fresh data (counted once).
     ('{"store": "fast"}', '{"store": "fast", "x": 1}', True,
-     {'store': 'slow', 'x': 1}, (1, 1, 0)),
-    # A wrong store being fixed, someone named a store meanwhile: kept.
-    ('{"store": "fast"}', '{"store": "multi"}', True, {'store': 'multi'},
-     (0, 1, 1)),
-], ids=['legacy-other-key', 'legacy-store-named', 'wrong-other-key',
-        'wrong-store-named'])
+     {'store': 'slow', 'x': 1}, (1, 1, 0, 1)),
+    # A wrong store being fixed, someone named the right one meanwhile.
+    ('{"store": "fast"}', '{"store": "slow"}', True, {'store': 'slow'},
+     (0, 1, 1, 1)),
+    # ... or another wrong one: that one is corrected too.
+    ('{"store": "fast"}', '{"store": "multi"}', True, {'store': 'slow'},
+     (1, 1, 0, 2)),
+], ids=['legacy-other-key', 'legacy-store-named', 'legacy-wrong-named',
+        'legacy-wrong-fixed', 'wrong-other-key', 'wrong-right-named',
+        'wrong-other-wrong'])
 def test_a_row_changed_meanwhile_is_merged_not_overwritten(
         database, location_map, monkeypatch, text, meanwhile, fix,
         expected, counts):
     _, [location_id] = add_image(database, [legacy(IMAGES2, text)])
     job = backfill_mod.Backfill(database, location_map,
-                                fix_wrong_stores=fix)
+                                fix_wrong_stores=fix, record_changes=True)
     someone_writes_after_the_read(
         job, database, monkeypatch,
         sa.update(_L).where(_L.c.id == location_id)
         .values(meta_data=meanwhile))
     report = job.run()
+    wrong = [row['store'] for row in job.record.wrong_rows]
     job.close()
     assert json.loads(rows(database)[location_id]['meta_data']) == expected
     assert (report.updated, report.conflicts_retried,
-            report.already_set) == counts
+            report.already_set, report.wrong_store) == counts
+    # Each wrong store counted is listed, by the name it had.
+    assert len(wrong) == report.wrong_store
 
 
 def test_shards_cover_every_location_exactly_once(database, location_map):
