@@ -22,6 +22,7 @@ import copy
 
 from oslo_db import options as db_options
 
+from multistore_prefix import crypt
 from multistore_prefix.db import bounds
 from multistore_prefix.db import options as msp_db_options
 from multistore_prefix import location_map
@@ -56,7 +57,7 @@ def _database_opts():
 def list_opts():
     """[(group, options)]: ``[DEFAULT]``, ``[database]``, the filter's."""
     return [
-        ('DEFAULT', [location_map.ENABLED_BACKENDS_OPT]),
+        ('DEFAULT', [location_map.ENABLED_BACKENDS_OPT, crypt.KEY_OPT]),
         # Glance's own database: the db and backfill commands read
         # [database]/connection from the operator's glance-api.conf.
         ('database', _database_opts()),

@@ -21,7 +21,8 @@ from multistore_prefix import opts
 
 def test_groups_and_options():
     listed = dict(opts.list_opts())
-    assert [o.name for o in listed['DEFAULT']] == ['enabled_backends']
+    assert [o.name for o in listed['DEFAULT']] == [
+        'enabled_backends', 'metadata_encryption_key']
     names = {o.name for o in listed['database']}
     assert {'connection', 'max_retries', 'retry_interval'} <= names
     # The glance-api filter's own, in glance-api.conf.
