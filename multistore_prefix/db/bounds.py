@@ -195,11 +195,15 @@ class Watchdog:
 
     :ivar label: what to call the database in log lines (no password).
     :ivar cuts: how many connections it cut.
+    :ivar slowest: the longest each kind of watched block took, in
+        seconds, by ``what`` (``'a write'``): how close a healthy run
+        comes to its bounds.
     """
 
     def __init__(self, label: str):
         self.label = label
         self.cuts = 0
+        self.slowest: dict[str, float] = {}
         self._lock = threading.Condition()
         self._deadlines: dict[int, tuple[float, int, str]] = {}
         self._next = 0
@@ -226,12 +230,18 @@ class Watchdog:
     def watching(self, dbapi_connection, seconds: float, what: str):
         """Watch a DBAPI connection's socket for the block's duration."""
         fd = socket_of(dbapi_connection)
-        token = None if fd is None else self.watch(fd, seconds, what)
+        if fd is None:
+            yield
+            return
+        token = self.watch(fd, seconds, what)
+        started = time.monotonic()
         try:
             yield
         finally:
-            if token is not None:
-                self.release(token)
+            self.release(token)
+            took = time.monotonic() - started
+            if took > self.slowest.get(what, 0.0):
+                self.slowest[what] = took
 
     def release(self, token: int) -> None:
         with self._lock:

@@ -287,6 +287,49 @@ def test_a_server_unreachable_at_start_is_waited_for(
     assert 'connection failed while' in err
 
 
+def test_a_database_lost_past_the_retries_leaves_a_whole_report(
+        engine, db_url, tmp_path, database_server, proxy):
+    # The server goes away after some batches committed and stays away
+    # longer than the retries: the run ends with one line, exit 1, and
+    # its report lists exactly the rows it changed (a write whose answer
+    # was lost as unconfirmed), so --revert puts every one of them back.
+    seeded = cli.seed(engine, cli.legacy_locations(3000), per_image=2)
+    conf = proxied_conf(tmp_path, database_server, db_url, proxy)
+    conf.write_text(conf.read_text().replace('max_retries = -1',
+                                             'max_retries = 2'))
+    report_path = tmp_path / 'report.json'
+    with backfill(conf, '--batch-size', '10', '-f', 'json',
+                  '--report', str(report_path)) as process:
+        cli.wait_for_progress(engine, process, minimum=50)
+        proxy.refuse()
+        out, err = finish(process, timeout=60)
+    assert process.returncode == 1, err
+    assert_plain(err)
+    errors = [line for line in err.splitlines() if 'ERROR' in line]
+    assert len(errors) == 1 and 'lost the database' in errors[0], err
+    assert [line.rsplit('(', 1)[1] for line in err.splitlines()
+            if 'trying again' in line] == ['retry 1 of 2)', 'retry 2 of 2)']
+    done = set(cli.check_consistent(engine, seeded))
+    assert done
+    report = json.loads(report_path.read_text())
+    assert report['failed'] and PASSWORD not in report['failed']
+    confirmed = {c['location_id'] for c in report['changed']
+                 if not c.get('unconfirmed')}
+    unconfirmed = {c['location_id'] for c in report['changed']
+                   if c.get('unconfirmed')}
+    assert report['updated'] == len(confirmed)
+    assert confirmed <= done <= confirmed | unconfirmed
+
+    proxy.restore()
+    undo = cli.run_backfill(conf, '--revert', str(report_path), '-f', 'json')
+    assert undo.returncode == 0, undo.stderr
+    result = cli.summary(undo.stdout)
+    assert result['reverted'] == len(done)
+    assert result['left'] == len(unconfirmed - done)
+    assert {i: r['meta_data'] for i, r in cli.table_rows(engine, _L).items()
+            } == {i: r['meta_data'] for i, r in seeded.items()}
+
+
 # -- a deadlock with Glance -----------------------------------------------
 
 def test_a_deadlock_with_glance_is_retried(engine, db_url, tmp_path,
