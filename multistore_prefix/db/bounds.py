@@ -59,6 +59,11 @@ LOCK_WAIT = 5
 STATEMENT = 10
 TRANSACTION = 15
 
+#: What this tool's sessions call themselves on PostgreSQL
+#: (``pg_stat_activity.application_name``), so an operator tells its
+#: connections from Glance's.
+APPLICATION_NAME = 'multistore-prefix'
+
 OPTS = [
     cfg.IntOpt('db_connect_timeout', default=CONNECT, min=1,
                help='Seconds to wait for a database connection to be '
@@ -119,7 +124,8 @@ class Bounds:
     def connect_parameters(self, backend: str) -> dict[str, str]:
         """Driver parameters, for the connection URL's query."""
         if backend == 'postgresql':
-            return {'connect_timeout': str(self.connect),
+            return {'application_name': APPLICATION_NAME,
+                    'connect_timeout': str(self.connect),
                     'keepalives': '1', 'keepalives_idle': '30',
                     'keepalives_interval': '10', 'keepalives_count': '3',
                     # Unacknowledged data: the peer is gone.
