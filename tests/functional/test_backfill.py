@@ -296,14 +296,20 @@ def test_lost_races_inside_one_grouped_update(database, location_map,
     assert (report.updated, report.conflicts_retried) == (10, 3)
 
 
+def job_on_one_image(database, location_map, count):
+    """``count`` legacy locations of one image; a job that lists changes."""
+    _, ids = add_image(database, [legacy(f'file:///srv/a/{n}')
+                                  for n in range(count)])
+    return ids, backfill_mod.Backfill(database, location_map,
+                                      record_changes=True)
+
+
 def test_a_write_whose_answer_was_lost_is_counted_as_the_runs(
         database, location_map, monkeypatch):
     # The connection breaks after the server committed the batch, before
     # the answer came back: the retry finds the rows holding exactly what
     # the lost attempt wrote, and the run reports them as its changes.
-    _, ids = add_image(database, [legacy(f'file:///srv/a/{n}')
-                                  for n in range(6)])
-    job = backfill_mod.Backfill(database, location_map, record_changes=True)
+    ids, job = job_on_one_image(database, location_map, 6)
     writer = database.writer
     lost = []
 
@@ -398,9 +404,7 @@ def test_a_write_in_doubt_and_a_database_lost_for_good(
     # not per path, and each line counts the same way.  The run then ends
     # with the database error, and the rows in doubt are in the report as
     # unconfirmed changes, marked as a run that failed.
-    _, ids = add_image(database, [legacy(f'file:///srv/a/{n}')
-                                  for n in range(4)])
-    job = backfill_mod.Backfill(database, location_map, record_changes=True)
+    ids, job = job_on_one_image(database, location_map, 4)
     writer = database.writer
     transactions = []
 

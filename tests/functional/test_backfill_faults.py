@@ -298,11 +298,7 @@ def test_sigterm_stops_promptly_behind_a_silent_network(
     # its way back may have landed or not: the report lists it as
     # unconfirmed, and never misses a change that landed.
     done = set(cli.check_consistent(engine, seeded))
-    report = json.loads(report_path.read_text())
-    confirmed = {c['location_id'] for c in report['changed']
-                 if not c.get('unconfirmed')}
-    unconfirmed = {c['location_id'] for c in report['changed']
-                   if c.get('unconfirmed')}
+    _, confirmed, unconfirmed = cli.report_changes(report_path)
     assert result['updated'] == len(confirmed)
     assert result.get('unconfirmed', 0) == len(unconfirmed)
     assert confirmed <= done <= confirmed | unconfirmed
@@ -383,23 +379,13 @@ def test_a_database_lost_past_the_retries_leaves_a_whole_report(
             if 'trying again' in line] == ['retry 1 of 2)', 'retry 2 of 2)']
     done = set(cli.check_consistent(engine, seeded))
     assert done
-    report = json.loads(report_path.read_text())
+    report, confirmed, unconfirmed = cli.report_changes(report_path)
     assert report['failed'] and PASSWORD not in report['failed']
-    confirmed = {c['location_id'] for c in report['changed']
-                 if not c.get('unconfirmed')}
-    unconfirmed = {c['location_id'] for c in report['changed']
-                   if c.get('unconfirmed')}
     assert report['updated'] == len(confirmed)
     assert confirmed <= done <= confirmed | unconfirmed
 
     proxy.restore()
-    undo = cli.run_backfill(conf, '--revert', str(report_path), '-f', 'json')
-    assert undo.returncode == 0, undo.stderr
-    result = cli.summary(undo.stdout)
-    assert result['reverted'] == len(done)
-    assert result['left'] == len(unconfirmed - done)
-    assert {i: r['meta_data'] for i, r in cli.table_rows(engine, _L).items()
-            } == {i: r['meta_data'] for i, r in seeded.items()}
+    cli.assert_reverted(conf, report_path, engine, seeded, done, unconfirmed)
 
 
 # -- a deadlock with Glance -----------------------------------------------

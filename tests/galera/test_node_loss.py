@@ -20,7 +20,6 @@ node is brought back afterwards, for the tests after this one.
 """
 
 import contextlib
-import json
 import os
 import signal
 import time
@@ -94,25 +93,13 @@ def test_a_killed_node_leaves_a_whole_report_to_revert(
         engine = sa.create_engine(survivor, poolclass=sa.pool.NullPool)
         try:
             done = set(cli.check_consistent(engine, seeded))
-            report = json.loads(report_path.read_text())
-            confirmed = {c['location_id'] for c in report['changed']
-                         if not c.get('unconfirmed')}
-            unconfirmed = {c['location_id'] for c in report['changed']
-                           if c.get('unconfirmed')}
+            report, confirmed, unconfirmed = cli.report_changes(report_path)
             assert report['failed']
             assert report['updated'] == len(confirmed)
             assert done and confirmed <= done <= confirmed | unconfirmed
-
-            undo = cli.run_backfill(
+            cli.assert_reverted(
                 cli.write_conf(tmp_path, first.url(galera_database)),
-                '--revert', str(report_path), '-f', 'json')
-            assert undo.returncode == 0, undo.stderr
-            result = cli.summary(undo.stdout)
-            assert result['reverted'] == len(done)
-            assert result['left'] == len(unconfirmed - done)
-            assert {i: r['meta_data']
-                    for i, r in cli.table_rows(engine, _L).items()} == {
-                i: r['meta_data'] for i, r in seeded.items()}
+                report_path, engine, seeded, done, unconfirmed)
         finally:
             engine.dispose()
     finally:
