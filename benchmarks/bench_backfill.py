@@ -645,7 +645,10 @@ def summary_note(result: dict) -> str:
             f'{result["user"]:.1f}s sys {result["sys"]:.1f}s; updated '
             f'{data.get("updated", 0):,}, already set '
             f'{data.get("already_set", 0):,}, unresolved '
-            f'{data.get("unresolved", 0):,}')
+            f'{data.get("unresolved", 0):,}'
+            + (f'; slowest write transaction '
+               f'{data["slowest_write_seconds"]:.2f}s'
+               if 'slowest_write_seconds' in data else ''))
 
 
 def bench_sqlite(args, tmp, targets):

@@ -27,6 +27,8 @@ import urllib.parse
 MASK = '***'
 
 _CREDENTIALS = re.compile(r'^([A-Za-z][A-Za-z0-9+.\-]*://)?([^/?#]*)@')
+_DATABASE = re.compile(r'(mysql|mariadb|postgres(ql)?|sqlite)(\+[\w.]+)?://',
+                       re.IGNORECASE)
 _URL_START = re.compile(r'[A-Za-z][A-Za-z0-9+.\-]*://')
 _TOKEN_END = re.compile(r'[\s\'"<>]')
 # Punctuation that ends a sentence rather than the URL before it.
@@ -54,6 +56,10 @@ def mask_url(url) -> str:
     swift credentials up to the last ``@``), so in a URL with an
     authority, everything up to the last ``@`` goes when a ``:`` comes
     before it; masking a path that has both is the safe way to be wrong.
+    A database URL (``mysql``, ``postgresql``, ``sqlite``, with any
+    driver) keeps its user name and loses its password alone,
+    ``user:***@``, as :attr:`~multistore_prefix.db.engine.Database.
+    safe_url` shows it: masked again, it reads the same in every line.
     Query and fragment parameters that carry a credential (pre-signed
     URLs' ``X-Amz-Signature``, ``Signature``, swift's ``temp_url_sig``,
     tokens, passwords; see :func:`secret_parameter`) keep their name and
@@ -75,7 +81,13 @@ def _mask_userinfo(url: str) -> str:
         if url.startswith('/', start):
             return url  # no authority (file:///...), so no credentials
         at = url.rfind('@', start)
-        if ':' in url[start:at]:
+        user, colon, key = url[start:at].partition(':')
+        if at > 0 and _DATABASE.match(url):
+            # A database's user name is no secret, and the operator needs
+            # it: its password alone goes.
+            return (f'{url[:start]}{user}:{MASK}{url[at:]}' if colon
+                    else url)
+        if colon:
             return f'{url[:start]}{MASK}{url[at:]}'
     return _CREDENTIALS.sub(
         lambda m: (m.group(1) or '') + MASK + '@', url, count=1)
@@ -184,6 +196,8 @@ def _spaced_credentials(text: str, body: int, end: int) -> int:
     if at < end or colon < 0 or '/' in text[body:colon]:
         return -1
     key = _KEY_START.match(text, colon + 1).group(0)
-    if not key or key.isdigit():
+    if not key or key.isdigit() or key.startswith(MASK + '@'):
+        # No key, a port, or one masked already: an '@' further on is
+        # the driver's ("Access denied for user 'glance'@'10.0.0.5'").
         return -1
     return at + 1

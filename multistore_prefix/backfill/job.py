@@ -36,6 +36,7 @@ from multistore_prefix.db import retry
 from multistore_prefix import deciding
 from multistore_prefix import location_map as lmap
 from multistore_prefix import resolver as resolver_mod
+from multistore_prefix import urls
 
 #: Locations read and written per transaction, by default.  Bigger
 #: batches pay the per-statement and per-commit costs less often (1000 ->
@@ -118,9 +119,12 @@ class Backfill:
         self.decider = deciding.Decider(
             resolver, fix_wrong_stores=fix_wrong_stores, lookups=lookups,
             strip_s3_credentials=strip_s3_credentials, cipher=cipher)
+        # One outage met by the read-ahead and a write is one fault.
+        budget = retry.Budget()
         self.reader = reading.Reader(database, batch_size, shard.bounds(),
-                                     self._stopping)
-        self.writer = writing.Writer(database, self.decider, self._stopping)
+                                     self._stopping, budget)
+        self.writer = writing.Writer(database, self.decider, self._stopping,
+                                     self._unconfirmed, budget)
 
     # -- control ----------------------------------------------------------
 
@@ -167,26 +171,32 @@ class Backfill:
                         break
             finally:
                 batches.close()
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, retry.Stopped):
             self.report.interrupted = True
-        except writing.StoppedInDoubt as exc:
-            self.report.interrupted = True
-            for _, write, _, _ in exc.in_doubt:
-                self.report.unconfirmed += 1
-                if exc.rewrites:
-                    self._rewritten(write, unconfirmed=True)
-                else:
-                    self.record.changed(write[0], write[1], write[2],
-                                        write[5], write[6],
-                                        texts=(write[3], write[4]),
-                                        unconfirmed=True)
-        except retry.Stopped:
-            self.report.interrupted = True
+        except Exception as exc:
+            # The database lost for good, or a bug: the caller says so;
+            # the report (written whichever way the run ends) says the
+            # run did not finish.
+            self.report.failed = urls.mask_error(exc)
+            raise
         finally:
             self.report.elapsed = time.monotonic() - started
+            self.report.slowest_write = self.database.watchdog.slowest.get(
+                'a write', 0.0)
         if self._stop:
             self.report.interrupted = True
         return self.report
+
+    def _unconfirmed(self, in_doubt: list[tuple], rewrites: bool) -> None:
+        """Writes whose commit may have landed, as the run ends."""
+        for _, write, _, _ in in_doubt:
+            self.report.unconfirmed += 1
+            if rewrites:
+                self._rewritten(write, unconfirmed=True)
+            else:
+                self.record.changed(write[0], write[1], write[2], write[5],
+                                    write[6], texts=(write[3], write[4]),
+                                    unconfirmed=True)
 
     def _text_limit(self):
         with self.database.reader() as conn:

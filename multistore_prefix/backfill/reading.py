@@ -71,14 +71,17 @@ class Reader:
     :ivar database: the :class:`~multistore_prefix.db.engine.Database`.
     :ivar batch_size: locations per read.
     :ivar shard_bounds: [low, high) of the shard's image ids.
+    :ivar budget: the retries of a fault, shared with the writes.
     """
 
     def __init__(self, database, batch_size: int, shard_bounds,
-                 should_stop: Callable[[], bool]):
+                 should_stop: Callable[[], bool],
+                 budget: retry.Budget | None = None):
         self.database = database
         self.batch_size = batch_size
         self.shard_bounds = shard_bounds
         self.should_stop = should_stop
+        self.budget = budget or retry.Budget()
         self._statement = None
         self._reads_beside_writes = None
 
@@ -94,7 +97,8 @@ class Reader:
         """
         try:
             return retry.call(self.database, lambda: self._read(after),
-                              'reading locations', self.should_stop)
+                              'reading locations', self.should_stop,
+                              self.budget)
         except db_exceptions.Forbidden as exc:
             raise writing.refused(exc, 'reading locations') from exc
 
@@ -112,7 +116,7 @@ class Reader:
             with self.database.reader() as conn:
                 return db_locations.read_one(conn, location_id)
         return retry.call(self.database, read, 'reading a location',
-                          self.should_stop)
+                          self.should_stop, self.budget)
 
     def reads_beside_writes(self) -> bool:
         """Whether a read may run beside a write transaction.

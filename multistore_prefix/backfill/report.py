@@ -51,10 +51,17 @@ class Report:
         write, merged again on fresh data.
     :ivar errors: rows left for a rerun because they kept changing.
     :ivar unconfirmed: writes whose commit may or may not have landed: the
-        connection was lost on the way back and the run was stopped before
-        it could read the rows back.  Not among ``updated``; listed in the
-        report's changes with ``"unconfirmed": true`` (``--revert`` undoes
-        those that landed).  Shown only when there are some.
+        connection was lost on the way back and the run ended (stopped, or
+        the database stayed lost) before it could read the rows back.  Not
+        among ``updated``; listed in the report's changes with
+        ``"unconfirmed": true`` (``--revert`` undoes those that landed).
+        Shown only when there are some.
+    :ivar failed: the error that ended the run before it finished (the
+        database lost past the retries, a bug), one masked line; ``None``
+        for a run that finished or was stopped.
+    :ivar slowest_write: seconds the longest write transaction took on a
+        server (how close the run came to ``db_transaction_timeout``);
+        shown only on a server.
     """
 
     dry_run: bool = False
@@ -70,6 +77,8 @@ class Report:
     unconfirmed: int = 0
     elapsed: float = 0.0
     interrupted: bool = False
+    failed: str | None = None
+    slowest_write: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -91,12 +100,17 @@ class Report:
                  ('rate_per_second', round(self.rate, 1))]
         if self.unconfirmed:
             rows.append(('unconfirmed', self.unconfirmed))
+        if self.slowest_write:
+            rows.append(('slowest_write_seconds',
+                         round(self.slowest_write, 3)))
         if self.interrupted:
             rows.append(('interrupted', True))
         return rows
 
     def as_dict(self) -> dict:
         extra = {'unconfirmed': self.unconfirmed} if self.unconfirmed else {}
+        if self.slowest_write:
+            extra['slowest_write_seconds'] = round(self.slowest_write, 3)
         return {'dry_run': self.dry_run, 'shard': self.shard,
                 'scanned': self.scanned,
                 ('would_update' if self.dry_run else 'updated'): self.updated,
@@ -107,7 +121,8 @@ class Report:
                 'errors': self.errors,
                 'elapsed_seconds': round(self.elapsed, 3),
                 'rate_per_second': round(self.rate, 1),
-                **extra, 'interrupted': self.interrupted}
+                **extra, 'interrupted': self.interrupted,
+                **({'failed': self.failed} if self.failed else {})}
 
 
 class Spool:

@@ -41,6 +41,9 @@ NOT_EXACT = 'not-exact'          # undoing would not give the old text back
 NO_FINGERPRINT = 'no-fingerprint'  # an old report, or a URL rewrite
 CREDENTIALS = 'credentials-removed'  # an S3 URL's, kept nowhere
 NOT_LANDED = 'not-landed'        # an unconfirmed write that did not land
+#: The row holds what the revert would write (a revert ran before): not
+#: left, and counted apart.
+ALREADY_REVERTED = 'already-reverted'
 
 CHUNK = 1000
 
@@ -55,12 +58,15 @@ class RevertReport:
 
     :ivar entries: changes read from the report.
     :ivar reverted: changes undone (``would_revert`` on a dry run).
+    :ivar already_reverted: changes whose row holds exactly what was there
+        before the run already (undone by an earlier revert).
     :ivar left: changes left as they are, by reason.
     """
 
     dry_run: bool = False
     entries: int = 0
     reverted: int = 0
+    already_reverted: int = 0
     left: dict = dataclasses.field(default_factory=dict)
     elapsed: float = 0.0
     interrupted: bool = False
@@ -69,6 +75,7 @@ class RevertReport:
         rows = [('entries', self.entries),
                 ('would_revert' if self.dry_run else 'reverted',
                  self.reverted),
+                ('already_reverted', self.already_reverted),
                 ('left', sum(self.left.values()))]
         rows += [(f'left: {reason}', count)
                  for reason, count in sorted(self.left.items())]
@@ -82,6 +89,7 @@ class RevertReport:
                 'entries': self.entries,
                 ('would_revert' if self.dry_run else 'reverted'):
                     self.reverted,
+                'already_reverted': self.already_reverted,
                 'left': dict(sorted(self.left.items())),
                 'elapsed_seconds': round(self.elapsed, 3),
                 'interrupted': self.interrupted}
@@ -203,6 +211,9 @@ class Revert:
                 if self.reverted_rows is not None:
                     self.reverted_rows.add(entry)
                 continue
+            if reason == ALREADY_REVERTED:
+                self.report.already_reverted += 1
+                continue
             self.report.left[reason] = self.report.left.get(reason, 0) + 1
             self.left_rows.add({
                 'image_id': entry.get('image_id'),
@@ -255,9 +266,11 @@ def _decide(entry, current) -> tuple:
     if row is None or not row.live:
         return GONE, 'the location is deleted or no longer active', None
     digest = metadata_text.digest(row.text)
-    if entry.get('unconfirmed') and digest == entry['previous_sha256']:
-        return (NOT_LANDED, 'the backfill\'s write was not confirmed and '
-                'did not land: nothing to undo', None)
+    if digest == entry['previous_sha256']:
+        if entry.get('unconfirmed'):
+            return (NOT_LANDED, 'the backfill\'s write was not confirmed '
+                    'and did not land: nothing to undo', None)
+        return ALREADY_REVERTED, None, None
     if digest != entry['sha256']:
         return (CHANGED, 'the row no longer holds what the backfill wrote: '
                 'left as it is', None)

@@ -30,8 +30,12 @@ outcome in doubt: the commit may have reached the server and only its
 answer got lost.  The rows are then read back the exact way, and a row
 that holds exactly what the lost attempt wrote is counted (and reported)
 as this run's change, so the report never misses a change the run made.
-A run stopped before it could read them back reports them as unconfirmed
-(:class:`StoppedInDoubt`).
+A write that ends before it could read them back (the run was stopped,
+or the database stayed lost past the retries) hands them to its
+``unconfirmed`` callback first, to be reported as unconfirmed.  The
+fast and the exact way of a write (and the reads beside it) share one
+:class:`~multistore_prefix.db.retry.Budget`: a fault is retried
+``max_retries`` times in all.
 
 A row the database refuses (MySQL: metadata longer than its column) is
 found by halving the batch and reported, and the rest of the batch is
@@ -45,6 +49,7 @@ two kinds of write share that bookkeeping, which is this module's point.
 """
 
 import datetime
+from typing import Callable
 
 from oslo_db import exception as db_exc
 
@@ -83,21 +88,6 @@ def refused(exc: db_exceptions.Forbidden, doing: str) -> BackfillError:
                          f'update image_locations')
 
 
-class StoppedInDoubt(retry.Stopped):
-    """Stopped while retrying a write whose commit may have landed.
-
-    :ivar in_doubt: the outcomes that write would have had.
-    :ivar rewrites: they are outcomes of :meth:`Writer.rewrite` (their
-        second member a rewrite, not a write).
-    """
-
-    def __init__(self, stopped: retry.Stopped, in_doubt: list[tuple],
-                 rewrites: bool = False):
-        super().__init__(*stopped.args)
-        self.in_doubt = in_doubt
-        self.rewrites = rewrites
-
-
 def _nothing_in_flight() -> list:
     return []
 
@@ -111,12 +101,20 @@ class Writer:
 
     :ivar database: the :class:`~multistore_prefix.db.engine.Database`.
     :ivar decider: decides rows changed meanwhile again.
+    :ivar unconfirmed: called with ``(outcomes, rewrites)`` when a write
+        ends with rows whose commit may have landed: the outcomes that
+        write would have had, and whether they are :meth:`rewrite`'s.
+    :ivar budget: the retries of a fault, shared with the reads.
     """
 
-    def __init__(self, database, decider: deciding.Decider, should_stop):
+    def __init__(self, database, decider: deciding.Decider, should_stop,
+                 unconfirmed: Callable[[list[tuple], bool], None],
+                 budget: retry.Budget | None = None):
         self.database = database
         self.decider = decider
         self.should_stop = should_stop
+        self.unconfirmed = unconfirmed
+        self.budget = budget or retry.Budget()
         # The outcomes of the write in flight (made only when needed: the
         # fast path pays nothing for it); after a lost connection, those
         # whose commit may have landed, by location id.
@@ -177,16 +175,17 @@ class Writer:
                 self._in_flight = _nothing_in_flight
         try:
             return retry.call(self.database, attempt, 'writing a batch',
-                              self.should_stop)
-        except (retry.Stopped, KeyboardInterrupt) as exc:
-            # Stopped while retrying, or at once by a second stop signal:
-            # a write in doubt is reported as such either way.
-            if not self._in_doubt:
-                raise
-            stopped = (exc if isinstance(exc, retry.Stopped)
-                       else retry.Stopped('interrupted'))
-            raise StoppedInDoubt(stopped, list(self._in_doubt.values()),
-                                 rewrites) from exc
+                              self.should_stop, self.budget)
+        except BaseException as exc:
+            # Stopped while retrying, at once by a second stop signal, or
+            # the database lost for good: the write in doubt is reported
+            # as such whichever way the run ends.  (The write goes on, with
+            # the doubt kept, the exact way or by halving.)
+            if self._in_doubt and not isinstance(
+                    exc, (_RowsChanged, db_exc.DBDataError)):
+                self.unconfirmed(list(self._in_doubt.values()), rewrites)
+                self._in_doubt.clear()
+            raise
 
     def _fast(self, writes) -> list[tuple]:
         if self._in_doubt and self._in_doubt.keys() & {w[0] for w in writes}:

@@ -171,9 +171,10 @@ class Backfill(helptext.HelpWithExitCodes, show.ShowOne):
                 cipher=cipher, lookups=lookups)
             try:
                 report = self._run(job, parsed_args)
+            finally:
+                # However the run ends: its changes are in the report.
                 if parsed_args.report:
                     self._write_report(job, parsed_args.report)
-            finally:
                 job.close()
         except (db_exc.DBError, sa_exc.DBAPIError) as exc:
             raise cmd.CommandError(

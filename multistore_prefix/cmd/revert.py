@@ -50,9 +50,10 @@ def take_action(command, parsed_args, database: db_engine.Database,
     try:
         report = run_with_progress(command.app, job, parsed_args.quiet,
                                    entries=entries)
+    finally:
+        # However the revert ends: what it undid is in the report.
         if parsed_args.report:
             command._write_report(job, parsed_args.report)
-    finally:
         job.close()
     return report
 

@@ -22,7 +22,9 @@ an engine:
   watched with the connect bound, and after a stop no new connection waits
   past its grace; errors that pass (a lock wait or a statement past its
   bound, libpq's newer words for a lost connection) are translated into
-  the oslo.db exceptions that :mod:`multistore_prefix.db.retry` retries.
+  the oslo.db exceptions that :mod:`multistore_prefix.db.retry` retries
+  (and a refusal no retry can cure, a wrong password or an unknown role
+  or database, is left out of them: it ends a run at once).
 * :func:`setup_sqlite`: the busy timeout, ``synchronous = NORMAL`` in WAL
   mode, and ``BEGIN IMMEDIATE`` for a writer (:func:`writing`), so
   concurrent writers queue on the database lock instead of failing when a
@@ -65,6 +67,13 @@ _PG_CONNECT_FAILED = re.compile(
     r'server closed the connection unexpectedly|'
     r'terminating connection due to (idle-in-transaction timeout|'
     r'administrator command)|SSL SYSCALL error|connection already closed',
+    re.IGNORECASE | re.DOTALL)
+#: libpq's words for a refusal that no retry can cure: the password, the
+#: role or the database is wrong, or the role may not connect.
+_PG_REFUSED = re.compile(
+    r'password authentication failed|role ".*" does not exist|'
+    r'database ".*" does not exist|no pg_hba\.conf entry|'
+    r'permission denied|is not permitted to log in',
     re.IGNORECASE | re.DOTALL)
 #: A statement that ran into this tool's own bounds: contention (a lock
 #: held too long) is retried like a deadlock, a statement past its bound
@@ -167,7 +176,8 @@ def _transient_errors(context) -> None:
         if _PG_STATEMENT_TIMEOUT.search(text):
             raise db_exc.DBConnectionError(wrapped) from orig
         if (type(orig).__name__ in ('OperationalError', 'InterfaceError')
-                and _PG_CONNECT_FAILED.search(text)):
+                and _PG_CONNECT_FAILED.search(text)
+                and not _PG_REFUSED.search(text)):
             # A lost or refused connection: say so, and let oslo.db make
             # it a DBConnectionError (and SQLAlchemy's pre-ping reconnect
             # quietly, and the pool drop the dead connection).

@@ -62,6 +62,11 @@ _MYSQL_READ_ONLY = {1044, 1142, 1227,  # access denied
                     1290,              # server runs --read-only
                     1792}              # read-only transaction
 
+#: Pool options of a guest in another program's process (the glance-api
+#: filter): one connection at most beside the host's own, which is what
+#: an operator sized ``max_connections`` for.
+ONE_CONNECTION = {'max_pool_size': 1, 'max_overflow': 0}
+
 
 class Database:
     """An engine facade for one connection URL.
@@ -103,9 +108,14 @@ class Database:
         self._facade.append_on_engine_create(self._setup_engine)
 
     @classmethod
-    def from_config(cls, conf: cfg.ConfigOpts) -> 'Database':
-        """The database of ``[database]`` in ``conf`` (registered here)."""
-        facade_options = options.engine_options(conf)
+    def from_config(cls, conf: cfg.ConfigOpts,
+                    **overrides) -> 'Database':
+        """The database of ``[database]`` in ``conf`` (registered here).
+
+        :param overrides: engine facade options that win over ``conf``'s
+            (:data:`ONE_CONNECTION`).
+        """
+        facade_options = {**options.engine_options(conf), **overrides}
         return cls(bounds=bounds_mod.Bounds.from_config(conf),
                    **facade_options)
 

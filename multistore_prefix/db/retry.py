@@ -26,12 +26,16 @@ names the database (password masked) and the cause:
   without end), ``[database]/retry_interval`` seconds apart, as oslo.db
   does for a database that cannot be reached at start.
 
-A caller that was asked to stop is not kept waiting: ``should_stop`` is
-checked before every pause and during it.
+One fault is counted once: the calls of one job (a backfill's read-ahead
+and its writes, a write that moves from its fast path to its exact one)
+share a :class:`Budget`, so however many of them meet the same outage,
+it is retried at most those limits in all, and each line's count says
+so.  The count starts again once the database answers.
 """
 
 import logging
 import random
+import threading
 import time
 from typing import Callable, TypeVar
 
@@ -54,39 +58,73 @@ class Stopped(Exception):
     """A retry was given up because the caller was asked to stop."""
 
 
+class Budget:
+    """The retries spent on one fault, by every call that shares it.
+
+    :ivar deadlocks: deadlocks tried again.
+    :ivar lost: lost connections tried again.
+    """
+
+    def __init__(self):
+        self.deadlocks = 0
+        self.lost = 0
+        self._lock = threading.Lock()
+
+    def spend(self, deadlock: bool) -> int:
+        """One more retry of a deadlock or a lost connection; its number."""
+        with self._lock:
+            if deadlock:
+                self.deadlocks += 1
+                return self.deadlocks
+            self.lost += 1
+            return self.lost
+
+    def answered(self) -> None:
+        """The database answered: the fault is over."""
+        with self._lock:
+            self.deadlocks = self.lost = 0
+
+
 def call(database, work: Callable[[], T], what: str,
-         should_stop: Callable[[], bool] | None = None) -> T:
+         should_stop: Callable[[], bool] | None = None,
+         budget: Budget | None = None) -> T:
     """``work()`` (one whole transaction), tried again as said above.
 
     :param database: the :class:`~multistore_prefix.db.engine.Database`
         (its ``safe_url``, ``max_retries`` and ``retry_interval``).
     :param what: what the transaction does, for the log line.
+    :param budget: the retries already spent on the fault by other calls
+        (counted on, and cleared once ``work()`` succeeds); a new one by
+        default.
     :raises Stopped: ``should_stop()`` became true while retrying; the
         error that was being retried is its cause.
     :raises: the last error, once the retries are spent.
     """
     should_stop = should_stop or (lambda: False)
-    deadlocks = lost = 0
+    budget = budget or Budget()
     while True:
         try:
-            return work()
+            result = work()
         except db_exc.DBDeadlock as exc:
-            deadlocks += 1
-            if deadlocks >= DEADLOCK_ATTEMPTS:
+            attempt = budget.spend(deadlock=True)
+            if attempt >= DEADLOCK_ATTEMPTS:
                 raise
-            pause = min(0.05 * 2 ** deadlocks, DEADLOCK_MAX_PAUSE)
+            pause = min(0.05 * 2 ** attempt, DEADLOCK_MAX_PAUSE)
             pause *= random.uniform(0.5, 1.0)  # two losers don't meet again
-            _announce(database, what, 'deadlock', exc, pause, deadlocks,
+            _announce(database, what, 'deadlock', exc, pause, attempt,
                       DEADLOCK_ATTEMPTS - 1)
             _pause(pause, should_stop, exc)
         except db_exc.DBConnectionError as exc:
-            lost += 1
+            attempt = budget.spend(deadlock=False)
             limit = database.max_retries
-            if limit != -1 and lost > limit:
+            if limit != -1 and attempt > limit:
                 raise
             _announce(database, what, 'connection failed', exc,
-                      database.retry_interval, lost, limit)
+                      database.retry_interval, attempt, limit)
             _pause(database.retry_interval, should_stop, exc)
+        else:
+            budget.answered()
+            return result
 
 
 def _announce(database, what, kind, exc, pause, attempt, limit):

@@ -121,7 +121,8 @@ class Worker:
         own = conf[options.GROUP]
         gateway = gateway_mod.Gateway(
             conf, location_map=lmap.LocationMap.from_config(conf),
-            database=db_engine.Database.from_config(conf),
+            database=db_engine.Database.from_config(
+                conf, **db_engine.ONE_CONNECTION),
             backend_lookups=own.backend_lookups,
             fix_wrong_stores=own.fix_wrong_stores)
         if gateway.lookups is not None:

@@ -307,14 +307,20 @@ def test_lost_races_inside_one_grouped_update(database, location_map,
     assert (report.updated, report.conflicts_retried) == (10, 3)
 
 
+def job_on_one_image(database, location_map, count):
+    """``count`` legacy locations of one image; a job that lists changes."""
+    _, ids = add_image(database, [legacy(f'file:///srv/a/{n}')
+                                  for n in range(count)])
+    return ids, backfill_mod.Backfill(database, location_map,
+                                      record_changes=True)
+
+
 def test_a_write_whose_answer_was_lost_is_counted_as_the_runs(
         database, location_map, monkeypatch):
     # The connection breaks after the server committed the batch, before
     # the answer came back: the retry finds the rows holding exactly what
     # the lost attempt wrote, and the run reports them as its changes.
-    _, ids = add_image(database, [legacy(f'file:///srv/a/{n}')
-                                  for n in range(6)])
-    job = backfill_mod.Backfill(database, location_map, record_changes=True)
+    ids, job = job_on_one_image(database, location_map, 6)
     writer = database.writer
     lost = []
 
@@ -399,6 +405,48 @@ def test_a_stop_with_a_write_in_doubt_lists_it_unconfirmed(
         assert result.left == {revert_mod.NOT_LANDED: 4}
     assert {i: r['meta_data'] for i, r in rows(database).items()} == \
         {i: r['meta_data'] for i, r in before.items()}
+
+
+def test_a_write_in_doubt_and_a_database_lost_for_good(
+        database, location_map, monkeypatch, caplog):
+    # The answer of a batch's commit is lost, then every connection
+    # fails.  The write moves from its fast path to its exact one (to read
+    # back what landed); the fault is retried max_retries times in all,
+    # not per path, and each line counts the same way.  The run then ends
+    # with the database error, and the rows in doubt are in the report as
+    # unconfirmed changes, marked as a run that failed.
+    ids, job = job_on_one_image(database, location_map, 4)
+    writer = database.writer
+    transactions = []
+
+    @contextlib.contextmanager
+    def lost_for_good():
+        transactions.append(True)
+        if len(transactions) == 1:
+            with writer() as conn:
+                yield conn
+        raise oslo_db_exc.DBConnectionError('the server went away')
+    monkeypatch.setattr(database, 'writer', lost_for_good)
+    monkeypatch.setattr(database, 'retry_interval', 0)
+    monkeypatch.setattr(database, 'max_retries', 3)
+    with caplog.at_level('WARNING', logger='multistore_prefix'):
+        with pytest.raises(oslo_db_exc.DBConnectionError):
+            job.run()
+    monkeypatch.undo()
+    try:
+        retries = [r.getMessage() for r in caplog.records
+                   if 'trying again' in r.getMessage()]
+        assert [line.rsplit('(', 1)[1] for line in retries] == [
+            'retry 1 of 3)', 'retry 2 of 3)', 'retry 3 of 3)']
+        report = job.report
+        assert (report.updated, report.unconfirmed) == (0, 4)
+        assert report.failed == 'the server went away'
+        assert report.as_dict()['failed'] == 'the server went away'
+        changes = list(job.changes)
+        assert sorted(c['location_id'] for c in changes) == ids
+        assert all(c['unconfirmed'] is True for c in changes)
+    finally:
+        job.close()
 
 
 # -- reading ahead ------------------------------------------------------------

@@ -226,6 +226,31 @@ def check_consistent(engine, seeded, batch_size=None):
     return done
 
 
+def report_changes(path):
+    """A run's report, and the ids of its confirmed and unconfirmed changes.
+
+    A write cut on its way back may have landed or not: the report lists
+    it as unconfirmed.
+    """
+    report = json.loads(path.read_text())
+    confirmed = {c['location_id'] for c in report['changed']
+                 if not c.get('unconfirmed')}
+    unconfirmed = {c['location_id'] for c in report['changed']
+                   if c.get('unconfirmed')}
+    return report, confirmed, unconfirmed
+
+
+def assert_reverted(conf, report_path, engine, seeded, done, unconfirmed):
+    """``--revert`` undoes every change that landed, and nothing else."""
+    undo = run_backfill(conf, '--revert', str(report_path), '-f', 'json')
+    assert undo.returncode == 0, undo.stderr
+    result = summary(undo.stdout)
+    assert result['reverted'] == len(done)
+    assert result['left'] == len(unconfirmed - done)
+    assert {i: r['meta_data'] for i, r in table_rows(engine, _L).items()
+            } == {i: r['meta_data'] for i, r in seeded.items()}
+
+
 def wait_for_progress(engine, process, minimum=1, timeout=60):
     """Poll until some rows are done; fail if the run ends first."""
     deadline = time.monotonic() + timeout

@@ -216,6 +216,61 @@ def test_a_silent_network_never_holds_glance_locks(
             'was here'
 
 
+#: How long Glance may wait for rows the backfill held when the network
+#: went silent, with every option at its default (InnoDB's own default
+#: lock wait is 50 s; Glance sets none on PostgreSQL).
+GLANCE_PATIENCE = 30
+#: How long the network stays silent in the default-options test.
+SILENCE = 60
+
+
+def test_with_default_options_a_silent_network_holds_no_lock_past_30_s(
+        engine, db_url, tmp_path, database_server, proxy):
+    # Every option at its default (the batch size too): the bounds alone
+    # must give Glance its rows back within GLANCE_PATIENCE of the
+    # network going silent, and the run must then finish, or end with
+    # one clear line.
+    seeded = cli.seed(engine, cli.legacy_locations(600), per_image=2)
+    conf = proxied_conf(tmp_path, database_server, db_url, proxy)
+    conf.write_text(conf.read_text().replace(BOUNDS, '\n'))
+    with engine.connect() as glance:
+        # Glance holds every row: the backfill's first write waits for
+        # them.  The network goes silent; Glance lets go; the backfill's
+        # statement takes the rows on the server, and its answer (and the
+        # COMMIT) are lost in the black hole.
+        glance.execute(sa.select(_L.c.id).with_for_update()).all()
+        with backfill(conf, '-f', 'json') as process:
+            wait_until(lambda: waiting_for_a_lock(engine, database_server),
+                       30, 'the backfill waits for Glance')
+            proxy.black_hole()
+            silent = time.monotonic()
+            glance.rollback()
+            wait_until(lambda: locked_by_others(engine, database_server),
+                       10, 'the backfill holds rows behind the black hole')
+            # Glance's own write of those rows, with a lock wait of its
+            # patience from the moment the network went silent.
+            left = GLANCE_PATIENCE - (time.monotonic() - silent)
+            waited = glance_marks_pending_rows(engine, database_server,
+                                               lock_wait=int(left))
+            held = time.monotonic() - silent
+            assert waited >= 1, 'Glance never had to wait: nothing was held'
+            assert held < GLANCE_PATIENCE
+            time.sleep(max(0.0, SILENCE - (time.monotonic() - silent)))
+            proxy.restore()
+            out, err = finish(process, timeout=300)
+    print(f'{database_server.name}: rows held {held:.1f} s after the '
+          f'network went silent; the run exited {process.returncode}')
+    if process.returncode == 0:
+        rows = assert_completed(process, out, err, engine, seeded)
+        assert all(json.loads(row['meta_data'])['glance'] == 'was here'
+                   for row in rows.values())
+    else:
+        assert process.returncode == 1, err
+        assert_plain(err)
+        assert len([line for line in err.splitlines()
+                    if line.startswith('ERROR')]) == 1, err
+
+
 def test_sigterm_stops_promptly_behind_a_silent_network(
         engine, db_url, tmp_path, database_server, proxy):
     seeded = cli.seed(engine, cli.legacy_locations(3000), per_image=2)
@@ -243,11 +298,7 @@ def test_sigterm_stops_promptly_behind_a_silent_network(
     # its way back may have landed or not: the report lists it as
     # unconfirmed, and never misses a change that landed.
     done = set(cli.check_consistent(engine, seeded))
-    report = json.loads(report_path.read_text())
-    confirmed = {c['location_id'] for c in report['changed']
-                 if not c.get('unconfirmed')}
-    unconfirmed = {c['location_id'] for c in report['changed']
-                   if c.get('unconfirmed')}
+    _, confirmed, unconfirmed = cli.report_changes(report_path)
     assert result['updated'] == len(confirmed)
     assert result.get('unconfirmed', 0) == len(unconfirmed)
     assert confirmed <= done <= confirmed | unconfirmed
@@ -279,12 +330,62 @@ def test_a_server_unreachable_at_start_is_waited_for(
     conf = proxied_conf(tmp_path, database_server, db_url, proxy)
     proxy.refuse()
     with backfill(conf, '-f', 'json') as process:
-        time.sleep(3)
+        # Refused until the run has said so (on a busy machine it may
+        # take seconds just to start).
+        said = lines_until(process, 'connection failed while', 60)
         assert process.poll() is None, finish(process)
         proxy.restore()
         out, err = finish(process)
-    assert_completed(process, out, err, engine, seeded)
-    assert 'connection failed while' in err
+    assert_completed(process, out, ''.join(said) + err, engine, seeded)
+
+
+def lines_until(process, words, timeout):
+    """The stderr lines up to the first that holds ``words``."""
+    lines = []
+
+    def read():
+        for line in process.stderr:
+            lines.append(line)
+            if words in line:
+                return
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    reader.join(timeout)
+    assert lines and words in lines[-1], f'{words!r} not said: {lines}'
+    return lines
+
+
+def test_a_database_lost_past_the_retries_leaves_a_whole_report(
+        engine, db_url, tmp_path, database_server, proxy):
+    # The server goes away after some batches committed and stays away
+    # longer than the retries: the run ends with one line, exit 1, and
+    # its report lists exactly the rows it changed (a write whose answer
+    # was lost as unconfirmed), so --revert puts every one of them back.
+    seeded = cli.seed(engine, cli.legacy_locations(3000), per_image=2)
+    conf = proxied_conf(tmp_path, database_server, db_url, proxy)
+    conf.write_text(conf.read_text().replace('max_retries = -1',
+                                             'max_retries = 2'))
+    report_path = tmp_path / 'report.json'
+    with backfill(conf, '--batch-size', '10', '-f', 'json',
+                  '--report', str(report_path)) as process:
+        cli.wait_for_progress(engine, process, minimum=50)
+        proxy.refuse()
+        out, err = finish(process, timeout=60)
+    assert process.returncode == 1, err
+    assert_plain(err)
+    errors = [line for line in err.splitlines() if 'ERROR' in line]
+    assert len(errors) == 1 and 'lost the database' in errors[0], err
+    assert [line.rsplit('(', 1)[1] for line in err.splitlines()
+            if 'trying again' in line] == ['retry 1 of 2)', 'retry 2 of 2)']
+    done = set(cli.check_consistent(engine, seeded))
+    assert done
+    report, confirmed, unconfirmed = cli.report_changes(report_path)
+    assert report['failed'] and PASSWORD not in report['failed']
+    assert report['updated'] == len(confirmed)
+    assert confirmed <= done <= confirmed | unconfirmed
+
+    proxy.restore()
+    cli.assert_reverted(conf, report_path, engine, seeded, done, unconfirmed)
 
 
 # -- a deadlock with Glance -----------------------------------------------

@@ -70,10 +70,15 @@ def test_revert_puts_back_exactly_what_the_run_changed(engine, db_url,
     assert summary(result.stdout)['reverted'] == len(seeded)
     assert texts(engine) == {i: row['meta_data']
                              for i, row in seeded.items()}
-    # Undone already: a second revert finds every row changed since.
+    # Undone already: a second revert finds every row as it was before
+    # the run, counted apart, and leaves nothing.
     again = run_backfill(conf, '--revert', str(report), '-f', 'json')
+    assert again.returncode == 0, again.stderr
     assert summary(again.stdout)['reverted'] == 0
-    assert summary(again.stdout)['left: changed-since'] == len(seeded)
+    assert summary(again.stdout)['already_reverted'] == len(seeded)
+    assert summary(again.stdout)['left'] == 0
+    assert texts(engine) == {i: row['meta_data']
+                             for i, row in seeded.items()}
 
 
 def test_a_row_changed_since_is_left_and_listed(engine, db_url, tmp_path):

@@ -69,7 +69,7 @@ TOKEN = 'IQoJb3JpZ2luX2VjEJr-session-token'
     # a key with white space; a password with a raw '@'
     ('s3://access:se cret@host/bucket/x', 's3://***@host/bucket/x'),
     ('mysql+pymysql://root:Pa55@w0rd-tail@db.example.com/glance',
-     'mysql+pymysql://***@db.example.com/glance'),
+     'mysql+pymysql://root:***@db.example.com/glance'),
 ])
 def test_mask_url_masks_every_credential(url, masked):
     assert masking.mask_url(url) == masked
@@ -107,6 +107,27 @@ def test_mask_text_keeps_the_rest_of_the_line():
     assert masking.mask_text('plain text, no URL') == 'plain text, no URL'
     assert masking.mask_text('one\nhttp://h:8080/p\nmail a@b') == (
         'one\nhttp://h:8080/p\nmail a@b')
+
+
+@pytest.mark.parametrize('url', [
+    'mysql+pymysql://glance:***@db.example.com/glance',
+    'postgresql+psycopg2://postgres:***@127.0.0.1:5432/glance',
+])
+def test_a_masked_database_url_reads_the_same_everywhere(url):
+    # Database.safe_url shows user:***@; a log line or an error that
+    # quotes it is masked again on its way out, and must not change it.
+    assert masking.mask_url(url) == url
+    line = f'database {url}: connection failed while reading (retry 1 of 3)'
+    assert masking.mask_text(line) == line
+
+
+def test_a_driver_message_loses_the_password_alone():
+    # MySQL names the user and the host after the URL: neither is a
+    # secret, and the operator needs both (and the code) to fix it.
+    text = ('cannot reach the database mysql+pymysql://root:***@127.0.0.1/'
+            'glance: (1045, "Access denied for user \'root\'@\'127.0.0.1\' '
+            '(using password: YES)"); check [database]/connection')
+    assert masking.mask_text(text) == text
 
 
 def test_invalid_url_message_masks_signatures():

@@ -37,7 +37,7 @@ def test_without_tracebacks_the_error_closes_the_line():
     line = formatter.format(record(
         'x', logging.ERROR, 'copying mysql://u:s3cret@db/glance failed',
         LOST))
-    assert line == ("ERROR: copying mysql://***@db/glance failed "
+    assert line == ("ERROR: copying mysql://u:***@db/glance failed "
                     "(ConnectionError: (2013, 'Lost connection to MySQL "
                     "server'))")
 
@@ -47,7 +47,7 @@ def test_with_tracebacks_the_traceback_is_kept_and_masked():
     line = formatter.format(record(
         'x', logging.ERROR, 'failed', ValueError('mysql://u:s3cret@db/g')))
     assert 'Traceback (most recent call last)' in line
-    assert 's3cret' not in line and 'mysql://***@db/g' in line
+    assert 's3cret' not in line and 'mysql://u:***@db/g' in line
 
 
 def test_the_pools_errors_on_a_lost_connection_are_left_out():

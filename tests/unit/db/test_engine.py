@@ -84,9 +84,9 @@ def test_safe_url_hides_the_password():
 @pytest.mark.parametrize('connection, safe', [
     # SQLAlchemy reads a raw '@' in the password as part of the host.
     ('mysql+pymysql://root:Pa55@w0rd-tail@db.example.com/glance',
-     'mysql+pymysql://***@db.example.com/glance'),
+     'mysql+pymysql://root:***@db.example.com/glance'),
     ('postgresql://glance:a@b@c-tail@db:5432/glance?sslmode=require',
-     'postgresql://***@db:5432/glance?sslmode=require'),
+     'postgresql://glance:***@db:5432/glance?sslmode=require'),
     # libpq takes a password in the query too.
     ('postgresql://glance@db/glance?password=Pa55-w0rd&sslmode=require',
      'postgresql://glance@db/glance?password=***&sslmode=require'),
