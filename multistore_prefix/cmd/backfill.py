@@ -199,20 +199,7 @@ class Backfill(helptext.HelpWithExitCodes, show.ShowOne):
 
     @staticmethod
     def _check_schema(database):
-        with database.reader() as conn:
-            state = migration.inspect_schema(conn)
-            missing = ([] if state.owner == migration.OWNER_EMPTY
-                       else migration.missing_columns(conn))
-        if state.owner == migration.OWNER_EMPTY:
-            raise cmd.CommandError(
-                f'{database.safe_url} has no image tables: point '
-                f'[database]/connection at Glance\'s database, or run '
-                f'"multistore-prefix db sync" for the embedded default')
-        if missing:
-            raise cmd.CommandError(
-                f'{database.safe_url} is not a Glance database: it lacks '
-                f'{", ".join(missing)}; point [database]/connection at '
-                f'Glance\'s database (the one glance-api.conf names)')
+        check_schema(database)
 
     def _write_report(self, job, path):
         """The report; if it cannot be written, one elsewhere, said so.
@@ -255,6 +242,27 @@ class Backfill(helptext.HelpWithExitCodes, show.ShowOne):
     def _run(self, job, parsed_args):
         return progress_mod.run_with_progress(self.app, job,
                                               parsed_args.quiet)
+
+
+def check_schema(database) -> None:
+    """The database holds Glance's image tables, with every column read.
+
+    :raises CommandError: it has no image tables, or lacks columns.
+    """
+    with database.reader() as conn:
+        state = migration.inspect_schema(conn)
+        missing = ([] if state.owner == migration.OWNER_EMPTY
+                   else migration.missing_columns(conn))
+    if state.owner == migration.OWNER_EMPTY:
+        raise cmd.CommandError(
+            f'{database.safe_url} has no image tables: point '
+            f'[database]/connection at Glance\'s database, or run '
+            f'"multistore-prefix db sync" for the embedded default')
+    if missing:
+        raise cmd.CommandError(
+            f'{database.safe_url} is not a Glance database: it lacks '
+            f'{", ".join(missing)}; point [database]/connection at '
+            f'Glance\'s database (the one glance-api.conf names)')
 
 
 def _check_report_path(path: str) -> None:
