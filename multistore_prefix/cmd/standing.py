@@ -32,11 +32,6 @@ from multistore_prefix import resolver as resolver_mod
 #: only as big as memory allows (a few megabytes of short rows).
 BATCH_SIZE = 20_000
 
-#: Reasons of rows that were not asked for a store (their metadata or
-#: URL is unreadable, or their ``store`` is someone's data).
-NOT_LEGACY = frozenset((deciding.BAD_METADATA, deciding.BAD_LOCATION,
-                        deciding.INVALID_STORE))
-
 
 @dataclasses.dataclass
 class Standing:

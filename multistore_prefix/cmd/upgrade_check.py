@@ -19,6 +19,7 @@ pipeline check is ``filter check``'s.
 """
 
 import contextlib
+import functools
 import shlex
 import types
 import warnings
@@ -134,6 +135,30 @@ def _json(wanted: bool):
         upgradecheck.CONF = saved
 
 
+def _on_counts(field: str, code: Code):
+    """A check on one count of :class:`~.standing.Standing`.
+
+    None counted is a Success; some, ``code`` with the details the check
+    returns; a database that cannot be read, a Failure.
+
+    :param field: the count (a ``Counter``) the check reads.
+    """
+    def wrap(check):
+        @functools.wraps(check)
+        def run(self):
+            try:
+                standing = self.standing()
+            except cmd.CommandError as exc:
+                return Result(Code.FAILURE, str(exc))
+            counts = getattr(standing, field)
+            if not counts:
+                return Result(Code.SUCCESS, f'none of {standing.scanned} '
+                                            f'live locations')
+            return Result(code, check(self, counts))
+        return run
+    return wrap
+
+
 class Checks(upgradecheck.UpgradeCommands):
     """The checks, on one read of the database.
 
@@ -178,62 +203,36 @@ class Checks(upgradecheck.UpgradeCommands):
             words += [option, path]
         return shlex.join([*words, *args])
 
-    def _counted(self, check):
-        """Run a check on the counts; a database error is its Failure."""
-        try:
-            return check(self.standing())
-        except cmd.CommandError as exc:
-            return Result(Code.FAILURE, str(exc))
-
     # -- the checks ----------------------------------------------------------
 
-    def _without_store(self):
-        def check(standing):
-            if not standing.without_store:
-                return Result(Code.SUCCESS, f'none of {standing.scanned} '
-                                            f'live locations')
-            return Result(Code.WARNING, (
-                f'{_by_type(standing.without_store)}; Glance searches '
-                f'every store for them: run {self.command_line("backfill")}'))
-        return self._counted(check)
+    @_on_counts('without_store', Code.WARNING)
+    def _without_store(self, counts):
+        return (f'{_by_type(counts)}; Glance searches every store for '
+                f'them: run {self.command_line("backfill")}')
 
-    def _retired(self):
-        def check(standing):
-            if not standing.retired:
-                return Result(Code.SUCCESS, 'none')
-            named = _counts(standing.retired)
-            return Result(Code.WARNING, (
-                f'{sum(standing.retired.values())} name a store that is not '
-                f'enabled ({named}); run {self.command_line("backfill")}'))
-        return self._counted(check)
+    @_on_counts('retired', Code.WARNING)
+    def _retired(self, counts):
+        return (f'{sum(counts.values())} name a store that is not enabled '
+                f'({_counts(counts)}); run {self.command_line("backfill")}')
 
-    def _wrong(self):
-        def check(standing):
-            if not standing.wrong:
-                return Result(Code.SUCCESS, 'none')
-            pairs = ', '.join(f'{named} instead of {owner}: {count}'
-                              for (named, owner), count
-                              in sorted(standing.wrong.items()))
-            fix = self.command_line('backfill', '--fix-wrong-stores')
-            return Result(Code.FAILURE, (
-                f'{sum(standing.wrong.values())} name an enabled store that '
-                f'does not hold them ({pairs}); Glance reads them from the '
-                f'wrong store: run {fix}'))
-        return self._counted(check)
+    @_on_counts('wrong', Code.FAILURE)
+    def _wrong(self, counts):
+        pairs = ', '.join(f'{named} instead of {owner}: {count}'
+                          for (named, owner), count in sorted(counts.items()))
+        fix = self.command_line('backfill', '--fix-wrong-stores')
+        return (f'{sum(counts.values())} name an enabled store that does '
+                f'not hold them ({pairs}); Glance reads them from the '
+                f'wrong store: run {fix}')
 
-    def _unresolved(self):
-        def check(standing):
-            if not standing.unresolved:
-                return Result(Code.SUCCESS, 'none')
-            reasons = '; '.join(
-                f'{reason}: {count} ({ACTIONS.get(reason, SEE_REPORT)})'
-                for reason, count in sorted(standing.unresolved.items()))
-            report = self.command_line('backfill', '--dry-run', '--report',
-                                       'FILE')
-            return Result(Code.WARNING, (
-                f'{sum(standing.unresolved.values())} cannot get a store: '
-                f'{reasons}; {report} lists them'))
-        return self._counted(check)
+    @_on_counts('unresolved', Code.WARNING)
+    def _unresolved(self, counts):
+        reasons = '; '.join(
+            f'{reason}: {count} ({ACTIONS.get(reason, SEE_REPORT)})'
+            for reason, count in sorted(counts.items()))
+        report = self.command_line('backfill', '--dry-run', '--report',
+                                   'FILE')
+        return (f'{sum(counts.values())} cannot get a store: {reasons}; '
+                f'{report} lists them')
 
     def _filter(self):
         result, detail = filter_check.pipeline_check(self.app.conf,

@@ -114,9 +114,9 @@ def test_counts_follow_the_seed_and_the_fix_clears_them(engine, db_url,
     assert fixed.returncode == 0, fixed.stderr
     code, checks, _ = upgrade_check(conf)
     assert code == 1
-    assert checks[WITHOUT] == (0, f'none of {len(before)} live locations')
-    assert checks[RETIRED] == (0, 'none')
-    assert checks[WRONG_STORE] == (0, 'none')
+    nothing = (0, f'none of {len(before)} live locations')
+    assert checks[WITHOUT] == checks[RETIRED] == checks[WRONG_STORE] == (
+        nothing)
     assert checks[UNRESOLVED][0] == 1
 
 
