@@ -234,3 +234,30 @@ def test_a_log_that_cannot_be_set_up_is_one_line_exit_2(seeded, tmp_path):
     [line] = result.stderr.splitlines()
     assert line.startswith('ERROR: the log cannot be set up: ')
     assert str(missing) in line and 'log_file' in line
+
+
+def test_use_syslog_and_use_journal_leave_the_terminal_as_it_is(seeded,
+                                                                tmp_path):
+    url, _ = seeded
+    plain = cli.run_backfill(cli.write_conf(tmp_path, url), '--dry-run',
+                             '-f', 'json')
+    syslog = cli.run_backfill(conf_with(tmp_path, url, ['use_syslog = true']),
+                              '--dry-run', '-f', 'json')
+    assert syslog.returncode == 0, syslog.stderr
+    assert terminal(syslog.stderr) == terminal(plain.stderr)
+    assert without_timing(syslog.stdout) == without_timing(plain.stdout)
+
+    journal = cli.run_backfill(
+        conf_with(tmp_path, url, ['use_journal = true']), '--dry-run')
+    try:
+        import systemd.journal  # noqa: F401
+    except ImportError:
+        # oslo.log needs systemd's Python bindings for the journal: said
+        # in one line, before anything is done.
+        assert journal.returncode == cli.EXIT_CONFIG
+        [line] = journal.stderr.splitlines()
+        assert line.startswith('ERROR: the log cannot be set up: ')
+        assert 'use_journal' in line
+    else:
+        assert journal.returncode == 0, journal.stderr
+        assert terminal(journal.stderr) == terminal(plain.stderr)
