@@ -12,6 +12,7 @@
 
 """``multistore-prefix backfill``: every legacy location gets its store."""
 
+import logging
 import os
 import tempfile
 
@@ -24,6 +25,7 @@ from multistore_prefix.backfill import report as backfill_report
 from multistore_prefix import cmd
 from multistore_prefix.cmd import database as cmd_database
 from multistore_prefix.cmd import helptext
+from multistore_prefix.cmd import logs
 from multistore_prefix.cmd import progress as progress_mod
 from multistore_prefix.cmd import revert as revert_cmd
 from multistore_prefix import crypt
@@ -32,9 +34,13 @@ from multistore_prefix.db import migration
 from multistore_prefix.db import retry
 from multistore_prefix import lookups as lookups_mod
 
+LOG = logging.getLogger(__name__)
 
 #: Exit code of a run stopped by a signal; a rerun finishes the job.
 EXIT_INTERRUPTED = cmd.EXIT_INTERRUPTED
+#: What the terminal and the log say of a run stopped by a signal.
+INTERRUPTED = ('backfill interrupted: completed batches are kept; run it '
+               'again to finish')
 #: What the summary says when locations name the wrong enabled store.
 FIX_WRONG_STORES = ('run again with --fix-wrong-stores to correct them '
                     '(--report FILE lists them)')
@@ -143,6 +149,8 @@ class Backfill(helptext.HelpWithExitCodes, show.ShowOne):
         self.app.stderr.write(
             f'backfill: database {database.safe_url}{mode}\n')
         self.app.stderr.flush()
+        LOG.info('backfill: database %s%s', database.safe_url, mode,
+                 extra=logs.LOG_ONLY)
         try:
             try:
                 retry.call(database, lambda: self._check_schema(database),
@@ -172,10 +180,13 @@ class Backfill(helptext.HelpWithExitCodes, show.ShowOne):
             try:
                 report = self._run(job, parsed_args)
             finally:
-                # However the run ends: its changes are in the report.
-                if parsed_args.report:
-                    self._write_report(job, parsed_args.report)
-                job.close()
+                try:
+                    # However the run ends: its changes are in the report.
+                    if parsed_args.report:
+                        self._write_report(job, parsed_args.report)
+                finally:
+                    self._log_unresolved(job)
+                    job.close()
         except (db_exc.DBError, sa_exc.DBAPIError) as exc:
             raise cmd.CommandError(
                 f'lost the database {database.safe_url}: '
@@ -190,29 +201,19 @@ class Backfill(helptext.HelpWithExitCodes, show.ShowOne):
 
     def _summary(self, report, database, parsed_args):
         if report.interrupted:
-            self.app.stderr.write('backfill interrupted: completed batches '
-                                  'are kept; run it again to finish\n')
+            self.app.stderr.write(f'{INTERRUPTED}\n')
+            LOG.warning(INTERRUPTED, extra=logs.LOG_ONLY)
             self.app.exit_code = EXIT_INTERRUPTED
         rows = summary_rows(report.summary(), database.safe_url,
                             parsed_args.fix_wrong_stores)
+        LOG.info('backfill: %s', ', '.join(f'{name}={value}'
+                                           for name, value in rows),
+                 extra=logs.LOG_ONLY)
         return [name for name, _ in rows], [value for _, value in rows]
 
     @staticmethod
     def _check_schema(database):
-        with database.reader() as conn:
-            state = migration.inspect_schema(conn)
-            missing = ([] if state.owner == migration.OWNER_EMPTY
-                       else migration.missing_columns(conn))
-        if state.owner == migration.OWNER_EMPTY:
-            raise cmd.CommandError(
-                f'{database.safe_url} has no image tables: point '
-                f'[database]/connection at Glance\'s database, or run '
-                f'"multistore-prefix db sync" for the embedded default')
-        if missing:
-            raise cmd.CommandError(
-                f'{database.safe_url} is not a Glance database: it lacks '
-                f'{", ".join(missing)}; point [database]/connection at '
-                f'Glance\'s database (the one glance-api.conf names)')
+        check_schema(database)
 
     def _write_report(self, job, path):
         """The report; if it cannot be written, one elsewhere, said so.
@@ -230,18 +231,52 @@ class Backfill(helptext.HelpWithExitCodes, show.ShowOne):
         try:
             job.write_report(fallback)
         except OSError as exc:
-            self.app.stderr.write(
-                f'ERROR: could not write the report: {first}; nor '
-                f'{fallback}: {exc.strerror or exc}\n')
+            error = (f'could not write the report: {first}; nor '
+                     f'{fallback}: {exc.strerror or exc}')
         else:
-            self.app.stderr.write(
-                f'ERROR: could not write the report: {first}; it is in '
-                f'{fallback} instead\n')
+            error = (f'could not write the report: {first}; it is in '
+                     f'{fallback} instead')
+        self.app.stderr.write(f'ERROR: {error}\n')
+        LOG.error(error, extra=logs.LOG_ONLY)
         self.app.exit_code = 1
+
+    def _log_unresolved(self, job):
+        """Each unresolved location, in the configured log only.
+
+        The terminal counts them in the summary (the report lists them);
+        a log is where a run by cron or systemd is read afterwards.
+        """
+        if not (self.app.log_handlers or self.app.options.log_file):
+            return
+        for row in job.unresolved_rows:
+            LOG.warning('location %s of image %s (%s) has no store: %s: %s',
+                        row['location_id'], row['image_id'], row['url'],
+                        row['reason'], row['detail'], extra=logs.LOG_ONLY)
 
     def _run(self, job, parsed_args):
         return progress_mod.run_with_progress(self.app, job,
                                               parsed_args.quiet)
+
+
+def check_schema(database) -> None:
+    """The database holds Glance's image tables, with every column read.
+
+    :raises CommandError: it has no image tables, or lacks columns.
+    """
+    with database.reader() as conn:
+        state = migration.inspect_schema(conn)
+        missing = ([] if state.owner == migration.OWNER_EMPTY
+                   else migration.missing_columns(conn))
+    if state.owner == migration.OWNER_EMPTY:
+        raise cmd.CommandError(
+            f'{database.safe_url} has no image tables: point '
+            f'[database]/connection at Glance\'s database, or run '
+            f'"multistore-prefix db sync" for the embedded default')
+    if missing:
+        raise cmd.CommandError(
+            f'{database.safe_url} is not a Glance database: it lacks '
+            f'{", ".join(missing)}; point [database]/connection at '
+            f'Glance\'s database (the one glance-api.conf names)')
 
 
 def _check_report_path(path: str) -> None:

@@ -72,18 +72,8 @@ class FilterCheck(lister.Lister):
         return status
 
     def _pipeline(self, conf, parsed_args):
-        flavor = parsed_args.flavor
-        with cmd.config_errors(conf):
-            if flavor is None:
-                flavor = conf.paste_deploy.flavor
-        try:
-            path = parsed_args.paste_file or pipeline_mod.paste_file(conf)
-            found = pipeline_mod.read(path, flavor)
-        except pipeline_mod.PasteError as exc:
-            return 'pipeline', pipeline_mod.FAIL, str(exc)
-        result, detail = found.placement()
-        return ('pipeline', result,
-                f'{found.path}, application {found.app_name}: {detail}')
+        return ('pipeline', *pipeline_check(conf, parsed_args.paste_file,
+                                            parsed_args.flavor))
 
     def _stores(self):
         try:
@@ -131,3 +121,25 @@ class FilterCheck(lister.Lister):
                 'glance is not importable beside this package: install '
                 'multistore-prefix into glance-api\'s own environment')
         return 'glance', pipeline_mod.OK, 'importable beside this package'
+
+
+def pipeline_check(conf, paste_file: str | None = None,
+                   flavor: str | None = None) -> tuple[str, str]:
+    """(result, detail): is the filter in glance-api's pipeline?
+
+    :param paste_file: the paste file to read instead of glance-api's.
+    :param flavor: the ``[paste_deploy]/flavor`` instead of the
+        configured one.
+    :raises ConfigurationError: the paste_deploy options do not parse.
+    """
+    with cmd.config_errors(conf):
+        pipeline_mod.register_opts(conf)
+        if flavor is None:
+            flavor = conf.paste_deploy.flavor
+    try:
+        path = paste_file or pipeline_mod.paste_file(conf)
+        found = pipeline_mod.read(path, flavor)
+    except pipeline_mod.PasteError as exc:
+        return pipeline_mod.FAIL, str(exc)
+    result, detail = found.placement()
+    return result, f'{found.path}, application {found.app_name}: {detail}'

@@ -42,6 +42,7 @@ from oslo_config import cfg
 from multistore_prefix import cmd
 from multistore_prefix.cmd import console
 from multistore_prefix.cmd import helptext
+from multistore_prefix.cmd import logs
 from multistore_prefix.cmd import names
 from multistore_prefix import location_map as lmap
 
@@ -100,6 +101,8 @@ def load_config(sources: list[tuple[str, str]],
     for option, path in sources:
         args += [option, path]
     conf = cfg.ConfigOpts()
+    # oslo.log's options are read from the same files, as glance-manage's.
+    logs.register_options(conf)
     with cmd.config_errors(conf):
         # project and prog as glance-api's, for what oslo.config derives
         # from them; no default files or directories: only what was named.
@@ -131,6 +134,9 @@ class MultistorePrefixApp(app.App):
         self._location_map = None
         self._failure = None
         self._no_command = False
+        self._log_error = None
+        #: The configured log's handlers (oslo.log), if it names one.
+        self.log_handlers = []
 
     def build_option_parser(self, description, version,
                             argparse_kwargs=None):
@@ -176,6 +182,7 @@ class MultistorePrefixApp(app.App):
                                 or self.options.debug)))
                 if self.options.verbose_level < 2:
                     handler.addFilter(console.LibraryChatter())
+                handler.addFilter(logs.NotForTerminal())
             elif (log_file and isinstance(handler, logging.FileHandler)
                     and handler.baseFilename == os.path.abspath(log_file)):
                 handler.setFormatter(
@@ -184,6 +191,23 @@ class MultistorePrefixApp(app.App):
             # -v shows our debug lines; -vv the plugin loaders' too.
             for name in ('stevedore', 'cliff'):
                 logging.getLogger(name).setLevel(logging.INFO)
+        self._configured_log()
+
+    def _configured_log(self):
+        """The log the configuration files name (oslo.log), if any."""
+        self._log_error = None
+        self.log_handlers = []
+        if not self.options.config_sources:
+            return
+        try:
+            conf = self.conf
+        except cmd.ConfigurationError:
+            return  # the command that reads it says so, in its own line
+        try:
+            terminal = (self.stdout, self.stderr, sys.stdout, sys.stderr)
+            self.log_handlers = logs.setup(conf, terminal, _version())
+        except cmd.ConfigurationError as exc:
+            self._log_error = exc
 
     # -- what commands use ------------------------------------------------
 
@@ -224,6 +248,10 @@ class MultistorePrefixApp(app.App):
             conf = self.conf
             with cmd.config_errors(conf):
                 self._location_map = lmap.LocationMap.from_config(conf)
+            for store, entry in sorted(self._location_map.stores.items()):
+                self.LOG.debug('store %s (%s): %s', store, entry.store_entry,
+                               ', '.join(map(str, entry.prefixes)),
+                               extra=logs.LOG_ONLY)
         return self._location_map
 
     # -- no shell, no guesses, exit codes -----------------------------------
@@ -263,6 +291,9 @@ class MultistorePrefixApp(app.App):
         # interrupted backfill).
         self._failure = None
         self.exit_code = None
+        if self._log_error is not None:
+            self.LOG.error(self._log_error)
+            return self._log_error.exit_code
         # "help b" and "b --help" too: cliff would list its guesses, exit 0.
         named = argv[1:] if argv[:1] == ['help'] else argv
         try:

@@ -1,0 +1,169 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""The configured log (oslo.log), beside what the terminal shows.
+
+The ``[DEFAULT]`` logging options of the files given with
+``--config-file``/``--config-dir`` (``log_config_append``, ``log_file``,
+``log_dir``, ``use_syslog``, ``use_journal``, ``use_json``, ``debug``...)
+send the log where the operator's other services log, set up by
+oslo.log itself as ``glance-manage`` does.  The terminal is the
+command's own and stays as it is: oslo.log's handlers that would write
+to stdout or stderr are left out, its levels (``debug``,
+``default_log_levels``, the loggers of ``log_config_append``) apply to
+its own handlers only, and every line it writes is masked as the
+terminal's are.
+"""
+
+import logging
+
+from oslo_config import cfg
+from oslo_log import log
+
+from multistore_prefix import cmd
+from multistore_prefix import urls
+
+#: The name oslo.log gives the program (in the log's lines).
+PRODUCT = 'multistore-prefix'
+
+#: ``extra=`` of a record meant for the configured log only: the terminal
+#: shows the same facts its own way (the summary table, the report).
+LOG_ONLY = {'log_only': True}
+
+
+def register_options(conf: cfg.ConfigOpts) -> None:
+    """oslo.log's options on ``conf``, before it reads the files."""
+    root = logging.getLogger()
+    before = list(root.handlers)
+    log.register_options(conf)
+    # oslo.log adds a stderr handler to a root that has none, "until
+    # logging is set up": the terminal is cliff's, so it goes again.
+    for handler in root.handlers[len(before):]:
+        root.removeHandler(handler)
+
+
+def wanted(conf: cfg.ConfigOpts) -> bool:
+    """Whether the configuration names a log destination."""
+    return bool(conf.log_config_append or conf.log_file or conf.log_dir
+                or conf.use_syslog or conf.use_journal)
+
+
+def setup(conf: cfg.ConfigOpts, terminal: tuple, version: str) -> list:
+    """Add the configured log's handlers beside the terminal's.
+
+    :param terminal: the streams the command writes to (its stdout and
+        stderr); no log handler writes there.
+    :returns: the handlers added (none if no destination is configured).
+    :raises ConfigurationError: oslo.log refused the configuration (a
+        ``log_config_append`` that does not parse, a log file that
+        cannot be opened, ``use_journal`` without systemd's bindings).
+    """
+    if not wanted(conf):
+        return []
+    root = logging.getLogger()
+    kept = list(root.handlers)
+    levels = _levels()
+    try:
+        log.setup(conf, PRODUCT, version, fix_eventlet=False)
+    except (log.LogConfigError, OSError, RuntimeError, TypeError,
+            ValueError) as exc:
+        _restore(root, kept, levels)
+        raise cmd.ConfigurationError(
+            f'the log cannot be set up: {urls.mask_text(exc)}; check '
+            f'[DEFAULT]/log_config_append, log_file, log_dir, use_syslog '
+            f'and use_journal') from None
+    added = [handler for handler in root.handlers if handler not in kept
+             and getattr(handler, 'stream', None) not in terminal]
+    chosen = ConfiguredLevels(_levels())
+    _restore(root, kept, levels)
+    for handler in added:
+        handler.addFilter(chosen)
+        handler.setFormatter(MaskedFormatter(handler.formatter))
+        root.addHandler(handler)
+    return added
+
+
+def _levels() -> dict:
+    """Every logger's own level, the root's under ``''``."""
+    levels = {'': logging.getLogger().level}
+    for name, logger in logging.Logger.manager.loggerDict.items():
+        if isinstance(logger, logging.Logger):
+            levels[name] = logger.level
+    return levels
+
+
+def _restore(root, handlers, levels) -> None:
+    """Put back the terminal's handlers and every logger's level."""
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    for name, logger in logging.Logger.manager.loggerDict.items():
+        if isinstance(logger, logging.Logger):
+            logger.setLevel(levels.get(name, logging.NOTSET))
+    root.setLevel(levels[''])
+
+
+class ConfiguredLevels(logging.Filter):
+    """The levels oslo.log chose, applied by the log's handlers alone.
+
+    Each logger's level (``debug``, ``default_log_levels``, the
+    ``[logger_*]`` sections of ``log_config_append``) as a logger would
+    apply it, so the terminal keeps the levels it has always had.
+
+    :ivar levels: logger name -> level oslo.log set (root under ``''``).
+    """
+
+    def __init__(self, levels: dict):
+        super().__init__()
+        self.levels = levels
+
+    def filter(self, record):
+        name = record.name
+        while name:
+            level = self.levels.get(name, logging.NOTSET)
+            if level != logging.NOTSET:
+                return record.levelno >= level
+            name = name.rpartition('.')[0]
+        return record.levelno >= self.levels['']
+
+
+class MaskedFormatter(logging.Formatter):
+    """oslo.log's formatter, with every credential masked.
+
+    The traceback text is masked where handlers cache it
+    (``record.exc_text``), since the journal sends it as a field of its
+    own.
+
+    :ivar inner: the formatter oslo.log chose (plain, context or JSON).
+    """
+
+    def __init__(self, inner: logging.Formatter | None):
+        super().__init__()
+        self.inner = inner or logging.Formatter()
+
+    def format(self, record):
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        elif record.exc_text:
+            record.exc_text = urls.mask_text(record.exc_text)
+        return urls.mask_text(self.inner.format(record))
+
+    def formatException(self, ei):
+        return urls.mask_text(self.inner.formatException(ei))
+
+
+class NotForTerminal(logging.Filter):
+    """Keep the log-only records (:data:`LOG_ONLY`) off the terminal."""
+
+    def filter(self, record):
+        return not getattr(record, 'log_only', False)

@@ -1,0 +1,276 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""``multistore-prefix upgrade check``: oslo.upgradecheck's checks.
+
+The table and the exit code (0 Success, 1 Warning, 2 Failure) are
+oslo.upgradecheck's own, as in ``glance-status upgrade check``.  The
+counts come from one read of the locations (:mod:`.standing`); the
+pipeline check is ``filter check``'s.
+"""
+
+import contextlib
+import functools
+import shlex
+import types
+import warnings
+
+from cliff import command
+from oslo_db import exception as db_exc
+from oslo_upgradecheck import upgradecheck
+from sqlalchemy import exc as sa_exc
+
+from multistore_prefix import cmd
+from multistore_prefix.cmd import backfill as backfill_cmd
+from multistore_prefix.cmd import database as cmd_database
+from multistore_prefix.cmd import filter_check
+from multistore_prefix.cmd import helptext
+from multistore_prefix.cmd import standing as standing_mod
+from multistore_prefix import crypt
+from multistore_prefix.db import exceptions as db_exceptions
+from multistore_prefix import deciding
+from multistore_prefix import location_map as lmap
+from multistore_prefix.middleware import pipeline as pipeline_mod
+from multistore_prefix import resolver as resolver_mod
+from multistore_prefix import urls
+
+Code = upgradecheck.Code
+Result = upgradecheck.Result
+#: oslo.upgradecheck's exit code for a check that raised.
+EXIT_BROKEN = 255
+
+#: What an operator does about each reason a location has no store.
+ACTIONS = {
+    lmap.NO_PREFIX: 'add or correct the store that holds them',
+    lmap.NO_STORE_IN_URL: 'run backfill without --no-backend-lookups '
+                          '(cinder://), or set the store by hand (rbd)',
+    lmap.NOT_INSTALLED: 'pip install "multistore-prefix[cinder]"',
+    'missing-fsid': 'add the cluster\'s fsid to the store\'s ceph.conf',
+    lmap.CONFLICT: 'fix the two stores that claim one prefix',
+    lmap.UNKNOWN_SCHEME: 'enable a store of that type',
+    lmap.INVALID_URL: 'correct or delete the locations',
+    resolver_mod.BAD_METADATA: 'correct the rows\' meta_data',
+    resolver_mod.BAD_LOCATION: 'correct the rows\' URL',
+    resolver_mod.INVALID_STORE: 'backfill --replace-invalid-stores',
+    resolver_mod.BACKEND_KEY: 'glance-manage db migrate, then backfill',
+    lmap.RESERVED: 'none: import and task data (Glance\'s reserved '
+                   'stores) is no image\'s store',
+    deciding.UNDECRYPTABLE: 'set [DEFAULT]/metadata_encryption_key to '
+                            'glance-api\'s key',
+}
+#: oslo.upgradecheck draws its table with a prettytable constant that
+#: prettytable 3.12 deprecates: not the operator's concern, even under
+#: PYTHONWARNINGS=error.
+PRETTYTABLE_WARNING = r"the 'ALL' constant is deprecated"
+#: For a reason without an action of its own.
+SEE_REPORT = 'see backfill --report'
+RESULTS = {pipeline_mod.OK: Code.SUCCESS, pipeline_mod.WARN: Code.WARNING,
+           pipeline_mod.FAIL: Code.FAILURE}
+
+
+class UpgradeCheck(helptext.HelpWithExitCodes, command.Command):
+    """Tell where the move to several stores stands (oslo.upgradecheck).
+
+    Reads every live location of the database named by
+    [database]/connection once (it writes nothing, asks no backend) and
+    prints oslo.upgradecheck's table: locations without a store, by store
+    type; locations naming a store no longer enabled; locations whose
+    store is certainly wrong (the backfill --fix-wrong-stores rule);
+    locations that cannot get a store, by reason, with what to do; and
+    whether glance-api's pipeline runs the filter (the filter check's
+    pipeline row).  Each check gives the command that fixes it.
+    """
+
+    exit_codes = (
+        (Code.SUCCESS, 'every check passed'),
+        (Code.WARNING, 'a check has a warning: the deployment works, '
+                       'something is left to do'),
+        (Code.FAILURE, 'a check failed (also: the configuration or the '
+                       'command line is wrong, one line on stderr)'),
+        (EXIT_BROKEN, 'a check broke (an unexpected error, one line on '
+                      'stderr)'),
+    )
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument(
+            '--json', action='store_true',
+            help='print the results as JSON (oslo.upgradecheck\'s format)')
+        parser.add_argument(
+            '--paste-file', metavar='PATH',
+            help='the paste file to check instead of the one glance-api '
+                 'would read (as filter check --paste-file)')
+        return parser
+
+    def take_action(self, parsed_args):
+        checks = Checks(self.app, parsed_args.paste_file)
+        with contextlib.redirect_stdout(self.app.stdout), _json(
+                parsed_args.json), warnings.catch_warnings():
+            warnings.filterwarnings('ignore', message=PRETTYTABLE_WARNING,
+                                    category=DeprecationWarning)
+            try:
+                return int(checks.check())
+            except cmd.CommandError:
+                raise
+            except Exception as exc:
+                # oslo.upgradecheck's code for a check that broke: never
+                # mistaken for a Warning or a Failure.
+                raise cmd.CommandError(
+                    f'a check broke: {urls.mask_error(exc)}',
+                    exit_code=EXIT_BROKEN) from exc
+
+
+@contextlib.contextmanager
+def _json(wanted: bool):
+    """oslo.upgradecheck's --json, which it reads from its own CONF."""
+    saved = upgradecheck.CONF
+    if wanted:
+        upgradecheck.CONF = types.SimpleNamespace(
+            command=types.SimpleNamespace(json=True))
+    try:
+        yield
+    finally:
+        upgradecheck.CONF = saved
+
+
+def _on_counts(field: str, code: Code):
+    """A check on one count of :class:`~.standing.Standing`.
+
+    None counted is a Success; some, ``code`` with the details the check
+    returns; a database that cannot be read, a Failure.
+
+    :param field: the count (a ``Counter``) the check reads.
+    """
+    def wrap(check):
+        @functools.wraps(check)
+        def run(self):
+            try:
+                standing = self.standing()
+            except cmd.CommandError as exc:
+                return Result(Code.FAILURE, str(exc))
+            counts = getattr(standing, field)
+            if not counts:
+                return Result(Code.SUCCESS, f'none of {standing.scanned} '
+                                            f'live locations')
+            return Result(code, check(self, counts))
+        return run
+    return wrap
+
+
+class Checks(upgradecheck.UpgradeCommands):
+    """The checks, on one read of the database.
+
+    :ivar app: the application (its configuration and location map).
+    :ivar paste_file: the paste file to check, or ``None``: glance-api's.
+    """
+
+    display_title = 'multistore-prefix upgrade check'
+
+    def __init__(self, app, paste_file: str | None = None):
+        self.app = app
+        self.paste_file = paste_file
+        self._standing = None
+        # Configuration errors are the command's, before any check.
+        with cmd.config_errors(app.conf):
+            self.location_map = app.location_map
+            self.cipher = crypt.from_config(app.conf)
+        self.database = cmd_database.open_database(app.conf)
+
+    def standing(self) -> standing_mod.Standing:
+        """The counts (read on first use).
+
+        :raises CommandError: the database cannot be read; the message
+            names it, never its password.
+        """
+        if self._standing is None:
+            try:
+                backfill_cmd.check_schema(self.database)
+                self._standing = standing_mod.scan(
+                    self.database, self.location_map, cipher=self.cipher)
+            except (db_exc.DBError, sa_exc.DBAPIError) as exc:
+                raise cmd.CommandError(
+                    f'cannot read the database {self.database.safe_url}: '
+                    f'{db_exceptions.describe(exc)}') from None
+            finally:
+                self.database.dispose()
+        return self._standing
+
+    def command_line(self, *args: str) -> str:
+        """The command an operator runs, with their configuration."""
+        words = ['multistore-prefix']
+        for option, path in self.app.options.config_sources:
+            words += [option, path]
+        return shlex.join([*words, *args])
+
+    # -- the checks ----------------------------------------------------------
+
+    @_on_counts('without_store', Code.WARNING)
+    def _without_store(self, counts):
+        return (f'{_by_type(counts)}; Glance searches every store for '
+                f'them: run {self.command_line("backfill")}')
+
+    @_on_counts('retired', Code.WARNING)
+    def _retired(self, counts):
+        return (f'{sum(counts.values())} name a store that is not enabled '
+                f'({_counts(counts)}); run {self.command_line("backfill")}')
+
+    @_on_counts('wrong', Code.FAILURE)
+    def _wrong(self, counts):
+        pairs = ', '.join(f'{named} instead of {owner}: {count}'
+                          for (named, owner), count in sorted(counts.items()))
+        fix = self.command_line('backfill', '--fix-wrong-stores')
+        return (f'{sum(counts.values())} name an enabled store that does '
+                f'not hold them ({pairs}); Glance reads them from the '
+                f'wrong store: run {fix}')
+
+    @_on_counts('unresolved', Code.WARNING)
+    def _unresolved(self, counts):
+        reasons = '; '.join(
+            f'{reason}: {count} ({ACTIONS.get(reason, SEE_REPORT)})'
+            for reason, count in sorted(counts.items()))
+        report = self.command_line('backfill', '--dry-run', '--report',
+                                   'FILE')
+        return (f'{sum(counts.values())} cannot get a store: {reasons}; '
+                f'{report} lists them')
+
+    def _filter(self):
+        result, detail = filter_check.pipeline_check(self.app.conf,
+                                                     self.paste_file)
+        if result != pipeline_mod.OK:
+            detail += (f'; {self.command_line("filter", "check")} checks '
+                       f'the rest')
+        return Result(RESULTS[result], detail)
+
+    _upgrade_checks = (
+        ('Locations without a store', _without_store),
+        ('Locations naming a store no longer enabled', _retired),
+        ('Locations naming the wrong store', _wrong),
+        ('Locations that cannot get a store', _unresolved),
+        ('The filter in glance-api\'s pipeline', _filter),
+    )
+
+
+def _counts(counter) -> str:
+    return ', '.join(f'{name}: {count}'
+                     for name, count in sorted(counter.items()))
+
+
+def _by_type(without_store) -> str:
+    """"1000 have no store: file 900 (fast 600, slow 300), rbd 100 ..."."""
+    by_type = {}
+    for (store_type, store), count in sorted(without_store.items()):
+        by_type.setdefault(store_type, []).append((store, count))
+    parts = [f'{store_type} {sum(c for _, c in stores)} ('
+             + ', '.join(f'{store} {count}' for store, count in stores) + ')'
+             for store_type, stores in by_type.items()]
+    return (f'{sum(without_store.values())} have no store: '
+            f'{", ".join(parts)}')
