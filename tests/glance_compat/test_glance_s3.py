@@ -37,6 +37,7 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from multistore_prefix.middleware import resolving
 from tests.glance_compat import deployment as deployment_mod
 from tests.glance_compat import glance_api as glance_api_mod
 
@@ -44,10 +45,17 @@ try:
     glance_api_mod.glance_bin('uwsgi')
     glance_api_mod.glance_bin('moto_server')
     import boto3
+    from glance.api.v2 import images as images_api
 except (RuntimeError, ImportError) as exc:
     if os.environ.get('MSP_TEST_REQUIRE_GLANCE') == '1':
         pytest.fail(f'{exc} (MSP_TEST_REQUIRE_GLANCE=1)', pytrace=False)
     pytest.skip(str(exc), allow_module_level=True)
+if not resolving.glance_strips_s3_credentials():
+    # Before 2026.2 the s3 driver signs with the keys in the URL: the
+    # keyless locations here are not that Glance's (tools/glance-compat
+    # runs this module on the newest release).
+    pytest.skip('this Glance keeps the keys in S3 URLs',
+                allow_module_level=True)
 
 ACCESS_KEY = 'msp-access'
 SECRET_KEY = 'msp-Secret/Key'
@@ -201,6 +209,9 @@ def test_a_location_added_by_patch_gets_its_owner(deployment, metadata):
     assert stores['filter'] == ['new'] and stores['filter-shown'] == 'new'
 
 
+@pytest.mark.skipif(
+    not hasattr(images_api.ImagesController, 'add_location'),
+    reason='this Glance has no Location API')
 def test_a_location_added_by_the_location_api_gets_its_owner(deployment):
     stores = {}
     for mode, api in deployment.apis().items():
