@@ -94,7 +94,8 @@ class Database:
         self._facade.configure(**{'sqlite_fk': True, **facade_options,
                                   'connection_parameters': parameters,
                                   'max_retries': 0,
-                                  'connection': connection})
+                                  'connection':
+                                  options.driver_connection(connection)})
         self.watchdog = bounds_mod.Watchdog(self.safe_url)
         self._synchronous = facade_options.get('sqlite_synchronous', True)
         self._sqlite_file = False
