@@ -118,8 +118,13 @@ def setup_server(engine: sa.engine.Engine, bounds: bounds_mod.Bounds,
     # that is not a disconnect as it is, and nobody retries it.
     # (``insert=True`` is not honoured for this event, so put the others
     # back after it.)
-    _listen_first(engine, 'handle_error', _transient_errors,
-                  engine.dialect.dispatch, retval=True)
+    # SQLAlchemy 2.0 keeps an engine's handle_error listeners on its
+    # dialect; 1.4 on the engine itself.
+    dispatch = engine.dialect.dispatch
+    if not hasattr(dispatch, 'handle_error'):
+        dispatch = engine.dispatch
+    _listen_first(engine, 'handle_error', _transient_errors, dispatch,
+                  retval=True)
 
 
 def _setup_session(dbapi_connection, backend: str,
