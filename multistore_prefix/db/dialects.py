@@ -165,7 +165,9 @@ def _transient_errors(context) -> None:
     wrapped = context.sqlalchemy_exception or orig
     if isinstance(orig, db_exc.DBError) or not isinstance(orig, Exception):
         return
-    if context.dialect.name == 'postgresql':
+    # (SQLAlchemy 1.4's context has no dialect of its own.)
+    name = (getattr(context, 'dialect', None) or context.engine.dialect).name
+    if name == 'postgresql':
         text = str(orig)
         if _PG_LOCK_TIMEOUT.search(text):
             raise db_exc.DBDeadlock(wrapped) from orig
@@ -177,7 +179,7 @@ def _transient_errors(context) -> None:
             # it a DBConnectionError (and SQLAlchemy's pre-ping reconnect
             # quietly, and the pool drop the dead connection).
             context.is_disconnect = True
-    elif context.dialect.name == 'mysql':
+    elif name == 'mysql':
         args = getattr(orig, 'args', ())
         if args and args[0] in _MYSQL_STATEMENT_TIMEOUT:
             raise db_exc.DBConnectionError(wrapped) from orig
