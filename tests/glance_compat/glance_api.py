@@ -12,10 +12,11 @@
 
 """A real glance-api under uWSGI, for the tests and the benchmark.
 
-Glance 33 from PyPI and uWSGI in a venv of their own (``tools/glance-
-compat`` builds ``.venv-glance``), with this package installed into it, as
-an operator installs the filter into glance-api's environment.  uWSGI loads
-``glance.wsgi.api:application`` as Glance documents, once, and forks its
+A release's Glance from PyPI and uWSGI in a venv of their own
+(``tools/glance-compat --release RELEASE`` builds ``.venv-glance-RELEASE``),
+with this package installed into it, as an operator installs the filter
+into glance-api's environment.  uWSGI loads Glance's WSGI application as
+that release documents (:func:`uwsgi_application`), once, and forks its
 workers from it (uWSGI's default: the filter's per-process set-up is
 exercised), on a free 127.0.0.1 port, in a new session, so that stopping it
 stops its whole process group.  Glance runs without Keystone (the
@@ -117,7 +118,8 @@ def glance_bin(name: str) -> str:
     if not os.access(path, os.X_OK):
         raise RuntimeError(f'{name} is not installed next to '
                            f'{sys.executable}: run in the venv that '
-                           f'tools/glance-compat builds (.venv-glance)')
+                           f'tools/glance-compat builds '
+                           f'(.venv-glance-RELEASE)')
     return path
 
 
