@@ -38,7 +38,7 @@ Glance alone.  It prints PASS/MISS beside each; it never fails on timing.
 Run it in the venv tools/glance-compat builds (glance, uWSGI and this
 package)::
 
-    .venv-glance/bin/python benchmarks/bench_glance_api.py \\
+    .venv-glance-2026.2/bin/python benchmarks/bench_glance_api.py \\
         [--engine sqlite|postgresql|mysql] [--images N] [--races N]
         [--rounds N]
 

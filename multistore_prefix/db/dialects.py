@@ -127,8 +127,13 @@ def setup_server(engine: sa.engine.Engine, bounds: bounds_mod.Bounds,
     # that is not a disconnect as it is, and nobody retries it.
     # (``insert=True`` is not honoured for this event, so put the others
     # back after it.)
-    _listen_first(engine, 'handle_error', _transient_errors,
-                  engine.dialect.dispatch, retval=True)
+    # SQLAlchemy 2.0 keeps an engine's handle_error listeners on its
+    # dialect; 1.4 on the engine itself.
+    dispatch = engine.dialect.dispatch
+    if not hasattr(dispatch, 'handle_error'):
+        dispatch = engine.dispatch
+    _listen_first(engine, 'handle_error', _transient_errors, dispatch,
+                  retval=True)
 
 
 def _setup_session(dbapi_connection, backend: str,
@@ -169,7 +174,9 @@ def _transient_errors(context) -> None:
     wrapped = context.sqlalchemy_exception or orig
     if isinstance(orig, db_exc.DBError) or not isinstance(orig, Exception):
         return
-    if context.dialect.name == 'postgresql':
+    # (SQLAlchemy 1.4's context has no dialect of its own.)
+    name = (getattr(context, 'dialect', None) or context.engine.dialect).name
+    if name == 'postgresql':
         text = str(orig)
         if _PG_LOCK_TIMEOUT.search(text):
             raise db_exc.DBDeadlock(wrapped) from orig
@@ -182,7 +189,7 @@ def _transient_errors(context) -> None:
             # it a DBConnectionError (and SQLAlchemy's pre-ping reconnect
             # quietly, and the pool drop the dead connection).
             context.is_disconnect = True
-    elif context.dialect.name == 'mysql':
+    elif name == 'mysql':
         args = getattr(orig, 'args', ())
         if args and args[0] in _MYSQL_STATEMENT_TIMEOUT:
             raise db_exc.DBConnectionError(wrapped) from orig

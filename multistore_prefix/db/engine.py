@@ -96,10 +96,15 @@ class Database:
         # sqlite_fk: Glance's foreign keys hold on SQLite too.
         # max_retries 0: oslo.db makes no test connection of its own at
         # start; callers retry every engine's connection failures alike.
+        # thread_checkin off: no sleep(0) when a connection goes back to
+        # the pool, which under eventlet (glance-api's filter) hands the
+        # request's turn to Glance's other green threads mid-request.
         self._facade.configure(**{'sqlite_fk': True, **facade_options,
+                                  'thread_checkin': False,
                                   'connection_parameters': parameters,
                                   'max_retries': 0,
-                                  'connection': connection})
+                                  'connection':
+                                  options.driver_connection(connection)})
         self.watchdog = bounds_mod.Watchdog(self.safe_url)
         self._synchronous = facade_options.get('sqlite_synchronous', True)
         self._sqlite_file = False

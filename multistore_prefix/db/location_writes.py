@@ -127,8 +127,27 @@ def set_metadata(conn, writes: Sequence[tuple], now,
             _group_updates(dialect, alone, stamp, SERVER_CHUNK))
     changed = 0
     for statement, params in statements:
-        changed += conn.exec_driver_sql(statement, params).rowcount
+        changed += _execute(conn, statement, params)
     return changed
+
+
+def _execute(conn, statement: str, params: tuple) -> int:
+    """Run ``statement``; the rows its last command changed.
+
+    psycopg 3 binds parameters on the server, which takes one command per
+    statement: there, the commands of a batch statement (``SET LOCAL ...;
+    UPDATE ...``) go one at a time, each with its own parameters.
+    psycopg2 binds them itself and sends all at once.
+    """
+    if conn.dialect.driver != 'psycopg' or '; ' not in statement:
+        return conn.exec_driver_sql(statement, params).rowcount
+    rowcount = 0
+    for command in filter(None, statement.split('; ')):
+        taken = command.count('%s')
+        rowcount = conn.exec_driver_sql(command, tuple(params[:taken])
+                                        ).rowcount
+        params = params[taken:]
+    return rowcount
 
 
 def _group_updates(dialect, writes, stamp, chunk_size):

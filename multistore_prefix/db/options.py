@@ -128,17 +128,58 @@ def sqlite_file(connection: str) -> str | None:
     return os.path.abspath(database)
 
 
+def _import_dbapi(dialect) -> None:
+    """Import a dialect's DB-API module (:exc:`ImportError` if it fails)."""
+    # SQLAlchemy 2.0 renamed the classmethod (1.4: dbapi()).
+    load = getattr(dialect, 'import_dbapi', None) or dialect.dbapi
+    load()
+
+
+def driver_connection(connection: str) -> str:
+    """The URL to open: ``connection``, or its psycopg 3 form.
+
+    A psycopg2 URL (``postgresql+psycopg2://``, or a bare ``postgresql://``
+    where SQLAlchemy reads it so) opens with psycopg 3 when psycopg2 is not
+    installed: this package installs psycopg 3 (module ``psycopg``), never
+    psycopg2-binary, whose ``psycopg2`` module would collide with the
+    psycopg2 a glance-api environment has.  Any other URL is returned as
+    it is.
+    """
+    url = sa.engine.make_url(connection)
+    if url.get_backend_name() != 'postgresql':
+        return connection
+    dialect = url.get_dialect()
+    if dialect.driver != 'psycopg2':
+        return connection
+    try:
+        _import_dbapi(dialect)
+        return connection
+    except ImportError:
+        pass
+    try:
+        psycopg = url.set(drivername='postgresql+psycopg').get_dialect()
+        _import_dbapi(psycopg)
+    except (ImportError, sa.exc.NoSuchModuleError):
+        # Neither (or SQLAlchemy 1.4, which has no psycopg 3 dialect):
+        # missing_driver() names psycopg2.
+        return connection
+    # Only the scheme changes: the rest (a password's escapes) stays as
+    # the operator wrote it.
+    return 'postgresql+psycopg' + connection[connection.index(':'):]
+
+
 def missing_driver(connection: str) -> tuple[str, str] | None:
     """The DB-API module a URL needs and cannot import, and its package.
 
     :returns: ``(module, distribution to install)``, or ``None`` when the
-        driver imports.
+        driver imports (psycopg 3 standing in for psycopg2 counts, see
+        :func:`driver_connection`).
     :raises sqlalchemy.exc.ArgumentError: not a database URL.
     :raises sqlalchemy.exc.NoSuchModuleError: no such dialect or driver.
     """
-    dialect = sa.engine.make_url(connection).get_dialect()
+    dialect = sa.engine.make_url(driver_connection(connection)).get_dialect()
     try:
-        dialect.import_dbapi()
+        _import_dbapi(dialect)
     except ImportError as exc:
         # A module that is there but fails to load (psycopg without a
         # libpq) has no name: the dialect's driver says what to install.

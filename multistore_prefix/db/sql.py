@@ -25,6 +25,8 @@ from typing import Any
 from oslo_db import exception as db_exc
 import sqlalchemy as sa
 from sqlalchemy.ext import compiler as sa_compiler
+# sa.ColumnElement is SQLAlchemy 2.0 only; this path is in 1.4 too.
+from sqlalchemy.sql import expression as sa_expression
 
 from multistore_prefix.db import exceptions
 
@@ -54,7 +56,7 @@ def _compile_exact_mysql(element, compiler, **kw):
     return 'BINARY %s' % compiler.process(element.clauses, **kw)
 
 
-def holds(column: sa.Column, value: Any) -> sa.ColumnElement:
+def holds(column: sa.Column, value: Any) -> sa_expression.ColumnElement:
     """``column`` holds exactly ``value`` (``IS NULL`` for ``None``)."""
     if value is None:
         return column.is_(None)
@@ -63,7 +65,7 @@ def holds(column: sa.Column, value: Any) -> sa.ColumnElement:
     return column == value
 
 
-def live(table) -> sa.ColumnElement:
+def live(table) -> sa_expression.ColumnElement:
     return table.c.deleted == sa.false()
 
 

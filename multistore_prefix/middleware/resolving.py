@@ -22,6 +22,7 @@ for it, whatever the database or a backend does.
 import concurrent.futures
 import logging
 import os
+import sys
 import threading
 import time
 
@@ -58,6 +59,13 @@ def glance_strips_s3_credentials() -> bool:
         return False
     return callable(getattr(store_utils, '_update_s3_location_credentials',
                             None))
+
+
+def green_threads() -> bool:
+    """Whether this process's threads are eventlet's green threads."""
+    eventlet = sys.modules.get('eventlet')
+    return eventlet is not None and eventlet.patcher.is_monkey_patched(
+        'thread')
 
 
 class Worker:
@@ -140,12 +148,20 @@ class Worker:
         Waits at most :attr:`timeout`; whatever goes wrong is one log line
         (the traceback at debug level) and the request goes on.
         """
+        started = time.monotonic()
+        if green_threads() and not self._may_write(image_id, context):
+            return
+        if time.monotonic() - started > self.timeout:
+            # The read in the request's green thread outlived the bound
+            # (a driver that blocks the whole process): as late as the
+            # pool's answer would have been, and written as little.
+            self._gave_up(image_id)
+            return
         if not self._slots.acquire(blocking=False):
             LOG.warning('multistore_prefix filter: image %s passed through '
                         'unresolved: %d resolutions still running (is the '
                         'database answering?)', image_id, MAX_RUNNING)
             return
-        started = time.monotonic()
         # Set when the request stops waiting: the work then writes nothing
         # (unless already writing), not to compete with Glance's own rule.
         given_up = threading.Event()
@@ -159,9 +175,7 @@ class Worker:
             future.result(timeout=self.timeout)
         except concurrent.futures.TimeoutError:
             given_up.set()
-            LOG.warning('multistore_prefix filter: image %s passed through '
-                        'unresolved: no answer within request_timeout '
-                        '(%.1f s)', image_id, self.timeout)
+            self._gave_up(image_id)
         except Exception as exc:
             LOG.warning('multistore_prefix filter: image %s passed through '
                         'unresolved: %s: %s', image_id, type(exc).__name__,
@@ -171,6 +185,34 @@ class Worker:
         else:
             LOG.debug('multistore_prefix filter: image %s checked in %.1f ms',
                       image_id, (time.monotonic() - started) * 1000)
+
+    def _gave_up(self, image_id) -> None:
+        LOG.warning('multistore_prefix filter: image %s passed through '
+                    'unresolved: no answer within request_timeout (%.1f s)',
+                    image_id, self.timeout)
+
+    def _may_write(self, image_id, context) -> bool:
+        """Whether the image's locations may need a write (read here).
+
+        Under eventlet, a wait on the pool yields to the process's other
+        green threads even when there is nothing to write, and what runs
+        meanwhile (Glance's cache prefetcher) changes what the request
+        finds: the read is done in the request's own green thread, and the
+        pool is used only for an image that may need a write.  Never
+        raises: a failure says yes, and the pool's path reports it.
+        """
+        wanted = []
+        try:
+            batch = self.gateway.get_repo(context).resolve_stores(
+                image_id, self.decider(),
+                proceed=lambda: wanted.append(True) and False)
+        except domain_exc.NotFound:
+            return False
+        except Exception:
+            return True
+        if batch is not None and not wanted:
+            self._log_left(batch)
+        return bool(wanted)
 
     def _resolve(self, image_id, context, given_up):
         try:

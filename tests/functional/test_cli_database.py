@@ -224,7 +224,9 @@ def test_a_plain_install_brings_the_drivers_of_glance_urls():
     requires = importlib.metadata.requires('multistore-prefix')
     plain = [r for r in requires if 'extra ==' not in r]
     names = {r.split('>')[0].split('[')[0].lower() for r in plain}
-    assert {'pymysql', 'psycopg2-binary', 'psycopg'} <= names
+    assert {'pymysql', 'psycopg'} <= names
+    # Its psycopg2 module would collide with glance-api's psycopg2.
+    assert 'psycopg2-binary' not in names
     extras = importlib.metadata.metadata('multistore-prefix').get_all(
         'Provides-Extra')
     # Old install commands keep working.
@@ -248,6 +250,25 @@ def test_glance_url_forms_work(engine, db_url, database_server, tmp_path):
     assert backfill_cli.done_count(engine) == len(forms)
 
 
+@pytest.mark.engines('postgresql')
+def test_psycopg2_urls_open_with_psycopg_3_where_psycopg2_is_absent(
+        engine, db_url, tmp_path):
+    """A plain install has psycopg 3 only: Glance's psycopg2 URLs work."""
+    url = sa.engine.make_url(db_url)
+    env = {'PYTHONPATH': block_module(tmp_path, 'psycopg2')}
+    forms = ['postgresql+psycopg2', 'postgresql']
+    backfill_cli.seed(engine, backfill_cli.legacy_locations(len(forms)))
+    for form in forms:
+        glance_url = url.set(drivername=form).render_as_string(
+            hide_password=False)
+        conf = backfill_cli.write_conf(tmp_path, glance_url)
+        result = run('--config-file', conf, 'backfill', '-f', 'json',
+                     '--quiet', env=env)
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)['database'] == safe(glance_url)
+    assert backfill_cli.done_count(engine) == len(forms)
+
+
 def block_module(tmp_path, module):
     """A PYTHONPATH entry on which ``import module`` fails as if absent."""
     stub = tmp_path / 'blocked' / module
@@ -260,7 +281,8 @@ def block_module(tmp_path, module):
 
 @pytest.mark.parametrize('scheme, module, package', [
     ('mysql+pymysql', 'pymysql', 'PyMySQL'),
-    ('postgresql+psycopg2', 'psycopg2', 'psycopg2-binary'),
+    # psycopg 3 stands in for psycopg2 (the test above): both absent.
+    ('postgresql+psycopg2', 'psycopg2 psycopg', 'psycopg2-binary'),
     ('postgresql', 'psycopg', 'psycopg[binary]'),
     ('mysql', 'MySQLdb', 'mysqlclient'),
     ('postgresql+pg8000', 'pg8000', 'pg8000'),
@@ -270,7 +292,9 @@ def test_a_driver_not_installed_names_its_package(tmp_path, scheme, module,
     conf = stores_conf(tmp_path, f'[database]\nconnection = '
                                  f'{scheme}://glance:{PASSWORD}@127.0.0.1:1/'
                                  f'glance\n')
-    env = {'PYTHONPATH': block_module(tmp_path, module)}
+    blocked = [block_module(tmp_path, name) for name in module.split()]
+    env = {'PYTHONPATH': blocked[0]}
+    module = module.split()[0]
 
     for command in (['backfill'], ['db', 'sync']):
         result = run('--config-file', conf, *command, env=env)

@@ -30,6 +30,7 @@ import threading
 import sqlalchemy as sa
 
 from tests.glance_compat.glance_api import GlanceApi
+from tests.glance_compat.glance_api import server_class
 
 #: A time before every request: a row whose updated_at moves was written.
 PAST = datetime.datetime(2020, 1, 1)
@@ -64,12 +65,15 @@ class Deployment:
         self.engine_name = engine_name
         self.url = url
         self.database = sa.engine.make_url(url).database
-        self.engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-        self.filtered = GlanceApi(workdir / 'filtered', url,
-                                  with_filter=True, stores_dir=workdir,
-                                  options=options, **uwsgi)
-        self.plain = GlanceApi(workdir / 'plain', url, with_filter=False,
-                               stores_dir=workdir, **uwsgi)
+        # future: SQLAlchemy 1.4 (2024.1) gives 2.0-style connections too.
+        self.engine = sa.create_engine(url, poolclass=sa.pool.NullPool,
+                                       future=True)
+        # uWSGI, or the eventlet glance-api command (MSP_GLANCE_SERVER).
+        server = server_class()
+        self.filtered = server(workdir / 'filtered', url, with_filter=True,
+                               stores_dir=workdir, options=options, **uwsgi)
+        self.plain = server(workdir / 'plain', url, with_filter=False,
+                            stores_dir=workdir, **uwsgi)
         #: image id -> the bytes uploaded.
         self.data = {}
 

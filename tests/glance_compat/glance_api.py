@@ -12,10 +12,11 @@
 
 """A real glance-api under uWSGI, for the tests and the benchmark.
 
-Glance 33 from PyPI and uWSGI in a venv of their own (``tools/glance-
-compat`` builds ``.venv-glance``), with this package installed into it, as
-an operator installs the filter into glance-api's environment.  uWSGI loads
-``glance.wsgi.api:application`` as Glance documents, once, and forks its
+A release's Glance from PyPI and uWSGI in a venv of their own
+(``tools/glance-compat --release RELEASE`` builds ``.venv-glance-RELEASE``),
+with this package installed into it, as an operator installs the filter
+into glance-api's environment.  uWSGI loads Glance's WSGI application as
+that release documents (:func:`uwsgi_application`), once, and forks its
 workers from it (uWSGI's default: the filter's per-process set-up is
 exercised), on a free 127.0.0.1 port, in a new session, so that stopping it
 stops its whole process group.  Glance runs without Keystone (the
@@ -29,6 +30,7 @@ database.
 """
 
 import contextlib
+import importlib.util
 import json
 import os
 import pathlib
@@ -85,7 +87,7 @@ enforce_scope = false
 
 UWSGI_INI = """\
 [uwsgi]
-module = glance.wsgi.api:application
+{application}
 http-socket = 127.0.0.1:{port}
 master = true
 processes = {processes}
@@ -124,8 +126,17 @@ def glance_bin(name: str) -> str:
     if not os.access(path, os.X_OK):
         raise RuntimeError(f'{name} is not installed next to '
                            f'{sys.executable}: run in the venv that '
-                           f'tools/glance-compat builds (.venv-glance)')
+                           f'tools/glance-compat builds '
+                           f'(.venv-glance-RELEASE)')
     return path
+
+
+def uwsgi_application() -> str:
+    """How uWSGI loads glance-api, as the installed Glance documents it."""
+    if importlib.util.find_spec('glance.wsgi') is not None:
+        return 'module = glance.wsgi.api:application'
+    # Older releases: pbr's glance-wsgi-api script makes the application.
+    return f'wsgi-file = {glance_bin("glance-wsgi-api")}'
 
 
 def paste_ini(with_filter: bool, before: str = 'unauthenticated-context'
@@ -218,8 +229,8 @@ class GlanceApi:
             paste_ini(with_filter))
         (self.workdir / 'policy.json').write_text(allow_all_policy())
         (self.workdir / 'uwsgi.ini').write_text(UWSGI_INI.format(
-            port=self.port, processes=processes, threads=threads,
-            workdir=self.workdir))
+            application=uwsgi_application(), port=self.port,
+            processes=processes, threads=threads, workdir=self.workdir))
 
     @property
     def store_dirs(self) -> dict:
@@ -236,6 +247,10 @@ class GlanceApi:
                                f'{result.returncode}:\n{result.stdout}\n'
                                f'{result.stderr}')
 
+    def command(self) -> list[str]:
+        """The command that runs this glance-api."""
+        return [glance_bin('uwsgi'), '--ini', str(self.workdir / 'uwsgi.ini')]
+
     def start(self) -> None:
         """Start uWSGI and wait until glance-api answers.
 
@@ -244,8 +259,7 @@ class GlanceApi:
         """
         env = {**os.environ, 'OS_GLANCE_CONFIG_DIR': str(self.workdir)}
         self.process = subprocess.Popen(
-            [glance_bin('uwsgi'), '--ini', str(self.workdir / 'uwsgi.ini')],
-            env=env, cwd=self.workdir, start_new_session=True,
+            self.command(), env=env, cwd=self.workdir, start_new_session=True,
             stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
@@ -328,3 +342,50 @@ class GlanceApi:
             'PATCH', f'/v2/images/{image_id}', json=changes,
             headers={'Content-Type':
                      'application/openstack-images-v2.1-json-patch'})
+
+
+#: The server's own options for the eventlet glance-api command, in a
+#: second configuration file: the filter's glance-api.conf stays as uWSGI
+#: reads it.
+EVENTLET_CONF = """\
+[DEFAULT]
+bind_host = 127.0.0.1
+bind_port = {port}
+workers = {processes}
+"""
+
+#: ``MSP_GLANCE_SERVER``: which server runs glance-api in the tests.
+SERVER_ENV = 'MSP_GLANCE_SERVER'
+
+
+class EventletGlanceApi(GlanceApi):
+    """One glance-api run by its eventlet ``glance-api`` command.
+
+    Glance 28 to 32 ship it (33 has only the WSGI application).  It loads
+    the paste pipeline once and forks ``workers`` processes from it, as
+    uWSGI does; each request runs in a green thread of its worker.
+    """
+
+    def __init__(self, workdir: pathlib.Path, connection: str, *,
+                 processes: int = 2, **kwargs):
+        super().__init__(workdir, connection, processes=processes, **kwargs)
+        self.server_conf = self.workdir / 'glance-api-server.conf'
+        self.server_conf.write_text(EVENTLET_CONF.format(
+            port=self.port, processes=processes))
+
+    def command(self) -> list[str]:
+        return [glance_bin('glance-api'), '--config-file', str(self.conf),
+                '--config-file', str(self.server_conf)]
+
+
+def server_class() -> type[GlanceApi]:
+    """The class that runs glance-api in the tests.
+
+    :class:`GlanceApi` (uWSGI), or :class:`EventletGlanceApi` where
+    ``MSP_GLANCE_SERVER=eventlet`` (``tools/glance-compat`` sets it).
+    """
+    server = os.environ.get(SERVER_ENV, 'uwsgi')
+    classes = {'uwsgi': GlanceApi, 'eventlet': EventletGlanceApi}
+    if server not in classes:
+        raise RuntimeError(f'{SERVER_ENV}={server}: use uwsgi or eventlet')
+    return classes[server]

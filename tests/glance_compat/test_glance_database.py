@@ -416,8 +416,10 @@ def glance_db(database_server, tmp_path_factory):
     conf.write_text(GLANCE_API_CONF.format(ceph_conf=ceph_conf,
                                            connection=url))
     _run([_tool('glance-manage'), '--config-file', conf, 'db', 'sync'])
+    # future: SQLAlchemy 1.4 (2024.1) gives 2.0-style connections too.
     db = GlanceDatabase(database_server.name, url, str(conf), workdir,
-                        sa.create_engine(url, poolclass=sa.pool.NullPool))
+                        sa.create_engine(url, poolclass=sa.pool.NullPool,
+                                         future=True))
     db.schema_state = state = _glance_schema_state(db)
     if db.engine_name == 'postgresql':
         assert state, 'glance-manage db version printed no revision'
