@@ -32,7 +32,7 @@ from multistore_prefix import exceptions
 
 #: The filter's factory, as a paste file names it.
 FILTER_FACTORY = 'multistore_prefix.middleware:filter_factory'
-#: The section an operator adds (README).
+#: The section an operator adds (doc/source/operator/filter.rst).
 FILTER_SECTION = ('[filter:multistore_prefix] with use = '
                   'egg:multistore-prefix#multistore_prefix')
 _FLAVOR_PIPELINES = 'glance.api:pipeline_factory'
