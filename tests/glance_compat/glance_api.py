@@ -40,6 +40,7 @@ import subprocess
 import sys
 import time
 
+import pytest
 import requests
 
 #: Ports another suite of this machine uses.
@@ -118,6 +119,21 @@ def free_port() -> int:
             port = sock.getsockname()[1]
         if port not in RESERVED_PORTS:
             return port
+
+
+def require(*tools: str) -> None:
+    """Skip the calling module unless these console scripts are here.
+
+    With ``MSP_TEST_REQUIRE_GLANCE=1`` (tools/glance-compat) it fails
+    instead: a missing glance is then a broken venv, not a choice.
+    """
+    try:
+        for tool in tools:
+            glance_bin(tool)
+    except RuntimeError as exc:
+        if os.environ.get('MSP_TEST_REQUIRE_GLANCE') == '1':
+            pytest.fail(f'{exc} (MSP_TEST_REQUIRE_GLANCE=1)', pytrace=False)
+        pytest.skip(str(exc), allow_module_level=True)
 
 
 def glance_bin(name: str) -> str:

@@ -23,7 +23,6 @@ database are counted.  The filter's own connections carry the
 """
 
 import concurrent.futures
-import os
 import random
 import threading
 
@@ -34,12 +33,7 @@ import sqlalchemy as sa
 from tests.glance_compat import deployment as deployment_mod
 from tests.glance_compat import glance_api as glance_api_mod
 
-try:
-    glance_api_mod.glance_bin('uwsgi')
-except RuntimeError as exc:
-    if os.environ.get('MSP_TEST_REQUIRE_GLANCE') == '1':
-        pytest.fail(f'{exc} (MSP_TEST_REQUIRE_GLANCE=1)', pytrace=False)
-    pytest.skip(str(exc), allow_module_level=True)
+glance_api_mod.require('uwsgi')
 
 pytestmark = pytest.mark.engines('postgresql')
 

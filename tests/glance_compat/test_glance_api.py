@@ -28,7 +28,6 @@ Needs glance and uWSGI in the running Python (``tools/glance-compat``).
 import concurrent.futures
 import contextlib
 import json
-import os
 import re
 import subprocess
 import time
@@ -42,12 +41,7 @@ from tests.glance_compat import glance_api as glance_api_mod
 from tests.glance_compat.test_glance_database import row_changes
 from tests.glance_compat.test_glance_database import rows_of
 
-try:
-    glance_api_mod.glance_bin('uwsgi')
-except RuntimeError as exc:
-    if os.environ.get('MSP_TEST_REQUIRE_GLANCE') == '1':
-        pytest.fail(f'{exc} (MSP_TEST_REQUIRE_GLANCE=1)', pytrace=False)
-    pytest.skip(str(exc), allow_module_level=True)
+glance_api_mod.require('uwsgi')
 
 #: Seconds the filter waits for its database in these tests.
 REQUEST_TIMEOUT = 2.0
