@@ -41,15 +41,16 @@ from multistore_prefix.middleware import resolving
 from tests.glance_compat import deployment as deployment_mod
 from tests.glance_compat import glance_api as glance_api_mod
 
-glance_api_mod.require('uwsgi', 'moto_server')
-import boto3  # noqa: E402  (beside glance-api and moto: after the check)
-from glance.api.v2 import images as images_api  # noqa: E402
+glance_api_mod.require('uwsgi')
 if not resolving.glance_strips_s3_credentials():
     # Before 2026.2 the s3 driver signs with the keys in the URL: the
     # keyless locations here are not that Glance's (tools/glance-compat
     # runs this module on the newest release).
     pytest.skip('this Glance keeps the keys in S3 URLs',
                 allow_module_level=True)
+glance_api_mod.require('moto_server')
+import boto3  # noqa: E402  (beside glance-api and moto: after the check)
+from glance.api.v2 import images as images_api  # noqa: E402
 
 ACCESS_KEY = 'msp-access'
 SECRET_KEY = 'msp-Secret/Key'
