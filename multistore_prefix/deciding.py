@@ -13,10 +13,11 @@
 
 """Deciding, row by row, what each live location needs.
 
-The row-level rules of the backfill and of the glance-api filter: pure
+The one rule engine: which store a location gets, or why not, for all
+three entrances (``repo.get``, the glance-api filter, ``backfill``).  Pure
 but for its caches, it reads rows (metadata as text) and fills a
-:class:`Batch` with what to write, what to report and what to ask the
-backends; it writes nothing and reports nothing itself.  Legacy rows
+:class:`Batch` with typed rows: what to write, what to report and what to
+ask the backends; it writes nothing and reports nothing itself.  Legacy rows
 repeat a handful of metadata texts (``{}``), so each short text is decided
 once; long ones are decided every time, so the caches stay small whatever
 the metadata size.
@@ -27,7 +28,6 @@ import threading
 from typing import Callable, NamedTuple
 
 from multistore_prefix import crypt
-from multistore_prefix.db import locations as db_locations
 from multistore_prefix import location_map as lmap
 from multistore_prefix import metadata as metadata_text
 from multistore_prefix import resolver as resolver_mod
@@ -58,25 +58,74 @@ class Batch:
     :ivar scanned: locations read.
     :ivar last_id: the highest location id read (the next batch's start).
     :ivar already_set: locations that name an enabled store.
-    :ivar wrong: (location id, image id, URL, store named, owner) of the
-        locations that name the wrong enabled store.
-    :ivar unresolved: (location id, image id, URL, reason, detail).
+    :ivar wrong: :class:`Wrong` rows (an enabled store, certainly wrong).
+    :ivar unresolved: :class:`Unresolved` rows.
     :ivar writes: :class:`Write` rows.
-    :ivar asked: (location id, image id, URL, metadata, previous store)
-        for the backends' lookups.
-    :ivar rewrites: :class:`Rewrite` rows (S3 URLs whose credentials go).
+    :ivar asked: :class:`Asked` rows, for the backends' lookups.
+    :ivar rewrites: :class:`Rewrite` rows (S3 URLs whose credentials go,
+        backends' answers).
     :ivar large: ids of the rows too long to read with the batch.
     """
 
     scanned: int
     last_id: int
     already_set: int = 0
-    wrong: list = dataclasses.field(default_factory=list)
-    unresolved: list = dataclasses.field(default_factory=list)
-    writes: list = dataclasses.field(default_factory=list)
-    asked: list = dataclasses.field(default_factory=list)
-    large: list = dataclasses.field(default_factory=list)
-    rewrites: list = dataclasses.field(default_factory=list)
+    wrong: list['Wrong'] = dataclasses.field(default_factory=list)
+    unresolved: list['Unresolved'] = dataclasses.field(default_factory=list)
+    writes: list['Write'] = dataclasses.field(default_factory=list)
+    asked: list['Asked'] = dataclasses.field(default_factory=list)
+    large: list[int] = dataclasses.field(default_factory=list)
+    rewrites: list['Rewrite'] = dataclasses.field(default_factory=list)
+
+    def add(self, other: 'Batch') -> None:
+        """Take in what ``other`` (one row decided alone) holds."""
+        self.already_set += other.already_set
+        for name in ('wrong', 'unresolved', 'writes', 'asked', 'large',
+                     'rewrites'):
+            getattr(self, name).extend(getattr(other, name))
+
+
+class Wrong(NamedTuple):
+    """A row that names an enabled store which certainly does not hold it.
+
+    :ivar named: the store it names; :ivar owner: the store that owns its
+        URL.
+    """
+
+    location_id: int
+    image_id: str
+    url: str
+    named: str
+    owner: str
+
+
+class Unresolved(NamedTuple):
+    """A row left as it is: ``reason`` (a short code) and ``detail``.
+
+    :ivar store: the store it would get, when only the write stands in
+        the way (:data:`TOO_LONG`); else ``None``.
+    """
+
+    location_id: int
+    image_id: str
+    url: object
+    reason: str
+    detail: str
+    store: str | None = None
+
+
+class Asked(NamedTuple):
+    """A row only a store's backend can place (no prefix owns its URL).
+
+    :ivar metadata: its metadata as read (a dict).
+    :ivar previous: the ``store`` value it had, or ``None``.
+    """
+
+    location_id: int
+    image_id: str
+    url: str
+    metadata: dict
+    previous: object
 
 
 class Write(NamedTuple):
@@ -124,6 +173,22 @@ class Rewrite(NamedTuple):
     previous: object
 
 
+class _Decided(NamedTuple):
+    """What one metadata text says (remembered by text).
+
+    :ivar kind: ``_BAD``, ``_LEGACY``, ``_INVALID``, ``_NAMED`` or
+        ``_TRAIN``.
+    :ivar members: the parsed :class:`~multistore_prefix.metadata.Members`
+        (``_BAD``: the :class:`~multistore_prefix.metadata.Bad` reason;
+        ``_TRAIN``: the detail to report).
+    :ivar store: the ``store`` value it holds, or ``None``.
+    """
+
+    kind: int
+    members: object
+    store: object
+
+
 class Decider:
     """Decides each row's need with the location map.
 
@@ -161,7 +226,7 @@ class Decider:
         self.glance_rules = glance_rules
         self.strip_s3_credentials = strip_s3_credentials
         self.cipher = cipher
-        self._decided: dict[str, tuple] = {}
+        self._decided: dict[str, _Decided] = {}
         self._limit_lock = threading.Lock()
         self._new_text: dict[tuple[str, str], str] = {}
 
@@ -193,7 +258,7 @@ class Decider:
         encrypted = self.cipher is not None
         for location_id, image_id, url, text in rows:
             decided = decided_texts.get(text)
-            if (decided is not None and decided[0] == _LEGACY
+            if (decided is not None and decided.kind == _LEGACY
                     and url.__class__ is str
                     and not (strip and '@' in url)
                     and not (encrypted and '://' not in url)):
@@ -201,14 +266,14 @@ class Decider:
                 new = new_texts.get((text, store))
                 if new is not None:
                     writes.append(Write(location_id, image_id, url, text,
-                                        new, store, decided[2], None))
+                                        new, store, decided.store, None))
                     continue
             self.one(batch, location_id, image_id, url, text)
         return batch
 
     def one(self, batch: Batch, location_id, image_id, url, text) -> None:
         """Decide one row into ``batch``."""
-        large = db_locations.Large
+        large = metadata_text.Large
         if url.__class__ is large or text.__class__ is large:
             batch.large.append(location_id)
             return
@@ -222,56 +287,79 @@ class Decider:
                 self._strip(batch, location_id, image_id, url, bare, text)
                 return
         decided = self._decide(text)
-        kind = decided[0]
+        kind = decided.kind
         if kind == _NAMED:
             self._named(batch, location_id, image_id, url, text, decided)
             return
         if kind == _BAD:
-            batch.unresolved.append((location_id, image_id, url,
-                                     BAD_METADATA, decided[1]))
+            batch.unresolved.append(Unresolved(
+                location_id, image_id, url, BAD_METADATA,
+                str(decided.members)))
             return
         if kind == _TRAIN:
-            batch.unresolved.append((location_id, image_id, url,
-                                     BACKEND_KEY, decided[1]))
+            batch.unresolved.append(Unresolved(
+                location_id, image_id, url, BACKEND_KEY, decided.members))
             return
         if kind == _INVALID and not self.resolver.replace_invalid_stores:
-            batch.unresolved.append((
+            batch.unresolved.append(Unresolved(
                 location_id, image_id, url, INVALID_STORE,
-                resolver_mod.invalid_store_detail(decided[2],
+                resolver_mod.invalid_store_detail(decided.store,
                                                   self.glance_rules)))
             return
         if url.__class__ is not str:
-            batch.unresolved.append((location_id, image_id, url,
-                                     BAD_LOCATION, _bad_url(url)))
+            batch.unresolved.append(Unresolved(
+                location_id, image_id, url, BAD_LOCATION, _bad_url(url)))
             return
         store = self.location_map.resolve(url)
         # What the key held: a retired store's name, or (replaced) a value
         # that was not a name; for the report, and for --revert.
-        previous = decided[2]
+        previous = decided.store
         if store is not None:
-            self._write(batch, location_id, image_id, url, text, decided[1],
-                        store, previous, None)
+            self._write(batch, location_id, image_id, url, text,
+                        decided.members, store, previous, None)
             return
         why = self.location_map.explain(url)
         if (why.reason in lmap.LOOKUP_REASONS and self.lookups
                 and self.lookups.wants(url)):
-            batch.asked.append((location_id, image_id, url,
-                                decided[1].to_dict(), previous))
+            batch.asked.append(Asked(location_id, image_id, url,
+                                     decided.members.to_dict(), previous))
             return
-        batch.unresolved.append((location_id, image_id, url,
-                                 why.reason or lmap.NO_PREFIX, why.detail))
+        batch.unresolved.append(Unresolved(
+            location_id, image_id, url, why.reason or lmap.NO_PREFIX,
+            why.detail))
+
+    def ask_backends(self, batch: Batch) -> None:
+        """The backends' answers for ``batch.asked``, in the batch.
+
+        Each asked row becomes a :class:`Rewrite` (the store, and the URL
+        the backend gives) or an :class:`Unresolved` row.
+        """
+        if not batch.asked:
+            return
+        answers = self.lookups.resolve_many(row.url for row in batch.asked)
+        for row in batch.asked:
+            answer = answers[row.url]
+            if answer.store is None:
+                batch.unresolved.append(Unresolved(
+                    row.location_id, row.image_id, row.url, answer.reason,
+                    answer.detail))
+            else:
+                batch.rewrites.append(Rewrite(
+                    row.location_id, row.image_id, row.url, row.metadata,
+                    answer.store, answer.url or row.url, row.previous))
+        batch.asked = []
 
     def _named(self, batch, location_id, image_id, url, text, decided):
         """A location that names an enabled store: right, or wrong?"""
-        named = decided[2]
+        named = decided.store
         owner = self.resolver.wrong_store(named, url)
         if owner is None:
             batch.already_set += 1
             return
-        batch.wrong.append((location_id, image_id, url, named, owner))
+        batch.wrong.append(Wrong(location_id, image_id, url, named, owner))
         if self.fix_wrong_stores:
-            self._write(batch, location_id, image_id, url, text, decided[1],
-                        owner, named, named)
+            self._write(batch, location_id, image_id, url, text,
+                        decided.members, owner, named, named)
 
     def _encrypted(self, batch, location_id, image_id, stored, text) -> None:
         """A URL Glance stored encrypted: decided on its plain text.
@@ -280,26 +368,23 @@ class Decider:
         """
         url = self.cipher.decrypt(stored)
         if url is None:
-            batch.unresolved.append((
+            batch.unresolved.append(Unresolved(
                 location_id, image_id, stored, UNDECRYPTABLE,
                 f'the location\'s value is no URL, and {crypt.OPTION} does '
                 f'not decrypt it: left as it is'))
             return
         alone = Batch(scanned=0, last_id=location_id)
         self.one(alone, location_id, image_id, url, text)
-        batch.already_set += alone.already_set
-        batch.writes += alone.writes
-        batch.wrong += alone.wrong
-        batch.unresolved += alone.unresolved
-        batch.large += alone.large
         # A backend's answer would be written back over the plain URL.
-        batch.unresolved += [(row[0], row[1], row[2], lmap.NO_PREFIX,
-                              'no store prefix owns this encrypted URL '
-                              '(backends are not asked about those)')
-                             for row in alone.asked]
-        batch.rewrites += [rewrite._replace(
+        alone.unresolved += [Unresolved(
+            row.location_id, row.image_id, row.url, lmap.NO_PREFIX,
+            'no store prefix owns this encrypted URL (backends are not '
+            'asked about those)') for row in alone.asked]
+        alone.asked = []
+        alone.rewrites = [rewrite._replace(
             url=stored, new_url=self.cipher.encrypt(rewrite.new_url))
             for rewrite in alone.rewrites]
+        batch.add(alone)
 
     def _strip(self, batch, location_id, image_id, url, bare, text) -> None:
         """An S3 URL with credentials: decided on the URL without them.
@@ -315,28 +400,28 @@ class Decider:
         if alone.writes:
             store, previous = alone.writes[0].store, alone.writes[0].previous
         elif alone.already_set or (alone.wrong and not self.fix_wrong_stores):
-            store = decided[2]
+            store = decided.store
         metadata = None
         if store is not None:
             try:
-                metadata = decided[1].to_dict()
+                metadata = decided.members.to_dict()
                 metadata_text.dump(metadata)  # NaN: not for this write
             except (ValueError, RecursionError):
                 metadata = None
+        # Reported with the URL as stored.
+        for name in ('unresolved', 'wrong', 'asked'):
+            setattr(alone, name, [row._replace(url=url)
+                                  for row in getattr(alone, name)])
         if metadata is None:
-            for name in ('unresolved', 'wrong', 'asked'):
-                getattr(batch, name).extend(
-                    (row[0], row[1], url, *row[3:])
-                    for row in getattr(alone, name))
-            batch.already_set += alone.already_set
             if alone.writes:
-                batch.unresolved.append((
+                alone.unresolved.append(Unresolved(
                     location_id, image_id, url, BAD_METADATA,
                     'the metadata holds NaN or an infinity, which a URL '
                     'rewrite cannot write back: left as it is'))
+            alone.writes = []
+            batch.add(alone)
             return
-        batch.wrong.extend((row[0], row[1], url, *row[3:])
-                           for row in alone.wrong)
+        batch.wrong.extend(alone.wrong)
         batch.rewrites.append(Rewrite(location_id, image_id, url, metadata,
                                       store, bare, previous))
 
@@ -344,27 +429,28 @@ class Decider:
                store, previous, fixing) -> None:
         new = self._with_store(text, members, store)
         if new is None:
-            batch.unresolved.append((location_id, image_id, url, TOO_LONG,
-                                     self._too_long(text, store)))
+            batch.unresolved.append(Unresolved(
+                location_id, image_id, url, TOO_LONG,
+                self._too_long(text, store), store))
             return
         batch.writes.append(Write(location_id, image_id, url, text, new,
                                   store, previous, fixing))
 
-    def _decide(self, text) -> tuple:
-        """(kind, members or reason, store value) of a metadata text."""
+    def _decide(self, text) -> '_Decided':
+        """What a metadata text says about the location's store."""
         decided = self._decided.get(text) if text.__class__ is str else None
         if decided is not None:
             return decided
         members = metadata_text.parse(text, standard=not self.glance_rules)
         if members.__class__ is metadata_text.Bad:
-            decided = (_BAD, members, None)
+            decided = _Decided(_BAD, members, None)
         else:
             try:
                 store = members.value('store')
             except (ValueError, RecursionError):  # checked by parse
                 store = _MISSING
             if len(members.find('store')) > 1:
-                decided = (_BAD, metadata_text.Bad(
+                decided = _Decided(_BAD, metadata_text.Bad(
                     'meta_data has the key "store" twice', text), None)
             else:
                 state = resolver_mod.store_state(store,
@@ -379,8 +465,8 @@ class Decider:
                         kind = _LEGACY
                 elif kind == _LEGACY and members.find('backend'):
                     kind, members = _TRAIN, resolver_mod.BACKEND_KEY_DETAIL
-                decided = (kind, members,
-                           None if store is _MISSING else store)
+                decided = _Decided(kind, members,
+                                   None if store is _MISSING else store)
         if text.__class__ is str and len(text) <= CACHED_TEXT:
             if len(self._decided) >= CACHE_SIZE:
                 self._decided.clear()

@@ -58,7 +58,9 @@ class Gateway:
                  location_map: lmap.LocationMap | None = None,
                  database: db_engine.Database | None = None,
                  backend_lookups: bool = True,
-                 fix_wrong_stores: bool = False):
+                 fix_wrong_stores: bool = False, *,
+                 lookup_timeout: float | None = None,
+                 one_connection: bool = False):
         """Set up the layers' shared parts.
 
         :param location_map: the stores; by default built from ``conf``
@@ -70,9 +72,14 @@ class Gateway:
         :param fix_wrong_stores: on get, also correct locations that name
             an enabled store which certainly does not hold them
             (:meth:`~multistore_prefix.resolver.Resolver.wrong_store`).
+        :param lookup_timeout: seconds a backend lookup may take (by
+            default the lookups' own).
+        :param one_connection: a pool of one database connection, no
+            overflow (inside glance-api, beside Glance's own pool).
         """
         self.conf = conf
-        self.database = database or db_engine.Database.from_config(conf)
+        self.database = database or db_engine.Database.from_config(
+            conf, **(db_engine.ONE_CONNECTION if one_connection else {}))
         if location_map is None:
             lmap.register_opts(conf)
             if conf.enabled_backends:
@@ -83,6 +90,8 @@ class Gateway:
         if location_map is not None and backend_lookups:
             self.lookups = lookups_mod.BackendLookups.from_location_map(
                 location_map)
+            if lookup_timeout is not None:
+                self.lookups.timeout = lookup_timeout
         self._deciders: dict[tuple, deciding.Decider] = {}
 
     def get_repo(self, context: Any = None):
@@ -90,7 +99,7 @@ class Gateway:
         repo = repo_mod.ImageRepo(self.database, context)
         repo = distinction.ImageRepoProxy(repo)
         if self.location_map is not None:
-            repo = resolution.ImageRepoProxy(repo, self._resolver())
+            repo = resolution.ImageRepoProxy(repo, self.get_decider())
         return repo
 
     def get_decider(self, glance_rules: bool = False,
@@ -106,17 +115,14 @@ class Gateway:
         decider = self._deciders.get(key)
         if decider is None:
             decider = self._deciders[key] = deciding.Decider(
-                self._resolver(), fix_wrong_stores=self.fix_wrong_stores,
+                resolver_mod.Resolver(self.location_map),
+                fix_wrong_stores=self.fix_wrong_stores,
                 lookups=self.lookups,
                 text_limit=repo_mod.ImageRepo(self.database).metadata_limit,
                 glance_rules=glance_rules,
                 strip_s3_credentials=strip_s3_credentials,
                 cipher=crypt.from_config(self.conf))
         return decider
-
-    def _resolver(self) -> resolver_mod.Resolver:
-        return resolver_mod.Resolver(self.location_map, self.lookups,
-                                     fix_wrong_stores=self.fix_wrong_stores)
 
     def get_image_factory(self, context: Any = None):
         """The factory of new images, for ``repo.add``."""

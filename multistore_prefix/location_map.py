@@ -16,12 +16,6 @@ Built once from the operator's configuration, it indexes every store's
 prefixes by their canonical text.  A URL is answered by walking its own
 component boundaries from the longest down and looking each one up, so the
 cost depends on the URL's depth, not on the number of stores.
-
-Past 300 lines on purpose: building the index and answering from it share
-its key format and owner types, and :meth:`LocationMap.resolve`'s fast
-path reads the index directly (a call into another object per URL is
-what it saves); splitting them would spread one data structure over two
-modules.
 """
 
 import dataclasses

@@ -25,9 +25,6 @@ value is replaced, a new member goes before the closing brace, a removed
 one is cut out with its comma.  Pure: nothing here touches the database,
 and every layer (the resolver, the database layer, the backfill) reads
 metadata text through it.
-
-Just past 300 lines on purpose: the strict reader and the splicer share
-one scanner of JSON text, and are read together.
 """
 
 import dataclasses
@@ -43,6 +40,19 @@ MISSING = object()
 DELETE = object()
 
 _WS = re.compile(r'[ \t\n\r]*')
+
+
+class Large:
+    """A text too long to read with its batch (read its row alone)."""
+
+    __slots__ = ()
+
+    def __repr__(self):
+        return '<too long to read with its batch>'
+
+
+#: The one :class:`Large`.
+LARGE = Large()
 
 
 class Bad(str):

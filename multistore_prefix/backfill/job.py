@@ -18,9 +18,6 @@ batches, the next one read beside the current), :mod:`..deciding` (what
 each row needs), :mod:`.writing` (compare-and-swap, retries) and
 :mod:`.report` (the counts and the rows behind them).  This module runs
 them in order and turns their outcomes into the report.
-
-Just past 300 lines: the run's control (stop, abort) and its stages are
-one loop, best read whole.
 """
 
 import time
@@ -136,19 +133,29 @@ class Backfill:
         """Whether the next batch is read beside a write (see reading)."""
         return self.reader.reads_beside_writes()
 
-    def stop(self) -> None:
-        """Finish the batch in flight, then stop (a signal handler's job)."""
-        self._stop = True
+    def stop(self, grace: float | None = None) -> None:
+        """Finish the batch in flight, then stop (a signal handler's job).
 
-    def abort(self) -> None:
+        :param grace: seconds the database's waits may still take (by
+            default, as long as their bounds allow).
+        """
+        self._stop = True
+        if grace is not None:
+            self.database.hurry(grace)
+
+    def abort(self, grace: float | None = None) -> None:
         """Stop now: the transaction in flight rolls back whole.
 
         A signal handler's job, before it raises KeyboardInterrupt.  A
         driver may turn that interrupt into a lost connection (PyMySQL
         closes its socket), which would be retried; retries check this
         first, so they stop instead.
+
+        :param grace: as :meth:`stop`'s (``0``: cut the connection now).
         """
         self._stop = self._aborted = True
+        if grace is not None:
+            self.database.hurry(grace)
 
     def _stopping(self) -> bool:
         return self._stop
@@ -194,8 +201,9 @@ class Backfill:
             if rewrites:
                 self._rewritten(write, unconfirmed=True)
             else:
-                self.record.changed(write[0], write[1], write[2], write[5],
-                                    write[6], texts=(write[3], write[4]),
+                self.record.changed(write.location_id, write.image_id,
+                                    write.url, write.store, write.previous,
+                                    texts=(write.text, write.new_text),
                                     unconfirmed=True)
 
     def _text_limit(self):
@@ -228,22 +236,22 @@ class Backfill:
     def _apply(self, batch: deciding.Batch) -> None:
         """Count and list what a batch holds, and write it."""
         report = self.report
+        self.decider.ask_backends(batch)
         report.already_set += batch.already_set
         report.wrong_store += len(batch.wrong)
         for row in batch.wrong:
             self.record.wrong(*row)
         for row in batch.unresolved:
-            self.record.unresolved(*row)
-        rewrites = self._ask_backends(batch.asked) if batch.asked else []
-        rewrites += batch.rewrites
+            self.record.unresolved(row.location_id, row.image_id, row.url,
+                                   row.reason, row.detail)
+        rewrites = batch.rewrites
         if self.dry_run:
             report.updated += len(batch.writes) + len(rewrites)
             for write in batch.writes:
-                self.record.changed(write[0], write[1], write[2],
-                                    write[5], write[6])
+                self.record.changed(write.location_id, write.image_id,
+                                    write.url, write.store, write.previous)
             for rewrite in rewrites:
-                self.record.changed(rewrite[0], rewrite[1], rewrite[2],
-                                    rewrite[4], rewrite[6], rewrite[5])
+                self._rewritten(rewrite)
             return
         record = self.record
         for writes in self.writer.transactions(batch.writes):
@@ -261,20 +269,21 @@ class Backfill:
         if self._aborted:
             raise KeyboardInterrupt
         for outcome, rewrite, reason, detail in self.writer.rewrite(rewrites):
-            location_id, image_id, url = rewrite[:3]
             if outcome == writing.UPDATED:
                 self.report.updated += 1
                 self._rewritten(rewrite)
             elif outcome == writing.UNRESOLVED:
-                record.unresolved(location_id, image_id, url, reason, detail)
+                record.unresolved(rewrite.location_id, rewrite.image_id,
+                                  rewrite.url, reason, detail)
             else:
-                record.left(location_id, image_id, detail)
+                record.left(rewrite.location_id, rewrite.image_id, detail)
 
-    def _rewritten(self, rewrite, unconfirmed: bool = False) -> None:
-        """Record a backend's answer written (URL and store)."""
-        location_id, image_id, url, _, store, new_url, previous = rewrite
-        self.record.changed(location_id, image_id, url, store, previous,
-                            new_url, unconfirmed=unconfirmed)
+    def _rewritten(self, rewrite: deciding.Rewrite,
+                   unconfirmed: bool = False) -> None:
+        """Record a rewrite written (URL and store)."""
+        self.record.changed(rewrite.location_id, rewrite.image_id,
+                            rewrite.url, rewrite.store, rewrite.previous,
+                            rewrite.new_url, unconfirmed=unconfirmed)
 
     def _process_large(self, location_id: int) -> None:
         """A row too long to read with its batch: read, decide, write it."""
@@ -287,7 +296,7 @@ class Backfill:
 
     def _outcome(self, outcome, write, reason, detail) -> None:
         report, record = self.report, self.record
-        location_id, image_id, url = write[0], write[1], write[2]
+        location_id, image_id, url = write[:3]
         if outcome in _CHANGED_MEANWHILE or (
                 outcome == writing.UNRESOLVED
                 and reason != writing.WRITE_REFUSED):
@@ -300,28 +309,14 @@ class Backfill:
                 write.store)))
         if outcome in (writing.UPDATED, writing.MERGED, writing.FIXED):
             report.updated += 1
-            record.changed(location_id, image_id, url, write[5], write[6],
-                           texts=(write[3], write[4]))
+            record.changed(location_id, image_id, url, write.store,
+                           write.previous, texts=(write.text, write.new_text))
         elif outcome == writing.ALREADY_SET:
             report.already_set += 1
         elif outcome == writing.UNRESOLVED:
             record.unresolved(location_id, image_id, url, reason, detail)
         elif outcome == writing.ERROR:
             record.left(location_id, image_id, detail)
-
-    def _ask_backends(self, asked) -> list[tuple]:
-        """The stores' backends' answers for URLs no prefix owns."""
-        answers = self.lookups.resolve_many(row[2] for row in asked)
-        rewrites = []
-        for location_id, image_id, url, metadata, previous in asked:
-            answer = answers[url]
-            if answer.store is None:
-                self.record.unresolved(location_id, image_id, url,
-                                       answer.reason, answer.detail)
-                continue
-            rewrites.append((location_id, image_id, url, metadata,
-                             answer.store, answer.url or url, previous))
-        return rewrites
 
     # -- the report -------------------------------------------------------
 

@@ -169,11 +169,14 @@ class Revert:
         self.progress = lambda done: None
         self._stop = False
 
-    def stop(self) -> None:
+    def stop(self, grace: float | None = None) -> None:
+        """Finish the chunk in flight, then stop (as the backfill's)."""
         self._stop = True
+        if grace is not None:
+            self.database.hurry(grace)
 
-    def abort(self) -> None:
-        self._stop = True
+    def abort(self, grace: float | None = None) -> None:
+        self.stop(grace)
 
     def run(self, entries) -> RevertReport:
         started = time.monotonic()
@@ -285,5 +288,5 @@ def _decide(entry, current) -> tuple:
             'previous_sha256']:
         return (NOT_EXACT, 'taking the store out would not give back the '
                 'exact text that was there: left as it is', None)
-    return None, None, (entry['location_id'], entry.get('image_id'),
-                        row.text, restored)
+    return None, None, location_writes.MetadataWrite(
+        entry['location_id'], entry.get('image_id'), row.text, restored)

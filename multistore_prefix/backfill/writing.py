@@ -44,12 +44,11 @@ written.
 A backend's answer (a legacy ``cinder://<volume>`` URL: a new URL and a
 store) is written row by row, compare-and-swap on both, with the same
 retries; one whose answer was lost is found written on the retry, or
-reported unconfirmed if the run stops first.  Just past 300 lines: the
-two kinds of write share that bookkeeping, which is this module's point.
+reported unconfirmed if the run stops first.
 """
 
 import datetime
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from oslo_db import exception as db_exc
 
@@ -75,6 +74,23 @@ ERROR = 'error'              # left for a rerun: it kept changing
 WRITE_REFUSED = 'write-refused'
 #: Exact passes over a batch before its still-changing rows are left.
 EXACT_ATTEMPTS = 3
+
+
+class Outcome(NamedTuple):
+    """What became of one write.
+
+    :ivar outcome: :data:`UPDATED`, :data:`MERGED`...
+    :ivar write: the :class:`~multistore_prefix.deciding.Write` (for
+        :data:`MERGED` and :data:`FIXED`, the one made on the fresh text;
+        for :data:`WRONG`, the :class:`~multistore_prefix.deciding.Wrong`
+        row), or the :class:`~multistore_prefix.deciding.Rewrite`.
+    :ivar reason: with :data:`UNRESOLVED`, why; :ivar detail: a sentence.
+    """
+
+    outcome: str
+    write: tuple
+    reason: str | None = None
+    detail: str | None = None
 
 
 class BackfillError(exceptions.MultistorePrefixError):
@@ -130,8 +146,8 @@ class Writer:
         return location_writes.transactions(
             self.database.engine.dialect.name, writes)
 
-    def write(self, writes: list) -> list[tuple]:
-        """Write decided rows; ``(outcome, write, reason, detail)`` each.
+    def write(self, writes: list) -> list[Outcome]:
+        """Write decided rows (:class:`~multistore_prefix.deciding.Write`).
 
         For :data:`MERGED`, ``write`` is the write made on the fresh text.
         """
@@ -159,8 +175,8 @@ class Writer:
     def _halve(self, writes, exc) -> list[tuple]:
         """Find the rows the database refuses; write the others."""
         if len(writes) == 1:
-            return [(UNRESOLVED, writes[0], WRITE_REFUSED,
-                     db_exceptions.describe(exc))]
+            return [Outcome(UNRESOLVED, writes[0], WRITE_REFUSED,
+                            db_exceptions.describe(exc))]
         half = len(writes) // 2
         return self._write(writes[:half]) + self._write(writes[half:])
 
@@ -169,7 +185,8 @@ class Writer:
             try:
                 return work(writes)
             except db_exc.DBConnectionError:
-                self._in_doubt.update((o[1][0], o) for o in self._in_flight())
+                self._in_doubt.update((o.write.location_id, o)
+                                      for o in self._in_flight())
                 raise
             finally:
                 self._in_flight = _nothing_in_flight
@@ -188,15 +205,15 @@ class Writer:
             raise
 
     def _fast(self, writes) -> list[tuple]:
-        if self._in_doubt and self._in_doubt.keys() & {w[0] for w in writes}:
+        if self._in_doubt and self._in_doubt.keys() & {
+                w.location_id for w in writes}:
             raise _RowsChanged()  # read back what landed, the exact way
-        self._in_flight = lambda: [(UPDATED, w, None, None) for w in writes]
+        self._in_flight = lambda: [Outcome(UPDATED, w) for w in writes]
         with self.database.writer() as conn:
-            changed = location_writes.set_metadata(
-                conn, [(w[0], w[1], w[3], w[4]) for w in writes], utcnow())
+            changed = location_writes.set_metadata(conn, writes, utcnow())
             if changed != len(writes):
                 raise _RowsChanged()  # rolls this transaction back
-        return [(UPDATED, w, None, None) for w in writes]
+        return [Outcome(UPDATED, w) for w in writes]
 
     def _exact(self, writes) -> list[tuple]:
         for _attempt in range(EXACT_ATTEMPTS):
@@ -208,62 +225,60 @@ class Writer:
         return [(ERROR, w, None, 'the row kept changing') for w in writes]
 
     def _exact_once(self, conn, writes) -> list[tuple]:
-        current = location_writes.lock_current(conn, [w[0] for w in writes])
+        current = location_writes.lock_current(
+            conn, [w.location_id for w in writes])
         outcomes, final = [], []
         for write in writes:
-            row = current.get(write[0])
-            landed = self._in_doubt.get(write[0])
+            row = current.get(write.location_id)
+            landed = self._in_doubt.get(write.location_id)
             if row is None or not row.live:
-                outcomes.append((GONE, write, None, None))
-            elif (landed is not None and row.text == landed[1][4]
-                    and row.url == landed[1][2]):
+                outcomes.append(Outcome(GONE, write))
+            elif (landed is not None and row.text == landed.write.new_text
+                    and row.url == landed.write.url):
                 outcomes.append(landed)  # a lost answer: the write landed
-            elif row.text == write[3] and row.url == write[2]:
-                outcomes.append((UPDATED, write, None, None))
+            elif row.text == write.text and row.url == write.url:
+                outcomes.append(Outcome(UPDATED, write))
                 final.append(write)
             else:
                 outcome = self._again(write, row)
                 outcomes.append(outcome)
-                if outcome[0] in (MERGED, FIXED):
-                    final.append(outcome[1])
-        final_ids = {w[0] for w in final}
+                if outcome.outcome in (MERGED, FIXED):
+                    final.append(outcome.write)
+        final_ids = {w.location_id for w in final}
         self._in_flight = lambda: [o for o in outcomes
-                                   if o[1][0] in final_ids]
-        changed = location_writes.set_metadata(
-            conn, [(w[0], w[1], w[3], w[4]) for w in final], utcnow(),
-            locked=True)
+                                   if o.write.location_id in final_ids]
+        changed = location_writes.set_metadata(conn, final, utcnow(),
+                                               locked=True)
         if changed != len(final):  # locked: only a bug gets here
             raise _RowsChanged()
         return outcomes
 
     def _again(self, write, row) -> tuple:
         """Decide a row changed since it was read, on its fresh text."""
-        location_id, image_id = write[0], write[1]
-        batch = deciding.Batch(scanned=1, last_id=location_id)
-        self.decider.one(batch, location_id, image_id, row.url, row.text)
+        batch = deciding.Batch(scanned=1, last_id=write.location_id)
+        self.decider.one(batch, write.location_id, write.image_id, row.url,
+                         row.text)
         # Judged as on a first read: a store written meanwhile (Glance's
         # first-match rule) that is certainly wrong is one, and is fixed
         # when wrong stores are.
-        new_wrong = batch.wrong and batch.wrong[0][3] != write[7]
+        new_wrong = batch.wrong and batch.wrong[0].named != write.fixing
         if batch.writes:
-            return (FIXED if new_wrong else MERGED, batch.writes[0], None,
-                    None)
+            return Outcome(FIXED if new_wrong else MERGED, batch.writes[0])
         if batch.unresolved:
-            _, _, _, reason, detail = batch.unresolved[0]
-            return (UNRESOLVED, write, reason, detail)
+            unresolved = batch.unresolved[0]
+            return Outcome(UNRESOLVED, write, unresolved.reason,
+                           unresolved.detail)
         if new_wrong:
-            return (WRONG, batch.wrong[0], None, None)
+            return Outcome(WRONG, batch.wrong[0])
         if batch.already_set or batch.wrong:
-            return (ALREADY_SET, write, None, None)
-        return (ERROR, write, None, 'it changed into a form to read again '
-                                    'on the next run')
+            return Outcome(ALREADY_SET, write)
+        return Outcome(ERROR, write, None, 'it changed into a form to read '
+                                           'again on the next run')
 
-    def rewrite(self, rewrites: list) -> list[tuple]:
-        """Backend answers: URL and store in one compare-and-swap each.
+    def rewrite(self, rewrites: list) -> list[Outcome]:
+        """URL and store in one compare-and-swap each.
 
-        :param rewrites: (location id, image id, URL, metadata, store, new
-            URL, previous store).
-        :returns: ``(outcome, rewrite, reason, detail)`` each.
+        :param rewrites: :class:`~multistore_prefix.deciding.Rewrite` rows.
         """
         if not rewrites:
             return []
@@ -277,36 +292,32 @@ class Writer:
     def _rewrite(self, rewrites) -> list[tuple]:
         now = utcnow()
         outcomes = []
-        self._in_flight = lambda: [o for o in outcomes if o[0] == UPDATED]
+        self._in_flight = lambda: [o for o in outcomes
+                                   if o.outcome == UPDATED]
         # After a lost answer, a row whose rewrite landed already holds
         # what is wanted: location_update finds nothing to change, and it
         # counts as this run's.
         with self.database.writer() as conn:
             for rewrite in rewrites:
-                location_id, image_id, url, metadata, store, new_url, _ = \
-                    rewrite
                 try:
-                    with conn.begin_nested():
-                        db_api.location_update(
-                            conn, image_id, location_id, now,
-                            metadata=(metadata, {**metadata, 'store': store}),
-                            url=(url, new_url))
-                    outcomes.append((UPDATED, rewrite, None, None))
+                    db_api.rewrite_location(conn, rewrite, now)
+                    outcomes.append(Outcome(UPDATED, rewrite))
                 except db_exceptions.Duplicate as exc:
-                    outcomes.append((UNRESOLVED, rewrite, lmap.CONFLICT,
-                                     str(exc)))
+                    outcomes.append(Outcome(UNRESOLVED, rewrite,
+                                            lmap.CONFLICT, str(exc)))
                 except db_exceptions.Rejected as exc:
-                    outcomes.append((UNRESOLVED, rewrite, WRITE_REFUSED,
-                                     exc.reason))
+                    outcomes.append(Outcome(UNRESOLVED, rewrite,
+                                            WRITE_REFUSED, exc.reason))
                 except db_exceptions.Conflict as exc:
-                    outcomes.append((ERROR, rewrite, None, str(exc)))
+                    outcomes.append(Outcome(ERROR, rewrite, None, str(exc)))
         return outcomes
 
 
 def set_all(conn, writes) -> None:
     """Compare-and-swap rows that are locked: every one must change.
 
-    :param writes: (location id, image id, text now, new text).
+    :param writes: :class:`~multistore_prefix.db.location_writes.
+        MetadataWrite` records (the text now, the new text).
     :raises db_exceptions.Conflict: one did not (only a bug gets here).
     """
     changed = location_writes.set_metadata(conn, writes, utcnow(),

@@ -23,9 +23,6 @@ configuration.
 Configuration is read only from what the command line names: an operator
 who runs the tool against a copy of a production glance-api.conf must not
 get /etc/glance/glance-api.conf merged in behind their back.
-
-Just past 300 lines: the application's options, its logging and its
-refusals (no abbreviation, no shell) belong to one cliff ``App``.
 """
 
 import argparse

@@ -54,15 +54,13 @@ def run_with_progress(app, job, quiet: bool = False, entries=None):
     previous = {signum: signal.getsignal(signum) for signum in signals}
 
     def again(signum, frame):
-        job.abort()
-        job.database.hurry(0)
+        job.abort(grace=0)
         raise KeyboardInterrupt
 
     def first(signum, frame):
         for each in signals:
             signal.signal(each, again)
-        job.stop()
-        job.database.hurry(STOP_GRACE)
+        job.stop(STOP_GRACE)
     for signum in signals:
         signal.signal(signum, first)
     report = None

@@ -67,15 +67,14 @@ class Standing:
         self.scanned += batch.scanned
         self.already_set += batch.already_set
         for write in batch.writes:
-            store, previous = write[5], write[6]
-            if previous is None:
-                self.without_store[types[store], store] += 1
+            if write.previous is None:
+                self.without_store[types[write.store], write.store] += 1
             else:
-                self.retired[previous] += 1
+                self.retired[write.previous] += 1
         for row in batch.wrong:
-            self.wrong[row[3], row[4]] += 1
+            self.wrong[row.named, row.owner] += 1
         for row in batch.unresolved:
-            self.unresolved[row[3]] += 1
+            self.unresolved[row.reason] += 1
 
 
 def scan(database, location_map: lmap.LocationMap,

@@ -65,6 +65,7 @@ lock_location_rows = location_writes.lock_current
 set_location_metadata = location_writes.set_metadata
 metadata_limit = locations.metadata_limit
 location_update = location_rows.location_update
+rewrite_location = location_rows.rewrite_location
 location_remove = location_rows.location_remove
 property_add = properties.property_add
 property_update = properties.property_update

@@ -27,6 +27,7 @@ from typing import Any, Mapping
 import sqlalchemy as sa
 
 from multistore_prefix.db import exceptions
+from multistore_prefix.db import location_writes
 from multistore_prefix.db import models
 from multistore_prefix.db import sql
 from multistore_prefix import metadata as metadata_text
@@ -175,29 +176,49 @@ def location_update(conn: sa.engine.Connection, image_id: str,
                                    .values(values)).rowcount
         if updated:
             return wanted_meta
-        row = sql.locked(conn, _LOCATIONS, _LOCATIONS.c.id == location_id)
-        if row is None or row['deleted']:
+        row = location_writes.lock_current(conn, [location_id]).get(
+            location_id)
+        if row is None or row.deleted:
             raise exceptions.Conflict(image_id, label, 'present', 'removed',
                                       reason='removed by another writer')
         if url:
-            if row['value'] not in url:
+            if row.url not in url:
                 raise exceptions.Conflict(image_id, f'{label} URL',
                                           reason='rewritten by another '
                                                  'writer')
-            current_url = row['value']
+            current_url = row.url
         if status:
-            if row['status'] not in status:
+            if row.status not in status:
                 raise exceptions.Conflict(image_id, f'{label} status',
-                                          status[0], row['status'])
-            current_status = row['status']
+                                          status[0], row.status)
+            current_status = row.status
         if metadata:
-            text = row['meta_data']
+            text = row.text
             wanted_text, wanted_meta = _merge_text(image_id, label, text,
                                                    meta_before, meta_after)
             if sql.same(wanted_text, text):
                 metadata = None
     raise exceptions.Conflict(image_id, f'{label} metadata',
                               reason='the row kept changing')
+
+
+def rewrite_location(conn: sa.engine.Connection, rewrite,
+                     now: datetime.datetime) -> None:
+    """A location's URL and store, compare-and-swap on both, all or nothing.
+
+    :param rewrite: its ``location_id``, ``image_id``, ``url`` and
+        ``metadata`` as read, and the ``store`` and ``new_url`` wanted (a
+        :class:`~multistore_prefix.deciding.Rewrite`).
+    :raises Conflict: another writer changed the URL, or the store.
+    :raises Duplicate: the image has another live location with that URL.
+    :raises Rejected: the database refuses the new metadata.
+    """
+    metadata = rewrite.metadata
+    with conn.begin_nested():
+        location_update(conn, rewrite.image_id, rewrite.location_id, now,
+                        metadata=(metadata, {**metadata,
+                                             'store': rewrite.store}),
+                        url=(rewrite.url, rewrite.new_url))
 
 
 def location_remove(conn: sa.engine.Connection, image_id: str,

@@ -44,10 +44,8 @@ every row does.
 """
 
 import collections
-import dataclasses
 import itertools
-import operator
-from typing import Iterable, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 import sqlalchemy as sa
 
@@ -79,26 +77,45 @@ def transactions(dialect_name: str, writes: Sequence) -> list[Sequence]:
     return [writes] if writes else []
 
 
-@dataclasses.dataclass(frozen=True)
-class Current:
+class MetadataWrite(NamedTuple):
+    """A compare-and-swap of one row's ``meta_data``.
+
+    Any record with these four attributes will do (the backfill's
+    :class:`~multistore_prefix.deciding.Write` is one).
+
+    :ivar text: the text read (the compare); :ivar new_text: the swap.
+    """
+
+    location_id: int
+    image_id: str
+    text: str
+    new_text: str
+
+
+class Current(NamedTuple):
     """A location row as it is now, locked until the transaction ends.
 
     :ivar url: ``value`` (``bytes`` on SQLite when not UTF-8).
     :ivar text: ``meta_data`` (likewise).
-    :ivar live: not deleted and ``active``.
     """
 
     url: str | bytes
     text: str | bytes | None
-    live: bool
+    status: str
+    deleted: bool
+
+    @property
+    def live(self) -> bool:
+        """:func:`~multistore_prefix.db.sql.live_location` of the row."""
+        return sql.is_live_location(self.deleted, self.status)
 
 
 def set_metadata(conn, writes: Sequence[tuple], now,
                  locked: bool = False) -> int:
     """Compare-and-swap ``meta_data`` of many rows; returns rows changed.
 
-    :param writes: ``(location id, image id, text read, new text)``, any
-        order; a location at most once.
+    :param writes: :class:`MetadataWrite` records, any order; a location
+        at most once.
     :param now: the ``updated_at`` to write (a naive UTC datetime).
     :param locked: this transaction holds the rows' locks already (any
         order of writing them is then safe).
@@ -119,9 +136,9 @@ def set_metadata(conn, writes: Sequence[tuple], now,
         # any order (Glance's save of an image locks only that image's
         # rows); the others in id order.  The statements by text are a
         # third cheaper than one with a CASE per row there.
-        count = collections.Counter(w[1] for w in writes)
-        alone = [w for w in writes if count[w[1]] == 1]
-        others = [w for w in writes if count[w[1]] > 1]
+        count = collections.Counter(w.image_id for w in writes)
+        alone = [w for w in writes if count[w.image_id] == 1]
+        others = [w for w in writes if count[w.image_id] > 1]
         statements = itertools.chain(
             _case_updates(dialect, others, stamp),
             _group_updates(dialect, alone, stamp, SERVER_CHUNK))
@@ -152,24 +169,23 @@ def _execute(conn, statement: str, params: tuple) -> int:
 
 def _group_updates(dialect, writes, stamp, chunk_size):
     """One UPDATE per (text read, new text), a chunk of rows at a time."""
-    groups: dict[tuple[str, str], list[int]] = {}
-    for location_id, _image_id, old, new in writes:
-        groups.setdefault((old, new), []).append(location_id)
-    for (old, new), ids in groups.items():
+    for (old, new), ids in _groups(writes).items():
         for start in range(0, len(ids), chunk_size):
-            sql = _Sql(dialect)
-            setting = sql.value(new)
-            when = sql.value(stamp)
+            parts = _Sql(dialect)
+            setting = parts.value(new)
+            when = parts.value(stamp)
             yield (f'UPDATE image_locations SET meta_data = {setting}, '
                    f'updated_at = {when} '
-                   f'WHERE {sql.among(ids[start:start + chunk_size])} '
-                   f'AND {sql.holds(old)} AND {sql.live()}', sql.params)
+                   f'WHERE {parts.among(ids[start:start + chunk_size])} '
+                   f'AND {parts.holds(old)} AND '
+                   f'{sql.live_location_text(dialect)}', parts.params)
 
 
 def lock_current(conn, ids: Iterable[int], lock: bool = True,
                  nowait: bool = False) -> dict[int, Current]:
     """The rows of ``ids`` as they are now, locked in id order.
 
+    The one statement that locks location rows, for every writer of one.
     On SQLite the writer holds the database lock already.
 
     :param lock: ``False``: only read them (a dry run).
@@ -192,14 +208,14 @@ def lock_current(conn, ids: Iterable[int], lock: bool = True,
             found_rows = conn.execute(query).all()
         for location_id, url, text, deleted, status in found_rows:
             found[location_id] = Current(
-                sql.utf8_or_bytes(url), sql.utf8_or_bytes(text),
-                not deleted and status == 'active')
+                sql.utf8_or_bytes(url), sql.utf8_or_bytes(text), status,
+                deleted)
     return found
 
 
 def _case_updates(dialect, writes, stamp):
     """MySQL: the id-ordered UPDATEs of rows, a chunk at a time."""
-    ordered = sorted(writes, key=operator.itemgetter(0))
+    ordered = sorted(writes, key=_by_id)
     for start in range(0, len(ordered), SERVER_CHUNK):
         yield _case_update(dialect, ordered[start:start + SERVER_CHUNK],
                            stamp)
@@ -207,21 +223,20 @@ def _case_updates(dialect, writes, stamp):
 
 def _case_update(dialect, writes, stamp) -> tuple[str, tuple]:
     """The UPDATE of one chunk (see the module docstring)."""
-    groups: dict[tuple[str, str], list[int]] = {}
-    for location_id, _image_id, old, new in writes:
-        groups.setdefault((old, new), []).append(location_id)
-    sql = _Sql(dialect)
-    setting = [f'WHEN {sql.among(ids)} THEN {sql.value(new)}'
+    groups = _groups(writes)
+    parts = _Sql(dialect)
+    setting = [f'WHEN {parts.among(ids)} THEN {parts.value(new)}'
                for (_old, new), ids in groups.items()]
-    when = sql.value(stamp)
-    chunk = sql.among([w[0] for w in writes])
-    swaps = [f'({sql.among(ids)} AND {sql.holds(old)})'
+    when = parts.value(stamp)
+    chunk = parts.among([w.location_id for w in writes])
+    swaps = [f'({parts.among(ids)} AND {parts.holds(old)})'
              for (old, _new), ids in groups.items()]
     statement = (f'UPDATE image_locations SET meta_data = CASE '
                  f'{" ".join(setting)} ELSE meta_data END, '
-                 f'updated_at = {when} WHERE {chunk} AND {sql.live()} '
+                 f'updated_at = {when} WHERE {chunk} AND '
+                 f'{sql.live_location_text(dialect)} '
                  f"AND ({' OR '.join(swaps)})")
-    return statement, sql.params
+    return statement, parts.params
 
 
 class _Sql:
@@ -264,9 +279,18 @@ class _Sql:
         binary = 'BINARY ' if self.name == 'mysql' else ''
         return f'{binary}meta_data = {self.value(text)}'
 
-    def live(self) -> str:
-        false = 'false' if self.name == 'postgresql' else '0'
-        return f"deleted = {false} AND status = 'active'"
+
+def _groups(writes) -> dict[tuple[str, str], list[int]]:
+    """The rows' ids by (text read, new text)."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for write in writes:
+        groups.setdefault((write.text, write.new_text), []).append(
+            write.location_id)
+    return groups
+
+
+def _by_id(write) -> int:
+    return write.location_id
 
 
 def _bind(dialect, column, value):

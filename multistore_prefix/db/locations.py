@@ -23,31 +23,17 @@ import sqlalchemy as sa
 
 from multistore_prefix.db import models
 from multistore_prefix.db import sql
+from multistore_prefix import metadata as metadata_text
 
 _L = models.image_locations
 _I = models.images
 
-#: Image statuses whose locations are not live, even with ``deleted = 0``.
-DEAD_IMAGE_STATUSES = ('killed', 'deleted', 'pending_delete')
 #: ``meta_data`` or URL text longer than this is not read with its batch:
 #: such rows are read, decided and written one at a time, so a batch's
 #: memory is bounded whatever the size of the metadata.
 LARGE_TEXT = 8192
 #: MySQL's TEXT holds at most this many bytes (Glance's ``meta_data``).
 MYSQL_TEXT_BYTES = 65535
-
-
-class Large:
-    """A text too long to read with its batch: read it with read_one()."""
-
-    __slots__ = ()
-
-    def __repr__(self):
-        return '<too long to read with its batch>'
-
-
-#: The one :class:`Large`.
-LARGE = Large()
 
 
 def live_conditions(shard_low: str | None = None,
@@ -59,10 +45,7 @@ def live_conditions(shard_low: str | None = None,
         caller leaves out the dead images' rows itself
         (:func:`dead_image_ids`).
     """
-    where = [_L.c.deleted == sa.false(), _L.c.status == 'active']
-    if join:
-        where += [_I.c.deleted == sa.false(),
-                  _I.c.status.not_in(DEAD_IMAGE_STATUSES)]
+    where = [sql.live_location(_L, _I if join else None)]
     if shard_low is not None:
         where.append(_L.c.image_id >= shard_low)
     if shard_high is not None:
@@ -70,15 +53,10 @@ def live_conditions(shard_low: str | None = None,
     return where
 
 
-def _dead_image():
-    return sa.or_(_I.c.deleted == sa.true(),
-                  _I.c.status.in_(DEAD_IMAGE_STATUSES))
-
-
 def count_dead_images(conn) -> int:
     """Images whose locations are not live."""
     return conn.execute(sa.select(sa.func.count()).select_from(_I).where(
-        _dead_image())).scalar_one()
+        sql.dead_image(_I))).scalar_one()
 
 
 def dead_image_ids(conn, limit: int) -> frozenset[str] | None:
@@ -91,7 +69,7 @@ def dead_image_ids(conn, limit: int) -> frozenset[str] | None:
     during the run is caught by the write, which checks the location's
     own status (Glance changes it when it deletes an image).
     """
-    ids = conn.execute(sa.select(_I.c.id).where(_dead_image())
+    ids = conn.execute(sa.select(_I.c.id).where(sql.dead_image(_I))
                        .limit(limit + 1)).scalars().all()
     return None if len(ids) > limit else frozenset(ids)
 
@@ -111,7 +89,7 @@ def count_live(conn, shard_low=None, shard_high=None) -> int:
             sa.select(sa.func.count())
             .select_from(_L.join(_I, _I.c.id == _L.c.image_id))
             .where(*live_conditions(shard_low, shard_high))).scalar_one()
-    dead = sa.select(_I.c.id).where(_dead_image())
+    dead = sa.select(_I.c.id).where(sql.dead_image(_I))
     return conn.execute(
         sa.select(sa.func.count()).select_from(_L)
         .where(*live_conditions(shard_low, shard_high, join=False),
@@ -123,7 +101,8 @@ class BatchReader:
 
     The statement is compiled once per reader.  A row is ``(id, image_id,
     url, meta_data)``; in a row with a text longer than :data:`LARGE_TEXT`
-    both come as :data:`LARGE` (read it with :func:`read_one`), and on
+    both come as :data:`~multistore_prefix.metadata.LARGE` (read it with
+    :func:`read_one`), and on
     SQLite text that is not UTF-8 comes as ``bytes`` instead of failing the
     batch.
 
@@ -178,7 +157,7 @@ class BatchReader:
             if image_id in dead:
                 continue
             if large:
-                url = text = LARGE
+                url = text = metadata_text.LARGE
             elif as_bytes:
                 url = sql.utf8_or_bytes(url)
                 text = sql.utf8_or_bytes(text)

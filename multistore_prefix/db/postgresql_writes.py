@@ -35,7 +35,10 @@ rows stay on their page.
 """
 
 import collections
-import operator
+
+from sqlalchemy.dialects import postgresql
+
+from multistore_prefix.db import sql
 
 #: A batch is written in this many transactions, each taking every n-th
 #: row (see :func:`passes`).
@@ -53,8 +56,8 @@ JOINED_SETTINGS = (
 _JOINED_UPDATE = (
     'UPDATE image_locations AS l SET meta_data = v.new, updated_at = %s '
     'FROM unnest(%s::integer[], %s::text[], %s::text[]) AS v(id, old, new) '
-    'WHERE l.id = v.id AND l.meta_data = v.old AND l.deleted = false '
-    "AND l.status = 'active'")
+    'WHERE l.id = v.id AND l.meta_data = v.old AND '
+    + sql.live_location_text(postgresql.dialect(), 'l'))
 #: The rows of images with several rows in the batch, locked in id order
 #: before the UPDATE (the lock comes after the sort, whatever the scan).
 _ORDERED_LOCK = (
@@ -88,17 +91,18 @@ def joined_updates(writes, stamp, chunk_size: int):
 
     One round trip each; its count is the UPDATE's (the last statement).
 
-    :param writes: ``(location id, image id, text read, new text)``.
+    :param writes: :class:`~multistore_prefix.db.location_writes.
+        MetadataWrite` records.
     """
-    per_image = collections.Counter(w[1] for w in writes)
-    ordered = sorted(writes, key=operator.itemgetter(0))
+    per_image = collections.Counter(w.image_id for w in writes)
+    ordered = sorted(writes, key=lambda w: w.location_id)
     for start in range(0, len(ordered), chunk_size):
         chunk = ordered[start:start + chunk_size]
         escaped = {}
-        update = (stamp, integer_array([w[0] for w in chunk]),
-                  text_array([w[2] for w in chunk], escaped),
-                  text_array([w[3] for w in chunk], escaped))
-        shared = [w[0] for w in chunk if per_image[w[1]] > 1]
+        update = (stamp, integer_array([w.location_id for w in chunk]),
+                  text_array([w.text for w in chunk], escaped),
+                  text_array([w.new_text for w in chunk], escaped))
+        shared = [w.location_id for w in chunk if per_image[w.image_id] > 1]
         if shared:
             yield (JOINED_SETTINGS + _ORDERED_LOCK + _JOINED_UPDATE,
                    (integer_array(shared), *update))

@@ -29,6 +29,7 @@ from sqlalchemy.ext import compiler as sa_compiler
 from sqlalchemy.sql import expression as sa_expression
 
 from multistore_prefix.db import exceptions
+from multistore_prefix.db import models
 
 
 class exact(sa.sql.functions.FunctionElement):
@@ -66,7 +67,62 @@ def holds(column: sa.Column, value: Any) -> sa_expression.ColumnElement:
 
 
 def live(table) -> sa_expression.ColumnElement:
+    """A row not soft-deleted (an image, a property, a tag, a location)."""
     return table.c.deleted == sa.false()
+
+
+#: The image statuses whose locations are not live, even with
+#: ``deleted = 0`` (Glance keeps a deleted image's data until it is gone).
+DEAD_IMAGE_STATUSES = ('killed', 'deleted', 'pending_delete')
+#: The one status of a live location (``pending_delete`` and ``deleted``
+#: rows hold data on its way out).
+LIVE_STATUS = 'active'
+
+
+def live_location(locations, images=None) -> sa_expression.ColumnElement:
+    """A location that holds its image's data now: the one definition.
+
+    Not deleted and ``active`` (never a ``pending_delete`` one); with
+    ``images`` (joined), of an image that is not deleted nor dying.  Every
+    read and every write of a store uses it (the raw statements through
+    :func:`live_location_text`, Python through :func:`is_live_location`).
+    """
+    condition = sa.and_(locations.c.deleted == sa.false(),
+                        locations.c.status == LIVE_STATUS)
+    if images is not None:
+        condition = sa.and_(condition, images.c.deleted == sa.false(),
+                            images.c.status.not_in(DEAD_IMAGE_STATUSES))
+    return condition
+
+
+def dead_image(images) -> sa_expression.ColumnElement:
+    """An image whose locations are not live (see :func:`live_location`)."""
+    return sa.or_(images.c.deleted == sa.true(),
+                  images.c.status.in_(DEAD_IMAGE_STATUSES))
+
+
+def live_location_text(dialect, alias: str | None = None) -> str:
+    """:func:`live_location` as SQL text, for a raw statement.
+
+    :param alias: the name the statement gives ``image_locations``.
+    """
+    key = (dialect.name, alias)
+    text = _LIVE_TEXT.get(key)
+    if text is None:
+        table = models.image_locations
+        if alias is not None:
+            table = table.alias(alias)
+        text = _LIVE_TEXT[key] = str(live_location(table).compile(
+            dialect=dialect, compile_kwargs={'literal_binds': True}))
+    return text
+
+
+_LIVE_TEXT: dict[tuple, str] = {}
+
+
+def is_live_location(deleted, status) -> bool:
+    """:func:`live_location` of a row read."""
+    return not deleted and status == LIVE_STATUS
 
 
 def child(image_id, now, **values):

@@ -28,6 +28,7 @@ from typing import Any
 
 from multistore_prefix.domain import diff
 from multistore_prefix.domain import exceptions
+from multistore_prefix.domain import proxy
 
 
 class ImageProxy:
@@ -75,25 +76,15 @@ class ImageProxy:
         self.snapshot = diff.ImageState.capture(self.base)
 
 
-class ImageRepoProxy:
+class ImageRepoProxy(proxy.Repo):
     """Snapshots images as they are read; saves only their differences.
 
-    :ivar base: the repository below (``save(image, changes)``).
+    :ivar base: the repository below (``save(image, changes)``); what
+        writes location rows as they are (no image: no snapshot) is its.
     """
-
-    def __init__(self, base):
-        self.base = base
 
     def get(self, image_id: str) -> ImageProxy:
         return self._wrap(self.base.get(image_id))
-
-    def correct_locations(self, image_id: str, *args, **kwargs):
-        """Location rows written as they are (no image: no snapshot)."""
-        return self.base.correct_locations(image_id, *args, **kwargs)
-
-    def rewrite_locations(self, image_id: str, rewrites) -> list:
-        """Location rows written as they are (no image: no snapshot)."""
-        return self.base.rewrite_locations(image_id, rewrites)
 
     def list(self, *args: Any, **kwargs: Any) -> list[ImageProxy]:
         return [self._wrap(image)

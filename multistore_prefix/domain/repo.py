@@ -108,13 +108,7 @@ class ImageRepo:
         with self.database.writer() as conn:
             for rewrite in rewrites:
                 try:
-                    with conn.begin_nested():
-                        api.location_update(
-                            conn, image_id, rewrite.location_id, now,
-                            metadata=(rewrite.metadata,
-                                      {**rewrite.metadata,
-                                       'store': rewrite.store}),
-                            url=(rewrite.url, rewrite.new_url))
+                    api.rewrite_location(conn, rewrite, now)
                 except exceptions.Conflict:
                     lost.append(rewrite)
         return lost
@@ -210,9 +204,8 @@ class ImageRepo:
             writes = decide([(location_id, image_id, row.url, row.text)
                              for location_id, row in sorted(current.items())
                              if row.live]).writes
-            api.set_location_metadata(
-                conn, [(w.location_id, image_id, w.text, w.new_text)
-                       for w in writes], timeutils.utcnow(), locked=True)
+            api.set_location_metadata(conn, writes, timeutils.utcnow(),
+                                      locked=True)
         return writes
 
     @_retry_on_deadlock

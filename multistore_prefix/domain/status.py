@@ -92,10 +92,6 @@ function any number of threads may call.  :func:`image_machine` and
 read-only tables and each has its own current state, so one copy per caller
 (or thread) is safe; one copy fed from two threads is not, as automaton's
 ``process_event`` reads and then writes the current state.
-
-Past 300 lines on purpose: a third of it is the table of moves above, kept
-beside the code that builds the machines from it (the errors live in
-:mod:`multistore_prefix.domain.status_errors`).
 """
 
 from collections.abc import Callable

@@ -16,11 +16,6 @@ A driver is short: it reads its store's option group and returns its
 prefixes.  Option registration, the glance_store class, its location class
 and its scheme list are found here once, from the ``glance_store.drivers``
 entry point that the driver names.
-
-Past 300 lines on purpose: this is the whole contract between a driver
-and the location map (what a driver claims, what it may offer for URLs no
-claim owns, and the base class that does the shared work), and a driver
-author reads it in one place; each part is short.
 """
 
 import abc

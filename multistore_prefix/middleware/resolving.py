@@ -28,12 +28,12 @@ import time
 
 from oslo_config import cfg
 
-from multistore_prefix import cmd
-from multistore_prefix.db import engine as db_engine
+from multistore_prefix import deciding
 from multistore_prefix.domain import exceptions as domain_exc
 from multistore_prefix import gateway as gateway_mod
 from multistore_prefix import location_map as lmap
 from multistore_prefix.middleware import options
+from multistore_prefix import misconfiguration
 from multistore_prefix import urls
 
 LOG = logging.getLogger('multistore_prefix.middleware')
@@ -101,8 +101,8 @@ class Worker:
         try:
             return cls._build(conf)
         except Exception as exc:
-            if isinstance(exc, cmd.CONFIG_ERRORS):
-                reason = cmd.describe_config_error(exc, conf)
+            if isinstance(exc, misconfiguration.ERRORS):
+                reason = misconfiguration.describe(exc, conf)
             else:
                 reason = f'{type(exc).__name__}: {urls.mask_error(exc)}'
             LOG.error('multistore_prefix filter: off, every request passes '
@@ -128,13 +128,9 @@ class Worker:
             return None
         own = conf[options.GROUP]
         gateway = gateway_mod.Gateway(
-            conf, location_map=lmap.LocationMap.from_config(conf),
-            database=db_engine.Database.from_config(
-                conf, **db_engine.ONE_CONNECTION),
-            backend_lookups=own.backend_lookups,
+            conf, one_connection=True, backend_lookups=own.backend_lookups,
+            lookup_timeout=own.backend_lookup_timeout,
             fix_wrong_stores=own.fix_wrong_stores)
-        if gateway.lookups is not None:
-            gateway.lookups.timeout = own.backend_lookup_timeout
         strip = glance_strips_s3_credentials()
         LOG.info('multistore_prefix filter: on in process %d, stores %s%s',
                  os.getpid(), ', '.join(sorted(gateway.location_map.stores)),
@@ -237,16 +233,13 @@ class Worker:
 
     def _log_left(self, batch) -> None:
         """One line for each row left alone, once per process."""
-        left = [(location_id, image_id, url, reason, detail)
-                for location_id, image_id, url, reason, detail
-                in batch.unresolved]
+        left = list(batch.unresolved)
         if not self.gateway.fix_wrong_stores:
-            left += [(location_id, image_id, url, 'wrong-store',
-                      f'names store {named!r}, which {owner!r} owns; '
-                      f'fix_wrong_stores is off')
-                     for location_id, image_id, url, named, owner
-                     in batch.wrong]
-        for location_id, image_id, url, reason, detail in left:
+            left += [deciding.Unresolved(
+                row.location_id, row.image_id, row.url, 'wrong-store',
+                f'names store {row.named!r}, which {row.owner!r} owns; '
+                f'fix_wrong_stores is off') for row in batch.wrong]
+        for location_id, image_id, url, reason, detail, _ in left:
             key = (location_id, reason)
             if key in self._logged:
                 continue

@@ -56,8 +56,8 @@ def test_glances_rules_write_where_glance_would(decider, text, backfill,
             [write] = batch.writes
             assert write.new_text == expected and write.store == 'slow'
         else:
-            [(_, _, _, reason, detail)] = batch.unresolved
-            assert reason == expected and detail
+            [unresolved] = batch.unresolved
+            assert unresolved.reason == expected and unresolved.detail
 
 
 def test_a_url_with_s3_keys_is_decided_without_them(make_conf):

@@ -32,7 +32,7 @@ def test_layers_in_order(db_url, make_gateway):
     assert isinstance(repo.base, distinction.ImageRepoProxy)
     assert isinstance(repo.base.base, repo_mod.ImageRepo)
     assert repo.base.base.database is gateway.database
-    assert sorted(repo.resolver.location_map.stores) == ['fast', 'slow']
+    assert sorted(repo.decider.location_map.stores) == ['fast', 'slow']
     assert isinstance(gateway.get_image_factory(),
                       distinction.ImageFactoryProxy)
 

@@ -17,6 +17,7 @@ import time
 
 import pytest
 
+from multistore_prefix import deciding
 from multistore_prefix.drivers import base
 from multistore_prefix import location_map as lmap
 from multistore_prefix import lookups
@@ -143,20 +144,30 @@ def test_wants_only_what_a_backend_can_answer():
     assert not lookups.BackendLookups([])
 
 
+def _decide(location_map, rows, backends=None):
+    decider = deciding.Decider(resolver_mod.Resolver(location_map),
+                               lookups=backends)
+    batch = decider.classify([(n, 'i', url, text) for n, (url, text)
+                              in enumerate(rows, 1)], len(rows))
+    if backends is not None:
+        decider.ask_backends(batch)
+    return batch
+
+
 def test_the_resolver_asks_backends_only_what_no_prefix_owns(location_map):
     backends = both({'v1': 'slow', 'v2': 'fast'})
-    resolver = resolver_mod.Resolver(location_map, backends)
-    plan = resolver.plan([
-        {'url': 'cinder://v1', 'metadata': {}},
-        {'url': 'cinder://fast/v2', 'metadata': {}},
-        {'url': 'file:///var/lib/glance/images/x', 'metadata': {}},
-        {'url': 'cinder://v9', 'metadata': {'store': 'renamed'}},
-    ])
-    assert [(c.index, c.store, c.new_url) for c in plan.changes] == [
-        (0, 'slow', 'cinder://slow/v1'), (1, 'fast', None),
-        (2, 'files', None)]
-    assert [(u.index, u.reason) for u in plan.unresolved] == [
-        (3, base.NOT_FOUND)]
+    batch = _decide(location_map, [
+        ('cinder://v1', '{}'), ('cinder://fast/v2', '{}'),
+        ('file:///var/lib/glance/images/x', '{}'),
+        ('cinder://v9', '{"store": "renamed"}')], backends)
+    assert [(w.location_id, w.store) for w in batch.writes] == [
+        (2, 'fast'), (3, 'files')]
+    assert [(r.location_id, r.store, r.new_url, r.metadata, r.previous)
+            for r in batch.rewrites] == [
+        (1, 'slow', 'cinder://slow/v1', {}, None)]
+    assert [(u.location_id, u.reason) for u in batch.unresolved] == [
+        (4, base.NOT_FOUND)]
+    assert batch.asked == []
     asked = backends.lookups[0][1].asked
     assert sorted(asked) == ['v1', 'v9']
 
@@ -167,19 +178,16 @@ def test_the_resolver_asks_about_legacy_volume_ids(location_map):
     volume = '5b1c4f9e-0d3a-4b6e-9f2c-7a8d1e3b5c60'
     url = f'cinder://{volume}'
     assert location_map.explain(url).reason == lmap.NO_STORE_IN_URL
-    backends = both({volume: 'slow'})
-    plan = resolver_mod.Resolver(location_map, backends).plan(
-        [{'url': url, 'metadata': {}}])
-    assert [(c.store, c.new_url) for c in plan.changes] == [
+    batch = _decide(location_map, [(url, '{}')], both({volume: 'slow'}))
+    assert [(r.store, r.new_url) for r in batch.rewrites] == [
         ('slow', f'cinder://slow/{volume}')]
-    assert plan.unresolved == []
+    assert batch.unresolved == []
 
-    plan = resolver_mod.Resolver(location_map).plan(
-        [{'url': url, 'metadata': {}}])
-    assert [u.reason for u in plan.unresolved] == [lmap.NO_STORE_IN_URL]
+    batch = _decide(location_map, [(url, '{}')])
+    assert [u.reason for u in batch.unresolved] == [lmap.NO_STORE_IN_URL]
 
 
 def test_without_lookups_nothing_is_asked(location_map):
-    plan = resolver_mod.Resolver(location_map).plan(
-        [{'url': 'cinder://v1', 'metadata': {}}])
-    assert [u.reason for u in plan.unresolved] == [lmap.NO_PREFIX]
+    batch = _decide(location_map, [('cinder://v1', '{}')])
+    assert [u.reason for u in batch.unresolved] == [lmap.NO_PREFIX]
+    assert batch.asked == []

@@ -10,7 +10,10 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""The resolver: multistore_prefix/resolver.py."""
+"""The store rules (multistore_prefix/resolver.py), as every entrance
+applies them: through the one row engine (multistore_prefix/deciding.py)."""
+
+import json
 
 from hypothesis import given
 from hypothesis import HealthCheck
@@ -18,8 +21,8 @@ from hypothesis import settings
 from hypothesis import strategies as st
 import pytest
 
+from multistore_prefix import deciding
 from multistore_prefix import location_map as lmap
-from multistore_prefix import metadata as metadata_text
 from multistore_prefix import resolver as resolver_mod
 
 CONF = """
@@ -33,32 +36,43 @@ CONF = """
 
 
 @pytest.fixture
-def resolver(make_conf):
-    return resolver_mod.Resolver(
-        lmap.LocationMap.from_config(make_conf(CONF)))
+def location_map(make_conf):
+    return lmap.LocationMap.from_config(make_conf(CONF))
 
 
-def loc(url, metadata=None, status='active'):
-    return {'url': url, 'metadata': {} if metadata is None else metadata,
-            'status': status}
+@pytest.fixture
+def decider(location_map):
+    def make(replace_invalid_stores=False, **options):
+        return deciding.Decider(resolver_mod.Resolver(
+            location_map, replace_invalid_stores=replace_invalid_stores),
+            **options)
+    return make
 
 
-def test_legacy_locations_get_their_store(resolver):
-    plan = resolver.plan([
-        loc('file:///var/lib/glance/images/a'),
-        loc('file:///var/lib/glance/images2/b', {'other': 'kept'}),
-    ])
-    assert [(c.index, c.store) for c in plan.changes] == [
-        (0, 'fast'), (1, 'slow')]
-    assert plan.changes[1].metadata_update == {'store': 'slow'}
-    assert plan.unresolved == [] and plan.already_set == 0
+def decide(decider, *rows) -> deciding.Batch:
+    """``rows``: (URL, metadata), the metadata as an object or its text."""
+    return decider.classify([
+        (n, 'image', url, meta if isinstance(meta, (str, bytes, type(None)))
+         else json.dumps(meta)) for n, (url, meta) in enumerate(rows, 1)],
+        len(rows))
 
 
-def test_enabled_store_is_left_alone(resolver):
-    plan = resolver.plan([loc('file:///var/lib/glance/images2/b',
-                              {'store': 'fast'})])
+def test_legacy_locations_get_their_store(decider):
+    batch = decide(decider(), ('file:///var/lib/glance/images/a', {}),
+                   ('file:///var/lib/glance/images2/b', {'other': 'kept'}))
+    assert [(w.location_id, w.store, w.new_text) for w in batch.writes] == [
+        (1, 'fast', '{"store": "fast"}'),
+        (2, 'slow', '{"other": "kept", "store": "slow"}')]
+    assert batch.unresolved == [] and batch.already_set == 0
+
+
+def test_enabled_store_is_left_alone(decider):
+    batch = decide(decider(), ('file:///var/lib/glance/images2/b',
+                               {'store': 'fast'}))
     # Already names an enabled store: not second-guessed.
-    assert plan.changes == [] and plan.already_set == 1
+    assert batch.writes == [] and batch.already_set == 0
+    assert batch.wrong == [deciding.Wrong(
+        1, 'image', 'file:///var/lib/glance/images2/b', 'fast', 'slow')]
 
 
 NESTED = CONF + """
@@ -85,124 +99,108 @@ def test_wrong_store_only_when_certain(make_conf, url, named, owner):
     location_map = lmap.LocationMap.from_config(make_conf(NESTED))
     resolver = resolver_mod.Resolver(location_map)
     assert resolver.wrong_store(named, url) == owner
+    row = [(1, 'i', url, json.dumps({'store': named, 'k': 'v'}))]
     # Left alone by default; changed with fix_wrong_stores.
-    assert resolver.plan([loc(url, {'store': named, 'k': 'v'})]).changes == []
-    fixing = resolver_mod.Resolver(location_map, fix_wrong_stores=True)
-    plan = fixing.plan([loc(url, {'store': named, 'k': 'v'})])
+    batch = deciding.Decider(resolver).classify(row, 1)
+    assert batch.writes == []
+    fixing = deciding.Decider(resolver, fix_wrong_stores=True)
+    batch = fixing.classify(row, 1)
     if owner is None:
-        assert plan.changes == [] and plan.already_set == 1
+        assert batch.writes == [] and batch.already_set == 1
     else:
-        [change] = plan.changes
-        assert (change.store, change.previous_store) == (owner, named)
-        assert change.metadata_update == {'store': owner}
+        [write] = batch.writes
+        assert (write.store, write.previous, write.fixing) == (
+            owner, named, named)
+        assert json.loads(write.new_text) == {'store': owner, 'k': 'v'}
 
 
-def test_renamed_store_is_resolved_again(resolver):
-    plan = resolver.plan([loc('file:///var/lib/glance/images2/b',
-                              {'store': 'old-name'})])
-    [change] = plan.changes
-    assert change.store == 'slow' and change.previous_store == 'old-name'
+def test_renamed_store_is_resolved_again(decider):
+    batch = decide(decider(), ('file:///var/lib/glance/images2/b',
+                               {'store': 'old-name'}))
+    [write] = batch.writes
+    assert write.store == 'slow' and write.previous == 'old-name'
 
 
-@pytest.mark.parametrize('location, reason', [
-    (loc('file:///nowhere/x'), lmap.NO_PREFIX),
-    (loc('file:///../x'), lmap.INVALID_URL),
-    (loc('swift+https://user:key@auth/c/o'), lmap.UNKNOWN_SCHEME),
-    (loc('file:///var/lib/glance/images/a', None), None),
-    ({'url': 'file:///var/lib/glance/images/a', 'metadata': None},
-     resolver_mod.BAD_METADATA),
-    ({'url': 'file:///var/lib/glance/images/a', 'metadata': '{"a": 1}'},
-     resolver_mod.BAD_METADATA),
-    ({'url': 'file:///var/lib/glance/images/a', 'metadata': ['store']},
-     resolver_mod.BAD_METADATA),
-    ({'url': None, 'metadata': {}}, resolver_mod.BAD_LOCATION),
-    ({'metadata': {}}, resolver_mod.BAD_LOCATION),
-    ('file:///var/lib/glance/images/a', resolver_mod.BAD_LOCATION),
-    (None, resolver_mod.BAD_LOCATION),
+@pytest.mark.parametrize('url, meta, reason', [
+    ('file:///nowhere/x', {}, lmap.NO_PREFIX),
+    ('file:///../x', {}, lmap.INVALID_URL),
+    ('swift+https://user:key@auth/c/o', {}, lmap.UNKNOWN_SCHEME),
+    ('file:///var/lib/glance/images/a', None, deciding.BAD_METADATA),
+    ('file:///var/lib/glance/images/a', 'null', deciding.BAD_METADATA),
+    ('file:///var/lib/glance/images/a', '"{\\"a\\": 1}"',
+     deciding.BAD_METADATA),
+    ('file:///var/lib/glance/images/a', ['store'], deciding.BAD_METADATA),
+    (None, {}, deciding.BAD_LOCATION),
+    (42, {}, deciding.BAD_LOCATION),
 ])
-def test_unresolvable_is_reported_with_reason(resolver, location, reason):
-    plan = resolver.plan([location])
-    if reason is None:
-        assert [c.store for c in plan.changes] == ['fast']
-        return
-    [unresolved] = plan.unresolved
-    assert unresolved.reason == reason and unresolved.index == 0
-    assert plan.changes == []
+def test_unresolvable_is_reported_with_reason(decider, url, meta, reason):
+    batch = decide(decider(), (url, meta))
+    [unresolved] = batch.unresolved
+    assert unresolved.reason == reason and unresolved.location_id == 1
+    assert unresolved.detail and batch.writes == []
 
 
-def test_unresolved_url_is_masked(resolver):
-    plan = resolver.plan([loc('file://user:sekrit@host/x')])
-    [unresolved] = plan.unresolved
-    assert 'sekrit' not in unresolved.url + unresolved.detail
+def test_unresolved_detail_holds_no_secret(decider):
+    batch = decide(decider(), ('file://user:sekrit@host/x', {}))
+    [unresolved] = batch.unresolved
+    assert 'sekrit' not in unresolved.detail
 
 
 INVALID_STORES = [123, ['fast'], {}, True, '', None, 1.5]
 
 
 @pytest.mark.parametrize('value', INVALID_STORES, ids=repr)
-def test_a_store_that_is_not_a_name_is_reported_and_left(resolver, value):
+def test_a_store_that_is_not_a_name_is_reported_and_left(decider, value):
     # Someone's data, not a legacy location: never overwritten unasked.
-    plan = resolver.plan([loc('file:///var/lib/glance/images/a',
-                              {'store': value})])
-    [unresolved] = plan.unresolved
-    assert unresolved.reason == resolver_mod.INVALID_STORE
+    batch = decide(decider(), ('file:///var/lib/glance/images/a',
+                               {'store': value}))
+    [unresolved] = batch.unresolved
+    assert unresolved.reason == deciding.INVALID_STORE
     assert '--replace-invalid-stores' in unresolved.detail
-    assert plan.changes == [] and plan.already_set == 0
+    assert batch.writes == [] and batch.already_set == 0
 
 
 @pytest.mark.parametrize('value', INVALID_STORES, ids=repr)
-def test_a_store_that_is_not_a_name_is_replaced_when_asked(resolver, value):
-    resolver.replace_invalid_stores = True
-    plan = resolver.plan([loc('file:///var/lib/glance/images/a',
-                              {'store': value})])
-    [change] = plan.changes
-    assert change.store == 'fast' and change.previous_store is None
+def test_a_store_that_is_not_a_name_is_replaced_when_asked(decider, value):
+    batch = decide(decider(replace_invalid_stores=True),
+                   ('file:///var/lib/glance/images/a', {'store': value}))
+    [write] = batch.writes
+    assert write.store == 'fast' and write.previous == value
 
 
-def test_metadata_that_is_not_an_object_says_why(resolver):
-    bad = metadata_text.load('{"a": NaN}')
-    plan = resolver.plan([{'url': 'file:///var/lib/glance/images/a',
-                           'metadata': bad}])
-    [unresolved] = plan.unresolved
-    assert unresolved.reason == resolver_mod.BAD_METADATA
+def test_metadata_that_is_not_an_object_says_why(decider):
+    batch = decide(decider(), ('file:///var/lib/glance/images/a',
+                               '{"a": NaN}'))
+    [unresolved] = batch.unresolved
+    assert unresolved.reason == deciding.BAD_METADATA
     assert 'not standard JSON' in unresolved.detail
 
 
-def test_a_url_that_is_not_utf8_is_a_bad_location(resolver):
-    plan = resolver.plan([{'url': b'file:///var/lib/glance/images/\xff',
-                           'metadata': {}}])
-    [unresolved] = plan.unresolved
+def test_a_url_that_is_not_utf8_is_a_bad_location(decider):
+    batch = decide(decider(), (b'file:///var/lib/glance/images/\xff', {}))
+    [unresolved] = batch.unresolved
     assert (unresolved.reason, unresolved.detail) == (
-        resolver_mod.BAD_LOCATION, 'the URL is not valid UTF-8')
+        deciding.BAD_LOCATION, 'the URL is not valid UTF-8')
 
 
-@pytest.mark.parametrize('locations, fix, may', [
-    ([loc('file:///var/lib/glance/images/a', {'store': 'fast'})], False,
+@pytest.mark.parametrize('rows, fix, may', [
+    ([('file:///var/lib/glance/images/a', {'store': 'fast'})], False,
      False),
-    ([loc('file:///var/lib/glance/images2/a', {'store': 'fast'})], False,
+    ([('file:///var/lib/glance/images2/a', {'store': 'fast'})], False,
      False),
-    ([loc('file:///var/lib/glance/images2/a', {'store': 'fast'})], True,
+    ([('file:///var/lib/glance/images2/a', {'store': 'fast'})], True,
      True),
-    ([loc('file:///var/lib/glance/images/a', {'store': 'fast'}),
-      loc('file:///var/lib/glance/images2/b')], False, True),
-    ([loc('file:///var/lib/glance/images/a', {'store': 'gone'})], False,
+    ([('file:///var/lib/glance/images/a', {'store': 'fast'}),
+      ('file:///var/lib/glance/images2/b', {})], False, True),
+    ([('file:///var/lib/glance/images/a', {'store': 'gone'})], False,
      True),
-    # Nothing a plan could do: no prefix owns it, bad metadata or input.
-    ([loc('file:///elsewhere/a')], False, False),
-    ([{'url': 'file:///var/lib/glance/images/a', 'metadata': None}], False,
-     False),
-    ([None, 42], False, False), (42, False, False), ([], False, False),
+    # Nothing to write: no prefix owns it, bad metadata or input.
+    ([('file:///elsewhere/a', {})], False, False),
+    ([('file:///var/lib/glance/images/a', None)], False, False),
+    ([(None, {}), (42, '42')], False, False), ([], False, False),
 ])
-def test_a_plan_changes_only_what_needs_a_store(
-        resolver, locations, fix, may):
-    resolver.fix_wrong_stores = fix
-    assert bool(resolver.plan(locations).changes) is may
-
-
-def test_locations_not_a_list(resolver):
-    plan = resolver.plan(42)
-    assert [u.reason for u in plan.unresolved] == [resolver_mod.BAD_LOCATION]
-    assert resolver.plan(None).changes == []
+def test_only_what_needs_a_store_is_written(decider, rows, fix, may):
+    assert bool(decide(decider(fix_wrong_stores=fix), *rows).writes) is may
 
 
 JSONISH = st.recursive(
@@ -212,21 +210,19 @@ JSONISH = st.recursive(
     max_leaves=6)
 
 
-# The resolver holds no state between calls, so sharing it is safe.
 @settings(max_examples=500, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(locations=st.lists(
-    st.one_of(JSONISH, st.fixed_dictionaries(
-        {'url': st.one_of(st.text(max_size=40), JSONISH),
-         'metadata': st.one_of(JSONISH, st.dictionaries(
-             st.sampled_from(['store', 'x']), JSONISH, max_size=2))})),
+@given(rows=st.lists(st.tuples(
+    st.one_of(st.text(max_size=40), st.binary(max_size=10), JSONISH),
+    st.one_of(st.text(max_size=20), JSONISH, st.dictionaries(
+        st.sampled_from(['store', 'x', 'backend']), JSONISH, max_size=2))),
     max_size=5))
-def test_plan_never_raises_and_accounts_for_every_location(resolver,
-                                                           locations):
-    fixing = resolver_mod.Resolver(resolver.location_map,
-                                   fix_wrong_stores=True)
-    for plan in (resolver.plan(locations), fixing.plan(locations)):
-        total = len(plan.changes) + len(plan.unresolved) + plan.already_set
-        assert total == len(locations)
-        for change in plan.changes:
-            assert change.store in ('fast', 'slow')
+def test_every_row_is_decided_once_and_nothing_raises(decider, rows):
+    for fix in (False, True):
+        batch = decide(decider(fix_wrong_stores=fix), *rows)
+        total = (len(batch.writes) + len(batch.unresolved)
+                 + batch.already_set + len(batch.asked)
+                 + (0 if fix else len(batch.wrong)))
+        assert total == len(rows)
+        for write in batch.writes:
+            assert write.store in ('fast', 'slow')

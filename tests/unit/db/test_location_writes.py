@@ -59,7 +59,8 @@ def _texts(database):
 def _writes(database, ids, old='{}', new='{"store": "fast"}'):
     with database.reader() as conn:
         images = dict(conn.execute(sa.select(_L.c.id, _L.c.image_id)).all())
-    return [(i, images[i], old, new) for i in ids]
+    return [location_writes.MetadataWrite(i, images[i], old, new)
+            for i in ids]
 
 
 @pytest.mark.parametrize('locked', [False, True])
@@ -69,8 +70,8 @@ def test_every_row_that_holds_the_text_changes(database, monkeypatch,
     monkeypatch.setattr(location_writes, 'SERVER_CHUNK', 7)
     monkeypatch.setattr(location_writes, 'SQLITE_CHUNK', 7)
     ids = list(range(ROWS, 0, -1))  # any order
-    writes = [(i, image, old, f'{{"store": "s{i % 3}"}}')
-              for i, image, old, _ in _writes(database, ids)]
+    writes = [w._replace(new_text=f'{{"store": "s{w.location_id % 3}"}}')
+              for w in _writes(database, ids)]
     with database.writer() as conn:
         changed = location_writes.set_metadata(conn, writes, NOW,
                                                locked=locked)

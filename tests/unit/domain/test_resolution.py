@@ -11,18 +11,19 @@
 #    under the License.
 
 
-"""Resolve on GET: multistore_prefix/domain/resolution.py."""
+"""Resolve on GET: multistore_prefix/domain/resolution.py, on the three
+databases."""
 
-import copy
+import types
 
 import pytest
+import sqlalchemy as sa
 
-from multistore_prefix.domain import distinction
-from multistore_prefix.domain import exceptions
-from multistore_prefix.domain import image as image_mod
+from multistore_prefix.db import models
+from multistore_prefix import deciding
 from multistore_prefix.domain import resolution
-from multistore_prefix import location_map as lmap
-from multistore_prefix import resolver as resolver_mod
+
+_L = models.image_locations
 
 CONF = '''
 [DEFAULT]
@@ -33,104 +34,138 @@ filesystem_store_datadir = /var/lib/glance/images
 filesystem_store_datadir = /var/lib/glance/images2
 '''
 
-
-class FakeRepo:
-    """Below the distinction layer: fails saves as told."""
-
-    def __init__(self, image, failures=()):
-        self.image = image
-        self.failures = list(failures)
-        self.saved = []
-        self.gets = 0
-
-    def get(self, image_id):
-        self.gets += 1
-        return copy.deepcopy(self.image)
-
-    def save(self, image, changes):
-        if self.failures:
-            raise self.failures.pop(0)
-        self.saved.append(changes)
+LOCATIONS = [('file:///var/lib/glance/images2/x', {'keep': 'me'}),
+             ('file:///var/lib/glance/images/y', {'store': 'fast'}),
+             ('file:///elsewhere/z', {})]
 
 
 @pytest.fixture
-def resolver(make_conf):
-    return resolver_mod.Resolver(lmap.LocationMap.from_config(
-        make_conf(CONF)))
+def gateway(db_url, make_gateway):
+    return make_gateway(db_url)
 
 
-def _legacy():
-    return image_mod.Image('i', 'active', locations=[
-        {'id': 1, 'url': 'file:///var/lib/glance/images2/x',
-         'metadata': {'keep': 'me'}, 'status': 'active'},
-        {'id': 2, 'url': 'file:///var/lib/glance/images/y',
-         'metadata': {'store': 'fast'}, 'status': 'active'},
-        {'id': 3, 'url': 'file:///elsewhere/z', 'metadata': {},
-         'status': 'active'}])
+def _add(gateway, locations=LOCATIONS):
+    image = gateway.get_image_factory().new_image(name='i')
+    image.locations.extend({'url': url, 'metadata': metadata,
+                            'status': 'active'}
+                           for url, metadata in locations)
+    gateway.get_repo().add(image)
+    return image.image_id
 
 
-def _stack(base, resolver):
-    return resolution.ImageRepoProxy(distinction.ImageRepoProxy(base),
-                                     resolver)
+def _texts(gateway, image_id):
+    with gateway.database.reader() as conn:
+        return conn.execute(sa.select(_L.c.meta_data)
+                            .where(_L.c.image_id == image_id)
+                            .order_by(_L.c.id)).scalars().all()
 
 
-def test_get_resolves_and_saves_only_that(resolver):
-    base = FakeRepo(_legacy())
-    image = _stack(base, resolver).get('i')
+def test_get_resolves_and_writes_only_that(gateway, statement_log):
+    image_id = _add(gateway)
+    with statement_log(gateway.database.engine) as log:
+        image = gateway.get_repo().get(image_id)
     assert [loc['metadata'] for loc in image.locations] == [
         {'keep': 'me', 'store': 'slow'}, {'store': 'fast'}, {}]
-    [changes] = base.saved
-    assert not (changes.columns or changes.properties_changed
-                or changes.locations_added)
-    assert [(u.location_id, u.metadata) for u in changes.locations_updated
-            ] == [(1, ({'keep': 'me'}, {'keep': 'me', 'store': 'slow'}))]
-    # The image handed out is snapshotted as saved: nothing more to write.
+    assert _texts(gateway, image_id) == [
+        '{"keep": "me", "store": "slow"}', '{"store": "fast"}', '{}']
+    # One statement, on image_locations' meta_data (and updated_at).
+    [write] = log.writes
+    assert 'image_locations' in write and 'meta_data' in write
+    assert 'images ' not in write and 'value' not in write
+    # The image handed out is snapshotted as written: nothing more.
     assert not image.changes()
 
 
-def test_resolved_image_saves_nothing(resolver):
-    image = _legacy()
-    image.locations[0]['metadata']['store'] = 'slow'
-    base = FakeRepo(image)
-    _stack(base, resolver).get('i')
-    assert base.saved == []
+def test_resolved_image_writes_nothing(gateway, statement_log):
+    image_id = _add(gateway)
+    gateway.get_repo().get(image_id)
+    with statement_log(gateway.database.engine) as log:
+        gateway.get_repo().get(image_id)
+    assert log.writes == []
 
 
-def test_forbidden_still_returns_the_resolved_image(resolver):
-    base = FakeRepo(_legacy(), [exceptions.Forbidden('read-only')])
-    image = _stack(base, resolver).get('i')
-    assert image.locations[0]['metadata']['store'] == 'slow'
-    assert base.saved == []
-    # Not saved, so still a change for a caller who may save later.
+def test_read_only_caller_still_gets_the_resolved_image(gateway):
+    image_id = _add(gateway)
+    repo = gateway.get_repo(types.SimpleNamespace(read_only=True))
+    image = repo.get(image_id)
+    assert image.locations[0]['metadata'] == {'keep': 'me', 'store': 'slow'}
+    assert _texts(gateway, image_id)[0] == '{"keep": "me"}'
+    # Not written, so still a change for a caller who may save later.
     assert image.changes().locations_updated
 
 
-def test_conflict_rereads_and_retries(resolver):
-    base = FakeRepo(_legacy(), [exceptions.Conflict('i', 'location 1')])
-    image = _stack(base, resolver).get('i')
-    assert base.gets == 2
-    assert len(base.saved) == 1
-    assert image.locations[0]['metadata']['store'] == 'slow'
+@pytest.mark.engines('postgresql', 'mysql')
+def test_rows_another_writer_holds_are_resolved_in_memory(gateway):
+    image_id = _add(gateway)
+    engine = sa.create_engine(gateway.database.engine.url,
+                              poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as other:
+            other.execute(sa.select(_L.c.id).where(_L.c.image_id == image_id)
+                          .with_for_update())
+            image = gateway.get_repo().get(image_id)
+            assert image.locations[0]['metadata']['store'] == 'slow'
+    finally:
+        engine.dispose()
+    assert _texts(gateway, image_id)[0] == '{"keep": "me"}'
+    # The next get, the rows free, writes it.
+    gateway.get_repo().get(image_id)
+    assert _texts(gateway, image_id)[0] == '{"keep": "me", "store": "slow"}'
 
 
-def test_conflicts_without_end_still_return_an_image(resolver):
-    failures = [exceptions.Conflict('i', 'location 1') for _ in range(3)]
-    base = FakeRepo(_legacy(), failures)
-    image = _stack(base, resolver).get('i')
-    assert base.gets == 3
-    assert image.locations[0]['metadata']['store'] == 'slow'
+def test_a_row_changed_before_the_lock_is_decided_again(gateway):
+    image_id = _add(gateway)
+    real = gateway.get_decider()
+
+    class Meanwhile(deciding.Decider):
+        """Another writer adds a key between the read and the lock."""
+
+        def __init__(self):
+            super().__init__(real.resolver)
+            self.reads = 0
+
+        def classify(self, rows, last_id):
+            self.reads += 1
+            if self.reads == 1:
+                with gateway.database.writer() as conn:
+                    conn.execute(sa.update(_L).where(
+                        _L.c.id == rows[0][0]).values(
+                            meta_data='{"keep": "me", "theirs": 1}'))
+            return super().classify(rows, last_id)
+
+    repo = resolution.ImageRepoProxy(gateway.get_repo().base, Meanwhile())
+    image = repo.get(image_id)
+    assert _texts(gateway, image_id)[0] == (
+        '{"keep": "me", "theirs": 1, "store": "slow"}')
+    assert image.locations[0]['metadata'] == {'keep': 'me', 'theirs': 1,
+                                              'store': 'slow'}
 
 
-def test_other_calls_pass_through(resolver):
+def test_other_calls_pass_through(gateway):
     calls = []
 
     class Below:
         def __getattr__(self, name):
             return lambda *args, **kwargs: calls.append(name)
 
-    repo = resolution.ImageRepoProxy(Below(), resolver)
+    repo = resolution.ImageRepoProxy(Below(), gateway.get_decider())
     repo.list()
     repo.add(None)
     repo.save(None, from_state='queued')
     repo.remove(None)
     assert calls == ['list', 'add', 'save', 'remove']
+
+
+def test_only_live_locations_get_a_store(gateway):
+    image_id = _add(gateway, [
+        ('file:///var/lib/glance/images2/x', {}),
+        ('file:///var/lib/glance/images2/y', {})])
+    with gateway.database.writer() as conn:
+        conn.execute(sa.update(_L).where(
+            _L.c.image_id == image_id,
+            _L.c.value == 'file:///var/lib/glance/images2/y').values(
+                status='pending_delete'))
+    image = gateway.get_repo().get(image_id)
+    assert [loc['metadata'] for loc in image.locations] == [
+        {'store': 'slow'}, {}]
+    assert _texts(gateway, image_id) == ['{"store": "slow"}', '{}']

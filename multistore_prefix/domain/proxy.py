@@ -1,0 +1,31 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+
+"""The base of the repository proxies: what a layer does not change, it
+hands to the layer below (as Glance's ``domain/proxy.py`` does)."""
+
+
+class Repo:
+    """A repository layer over ``base``.
+
+    :ivar base: the repository below; every method this layer does not
+        define is the one below's.
+    """
+
+    def __init__(self, base):
+        self.base = base
+
+    def __getattr__(self, name):
+        if name == 'base':  # not set yet (copy, pickle)
+            raise AttributeError(name)
+        return getattr(self.base, name)
