@@ -46,12 +46,14 @@ FOREIGN_ENV = ('OS_', 'PYTHONWARNINGS', 'CLIFF_')
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
+#: Where the console script is installed (beside the interpreter).
+SCRIPT = str(pathlib.Path(sys.executable).with_name('multistore-prefix'))
+
 
 def script() -> list[str]:
     """The installed console script (``python -m`` if there is none)."""
-    path = pathlib.Path(sys.executable).with_name('multistore-prefix')
-    if path.exists():
-        return [str(path)]
+    if os.path.exists(SCRIPT):
+        return [SCRIPT]
     return [sys.executable, '-m', 'multistore_prefix.cmd.main']
 
 

@@ -12,12 +12,14 @@
 
 """``multistore-prefix backfill`` run as an operator runs it.
 
-Every test starts the real console script in a subprocess against a
-glance-api.conf written to tmp_path, on SQLite, PostgreSQL and MariaDB (the
-``database_server`` fixture), and reads the outcome back from the database:
-interruptions (kill -9, SIGTERM, Ctrl-C) and reruns, shards in parallel
-processes, dry runs, the JSON report, progress output, and the errors an
-operator meets first.
+Every test runs the command against a glance-api.conf written to
+tmp_path, on SQLite, PostgreSQL and MariaDB (the ``database_server``
+fixture), and reads the outcome back from the database: interruptions
+(kill -9, SIGTERM, Ctrl-C) and reruns, shards in parallel processes, dry
+runs, the JSON report, progress output, and the errors an operator meets
+first.  A run to its end is in this process (:func:`run_backfill`); the
+real console script runs in a subprocess where the test signals, kills or
+parallels it, or gives it a terminal (:func:`start_backfill`).
 """
 
 import contextlib
@@ -25,11 +27,9 @@ import datetime
 import fcntl
 import json
 import os
-import pathlib
 import signal
 import struct
 import subprocess
-import sys
 import termios
 import threading
 import time
@@ -39,6 +39,7 @@ import pytest
 import sqlalchemy as sa
 
 from multistore_prefix.db import models
+from tests.functional import command
 
 _I = models.images
 _L = models.image_locations
@@ -84,13 +85,6 @@ DB_PASSWORD = 'Pa55w0rd'
 
 # -- running the command --------------------------------------------------
 
-def _command():
-    script = pathlib.Path(sys.executable).with_name('multistore-prefix')
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, '-m', 'multistore_prefix.cmd.main']
-
-
 def write_conf(tmp_path, url, database_extra=''):
     path = tmp_path / f'glance-api-{uuid.uuid4().hex[:6]}.conf'
     path.write_text(CONF.format(url=url, database_extra=database_extra))
@@ -98,14 +92,12 @@ def write_conf(tmp_path, url, database_extra=''):
 
 
 def backfill_argv(conf, *args):
-    return [*_command(), '--config-file', str(conf), 'backfill', *args]
+    return [*command.script(), '--config-file', str(conf), 'backfill', *args]
 
 
-def run_backfill(conf, *args, timeout=120):
-    """Run to the end; the CompletedProcess (text output)."""
-    return subprocess.run(backfill_argv(conf, *args), capture_output=True,
-                          text=True, stdin=subprocess.DEVNULL,
-                          timeout=timeout)
+def run_backfill(conf, *args):
+    """Run to the end in this process; the CompletedProcess (text)."""
+    return command.run('--config-file', conf, 'backfill', *args)
 
 
 def start_backfill(conf, *args, **kwargs):
@@ -754,7 +746,7 @@ def unreachable_run(database_server, tmp_path_factory):
     url, where = unreachable(database_server, tmp_path)
     conf = write_conf(tmp_path, url, FAST_FAIL)
     started = time.monotonic()
-    result = run_backfill(conf, '-f', 'json', timeout=90)
+    result = run_backfill(conf, '-f', 'json')
     return result, where, time.monotonic() - started
 
 
@@ -799,7 +791,7 @@ def test_database_without_image_tables_says_run_db_sync(
     if database_server.name == 'sqlite':
         sa.create_engine(url).connect().close()  # an empty database file
     conf = write_conf(tmp_path, url)
-    result = run_backfill(conf, timeout=60)
+    result = run_backfill(conf)
     assert result.returncode == EXIT_CONFIG
     assert result.stdout == ''
     first, line = result.stderr.strip().splitlines()
