@@ -273,10 +273,28 @@ def interrupt_when(process, ready, signum):
             process.wait()
 
 
-def settle(database_server):
+#: Who else is connected to the test's database (the killed run, until
+#: its server session has finished what it had sent and ended).
+_OTHER_SESSIONS = {
+    'postgresql': 'SELECT count(*) FROM pg_stat_activity WHERE datname = '
+                  'current_database() AND pid <> pg_backend_pid()',
+    'mysql': 'SELECT count(*) FROM information_schema.processlist WHERE '
+             'db = DATABASE() AND id <> CONNECTION_ID()',
+}
+
+
+def settle(engine, database_server, timeout=30):
     """Let a server finish what a killed client had sent (a COMMIT)."""
-    if database_server.name != 'sqlite':
-        time.sleep(0.3)
+    query = _OTHER_SESSIONS.get(database_server.name)
+    deadline = time.monotonic() + timeout
+    while query is not None:
+        with engine.connect() as conn:
+            if not conn.exec_driver_sql(query).scalar():
+                return
+        if time.monotonic() > deadline:
+            pytest.fail(f'the killed run still has a session after '
+                        f'{timeout} s')
+        time.sleep(0.05)
 
 
 # -- interruptions and reruns -----------------------------------------------
@@ -300,7 +318,7 @@ def test_kill_9_mid_run_then_rerun_completes(engine, db_url, tmp_path,
     finally:
         process.wait(timeout=30)
     assert process.returncode == -signal.SIGKILL
-    settle(database_server)
+    settle(engine, database_server)
 
     # Whole batches or nothing: each row is done right or exactly as it was.
     done = check_consistent(engine, seeded, batch_size=INTERRUPT_BATCH)
@@ -396,6 +414,32 @@ def locked_pending_rows(engine, database_server):
             conn.rollback()
 
 
+def waiting_for_a_lock(engine, database_server) -> bool:
+    """A session of the server waits for a row lock."""
+    query = ("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+             "current_database() AND wait_event_type = 'Lock'"
+             if database_server.name == 'postgresql' else
+             "SELECT count(*) FROM information_schema.innodb_trx WHERE "
+             "trx_state = 'LOCK WAIT'")
+    # A connection each time: the activity views keep one snapshot a while.
+    with engine.connect() as conn:
+        return bool(conn.exec_driver_sql(query).scalar())
+
+
+def wait_for_a_lock(engine, database_server, process, timeout=30):
+    """Until the backfill's next write waits for the rows held."""
+    if database_server.name == 'sqlite':
+        # SQLite's busy wait is in the client, where no view shows it.
+        time.sleep(0.5)
+        return
+    deadline = time.monotonic() + timeout
+    while not waiting_for_a_lock(engine, database_server):
+        if process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail('the backfill never waited for the rows held')
+        # InnoDB refreshes innodb_trx only when read more than 0.1 s apart.
+        time.sleep(0.15)
+
+
 def _interrupt_while_waiting(engine, db_url, tmp_path, database_server,
                              signals):
     """Send ``signals`` Ctrl-Cs while a write waits on a row lock.
@@ -410,7 +454,7 @@ def _interrupt_while_waiting(engine, db_url, tmp_path, database_server,
         wait_for_progress(engine, process, minimum=2 * INTERRUPT_BATCH)
         with locked_pending_rows(engine, database_server):
             committed = done_count(engine)
-            time.sleep(0.5)  # the next batch's write is now waiting
+            wait_for_a_lock(engine, database_server, process)
             assert process.poll() is None
             assert done_count(engine) == committed
             for _ in range(signals):
