@@ -32,7 +32,9 @@ One run prints, side by side:
   starts with) and save it whole (every image column, every property,
   every tag, every location);
 * the same backfill on PostgreSQL and MariaDB (with the set-based limit
-  there too, for scale).
+  there too, for scale), and on PostgreSQL the share of its updates that
+  were heap-only (the row stayed on its page: what writing a batch in
+  passes is for).
 
 The data: file stores ``fast`` (/var/lib/glance/images), ``slow``
 (/var/lib/glance/images2: the same string prefix), ``multi`` (two
@@ -553,6 +555,29 @@ def glance_on_get(database: db_engine.Database, image_ids, resolve,
 
 # -- servers -----------------------------------------------------------------
 
+def hot_updates(url: str, expected: int) -> tuple[int, int]:
+    """PostgreSQL: (rows of image_locations updated, of which heap-only).
+
+    The seeding only inserts, so these are the backfill's.  A server
+    process reports its counts when it exits (the backfill's have) or at
+    most once a second: wait until they are all in, for 15 s at most.
+    """
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    deadline = time.monotonic() + 15
+    try:
+        while True:
+            with engine.connect() as conn:
+                updated, hot = conn.exec_driver_sql(
+                    'SELECT n_tup_upd, n_tup_hot_upd FROM '
+                    "pg_stat_user_tables WHERE relname = 'image_locations'"
+                ).one()
+            if updated >= expected or time.monotonic() > deadline:
+                return updated, hot
+            time.sleep(0.2)
+    finally:
+        engine.dispose()
+
+
 class ServerDatabase:
     """A database with a random name on a server, dropped on exit."""
 
@@ -772,6 +797,10 @@ def bench_server(engine_name, args, tmp, targets):
             result['wall'], rate, result['rss_mb'], summary_note(result))
         print(f'{"":<34} {"":<10} result: {describe(check(url))}; seeded '
               f'(and copied) in {seeded:.1f}s')
+        if engine_name == 'postgresql':
+            updated, hot = hot_updates(url, result['json']['updated'])
+            print(f'{"":<34} {"":<10} heap-only updates: {hot:,} of '
+                  f'{updated:,} rows updated ({hot / max(updated, 1):.0%})')
         seconds, rows = set_based_server(copy_url)
         row('set-based UPDATE ... LIKE (limit)', engine_name, rows,
             seconds, rows / seconds, None,

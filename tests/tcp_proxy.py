@@ -72,6 +72,14 @@ class TcpProxy:
         """Relay nothing from now on; keep every connection open."""
         self._relaying.clear()
 
+    def withheld(self) -> bool:
+        """The black hole holds a message, to the server or from it."""
+        with self._lock:
+            sockets = [sock for pair in self._pairs for sock in pair]
+        with contextlib.suppress(OSError, ValueError):
+            return bool(select.select(sockets, [], [], 0)[0])
+        return False
+
     def refuse(self) -> None:
         """Cut every connection and close the port."""
         with self._lock:

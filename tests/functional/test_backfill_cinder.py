@@ -18,7 +18,6 @@ them.  On SQLite, PostgreSQL and MariaDB.
 """
 
 import contextlib
-import io
 import json
 import textwrap
 
@@ -28,10 +27,10 @@ import pytest
 
 from multistore_prefix.backends.cinder import client as cinder_client
 from multistore_prefix import backfill as backfill_mod
-from multistore_prefix.cmd import main
 from multistore_prefix.db import engine as db_engine
 from multistore_prefix import location_map as lmap
 from multistore_prefix import lookups as lookups_mod
+from tests.functional import command
 from tests.functional.test_backfill import add_image
 from tests.functional.test_backfill import legacy
 from tests.functional.test_backfill import rows
@@ -77,11 +76,9 @@ def config(tmp_path, db_url):
 
 
 def backfill(config, *args):
-    stdout, stderr = io.StringIO(), io.StringIO()
-    code = main.MultistorePrefixApp(stdout=stdout, stderr=stderr).run(
-        ['--config-file', config, 'backfill', '--quiet', '-f', 'json',
-         *args])
-    return code, stdout.getvalue(), stderr.getvalue()
+    result = command.run('--config-file', config, 'backfill', '--quiet',
+                         '-f', 'json', *args)
+    return result.returncode, result.stdout, result.stderr
 
 
 @pytest.fixture

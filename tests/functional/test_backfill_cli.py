@@ -12,12 +12,14 @@
 
 """``multistore-prefix backfill`` run as an operator runs it.
 
-Every test starts the real console script in a subprocess against a
-glance-api.conf written to tmp_path, on SQLite, PostgreSQL and MariaDB (the
-``database_server`` fixture), and reads the outcome back from the database:
-interruptions (kill -9, SIGTERM, Ctrl-C) and reruns, shards in parallel
-processes, dry runs, the JSON report, progress output, and the errors an
-operator meets first.
+Every test runs the command against a glance-api.conf written to
+tmp_path, on SQLite, PostgreSQL and MariaDB (the ``database_server``
+fixture), and reads the outcome back from the database: interruptions
+(kill -9, SIGTERM, Ctrl-C) and reruns, shards in parallel processes, dry
+runs, the JSON report, progress output, and the errors an operator meets
+first.  A run to its end is in this process (:func:`run_backfill`); the
+real console script runs in a subprocess where the test signals, kills or
+parallels it, or gives it a terminal (:func:`start_backfill`).
 """
 
 import contextlib
@@ -25,11 +27,9 @@ import datetime
 import fcntl
 import json
 import os
-import pathlib
 import signal
 import struct
 import subprocess
-import sys
 import termios
 import threading
 import time
@@ -39,6 +39,7 @@ import pytest
 import sqlalchemy as sa
 
 from multistore_prefix.db import models
+from tests.functional import command
 
 _I = models.images
 _L = models.image_locations
@@ -84,13 +85,6 @@ DB_PASSWORD = 'Pa55w0rd'
 
 # -- running the command --------------------------------------------------
 
-def _command():
-    script = pathlib.Path(sys.executable).with_name('multistore-prefix')
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, '-m', 'multistore_prefix.cmd.main']
-
-
 def write_conf(tmp_path, url, database_extra=''):
     path = tmp_path / f'glance-api-{uuid.uuid4().hex[:6]}.conf'
     path.write_text(CONF.format(url=url, database_extra=database_extra))
@@ -98,14 +92,12 @@ def write_conf(tmp_path, url, database_extra=''):
 
 
 def backfill_argv(conf, *args):
-    return [*_command(), '--config-file', str(conf), 'backfill', *args]
+    return [*command.script(), '--config-file', str(conf), 'backfill', *args]
 
 
-def run_backfill(conf, *args, timeout=120):
-    """Run to the end; the CompletedProcess (text output)."""
-    return subprocess.run(backfill_argv(conf, *args), capture_output=True,
-                          text=True, stdin=subprocess.DEVNULL,
-                          timeout=timeout)
+def run_backfill(conf, *args):
+    """Run to the end in this process; the CompletedProcess (text)."""
+    return command.run('--config-file', conf, 'backfill', *args)
 
 
 def start_backfill(conf, *args, **kwargs):
@@ -281,10 +273,28 @@ def interrupt_when(process, ready, signum):
             process.wait()
 
 
-def settle(database_server):
+#: Who else is connected to the test's database (the killed run, until
+#: its server session has finished what it had sent and ended).
+_OTHER_SESSIONS = {
+    'postgresql': 'SELECT count(*) FROM pg_stat_activity WHERE datname = '
+                  'current_database() AND pid <> pg_backend_pid()',
+    'mysql': 'SELECT count(*) FROM information_schema.processlist WHERE '
+             'db = DATABASE() AND id <> CONNECTION_ID()',
+}
+
+
+def settle(engine, database_server, timeout=30):
     """Let a server finish what a killed client had sent (a COMMIT)."""
-    if database_server.name != 'sqlite':
-        time.sleep(0.3)
+    query = _OTHER_SESSIONS.get(database_server.name)
+    deadline = time.monotonic() + timeout
+    while query is not None:
+        with engine.connect() as conn:
+            if not conn.exec_driver_sql(query).scalar():
+                return
+        if time.monotonic() > deadline:
+            pytest.fail(f'the killed run still has a session after '
+                        f'{timeout} s')
+        time.sleep(0.05)
 
 
 # -- interruptions and reruns -----------------------------------------------
@@ -308,7 +318,7 @@ def test_kill_9_mid_run_then_rerun_completes(engine, db_url, tmp_path,
     finally:
         process.wait(timeout=30)
     assert process.returncode == -signal.SIGKILL
-    settle(database_server)
+    settle(engine, database_server)
 
     # Whole batches or nothing: each row is done right or exactly as it was.
     done = check_consistent(engine, seeded, batch_size=INTERRUPT_BATCH)
@@ -404,6 +414,32 @@ def locked_pending_rows(engine, database_server):
             conn.rollback()
 
 
+def waiting_for_a_lock(engine, database_server) -> bool:
+    """A session of the server waits for a row lock."""
+    query = ("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+             "current_database() AND wait_event_type = 'Lock'"
+             if database_server.name == 'postgresql' else
+             "SELECT count(*) FROM information_schema.innodb_trx WHERE "
+             "trx_state = 'LOCK WAIT'")
+    # A connection each time: the activity views keep one snapshot a while.
+    with engine.connect() as conn:
+        return bool(conn.exec_driver_sql(query).scalar())
+
+
+def wait_for_a_lock(engine, database_server, process, timeout=30):
+    """Until the backfill's next write waits for the rows held."""
+    if database_server.name == 'sqlite':
+        # SQLite's busy wait is in the client, where no view shows it.
+        time.sleep(0.5)
+        return
+    deadline = time.monotonic() + timeout
+    while not waiting_for_a_lock(engine, database_server):
+        if process.poll() is not None or time.monotonic() > deadline:
+            pytest.fail('the backfill never waited for the rows held')
+        # InnoDB refreshes innodb_trx only when read more than 0.1 s apart.
+        time.sleep(0.15)
+
+
 def _interrupt_while_waiting(engine, db_url, tmp_path, database_server,
                              signals):
     """Send ``signals`` Ctrl-Cs while a write waits on a row lock.
@@ -418,7 +454,7 @@ def _interrupt_while_waiting(engine, db_url, tmp_path, database_server,
         wait_for_progress(engine, process, minimum=2 * INTERRUPT_BATCH)
         with locked_pending_rows(engine, database_server):
             committed = done_count(engine)
-            time.sleep(0.5)  # the next batch's write is now waiting
+            wait_for_a_lock(engine, database_server, process)
             assert process.poll() is None
             assert done_count(engine) == committed
             for _ in range(signals):
@@ -754,7 +790,7 @@ def unreachable_run(database_server, tmp_path_factory):
     url, where = unreachable(database_server, tmp_path)
     conf = write_conf(tmp_path, url, FAST_FAIL)
     started = time.monotonic()
-    result = run_backfill(conf, '-f', 'json', timeout=90)
+    result = run_backfill(conf, '-f', 'json')
     return result, where, time.monotonic() - started
 
 
@@ -799,7 +835,7 @@ def test_database_without_image_tables_says_run_db_sync(
     if database_server.name == 'sqlite':
         sa.create_engine(url).connect().close()  # an empty database file
     conf = write_conf(tmp_path, url)
-    result = run_backfill(conf, timeout=60)
+    result = run_backfill(conf)
     assert result.returncode == EXIT_CONFIG
     assert result.stdout == ''
     first, line = result.stderr.strip().splitlines()

@@ -188,9 +188,11 @@ def test_a_silent_network_never_holds_glance_locks(
         with engine.connect() as glance:
             glance.execute(sa.select(_L.c.id).where(_L.c.updated_at.is_(None))
                            .with_for_update()).all()
-            wait_until(lambda: waiting_for_a_lock(engine, database_server),
+            wait_until(lambda: cli.waiting_for_a_lock(engine,
+                                                      database_server),
                        10, 'the backfill waits for Glance')
             proxy.black_hole()
+            connected = proxy.accepted
             glance.rollback()
         wait_until(lambda: locked_by_others(engine, database_server),
                    10, 'the backfill holds rows behind the black hole')
@@ -203,9 +205,13 @@ def test_a_silent_network_never_holds_glance_locks(
         marked = {i for i, row in cli.table_rows(engine, _L).items()
                   if row['updated_at'] == cli.PAST}
         assert marked
-        # The network comes back: the backfill goes on and finishes.
-        time.sleep(TRANSACTION)
+        # The backfill finds its connection silent and connects again,
+        # into the black hole still: it has not given up.
+        wait_until(lambda: (process.poll() is not None
+                            or proxy.accepted > connected),
+                   TRANSACTION + 30, 'the backfill connects again')
         assert process.poll() is None, 'the backfill gave up'
+        # The network comes back: the backfill goes on and finishes.
         proxy.restore()
         out, err = finish(process)
     rows = assert_completed(process, out, err, engine, seeded)
@@ -240,7 +246,8 @@ def test_with_default_options_a_silent_network_holds_no_lock_past_30_s(
         # COMMIT) are lost in the black hole.
         glance.execute(sa.select(_L.c.id).with_for_update()).all()
         with backfill(conf, '-f', 'json') as process:
-            wait_until(lambda: waiting_for_a_lock(engine, database_server),
+            wait_until(lambda: cli.waiting_for_a_lock(engine,
+                                                      database_server),
                        30, 'the backfill waits for Glance')
             proxy.black_hole()
             silent = time.monotonic()
@@ -283,7 +290,8 @@ def test_sigterm_stops_promptly_behind_a_silent_network(
                   '--report', str(report_path)) as process:
         cli.wait_for_progress(engine, process, minimum=20)
         proxy.black_hole()
-        time.sleep(1)
+        wait_until(proxy.withheld, 10,
+                   'the backfill waits for an answer behind the black hole')
         started = time.monotonic()
         process.send_signal(signal.SIGTERM)
         out, err = finish(process, timeout=60)
@@ -313,9 +321,12 @@ def test_an_outage_mid_run_is_retried_and_the_run_completes(
     with backfill(conf, '--batch-size', '10', '-f', 'json') as process:
         cli.wait_for_progress(engine, process, minimum=50)
         proxy.refuse()
-        time.sleep(2)
+        # Refused until the run has said so.
+        said = lines_until(process, 'connection failed while', 60)
+        assert process.poll() is None, finish(process)
         proxy.restore()
         out, err = finish(process)
+    err = ''.join(said) + err
     assert_completed(process, out, err, engine, seeded)
     retries = [line for line in err.splitlines() if 'trying again' in line]
     assert retries, err
@@ -410,8 +421,8 @@ def test_a_deadlock_with_glance_is_retried(engine, db_url, tmp_path,
         with backfill(conf, '--batch-size', '1000',
                       '-f', 'json') as process:
             wait_until(lambda: (process.poll() is not None
-                                or waiting_for_a_lock(engine,
-                                                      database_server)),
+                                or cli.waiting_for_a_lock(
+                                    engine, database_server)),
                        30, 'the backfill waits for the last row')
             assert process.poll() is None, finish(process)
             # ... and Glance now wants the first: a deadlock.
@@ -426,17 +437,6 @@ def test_a_deadlock_with_glance_is_retried(engine, db_url, tmp_path,
         tags = conn.execute(sa.select(sa.func.count()).select_from(_T)
                             .where(_T.c.image_id == image_id)).scalar()
     assert tags == 2000  # Glance's transaction was kept
-
-
-@fresh
-def waiting_for_a_lock(conn, database_server) -> bool:
-    if database_server.name == 'postgresql':
-        return bool(conn.exec_driver_sql(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = "
-            "current_database() AND wait_event_type = 'Lock'").scalar())
-    return bool(conn.exec_driver_sql(
-        "SELECT count(*) FROM information_schema.innodb_trx WHERE "
-        "trx_state = 'LOCK WAIT'").scalar())
 
 
 def test_the_proxy_relays_until_told_otherwise(db_url):
@@ -459,6 +459,7 @@ def test_the_proxy_relays_until_told_otherwise(db_url):
             thread.start()
             thread.join(1)
             assert thread.is_alive() and not done
+            assert proxy.withheld()
             proxy.restore()
             thread.join(10)
             assert done == [2]

@@ -12,25 +12,24 @@
 
 """The multistore-prefix command line, run as an operator runs it.
 
-Every test starts the installed console script in a subprocess (or
-``python -m multistore_prefix.cmd.main`` when no script is installed next
-to the interpreter) against real configuration files, and checks stdout,
-stderr and the exit status.
+Every test runs the command against real configuration files and checks
+stdout, stderr and the exit status: in this process
+(:func:`tests.functional.command.run`), or, where the process itself is
+what is tested (the console script, ``python -m``, import-time warnings),
+the installed console script in a subprocess.
 """
 
 import csv
 import io
 import json
-import os
-import pathlib
-import subprocess
-import sys
 import textwrap
 
 import pytest
 import yaml
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
+from tests.functional.command import run
+from tests.functional.command import run_process
+
 SHIPPED_CONF = 'etc/glance-api.conf'
 
 EXIT_CONFIG = 2
@@ -70,28 +69,6 @@ FILE_STORES = """\
     [database]
     connection = mysql+pymysql://glance:{db_password}@db.example.com/glance
 """.format(db_password=DB_PASSWORD)
-
-
-def _command():
-    script = pathlib.Path(sys.executable).with_name('multistore-prefix')
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, '-m', 'multistore_prefix.cmd.main']
-
-
-def run(*args, cwd=REPO, stdin=None, module=False, env=None):
-    """Run the command line; returns the CompletedProcess (text).
-
-    :param env: variables to set on top of the test's own environment.
-    """
-    env = {**{k: v for k, v in os.environ.items()
-              if not k.startswith(('OS_', 'PYTHONWARNINGS', 'CLIFF_'))},
-           **(env or {})}
-    command = ([sys.executable, '-m', 'multistore_prefix.cmd.main']
-               if module else _command())
-    return subprocess.run(
-        command + [str(a) for a in args], cwd=cwd, input=stdin,
-        capture_output=True, text=True, env=env, timeout=120)
 
 
 def write_conf(tmp_path, text, name='glance-api.conf'):
@@ -138,7 +115,8 @@ def resolve_json(conf, *urls, extra=()):
 # -- stores ---------------------------------------------------------------
 
 def test_stores_json_lists_each_store_sorted(file_conf):
-    result = run('--config-file', file_conf, 'stores', '-f', 'json')
+    # In a process of its own: import-time warnings are once a process.
+    result = run_process('--config-file', file_conf, 'stores', '-f', 'json')
 
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == [
@@ -207,7 +185,9 @@ def test_stores_value_prefixes_split_on_spaces(tmp_path):
 
 
 def test_stores_verbose_shows_library_deprecations(file_conf):
-    result = run('-v', '--config-file', file_conf, 'stores', '-f', 'value')
+    # oslo.config logs an option's deprecation once a process.
+    result = run_process('-v', '--config-file', file_conf, 'stores',
+                         '-f', 'value')
 
     assert result.returncode == 0
     assert 'filesystem_store_datadirs' in result.stderr
@@ -563,12 +543,13 @@ def test_help_needs_no_configuration():
 
 
 def test_python_m_runs_the_same_application(file_conf):
-    result = run('--config-file', file_conf, 'resolve', '-f', 'value',
-                 'file:///var/lib/glance/images2/x', module=True)
+    result = run_process('--config-file', file_conf, 'resolve', '-f',
+                         'value', 'file:///var/lib/glance/images2/x',
+                         module=True)
 
     assert result.returncode == 0, result.stderr
     assert result.stdout == 'file:///var/lib/glance/images2/x bulk\n'
-    version = run('--version', module=True)
+    version = run_process('--version', module=True)
     assert version.stdout.startswith('multistore-prefix ')
 
 

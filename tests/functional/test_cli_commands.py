@@ -12,12 +12,15 @@
 
 """The command line is safe to type at: names, help, exit codes, output.
 
-The real console script in a subprocess: no abbreviation or typo runs a
-command, no argument opens no shell, every help lists the exit codes its
-command returns (and those codes are the ones it returns), and the
-libraries' deprecation banners never reach the output.
+No abbreviation or typo runs a command, no argument opens no shell, every
+help lists the exit codes its command returns (and those codes are the
+ones it returns), and the libraries' deprecation banners never reach the
+output.  The command runs in this process, except where the process is
+what is tested (a terminal, a signal, ``PYTHONWARNINGS``): there the real
+console script runs in a subprocess.
 """
 
+import json
 import os
 import re
 import shlex
@@ -31,11 +34,12 @@ import sqlalchemy as sa
 
 from multistore_prefix.db import models
 from multistore_prefix import demo
+from tests.functional.command import environment
+from tests.functional.command import REPO
+from tests.functional.command import run
+from tests.functional.command import script
 from tests.functional import test_backfill_cli as backfill_cli
-from tests.functional.test_cli import _command
 from tests.functional.test_cli import assert_config_error
-from tests.functional.test_cli import REPO
-from tests.functional.test_cli import run
 from tests.functional.test_cli import write_conf
 
 _L = models.image_locations
@@ -106,7 +110,7 @@ def test_no_arguments_prints_the_help_and_exits_2():
 def test_no_arguments_on_a_terminal_opens_no_shell():
     main, secondary = os.openpty()
     try:
-        process = subprocess.Popen(_command(), stdin=secondary,
+        process = subprocess.Popen(script(), stdin=secondary,
                                    stdout=secondary, stderr=secondary,
                                    cwd=REPO)
     finally:
@@ -204,7 +208,7 @@ def test_an_interrupted_demo_exits_130(tmp_path):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith('PYTHONWARNINGS')}
     process = subprocess.Popen(
-        [*_command(), 'demo', '--images', '3000', '--batch-size', '2',
+        [*script(), 'demo', '--images', '3000', '--batch-size', '2',
          '--state-dir', str(tmp_path), '-f', 'json'],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True, env=env)
@@ -261,16 +265,43 @@ def _every_command(tmp_path, db_url):
     ]
 
 
+#: Runs each command line of argv[1] (JSON) in turn, as the console script
+#: does, and writes their exit codes to argv[2].
+_ONE_PROCESS = """\
+import json, sys
+from multistore_prefix.cmd.main import main
+codes = []
+for argv in json.loads(sys.argv[1]):
+    print(f'--- {argv}', file=sys.stderr, flush=True)
+    try:
+        codes.append(main(argv))
+    except SystemExit as exc:  # --help
+        codes.append(exc.code or 0)
+with open(sys.argv[2], 'w') as out:
+    json.dump(codes, out)
+"""
+
+
 @pytest.mark.engines('sqlite')
 @pytest.mark.parametrize('warnings', [None, 'default', 'error'])
 def test_no_library_banner_on_any_command(db_url, tmp_path, warnings):
-    env = {} if warnings is None else {'PYTHONWARNINGS': warnings}
-    for args in _every_command(tmp_path, db_url):
-        result = run(*args, env=env)
-        output = result.stdout + result.stderr
-        assert result.returncode == 0, (args, output)
-        assert 'eventlet' not in output.lower(), (args, output)
-        assert 'DeprecationWarning' not in output, (args, output)
+    # PYTHONWARNINGS is read when the interpreter starts and the banners
+    # come with the imports: one new process runs every command, whose
+    # first use of each library is in one of them.
+    env = environment({} if warnings is None
+                      else {'PYTHONWARNINGS': warnings})
+    commands = [[str(a) for a in args]
+                for args in _every_command(tmp_path, db_url)]
+    codes_file = tmp_path / 'codes.json'
+    result = subprocess.run(
+        [sys.executable, '-c', _ONE_PROCESS, json.dumps(commands),
+         str(codes_file)], cwd=REPO, env=env, stdin=subprocess.DEVNULL,
+        capture_output=True, text=True, timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert json.loads(codes_file.read_text()) == [0] * len(commands), output
+    assert 'eventlet' not in output.lower(), output
+    assert 'DeprecationWarning' not in output, output
 
 
 # -- the documented benchmark command ----------------------------------------

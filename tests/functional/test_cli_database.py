@@ -12,7 +12,8 @@
 
 """Which database a command uses, and the drivers a plain install brings.
 
-The real console script in a subprocess, as an operator runs it: an unset
+The command as an operator runs it (in this process; in a subprocess where
+a module is hidden from it on ``PYTHONPATH``): an unset
 ``[database]/connection`` is an error on an operator's configuration, a
 mistyped SQLite path is never created, every backfill says which database
 it used, and Glance's own URL forms work after a plain install while a
@@ -27,9 +28,10 @@ import textwrap
 import pytest
 import sqlalchemy as sa
 
+from tests.functional.command import run
+from tests.functional.command import run_process
 from tests.functional import test_backfill_cli as backfill_cli
 from tests.functional.test_cli import assert_config_error
-from tests.functional.test_cli import run
 from tests.functional.test_cli import write_conf
 
 STORES = """\
@@ -262,8 +264,8 @@ def test_psycopg2_urls_open_with_psycopg_3_where_psycopg2_is_absent(
         glance_url = url.set(drivername=form).render_as_string(
             hide_password=False)
         conf = backfill_cli.write_conf(tmp_path, glance_url)
-        result = run('--config-file', conf, 'backfill', '-f', 'json',
-                     '--quiet', env=env)
+        result = run_process('--config-file', conf, 'backfill', '-f',
+                             'json', '--quiet', env=env)
         assert result.returncode == 0, result.stderr
         assert json.loads(result.stdout)['database'] == safe(glance_url)
     assert backfill_cli.done_count(engine) == len(forms)
@@ -297,7 +299,7 @@ def test_a_driver_not_installed_names_its_package(tmp_path, scheme, module,
     module = module.split()[0]
 
     for command in (['backfill'], ['db', 'sync']):
-        result = run('--config-file', conf, *command, env=env)
+        result = run_process('--config-file', conf, *command, env=env)
         line = assert_config_error(result, '[database]/connection',
                                    f'{scheme}://', module,
                                    f'pip install "{package}"')

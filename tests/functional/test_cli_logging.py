@@ -12,9 +12,10 @@
 
 """The configured log (oslo.log options in the --config-file), for real.
 
-The console script runs in a subprocess with the logging options an
-operator puts in glance-api.conf; the test reads the log it wrote, and
-checks the terminal shows exactly what it shows without them.  Logging is
+The command runs in this process (the console script, where the log's
+file is named after the program) with the logging options an operator
+puts in glance-api.conf; the test reads the log it wrote, and checks the
+terminal shows exactly what it shows without them.  Logging is
 the same on every engine, so the database is a SQLite file (and a
 PostgreSQL URL that nothing answers, for the errors).
 """
@@ -28,6 +29,7 @@ import sqlalchemy as sa
 
 from multistore_prefix.db import engine as db_engine
 from multistore_prefix.db import migration
+from tests.functional import command
 from tests.functional import test_backfill_cli as cli
 
 #: The database error's password; it must appear nowhere.
@@ -120,10 +122,11 @@ def test_use_json_and_log_dir_write_one_json_object_a_line(seeded,
     url, _ = seeded
     log_dir = tmp_path / 'logs'
     log_dir.mkdir()
-    result = cli.run_backfill(
-        conf_with(tmp_path, url, [f'log_dir = {log_dir}', 'use_json = true',
-                                  'debug = true']),
-        '--dry-run', '-f', 'json')
+    # In a process of its own: oslo.log names the file after the program.
+    result = command.run_process(
+        '--config-file', conf_with(tmp_path, url, [
+            f'log_dir = {log_dir}', 'use_json = true', 'debug = true']),
+        'backfill', '--dry-run', '-f', 'json')
     assert result.returncode == 0, result.stderr
     # log_dir without log_file: oslo.log names the file after the program.
     [path] = log_dir.iterdir()
@@ -143,11 +146,11 @@ def test_errors_and_retries_reach_the_log_masked(tmp_path):
     url = f'postgresql+psycopg2://glance:{DB_PASSWORD}@127.0.0.1:1/glance'
     log_file = tmp_path / 'errors.log'
     conf = cli.write_conf(tmp_path, url, cli.FAST_FAIL)
-    plain = cli.run_backfill(conf, '-f', 'json', timeout=90)
+    plain = cli.run_backfill(conf, '-f', 'json')
     conf = cli.write_conf(tmp_path, url, cli.FAST_FAIL)
     conf.write_text(conf.read_text().replace(
         '[DEFAULT]\n', f'[DEFAULT]\nlog_file = {log_file}\n', 1))
-    logged = cli.run_backfill(conf, '-f', 'json', timeout=90)
+    logged = cli.run_backfill(conf, '-f', 'json')
     assert logged.returncode == plain.returncode == 1
     assert logged.stderr.splitlines()[1:] == plain.stderr.splitlines()[1:]
 

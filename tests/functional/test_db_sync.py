@@ -21,19 +21,16 @@ database comes out of ``db sync`` exactly as it went in.
 
 import argparse
 import io
-import os
-import subprocess
-import sys
 
 import pytest
 import sqlalchemy as sa
 
 from multistore_prefix.cmd import db as db_cmd
-from multistore_prefix.cmd import main
 from multistore_prefix.db import engine as db_engine
 from multistore_prefix.db import exceptions
 from multistore_prefix.db import migration
 from multistore_prefix.db import models
+from tests.functional import command
 
 
 def _engine(url):
@@ -210,10 +207,8 @@ def test_runtime_never_changes_a_glance_schema(database_server,
 
 def _run_cli(conf_file):
     """``multistore-prefix --config-file F db sync`` in this process."""
-    stdout, stderr = io.StringIO(), io.StringIO()
-    app = main.MultistorePrefixApp(stdout=stdout, stderr=stderr)
-    code = app.run(['--config-file', str(conf_file), 'db', 'sync'])
-    return code, stdout.getvalue(), stderr.getvalue()
+    result = command.run('--config-file', conf_file, 'db', 'sync')
+    return result.returncode, result.stdout, result.stderr
 
 
 def test_command_line_refuses_glance_with_non_zero_exit(
@@ -272,10 +267,8 @@ def test_properties_come_back_on_a_glance_schema(database_server,
 
 
 def test_command_line_needs_no_config_for_the_embedded_default(tmp_path):
-    env = {**os.environ, 'MSP_STATE_DIR': str(tmp_path / 'state')}
-    result = subprocess.run(
-        [sys.executable, '-m', 'multistore_prefix.cmd.main', 'db', 'sync'],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    result = command.run('db', 'sync', cwd=tmp_path,
+                         env={'MSP_STATE_DIR': str(tmp_path / 'state')})
     assert result.returncode == 0, result.stderr
     database = tmp_path / 'state' / 'multistore-prefix.sqlite'
     assert str(database) in result.stdout

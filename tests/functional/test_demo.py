@@ -14,19 +14,16 @@
 
 import json
 import os
-import subprocess
-import sys
 
 import sqlalchemy as sa
 
 from multistore_prefix import demo
+from tests.functional import command
 
 
 def cli(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, '-m', 'multistore_prefix.cmd.main', *args],
-        capture_output=True, text=True, cwd=cwd, timeout=300,
-        env={**os.environ, 'MSP_STATE_DIR': ''})
+    return command.run(*args, cwd=cwd or os.getcwd(),
+                       env={'MSP_STATE_DIR': ''})
 
 
 def expected_store(state_dir, url):

@@ -13,12 +13,11 @@
 """``multistore-prefix filter check``, run as an operator runs it."""
 
 import json
-import pathlib
-import subprocess
-import sys
 import textwrap
 
 import pytest
+
+from tests.functional import command
 
 EXIT_OK, EXIT_CONFIG, EXIT_CHECK_FAILED = 0, 2, 4
 DB_PASSWORD = 'db-Pa55word-SECRET'
@@ -89,13 +88,8 @@ def write(tmp_path, default='multistore_prefix', caching='',
 
 
 def check(conf, *args):
-    script = pathlib.Path(sys.executable).with_name('multistore-prefix')
-    command = ([str(script)] if script.exists()
-               else [sys.executable, '-m', 'multistore_prefix.cmd.main'])
-    result = subprocess.run(
-        command + ['--config-file', str(conf), 'filter', 'check', '-f',
-                   'json', *args], capture_output=True, text=True,
-        timeout=120)
+    result = command.run('--config-file', conf, 'filter', 'check', '-f',
+                         'json', *args)
     assert DB_PASSWORD not in result.stdout + result.stderr
     assert 'Traceback' not in result.stderr
     rows = json.loads(result.stdout) if result.stdout else []

@@ -16,7 +16,7 @@ An edge layout: every cluster's pool is ``images``.  A ceph.conf path
 with a typo is a configuration error for every command (exit 2, one line
 naming the store, the option and the path), never a store that claims
 every cluster's ``images``; a store whose ceph.conf has no fsid never
-takes another cluster's URL.  The real command runs in a subprocess; the
+takes another cluster's URL.  The command runs in this process; the
 backfill on SQLite, PostgreSQL and MariaDB.
 """
 

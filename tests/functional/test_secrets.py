@@ -16,8 +16,8 @@ Pre-signed URLs' query signatures (S3 v4 and v2, swift tempurl), S3 keys
 with white space, and a database password with a raw ``@`` (which
 SQLAlchemy splits oddly): none of their pieces may appear in ``resolve``
 (every format, --explain, --from-file, -v --debug), ``stores``, the
-backfill's report, summary and log lines, or its error lines.  The real
-command runs in a subprocess; the backfill on SQLite, PostgreSQL and
+backfill's report, summary and log lines, or its error lines.  The
+command runs in this process; the backfill on SQLite, PostgreSQL and
 MariaDB.
 """
 

@@ -15,7 +15,7 @@
 ``resolve --explain`` and the backfill report name why a location has no
 store: legacy forms that carry no store (``rbd://<image>``,
 ``cinder://<volume id>`` when Cinder is not asked) are ``no-store-in-url``,
-not ``no-matching-prefix``.  The real command runs in a subprocess.
+not ``no-matching-prefix``.  The command runs in this process.
 """
 
 import json

@@ -12,19 +12,19 @@
 
 """``multistore-prefix upgrade check``, run as an operator runs it.
 
-The console script in a subprocess, on SQLite, PostgreSQL and MariaDB:
+In this process (the console script, for ``PYTHONWARNINGS``), on SQLite,
+PostgreSQL and MariaDB:
 its counts against the test's own seed, the exit codes of
 oslo.upgradecheck, the fix it names (run, it clears the check), and that
 it writes nothing.
 """
 
 import json
-import os
-import subprocess
 
 import pytest
 import sqlalchemy as sa
 
+from tests.functional import command
 from tests.functional import test_backfill_cli as cli
 from tests.functional import test_filter_check as paste
 
@@ -49,10 +49,8 @@ def write_paste(conf, filter_in_pipeline=True):
 
 def upgrade_check(conf, *args):
     """(exit code, {check: (result, details)}, stderr); --json output."""
-    result = subprocess.run(
-        [*cli._command(), '--config-file', str(conf), 'upgrade', 'check',
-         '--json', *args], capture_output=True, text=True,
-        stdin=subprocess.DEVNULL, timeout=120)
+    result = command.run('--config-file', conf, 'upgrade', 'check',
+                         '--json', *args)
     assert 'Traceback' not in result.stderr
     for secret in cli.SECRETS:
         assert secret not in result.stdout + result.stderr
@@ -141,10 +139,9 @@ def test_the_table_is_oslo_upgradecheck_s(engine, db_url, tmp_path):
     # The libraries' deprecations (prettytable's, in oslo.upgradecheck's
     # table) are not the operator's: none fails the check, even when every
     # warning is an error.
-    result = subprocess.run(
-        [*cli._command(), '--config-file', str(conf), 'upgrade', 'check'],
-        capture_output=True, text=True, timeout=120,
-        env={**os.environ, 'PYTHONWARNINGS': 'error'})
+    # (In a process of its own: PYTHONWARNINGS is read at start-up.)
+    result = command.run_process('--config-file', conf, 'upgrade', 'check',
+                                 env={'PYTHONWARNINGS': 'error'})
     assert result.returncode == 1, result.stderr
     assert result.stderr == ''
     lines = result.stdout.splitlines()
