@@ -29,9 +29,14 @@ those images (GET of the image, download, PATCH of a property, list):
 * without a backfill: ``--requests`` requests in all;
 * during ``multistore-prefix backfill -f json --report FILE`` (the real
   console script, on that glance-api's own glance-api.conf): the clients
-  go on until it exits; a request counts when it started while the
-  backfill was working (the last ``elapsed_seconds`` it reports before
-  its exit).
+  start at its first progress line (a batch written) and stop when its
+  batches are done (it starts writing its report), however many requests
+  that makes.
+
+The clients' images are legacy when each phase starts, so the filter
+writes their stores on their first requests: during the backfill, while
+its batches hold rows.  Their location rows are spread over the table's
+ids, so the backfill's batches reach them all along its run.
 
 Before each phase every location is put back as it was seeded (legacy),
 so the backfill and the filter have the same work each time.  It prints
@@ -82,9 +87,9 @@ KINDS = (('show', 4), ('download', 2), ('patch', 2), ('list', 2))
 #: Target (issue 23): with the filter, p99 during a backfill / without.
 TARGET_RATIO = 2.0
 #: The filter's log lines that say a request passed through unresolved.
-PASSED = {'busy': 'locked by another writer',
-          'timeout': 'no answer within request_timeout',
-          'full': 'resolutions still running'}
+PASSED = {'rows locked': 'locked by another writer',
+          'request_timeout': 'no answer within request_timeout',
+          'no free slot': 'resolutions still running'}
 #: The table that keeps the seeded locations' metadata between phases.
 SNAPSHOT = 'msp_bench_seeded_metadata'
 
@@ -191,6 +196,7 @@ class Bench:
                                        (str(stores['slow']), 'slow')))
         seeded = time.perf_counter() - started
         self.images = self.deployment.legacy_images(self.args.images)
+        self.spread()
         with self.deployment.engine.begin() as conn:
             conn.exec_driver_sql(
                 f'CREATE TABLE {SNAPSHOT} AS SELECT id, meta_data '
@@ -200,6 +206,26 @@ class Bench:
         print(f'  seeded {self.args.locations:,} locations in '
               f'{seeded:.1f} s; {len(self.images)} images uploaded and '
               f'made legacy; {count:,} location rows')
+
+    def spread(self) -> None:
+        """The clients' location rows spread over the table's ids.
+
+        As in a cloud whose busy images are of every age: the backfill's
+        batches (in id order) reach them all along its run, not only in
+        its last one.  Each swaps its id with a seeded row's.
+        """
+        with self.deployment.engine.begin() as conn:
+            ids = [row[0] for row in conn.exec_driver_sql(
+                'SELECT id FROM image_locations WHERE id > %(seeded)s '
+                'ORDER BY id', {'seeded': self.args.locations})]
+            step = self.args.locations // (len(ids) + 1)
+            for index, client in enumerate(ids):
+                seeded = step * (index + 1)
+                for old, new in ((client, -1), (seeded, client),
+                                 (-1, seeded)):
+                    conn.exec_driver_sql(
+                        'UPDATE image_locations SET id = %(new)s '
+                        'WHERE id = %(old)s', {'old': old, 'new': new})
 
     def legacy_again(self) -> int:
         """Every location's metadata as seeded; the rows changed."""
@@ -232,7 +258,7 @@ class Bench:
         restored = self.legacy_again()
         before = passed_through(api)
         load = Load(api, self.images, self.args.clients, seed)
-        result = {'restored': restored}
+        result = {'restored': restored, 'mode': mode}
         if phase == 'idle':
             started = time.perf_counter()
             load.run(requests=self.args.requests)
@@ -250,31 +276,38 @@ class Bench:
         err = self.tmp / f'backfill-{mode}.err'
         done = threading.Event()
         with open(out, 'wb') as stdout, open(err, 'wb') as stderr:
-            started = time.perf_counter()
             proc = subprocess.Popen(
                 bench_backfill.command() + [
                     '--config-file', str(api.conf), 'backfill', '-f',
                     'json', '--report', str(report)],
                 stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL)
+            # The clients start once the backfill has written a batch
+            # (its first progress line): their first requests are the
+            # ones the filter writes for.
+            while (proc.poll() is None
+                   and ' locations' not in err.read_text()):
+                time.sleep(0.05)
+            started = time.perf_counter()
             with concurrent.futures.ThreadPoolExecutor(1) as pool:
                 clients = pool.submit(load.run, until=done)
-                proc.wait()
+                # They stop when its batches are done: it writes its
+                # report then (a temporary file first, then renamed).
+                while (proc.poll() is None
+                       and not list(self.tmp.glob(f'{report.name}*'))):
+                    time.sleep(0.05)
                 ended = time.perf_counter()
                 done.set()
                 clients.result()
+            proc.wait()
         try:
             summary = json.loads(out.read_text())
         except ValueError:
-            raise RuntimeError(f'backfill exited {proc.returncode}: '
-                               f'{err.read_text()[-2000:]}') from None
-        if proc.returncode != 0:
+            summary = None
+        if proc.returncode != 0 or summary is None:
             raise RuntimeError(f'backfill exited {proc.returncode}: '
                                f'{err.read_text()[-2000:]}')
-        working = ended - summary['elapsed_seconds']
-        during = [s for s in load.samples if s[1] >= working]
         return {'wall': ended - started, 'backfill': summary,
-                'figures': figures(during),
-                'outside': len(load.samples) - len(during)}
+                'figures': figures(load.samples)}
 
     def run(self) -> dict:
         self.seed()
@@ -299,13 +332,10 @@ def describe(result: dict) -> str:
                  f'(updated {summary.get("updated", 0):,}, already set '
                  f'{summary.get("already_set", 0):,}, conflicts retried '
                  f'{summary.get("conflicts_retried", 0):,}, slowest write '
-                 f'{summary.get("slowest_write_seconds", 0):.2f} s), '
-                 f'{result["outside"]} requests before it worked '
-                 f'left out')
-    passed = {k: v for k, v in result['passed'].items() if v}
-    if passed:
-        text += '; filter passed through: ' + ', '.join(
-            f'{k} {v}' for k, v in passed.items())
+                 f'{summary.get("slowest_write_seconds", 0):.2f} s)')
+    if result['mode'] == 'filter':
+        text += '; requests the filter passed through unresolved: ' + \
+            ', '.join(f'{k} {v}' for k, v in result['passed'].items())
     return text
 
 
