@@ -136,12 +136,15 @@ def expected_store(url: str) -> str | None:
     return None
 
 
-def seed_rows(count: int, seed: int = 5):
+def seed_rows(count: int, seed: int = 5, directories=DIRECTORIES):
     """(images, locations) rows, deterministic: copies are identical.
 
     An image has one location, every fourth has two (in two directories).
     Yields ('image', image id) and ('location', (id, image id, URL,
     meta_data text)) in insertion order.
+
+    :param directories: (directory, store) pairs the locations cycle
+        through (default: :data:`STORES`' own).
     """
     rng = random.Random(seed)
     location_id = 0
@@ -153,8 +156,8 @@ def seed_rows(count: int, seed: int = 5):
         for copy in range(min(copies, count - location_id)):
             location_id += 1
             what = kind(location_id)
-            directory, store = DIRECTORIES[(image_index + copy)
-                                           % len(DIRECTORIES)]
+            directory, store = directories[(image_index + copy)
+                                           % len(directories)]
             if what == 'elsewhere':
                 directory = ELSEWHERE
             url = f'file://{directory}/{image_id}'
@@ -200,8 +203,11 @@ def seed_sqlite(path: str, count: int) -> None:
         conn.close()
 
 
-def seed_server(url: str, count: int) -> None:
-    """Fill a synced server database with Core bulk inserts."""
+def seed_server(url: str, count: int, directories=DIRECTORIES) -> None:
+    """Fill a synced server database with Core bulk inserts.
+
+    It may be Glance's own (``glance-manage db sync``): the same tables.
+    """
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     images, locations = [], []
 
@@ -224,7 +230,7 @@ def seed_server(url: str, count: int) -> None:
         locations.clear()
     try:
         with engine.begin() as conn:
-            for table, row in seed_rows(count):
+            for table, row in seed_rows(count, directories=directories):
                 (images if table == 'image' else locations).append(row)
                 if len(locations) >= 10_000:
                     flush(conn)
