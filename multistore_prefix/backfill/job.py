@@ -28,8 +28,8 @@ from multistore_prefix.backfill import report as report_mod
 from multistore_prefix.backfill import shard as shard_mod
 from multistore_prefix.backfill import writing
 from multistore_prefix.db import engine as db_engine
-from multistore_prefix.db import locations as db_locations
 from multistore_prefix.db import retry
+from multistore_prefix.db import scan as db_scan
 from multistore_prefix import deciding
 from multistore_prefix import location_map as lmap
 from multistore_prefix import resolver as resolver_mod
@@ -208,7 +208,7 @@ class Backfill:
 
     def _text_limit(self):
         with self.database.reader() as conn:
-            return db_locations.metadata_limit(conn)
+            return db_scan.metadata_limit(conn)
 
     # -- the stages -------------------------------------------------------
 

@@ -24,8 +24,8 @@ from typing import Callable, Iterator
 
 from multistore_prefix.backfill import writing
 from multistore_prefix.db import exceptions as db_exceptions
-from multistore_prefix.db import locations as db_locations
 from multistore_prefix.db import retry
+from multistore_prefix.db import scan as db_scan
 
 #: With at most this many dead images (deleted, or killed, deleted or
 #: pending_delete), their ids are read once and their locations left out
@@ -88,7 +88,7 @@ class Reader:
     def count(self) -> int:
         """How many live locations the run will scan (for progress)."""
         with self.database.reader() as conn:
-            return db_locations.count_live(conn, *self.shard_bounds)
+            return db_scan.count_live(conn, *self.shard_bounds)
 
     def read(self, after: int) -> tuple[list[tuple], int | None]:
         """The rows after location id ``after``; the last id read.
@@ -105,16 +105,16 @@ class Reader:
     def _read(self, after):
         with self.database.reader() as conn:
             if self._statement is None:
-                self._statement = db_locations.BatchReader(
+                self._statement = db_scan.BatchReader(
                     conn.dialect, *self.shard_bounds,
-                    dead=db_locations.dead_image_ids(conn, DEAD_IN_MEMORY))
+                    dead=db_scan.dead_image_ids(conn, DEAD_IN_MEMORY))
             return self._statement.read(conn, after, self.batch_size)
 
     def read_one(self, location_id: int) -> tuple | None:
         """One location, whatever its size (``None``: gone)."""
         def read():
             with self.database.reader() as conn:
-                return db_locations.read_one(conn, location_id)
+                return db_scan.read_one(conn, location_id)
         return retry.call(self.database, read, 'reading a location',
                           self.should_stop, self.budget)
 

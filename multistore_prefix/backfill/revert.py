@@ -28,8 +28,8 @@ from typing import Iterator
 
 from multistore_prefix.backfill import report as report_mod
 from multistore_prefix.backfill import writing
+from multistore_prefix.db import batches
 from multistore_prefix.db import exceptions as db_exceptions
-from multistore_prefix.db import location_writes
 from multistore_prefix.db import retry
 from multistore_prefix import metadata as metadata_text
 from multistore_prefix import urls
@@ -230,8 +230,8 @@ class Revert:
         with transaction() as conn:
             ids = [e['location_id'] for e in entries
                    if isinstance(e.get('location_id'), int)]
-            current = location_writes.lock_current(conn, ids,
-                                                   lock=not self.dry_run)
+            current = batches.lock_current(conn, ids,
+                                           lock=not self.dry_run)
             outcomes, writes = [], []
             for entry in entries:
                 reason, detail, write = _decide(entry, current)
@@ -288,5 +288,5 @@ def _decide(entry, current) -> tuple:
             'previous_sha256']:
         return (NOT_EXACT, 'taking the store out would not give back the '
                 'exact text that was there: left as it is', None)
-    return None, None, location_writes.MetadataWrite(
+    return None, None, batches.MetadataWrite(
         entry['location_id'], entry.get('image_id'), row.text, restored)

@@ -14,7 +14,7 @@
 """Writing a batch: compare-and-swap, exact about whose write landed.
 
 The fast path is one ``UPDATE`` per chunk (:func:`multistore_prefix.db.
-location_writes.set_metadata`): when every row still held what was read,
+batches.set_metadata`): when every row still held what was read,
 every row changed, and they are all this run's.  When some did not (another
 writer, another run), that transaction is rolled back and the batch is
 written again the exact way: its rows are locked in id order and read
@@ -53,8 +53,8 @@ from typing import Callable, NamedTuple
 from oslo_db import exception as db_exc
 
 from multistore_prefix.db import api as db_api
+from multistore_prefix.db import batches
 from multistore_prefix.db import exceptions as db_exceptions
-from multistore_prefix.db import location_writes
 from multistore_prefix.db import retry
 from multistore_prefix import deciding
 from multistore_prefix import exceptions
@@ -141,9 +141,9 @@ class Writer:
         """The batch's writes in the transactions to write them in.
 
         Each is a :meth:`write` of its own (see :func:`multistore_prefix.
-        db.location_writes.transactions`).
+        db.batches.transactions`).
         """
-        return location_writes.transactions(
+        return batches.transactions(
             self.database.engine.dialect.name, writes)
 
     def write(self, writes: list) -> list[Outcome]:
@@ -210,7 +210,7 @@ class Writer:
             raise _RowsChanged()  # read back what landed, the exact way
         self._in_flight = lambda: [Outcome(UPDATED, w) for w in writes]
         with self.database.writer() as conn:
-            changed = location_writes.set_metadata(conn, writes, utcnow())
+            changed = batches.set_metadata(conn, writes, utcnow())
             if changed != len(writes):
                 raise _RowsChanged()  # rolls this transaction back
         return [Outcome(UPDATED, w) for w in writes]
@@ -225,7 +225,7 @@ class Writer:
         return [(ERROR, w, None, 'the row kept changing') for w in writes]
 
     def _exact_once(self, conn, writes) -> list[tuple]:
-        current = location_writes.lock_current(
+        current = batches.lock_current(
             conn, [w.location_id for w in writes])
         outcomes, final = [], []
         for write in writes:
@@ -247,8 +247,7 @@ class Writer:
         final_ids = {w.location_id for w in final}
         self._in_flight = lambda: [o for o in outcomes
                                    if o.write.location_id in final_ids]
-        changed = location_writes.set_metadata(conn, final, utcnow(),
-                                               locked=True)
+        changed = batches.set_metadata(conn, final, utcnow(), locked=True)
         if changed != len(final):  # locked: only a bug gets here
             raise _RowsChanged()
         return outcomes
@@ -316,12 +315,11 @@ class Writer:
 def set_all(conn, writes) -> None:
     """Compare-and-swap rows that are locked: every one must change.
 
-    :param writes: :class:`~multistore_prefix.db.location_writes.
+    :param writes: :class:`~multistore_prefix.db.batches.
         MetadataWrite` records (the text now, the new text).
     :raises db_exceptions.Conflict: one did not (only a bug gets here).
     """
-    changed = location_writes.set_metadata(conn, writes, utcnow(),
-                                           locked=True)
+    changed = batches.set_metadata(conn, writes, utcnow(), locked=True)
     if changed != len(writes):
         raise db_exceptions.Conflict(None, 'locations', reason=(
             f'{len(writes) - changed} of {len(writes)} locked rows did not '

@@ -23,11 +23,11 @@ from sqlalchemy import exc as sa_exc
 from multistore_prefix import backfill as backfill_mod
 from multistore_prefix.backfill import report as backfill_report
 from multistore_prefix import cmd
-from multistore_prefix.cmd import database as cmd_database
+from multistore_prefix.cmd import connection as cmd_connection
 from multistore_prefix.cmd import helptext
 from multistore_prefix.cmd import logs
 from multistore_prefix.cmd import progress as progress_mod
-from multistore_prefix.cmd import revert as revert_cmd
+from multistore_prefix.cmd import undo as undo_cmd
 from multistore_prefix import crypt
 from multistore_prefix.db import exceptions as db_exceptions
 from multistore_prefix.db import migration
@@ -120,7 +120,7 @@ class Backfill(helptext.HelpWithExitCodes, show.ShowOne):
             '--no-backend-lookups', action='store_true',
             help='resolve by prefix only: never ask a store\'s backend '
                  '(Cinder, for legacy cinder://<volume id> locations)')
-        revert_cmd.add_arguments(parser)
+        undo_cmd.add_arguments(parser)
         parser.add_argument(
             '--replace-invalid-stores', action='store_true',
             help='also give a store to locations whose "store" is not a '
@@ -137,12 +137,12 @@ class Backfill(helptext.HelpWithExitCodes, show.ShowOne):
             raise cmd.CommandError(str(exc)) from None
         if parsed_args.report:
             _check_report_path(parsed_args.report)
-        to_undo = (revert_cmd.open_report(parsed_args.revert)
+        to_undo = (undo_cmd.open_report(parsed_args.revert)
                    if parsed_args.revert else None)
         with cmd.config_errors(self.app.conf):
             location_map = self.app.location_map
             cipher = crypt.from_config(self.app.conf)
-        database = cmd_database.open_database(self.app.conf)
+        database = cmd_connection.open_database(self.app.conf)
         # Before any connection: the operator sees which database a run
         # that waits for it is waiting for.
         mode = ' (dry run)' if parsed_args.dry_run else ''
@@ -161,7 +161,7 @@ class Backfill(helptext.HelpWithExitCodes, show.ShowOne):
                     f'{db_exceptions.describe(exc)}; check '
                     f'[database]/connection', exit_code=1) from None
             if to_undo is not None:
-                report = revert_cmd.take_action(
+                report = undo_cmd.take_action(
                     self, parsed_args, database, to_undo,
                     progress_mod.run_with_progress)
                 return self._summary(report, database, parsed_args)

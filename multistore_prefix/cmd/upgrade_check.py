@@ -31,7 +31,7 @@ from sqlalchemy import exc as sa_exc
 
 from multistore_prefix import cmd
 from multistore_prefix.cmd import backfill as backfill_cmd
-from multistore_prefix.cmd import database as cmd_database
+from multistore_prefix.cmd import connection as cmd_connection
 from multistore_prefix.cmd import filter_check
 from multistore_prefix.cmd import helptext
 from multistore_prefix.cmd import standing as standing_mod
@@ -183,7 +183,7 @@ class Checks(upgradecheck.UpgradeCommands):
         with cmd.config_errors(app.conf):
             self.location_map = app.location_map
             self.cipher = crypt.from_config(app.conf)
-        self.database = cmd_database.open_database(app.conf)
+        self.database = cmd_connection.open_database(app.conf)
 
     def standing(self) -> standing_mod.Standing:
         """The counts (read on first use).

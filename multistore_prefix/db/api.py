@@ -41,12 +41,12 @@ from typing import Any, Iterable, Mapping
 
 import sqlalchemy as sa
 
+from multistore_prefix.db import batches
 from multistore_prefix.db import exceptions
 from multistore_prefix.db import location_rows
-from multistore_prefix.db import location_writes
-from multistore_prefix.db import locations
 from multistore_prefix.db import models
 from multistore_prefix.db import properties
+from multistore_prefix.db import scan
 from multistore_prefix.db import sql
 
 # Named here too: the interface of the database layer for images.
@@ -60,10 +60,10 @@ dump_metadata = location_rows.dump_metadata
 load_metadata = location_rows.load_metadata
 merge_metadata = location_rows.merge_metadata
 location_add = location_rows.location_add
-image_location_rows = locations.image_rows
-lock_location_rows = location_writes.lock_current
-set_location_metadata = location_writes.set_metadata
-metadata_limit = locations.metadata_limit
+image_location_rows = scan.image_rows
+lock_location_rows = batches.lock_current
+set_location_metadata = batches.set_metadata
+metadata_limit = scan.metadata_limit
 location_update = location_rows.location_update
 rewrite_location = location_rows.rewrite_location
 location_remove = location_rows.location_remove

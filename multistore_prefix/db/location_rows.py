@@ -18,7 +18,7 @@ compare-and-swap on that exact text, so a writer that sets ``store`` never
 drops a key another writer added meanwhile; the keys it changes are
 spliced into that text (:mod:`multistore_prefix.metadata`), so every
 other byte stays as it was.  The backfill's writes of many rows at once
-are in :mod:`multistore_prefix.db.location_writes`.
+are in :mod:`multistore_prefix.db.batches`.
 """
 
 import datetime
@@ -26,8 +26,8 @@ from typing import Any, Mapping
 
 import sqlalchemy as sa
 
+from multistore_prefix.db import batches
 from multistore_prefix.db import exceptions
-from multistore_prefix.db import location_writes
 from multistore_prefix.db import models
 from multistore_prefix.db import sql
 from multistore_prefix import metadata as metadata_text
@@ -176,7 +176,7 @@ def location_update(conn: sa.engine.Connection, image_id: str,
                                    .values(values)).rowcount
         if updated:
             return wanted_meta
-        row = location_writes.lock_current(conn, [location_id]).get(
+        row = batches.lock_current(conn, [location_id]).get(
             location_id)
         if row is None or row.deleted:
             raise exceptions.Conflict(image_id, label, 'present', 'removed',

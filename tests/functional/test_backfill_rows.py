@@ -30,7 +30,7 @@ import sqlalchemy as sa
 
 from multistore_prefix import backfill as backfill_mod
 from multistore_prefix.backfill import writing
-from multistore_prefix.db import locations as db_locations
+from multistore_prefix.db import scan as db_scan
 from multistore_prefix import deciding
 from multistore_prefix import gateway as gateway_mod
 from multistore_prefix import resolver as resolver_mod
@@ -203,7 +203,7 @@ def test_a_row_the_database_refuses_is_found_and_the_batch_written(
         database, location_map, monkeypatch):
     # Without knowing the column's limit, the batch UPDATE fails as a
     # whole; halving it finds the one row, and writes the others.
-    monkeypatch.setattr(db_locations, 'metadata_limit', lambda conn: None)
+    monkeypatch.setattr(db_scan, 'metadata_limit', lambda conn: None)
     ids = image_with_a_full_row(database, 9, 6)
     job, report = run(database, location_map)
     after = rows(database)
@@ -218,8 +218,8 @@ def test_rows_too_long_for_their_batch_are_read_one_by_one(database,
                                                            location_map):
     # Past 8 KiB a row is read, decided and written alone; the batch's
     # other rows, and its bad long rows, are what they would be.
-    long_key = 'k' * (db_locations.LARGE_TEXT + 10)
-    long_path = 'p' * (db_locations.LARGE_TEXT + 10)
+    long_key = 'k' * (db_scan.LARGE_TEXT + 10)
+    long_path = 'p' * (db_scan.LARGE_TEXT + 10)
     _, ids = add_image(database, [legacy(f'{URL}a'),
                                   legacy(f'{URL}b', f'{{"{long_key}": 1}}'),
                                   legacy(f'{URL}{long_path}'),

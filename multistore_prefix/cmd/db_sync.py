@@ -18,7 +18,7 @@ from oslo_db import exception as db_exc
 from sqlalchemy import exc as sa_exc
 
 from multistore_prefix import cmd
-from multistore_prefix.cmd import database as cmd_database
+from multistore_prefix.cmd import connection as cmd_connection
 from multistore_prefix.cmd import helptext
 from multistore_prefix.db import migration
 from multistore_prefix import urls
@@ -49,7 +49,7 @@ class DbSync(helptext.HelpWithExitCodes, command.Command):
     )
 
     def take_action(self, parsed_args):
-        database = cmd_database.open_database(
+        database = cmd_connection.open_database(
             self.app.conf_or_defaults(),
             operator=self.app.configured, create=True)
         try:

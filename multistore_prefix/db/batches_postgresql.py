@@ -13,7 +13,7 @@
 
 """PostgreSQL's batch writes: joined to arrays, in passes.
 
-The statements behind :func:`multistore_prefix.db.location_writes.
+The statements behind :func:`multistore_prefix.db.batches.
 set_metadata` on PostgreSQL.  A batch write is one ``UPDATE`` per chunk
 of rows, joined to the chunk's arrays in id order::
 
@@ -91,7 +91,7 @@ def joined_updates(writes, stamp, chunk_size: int):
 
     One round trip each; its count is the UPDATE's (the last statement).
 
-    :param writes: :class:`~multistore_prefix.db.location_writes.
+    :param writes: :class:`~multistore_prefix.db.batches.
         MetadataWrite` records.
     """
     per_image = collections.Counter(w.image_id for w in writes)

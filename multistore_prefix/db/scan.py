@@ -16,7 +16,7 @@ The statements are compiled once and run through the SQLAlchemy
 connection (``exec_driver_sql``), so oslo.db still translates every error
 (a deadlock, a lost connection), while rows skip SQLAlchemy's per-row
 work, which would otherwise be most of the cost.  The batch writes are in
-:mod:`multistore_prefix.db.location_writes`.
+:mod:`multistore_prefix.db.batches`.
 """
 
 import sqlalchemy as sa

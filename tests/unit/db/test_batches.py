@@ -11,7 +11,7 @@
 #    under the License.
 
 
-"""Batch compare-and-swap writes: multistore_prefix/db/location_writes.py."""
+"""Batch compare-and-swap writes: multistore_prefix/db/batches.py."""
 
 import datetime
 
@@ -20,10 +20,10 @@ from hypothesis import strategies as st
 import pytest
 import sqlalchemy as sa
 
+from multistore_prefix.db import batches
+from multistore_prefix.db import batches_postgresql
 from multistore_prefix.db import engine as db_engine
-from multistore_prefix.db import location_writes
 from multistore_prefix.db import models
-from multistore_prefix.db import postgresql_writes
 
 _L = models.image_locations
 PAST = datetime.datetime(2020, 1, 2, 3, 4, 5)
@@ -59,7 +59,7 @@ def _texts(database):
 def _writes(database, ids, old='{}', new='{"store": "fast"}'):
     with database.reader() as conn:
         images = dict(conn.execute(sa.select(_L.c.id, _L.c.image_id)).all())
-    return [location_writes.MetadataWrite(i, images[i], old, new)
+    return [batches.MetadataWrite(i, images[i], old, new)
             for i in ids]
 
 
@@ -67,14 +67,14 @@ def _writes(database, ids, old='{}', new='{"store": "fast"}'):
 def test_every_row_that_holds_the_text_changes(database, monkeypatch,
                                                locked):
     # Chunks of 7: several statements, and groups across chunks.
-    monkeypatch.setattr(location_writes, 'SERVER_CHUNK', 7)
-    monkeypatch.setattr(location_writes, 'SQLITE_CHUNK', 7)
+    monkeypatch.setattr(batches, 'SERVER_CHUNK', 7)
+    monkeypatch.setattr(batches, 'SQLITE_CHUNK', 7)
     ids = list(range(ROWS, 0, -1))  # any order
     writes = [w._replace(new_text=f'{{"store": "s{w.location_id % 3}"}}')
               for w in _writes(database, ids)]
     with database.writer() as conn:
-        changed = location_writes.set_metadata(conn, writes, NOW,
-                                               locked=locked)
+        changed = batches.set_metadata(conn, writes, NOW,
+                                       locked=locked)
     assert changed == ROWS
     assert _texts(database) == {i: f'{{"store": "s{i % 3}"}}'
                                 for i in range(1, ROWS + 1)}
@@ -93,7 +93,7 @@ def test_a_row_changed_meanwhile_or_dead_is_left(database):
                      .values(status='pending_delete'))
     writes = _writes(database, range(1, 11))
     with database.writer() as conn:
-        changed = location_writes.set_metadata(conn, writes, NOW)
+        changed = batches.set_metadata(conn, writes, NOW)
     assert changed == 7
     texts = _texts(database)
     assert [i for i in range(1, 11) if texts[i] == '{}'] == [5, 7]
@@ -111,7 +111,7 @@ def test_the_text_is_compared_exactly(database):
     writes = (_writes(database, [1], old='{"a": 1}')
               + _writes(database, [2, 3]))
     with database.writer() as conn:
-        changed = location_writes.set_metadata(conn, writes, NOW)
+        changed = batches.set_metadata(conn, writes, NOW)
     assert changed == 1
     texts = _texts(database)
     assert (texts[1], texts[2], texts[3]) == ('{"A": 1}', '{} ',
@@ -129,10 +129,10 @@ def _plans(database, writes, analyze):
     if analyze:
         with database.writer() as conn:
             conn.exec_driver_sql('ANALYZE image_locations')
-    ((statement, params),) = postgresql_writes.joined_updates(
-        writes, NOW, location_writes.SERVER_CHUNK)
-    settings, rest = (postgresql_writes.JOINED_SETTINGS,
-                      statement[len(postgresql_writes.JOINED_SETTINGS):])
+    ((statement, params),) = batches_postgresql.joined_updates(
+        writes, NOW, batches.SERVER_CHUNK)
+    settings, rest = (batches_postgresql.JOINED_SETTINGS,
+                      statement[len(batches_postgresql.JOINED_SETTINGS):])
     *lock, update = rest.split('; ')
     values = list(params)
     plans = []
@@ -194,16 +194,16 @@ def test_postgresql_locks_first_only_rows_that_share_an_image(database):
     # in a cycle, and no lock statement is sent; two rows of one image
     # among them: those two are locked first.
     alone = _writes(database, range(1, ROWS + 1, 2))
-    ((statement, params),) = postgresql_writes.joined_updates(
-        alone, NOW, location_writes.SERVER_CHUNK)
+    ((statement, params),) = batches_postgresql.joined_updates(
+        alone, NOW, batches.SERVER_CHUNK)
     assert 'FOR UPDATE' not in statement
     assert _array(params[1]) == list(range(1, ROWS + 1, 2))
     mixed = alone[:1] + _writes(database, [3, 4]) + alone[5:]
-    ((statement, params),) = postgresql_writes.joined_updates(
-        mixed, NOW, location_writes.SERVER_CHUNK)
+    ((statement, params),) = batches_postgresql.joined_updates(
+        mixed, NOW, batches.SERVER_CHUNK)
     assert 'FOR UPDATE' in statement and _array(params[0]) == [3, 4]
     with database.writer() as conn:
-        assert location_writes.set_metadata(conn, mixed, NOW) == len(mixed)
+        assert batches.set_metadata(conn, mixed, NOW) == len(mixed)
     texts = _texts(database)
     assert all(texts[w[0]] == '{"store": "fast"}' for w in mixed)
 
@@ -222,17 +222,17 @@ def test_postgresql_arrays_carry_every_text_as_it_is(database, texts):
     with database.reader() as conn:
         back = conn.exec_driver_sql(
             'SELECT unnest(%s::text[])',
-            (postgresql_writes.text_array(texts, {}),)).scalars().all()
+            (batches_postgresql.text_array(texts, {}),)).scalars().all()
     assert back == texts
 
 
 @pytest.mark.parametrize('name, passes', [
-    ('postgresql', postgresql_writes.PASSES), ('mysql', 1),
+    ('postgresql', batches_postgresql.PASSES), ('mysql', 1),
     ('sqlite', 1)])
 def test_postgresql_writes_a_batch_in_passes_of_every_nth_row(name, passes):
     writes = [(n, f'image-{n // 2}', '{}', '{"store": "s"}')
               for n in range(1, 1001)]
-    parts = location_writes.transactions(name, writes)
+    parts = batches.transactions(name, writes)
     assert len(parts) == passes
     assert sorted(w for part in parts for w in part) == writes
     for start, part in enumerate(parts):
@@ -241,5 +241,5 @@ def test_postgresql_writes_a_batch_in_passes_of_every_nth_row(name, passes):
 
 def test_a_small_batch_is_one_transaction_everywhere():
     few = [(n, 'image', '{}', '{"store": "s"}') for n in range(1, 11)]
-    assert location_writes.transactions('postgresql', few) == [few]
-    assert location_writes.transactions('postgresql', []) == []
+    assert batches.transactions('postgresql', few) == [few]
+    assert batches.transactions('postgresql', []) == []

@@ -22,7 +22,7 @@ of the cost.
 
 On PostgreSQL, a batch write is one ``UPDATE`` per chunk of rows joined
 to the chunk's arrays, written in passes (:mod:`multistore_prefix.db.
-postgresql_writes`).  On MySQL, it is one
+batches_postgresql`).  On MySQL, it is one
 ``UPDATE`` per chunk of rows in id order::
 
     UPDATE image_locations
@@ -49,8 +49,8 @@ from typing import Iterable, NamedTuple, Sequence
 
 import sqlalchemy as sa
 
+from multistore_prefix.db import batches_postgresql
 from multistore_prefix.db import models
-from multistore_prefix.db import postgresql_writes
 from multistore_prefix.db import sql
 
 _L = models.image_locations
@@ -68,12 +68,12 @@ def transactions(dialect_name: str, writes: Sequence) -> list[Sequence]:
     """The batch's writes in the transactions to write them in.
 
     On PostgreSQL, several passes (:func:`multistore_prefix.db.
-    postgresql_writes.passes`); other engines update rows in place: one.
+    batches_postgresql.passes`); other engines update rows in place: one.
 
     :param writes: ``(location id, ...)`` each, in the batch's order.
     """
     if dialect_name == 'postgresql':
-        return postgresql_writes.passes(writes)
+        return batches_postgresql.passes(writes)
     return [writes] if writes else []
 
 
@@ -129,8 +129,8 @@ def set_metadata(conn, writes: Sequence[tuple], now,
         # SQLite: the writer holds the whole database's lock.
         statements = _group_updates(dialect, writes, stamp, SQLITE_CHUNK)
     elif name == 'postgresql':
-        statements = postgresql_writes.joined_updates(writes, stamp,
-                                                      SERVER_CHUNK)
+        statements = batches_postgresql.joined_updates(writes, stamp,
+                                                       SERVER_CHUNK)
     else:
         # MySQL: a row of an image with no other row here can be locked in
         # any order (Glance's save of an image locks only that image's
@@ -267,7 +267,7 @@ class _Sql:
         one in Python, a fifth of the cost of a batch write there.
         """
         if self.name == 'postgresql':
-            self._params.append(postgresql_writes.integer_array(ids))
+            self._params.append(batches_postgresql.integer_array(ids))
             return 'id = ANY(%s::integer[])'
         if self.name == 'mysql':
             return f'id IN ({",".join(map(str, map(int, ids)))})'
