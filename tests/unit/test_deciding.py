@@ -18,7 +18,7 @@ from multistore_prefix import crypt
 from multistore_prefix import deciding
 from multistore_prefix import location_map as lmap
 from multistore_prefix import resolver as resolver_mod
-from tests.unit.domain.test_resolution import CONF
+from tests.unit.test_resolver import CONF
 
 SLOW = 'file:///var/lib/glance/images2/x'
 
