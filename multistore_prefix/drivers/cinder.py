@@ -10,7 +10,7 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""Cinder stores: ``cinder://<store_id>/<volume_id>``.
+"""Cinder stores: ``cinder://<store_id>/<volume_id>``, and their lookup.
 
 In a multi-store deployment glance_store writes the store identifier as the
 URL's authority, so the claim is the store id itself.  Canonical URLs
@@ -20,15 +20,13 @@ the same prefix and be reported as a conflict.
 Single-store locations, ``cinder://<volume_id>``, name no store.  As Glance
 does, a store claims such a volume when Cinder says the volume's type is
 the store's ``cinder_volume_type`` (Cinder's default type when that is
-unset): see :mod:`multistore_prefix.drivers.cinder_lookup`.  That asks
-Cinder's REST API with the store's own service credentials, so it needs
-them set; Glance can also use the requesting user's token, which an
-offline backfill does not have.
-The endpoint comes from ``cinder_endpoint_template`` when it is set, else
-from the token's catalog per ``cinder_catalog_info`` and
-``cinder_os_region_name`` (glance_store's cinderclient, with service
-credentials, looks up ``volumev3`` public in the region: the defaults give
-the same endpoint).
+unset).  :class:`CinderLookup` asks Cinder's REST API with the store's own
+service credentials (:mod:`.cinder_client`), so it needs them set; Glance
+can also use the requesting user's token, which an offline backfill does
+not have.  The endpoint comes from ``cinder_endpoint_template`` when it is
+set, else from the token's catalog per ``cinder_catalog_info`` and
+``cinder_os_region_name`` (the defaults give the endpoint glance_store's
+cinderclient finds: ``volumev3`` public in the region).
 
 glance_store's cinder module imports os-brick and cinderclient just to
 declare its options, so those packages are an extra of this one.  Without
@@ -37,11 +35,12 @@ needs the options, is off, and legacy locations say what to install.
 """
 
 import logging
+import re
+import threading
+import time
 
-from multistore_prefix.backends.cinder import client
-from multistore_prefix.backends.cinder import settings as cinder_settings
 from multistore_prefix.drivers import base
-from multistore_prefix.drivers import cinder_lookup
+from multistore_prefix.drivers import cinder_client as client
 from multistore_prefix import exceptions
 from multistore_prefix import urls
 
@@ -63,6 +62,9 @@ _CREDENTIALS_FIX = (
     'and cinder_store_application_credential_secret) in the store\'s group '
     'or in [backend_defaults]')
 INSTALL = "pip install 'multistore-prefix[cinder]'"
+# Cinder volume ids are UUIDs, written in lower case (as canonical URLs are).
+_UUID = re.compile(r'[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}'
+                   r'-[0-9a-f]{12}\Z')
 
 
 class CinderDriver(base.Driver):
@@ -93,8 +95,7 @@ class CinderDriver(base.Driver):
         return None
 
     def unowned(self, canon: urls.CanonicalURL) -> tuple[str, str] | None:
-        """A legacy ``cinder://<volume id>`` names no store."""
-        if not cinder_lookup.legacy_volume(canon):
+        if not legacy_volume(canon):
             return None
         if self.missing is None:
             return (base.NO_STORE_IN_URL,
@@ -108,16 +109,14 @@ class CinderDriver(base.Driver):
                 f'options, which need os-brick and python-cinderclient: '
                 f'{INSTALL}')
 
-    def backend_lookup(self) -> cinder_lookup.CinderLookup | None:
+    def backend_lookup(self) -> 'CinderLookup | None':
         """The store's Cinder lookup, built offline from its options.
 
         A store whose options cannot make a lookup (no service
-        credentials, a bad ``cinder_catalog_info``...) still gets one: it
-        wants the same URLs and answers each ``UNAVAILABLE`` with the
-        option to set, so the report says why, and logs that once, at the
-        first lookup (commands that never look up stay quiet).  Prefix
-        resolution never depends on it.  Without the ``cinder`` extra there
-        is none (see :meth:`unowned`).
+        credentials, a bad ``cinder_catalog_info``...) still gets one that
+        answers each URL ``UNAVAILABLE`` with the option to set, and logs
+        it once, at the first lookup (commands that never look up stay
+        quiet).  Without the ``cinder`` extra there is none.
         """
         if self.missing is not None:
             return None
@@ -125,17 +124,12 @@ class CinderDriver(base.Driver):
             settings = self._settings()
             volume_type = (self.option('cinder_volume_type') or '').strip()
         except exceptions.StoreConfigError as exc:
-            return cinder_lookup.CinderLookup(self.store_id, None, None,
-                                              problem=str(exc))
-        return cinder_lookup.CinderLookup(
-            self.store_id, volume_type or None,
-            client.Connection.shared(settings))
+            return CinderLookup(self.store_id, None, None, problem=str(exc))
+        return CinderLookup(self.store_id, volume_type or None,
+                            client.Connection.shared(settings))
 
-    def _settings(self) -> cinder_settings.Settings:
-        """The connection settings from the store's options.
-
-        :raises StoreConfigError: naming the option that is missing or bad.
-        """
+    def _settings(self) -> client.Settings:
+        """:raises StoreConfigError: naming the option missing or bad."""
         def value(name):
             found = self.option(name)
             return found.strip() if isinstance(found, str) else found
@@ -154,7 +148,7 @@ class CinderDriver(base.Driver):
         template = value('cinder_endpoint_template') or None
         if template:
             self._check_template(template)
-        return cinder_settings.Settings(
+        return client.Settings(
             auth_url=value('cinder_store_auth_address'),
             user_name=value('cinder_store_user_name'),
             user_domain_name=value('cinder_store_user_domain_name'),
@@ -208,3 +202,115 @@ class CinderDriver(base.Driver):
         if self.option('cinder_api_insecure'):
             return False
         return self.option('cinder_ca_certificates_file') or True
+
+
+class CinderLookup(base.BackendLookup):
+    """Whether a legacy ``cinder://<volume_id>`` belongs to one store.
+
+    The store owns the volume when its type is the store's
+    ``cinder_volume_type`` (``volume_type``), or Cinder's default type
+    when that is unset (``None``); the location then becomes
+    ``cinder://<store_id>/<volume_id>``.  Two stores that both leave it
+    unset both claim the default type: a conflict for the caller.
+
+    Answers: owned; another volume type (``ELSEWHERE``); HTTP 404
+    (``NOT_FOUND``); HTTP 401/403 on the volume or the token
+    (``FORBIDDEN``); timeouts, connection errors, 5xx and 429 after
+    ``cinder_http_retries`` retries, anything else (``UNAVAILABLE``, also
+    every answer when ``problem`` says why the options make no lookup).
+    Every detail names the store and the volume, never a secret.  What
+    Cinder said is cached and shared with stores of the same credentials
+    and endpoint; a not-found or forbidden volume is an answer too, an
+    unavailable Cinder is not.  Once Keystone or Cinder refuses the
+    credentials, no more requests are made with them.  Thread-safe.
+    """
+
+    def __init__(self, store_id: str, volume_type: str | None,
+                 connection: client.Connection | None,
+                 problem: str | None = None):
+        self.store_id = store_id
+        self.volume_type = volume_type
+        self.problem = problem
+        self._connection = connection
+        self._warned = threading.Event()
+
+    def wants(self, canon: urls.CanonicalURL) -> bool:
+        return legacy_volume(canon)
+
+    def lookup(self, canon: urls.CanonicalURL,
+               timeout: float) -> base.LookupAnswer:
+        volume_id = canon.authority
+        where = f'store {self.store_id!r}, volume {volume_id}'
+        if self.problem is not None:
+            if not self._warned.is_set():
+                self._warned.set()
+                LOG.warning('No Cinder lookups for store %s: %s',
+                            self.store_id, self.problem)
+            return base.LookupAnswer(None, reason=base.UNAVAILABLE,
+                                     detail=f'{where}: {self.problem}')
+        deadline = time.monotonic() + timeout
+        try:
+            return self._answer(volume_id, where, deadline)
+        except client.NoAnswer as exc:
+            reason = (base.FORBIDDEN if isinstance(exc, client.Refused)
+                      else base.UNAVAILABLE)
+            return base.LookupAnswer(None, reason=reason,
+                                     detail=f'{where}: {exc.detail}')
+        except Exception as exc:  # a lookup never raises
+            LOG.warning('Cinder lookup of %s failed: %s', where,
+                        client.describe(exc),
+                        exc_info=LOG.isEnabledFor(logging.DEBUG))
+            return base.LookupAnswer(None, reason=base.UNAVAILABLE,
+                                     detail=f'{where}: unexpected '
+                                            f'{type(exc).__name__}')
+
+    def _answer(self, volume_id: str, where: str,
+                deadline: float) -> base.LookupAnswer:
+        volume = self._connection.volume_type(volume_id, deadline)
+        if volume.status == 404:
+            return base.LookupAnswer(
+                False, reason=base.NOT_FOUND,
+                detail=f'{where}: Cinder at {self._connection.where()} has '
+                       f'no such volume that the store\'s user can see '
+                       f'(HTTP 404)')
+        if volume.status == 403:
+            return base.LookupAnswer(
+                None, reason=base.FORBIDDEN,
+                detail=f'{where}: Cinder at {self._connection.where()} '
+                       f'refused to show the volume to the store\'s user '
+                       f'(HTTP 403)')
+        wanted, source = self.volume_type, 'its cinder_volume_type'
+        if wanted is None:
+            default = self._connection.default_type(deadline)
+            if default.status == 403:
+                return base.LookupAnswer(
+                    None, reason=base.FORBIDDEN,
+                    detail=f'{where}: Cinder refused to tell the default '
+                           f'volume type (HTTP 403); set the store\'s '
+                           f'cinder_volume_type')
+            if default.status == 404:
+                return base.LookupAnswer(
+                    False, reason=base.ELSEWHERE,
+                    detail=f'{where}: the store sets no cinder_volume_type '
+                           f'and Cinder has no default volume type, so the '
+                           f'store claims no volume')
+            wanted, source = default.name, 'Cinder\'s default type'
+        if volume.name == wanted:
+            return base.LookupAnswer(
+                True, url=f'cinder://{self.store_id}/{volume_id}',
+                detail=f'{where}: volume type {volume.name!r} is {source}')
+        return base.LookupAnswer(
+            False, reason=base.ELSEWHERE,
+            detail=f'{where}: volume type {volume.name!r} is not '
+                   f'{wanted!r} ({source})')
+
+
+def legacy_volume(canon: urls.CanonicalURL) -> bool:
+    """Whether ``canon`` is a single-store ``cinder://<volume id>``.
+
+    Only a UUID counts as a volume id (Cinder makes no other), so a
+    truncated new-style URL (``cinder://fast``) is not one.
+    """
+    return (canon.scheme == 'cinder' and not canon.path
+            and not canon.query and not canon.has_credentials
+            and _UUID.match(canon.authority) is not None)

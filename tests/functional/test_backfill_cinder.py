@@ -25,9 +25,9 @@ from oslo_config import cfg
 from oslo_db import exception as oslo_db_exc
 import pytest
 
-from multistore_prefix.backends.cinder import client as cinder_client
 from multistore_prefix import backfill as backfill_mod
 from multistore_prefix.db import engine as db_engine
+from multistore_prefix.drivers import cinder_client
 from multistore_prefix import location_map as lmap
 from multistore_prefix import lookups as lookups_mod
 from tests.functional import command

@@ -11,8 +11,8 @@
 #    under the License.
 
 """Cinder lookups of legacy locations: the cinder driver's lookup,
-multistore_prefix/drivers/cinder_lookup.py, and the client it uses,
-multistore_prefix/backends/cinder/.
+multistore_prefix/drivers/cinder.py, and the client it uses,
+multistore_prefix/drivers/cinder_client.py.
 
 requests-mock stands in for Keystone and Cinder, with the request and
 response shapes of the real services: the v3 token request and its service
@@ -29,9 +29,9 @@ import time
 import pytest
 import requests
 
-from multistore_prefix.backends.cinder import client
 from multistore_prefix.drivers import base
-from multistore_prefix.drivers import cinder_lookup
+from multistore_prefix.drivers import cinder as cinder_lookup
+from multistore_prefix.drivers import cinder_client as client
 from multistore_prefix import location_map as lmap
 from multistore_prefix import urls
 

@@ -10,49 +10,44 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""Cinder's REST API as one store's service user sees it.
+"""Cinder's REST API as one cinder store's service user sees it.
 
 The cinder driver's lookup asks two things about a legacy
-``cinder://<volume id>`` location: the volume's type and Cinder's default
-type.  :class:`Connection` answers them over a keystoneauth session built
-from the store's settings (see :mod:`.settings`), with retries, a deadline
-per question and a cache of what Cinder said.
-
-Errors are :class:`Unavailable` (Cinder could not say: rerun later) and
+``cinder://<volume id>``: the volume's type and Cinder's default type.  It
+speaks through keystoneauth (a dependency of glance_store), not
+cinderclient, with retries, a deadline per question and a cache of what
+Cinder said.  Errors are :class:`Unavailable` (rerun later) and
 :class:`Refused` (Keystone or Cinder said no to the credentials); their
 text names the endpoint and never a secret.
 """
 
+import concurrent.futures
 import dataclasses
 import threading
 import time
+from typing import Callable, Hashable
 import weakref
 
 from keystoneauth1 import exceptions as ks_exc
+from keystoneauth1.identity import v3 as ks_v3
 from keystoneauth1 import session as ks_session
 
-from multistore_prefix.backends.cinder import settings as cinder_settings
-from multistore_prefix.backends import facts
 from multistore_prefix import urls
 
-#: Facts one Cinder connection remembers (volume types, the default type);
-#: when full, it forgets them all and starts again.
+#: Facts one Cinder connection remembers (volume types, the default type).
 CACHE_SIZE = 10_000
 #: Seconds before the first retry; each retry doubles it, up to MAX_BACKOFF.
 BACKOFF = 0.5
 MAX_BACKOFF = 8.0
 
 # Connections with the same settings share their session and their facts.
-_CONNECTIONS: 'weakref.WeakValueDictionary[str, Connection]' = (
+_CONNECTIONS: 'weakref.WeakValueDictionary[Settings, Connection]' = (
     weakref.WeakValueDictionary())
 _CONNECTIONS_LOCK = threading.Lock()
 
 
 class NoAnswer(Exception):
-    """Cinder could not say; the message is a sentence with no secret.
-
-    :ivar detail: the sentence.
-    """
+    """Cinder could not say; ``detail`` is a sentence with no secret."""
 
     def __init__(self, detail: str):
         super().__init__(detail)
@@ -68,12 +63,100 @@ class Refused(NoAnswer):
 
 
 @dataclasses.dataclass(frozen=True)
-class Fact:
-    """What Cinder said about one thing: its HTTP status and the name.
+class Settings:
+    """How to reach one Cinder as one user; secrets stay out of repr.
 
-    :ivar status: 200, or 403/404 (an answer too).
-    :ivar name: the volume type's name, when 200.
+    :ivar catalog: (service type, service name or ``None``, interface) to
+        find the endpoint in the token's catalog, unless
+        ``endpoint_template`` is set.
+    :ivar verify: ``False``, ``True`` or a CA bundle path.
     """
+
+    auth_url: str
+    user_name: str | None
+    user_domain_name: str | None
+    project_name: str | None
+    project_domain_name: str | None
+    password: str | None = dataclasses.field(repr=False)
+    application_credential_id: str | None
+    application_credential_secret: str | None = dataclasses.field(
+        repr=False)
+    endpoint_template: str | None
+    catalog: tuple[str, str | None, str]
+    region: str | None
+    verify: bool | str
+    retries: int
+
+    def auth(self):
+        """The keystoneauth plugin for these credentials (offline)."""
+        if self.application_credential_id:
+            return ks_v3.ApplicationCredential(
+                auth_url=self.auth_url,
+                application_credential_id=self.application_credential_id,
+                application_credential_secret=(
+                    self.application_credential_secret))
+        return ks_v3.Password(
+            auth_url=self.auth_url, username=self.user_name,
+            password=self.password, user_domain_name=self.user_domain_name,
+            project_name=self.project_name,
+            project_domain_name=self.project_domain_name)
+
+
+class FactCache:
+    """A bounded, thread-safe cache whose misses are fetched once.
+
+    A backfill asks from several threads at once, and many locations (or
+    stores) need the same fact: the first thread to miss fetches it, the
+    others wait for that answer instead of asking again.  When full it
+    forgets everything: a backfill reads locations in id order, so old
+    facts are rarely wanted again, and a clear is cheaper than tracking
+    an order of use.
+    """
+
+    def __init__(self, size: int):
+        self.size = size
+        self._lock = threading.Lock()
+        self._facts: dict[Hashable, object] = {}
+        self._pending: dict[Hashable, concurrent.futures.Future] = {}
+
+    def get(self, key: Hashable, fetch: Callable[[], object],
+            timeout: float):
+        """The fact for ``key``: remembered, or ``fetch()``-ed now.
+
+        A fetch that raises is not remembered, and every thread waiting
+        for it gets the exception.
+
+        :raises TimeoutError: a waiting thread ran out of ``timeout``.
+        """
+        with self._lock:
+            fact = self._facts.get(key)
+            if fact is not None:
+                return fact
+            future = self._pending.get(key)
+            leader = future is None
+            if leader:
+                future = self._pending[key] = concurrent.futures.Future()
+        if not leader:
+            return future.result(timeout=timeout)
+        try:
+            fact = fetch()
+        except BaseException as exc:
+            with self._lock:
+                del self._pending[key]
+            future.set_exception(exc)
+            raise
+        with self._lock:
+            if len(self._facts) >= self.size:
+                self._facts.clear()
+            self._facts[key] = fact
+            del self._pending[key]
+        future.set_result(fact)
+        return fact
+
+
+@dataclasses.dataclass(frozen=True)
+class Fact:
+    """What Cinder said: 200 and the type's name, or 403/404 (an answer)."""
 
     status: int
     name: str | None = None
@@ -82,54 +165,43 @@ class Fact:
 class Connection:
     """One Cinder as one user: a lazy keystoneauth session and its facts.
 
-    Stores configured with the same credentials and endpoint settings share
-    one (see :meth:`shared`), so N such stores make one request per volume,
-    not N.  Thread-safe: the session is built and authenticated once under
-    a lock; keystoneauth sessions serve concurrent requests; a fact asked
-    for by several threads at once is fetched once (see
-    :class:`~multistore_prefix.backends.facts.FactCache`).
-
-    :ivar settings: the
-        :class:`~multistore_prefix.backends.cinder.settings.Settings` it
-        connects with.
+    Stores with the same settings share one (see :meth:`shared`), so N
+    such stores make one request per volume, not N.  Thread-safe: the
+    session is built and authenticated once under a lock; keystoneauth
+    sessions serve concurrent requests.
     """
 
-    def __init__(self, settings: cinder_settings.Settings):
+    def __init__(self, settings: Settings):
         self.settings = settings
         self._lock = threading.Lock()  # guards the session and endpoint
         self._session: ks_session.Session | None = None
         self._endpoint: str | None = None
         self._refused: str | None = None  # Keystone or Cinder said no to us
-        self._facts = facts.FactCache(CACHE_SIZE)
+        self._facts = FactCache(CACHE_SIZE)
 
     @classmethod
-    def shared(cls, settings: cinder_settings.Settings) -> 'Connection':
+    def shared(cls, settings: Settings) -> 'Connection':
         """The live connection with these settings, or a new one.
 
         Kept only while a lookup holds it: a new location map (a new run)
         starts with an empty cache.
         """
-        key = settings.key()
         with _CONNECTIONS_LOCK:
-            connection = _CONNECTIONS.get(key)
+            connection = _CONNECTIONS.get(settings)
             if connection is None:
-                connection = _CONNECTIONS[key] = cls(settings)
+                connection = _CONNECTIONS[settings] = cls(settings)
             return connection
 
     def volume_type(self, volume_id: str, deadline: float) -> Fact:
-        """``GET /volumes/<id>``: the volume's type name, or the status.
+        """``GET /volumes/<id>`` by ``deadline`` (``time.monotonic()``).
 
-        :param deadline: ``time.monotonic()`` by which to answer.
         :raises NoAnswer: :class:`Unavailable` or :class:`Refused`.
         """
         return self._remember(('volume', volume_id), deadline,
                               f'/volumes/{volume_id}', 'volume')
 
     def default_type(self, deadline: float) -> Fact:
-        """``GET /types/default``: Cinder's default volume type name.
-
-        :raises NoAnswer: :class:`Unavailable` or :class:`Refused`.
-        """
+        """``GET /types/default``; raises as :meth:`volume_type`."""
         return self._remember(('default-type',), deadline, '/types/default',
                               'volume_type')
 

@@ -10,13 +10,13 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""The backends' fact cache: multistore_prefix/backends/facts.py."""
+"""The Cinder client's fact cache (multistore_prefix/drivers/cinder_client)."""
 
 import threading
 
 import pytest
 
-from multistore_prefix.backends import facts
+from multistore_prefix.drivers import cinder_client as facts
 
 
 def test_a_fact_is_fetched_once_and_remembered():
