@@ -36,36 +36,26 @@ ENABLED_BACKENDS_OPT = cfg.DictOpt(
     help='Key:Value pair of store identifier and store type. In case of '
          'multiple backends should be separated using comma.')
 
-# Reasons a URL has no store; the resolver and the reports use them.
+# Reasons a URL has no store, beside those of a driver (Driver.unowned,
+# rbd's missing-fsid).
 INVALID_URL = 'invalid-url'
 UNKNOWN_SCHEME = 'unknown-scheme'
 NO_PREFIX = 'no-matching-prefix'
 CONFLICT = 'conflicting-stores'
-# Given by a store type's driver for a URL form of its own that names no
-# store (see Driver.unowned).
 NO_STORE_IN_URL = drivers.base.NO_STORE_IN_URL
 NOT_INSTALLED = drivers.base.NOT_INSTALLED
-#: Under the directory of one of Glance's reserved stores.
 RESERVED = 'reserved-store'
-#: glance_store adds these file stores of Glance's own to
-#: ``enabled_backends`` inside glance-api (an operator may not name a
-#: store so); import and task data pass through them, and a live image's
-#: location never gets their name.
+# glance_store adds these file stores of Glance's own to enabled_backends
+# inside glance-api (an operator may not name a store so); import and task
+# data pass through them, and a live image's location never gets their name.
 RESERVED_STORES = ('os_glance_staging_store', 'os_glance_tasks_store')
-#: Reasons after which a store's backend lookup may still find the store:
-#: callers with lookups ask the ones that want the URL.
+# After these, a store's backend lookup may still find the store.
 LOOKUP_REASONS = frozenset((NO_PREFIX, NO_STORE_IN_URL))
 
 
 @dataclasses.dataclass
 class StoreEntry:
-    """One configured store, as glance's location map holds it.
-
-    :ivar store: the store's driver.
-    :ivar store_entry: the store type (``file``, ``rbd``...).
-    :ivar location_class: glance_store's ``StoreLocation`` class of the type.
-    :ivar prefixes: the store's claims, computed from its configuration.
-    """
+    """One configured store, as glance's location map holds it."""
 
     store: drivers.Driver
     store_entry: str
@@ -81,79 +71,62 @@ class StoreEntry:
 class Conflict:
     """Two or more stores claim the same prefix: their URLs stay unresolved.
 
-    :ivar prefix: the prefix, as an operator reads it.
     :ivar stores: the store ids that claim it, sorted.
     """
 
     prefix: str
     stores: tuple[str, ...]
+    reason = CONFLICT
 
     def __str__(self):
         return (f'stores {", ".join(self.stores)} all claim prefix '
                 f'{self.prefix}')
 
+    @property
+    def detail(self):
+        return str(self)
+
 
 @dataclasses.dataclass(frozen=True)
-class Doubted:
-    """A claim made without what would make it certain, and not alone.
+class Unowned:
+    """A claim whose URLs get no store, and why.
 
-    Another store claims the same path under another authority, so the
-    URLs this claim would own stay unresolved (see
-    :class:`~multistore_prefix.drivers.base.Doubt`).
+    A doubted claim that is not alone (see
+    :class:`~multistore_prefix.drivers.base.Doubt`), or the directory of a
+    reserved store.
 
-    :ivar store: the store that made the claim.
-    :ivar reason: the reason code of those URLs.
-    :ivar detail: what the store lacks, who else claims the path, the fix.
+    :ivar name: the store that made the claim.
     """
 
-    store: str
+    name: str
     reason: str
     detail: str
 
     def __str__(self):
-        return self.store
-
-
-@dataclasses.dataclass(frozen=True)
-class Reserved:
-    """The directory of a reserved store: its URLs get no store.
-
-    :ivar store: the reserved store's name.
-    """
-
-    store: str
-
-    def __str__(self):
-        return self.store
+        return self.name
 
 
 @dataclasses.dataclass(frozen=True)
 class Resolution:
     """The answer for one URL, with the reason when there is no store.
 
-    :ivar store: the owning store id, or ``None``.
-    :ivar reason: ``None`` when resolved, else one of ``INVALID_URL``,
-        ``UNKNOWN_SCHEME``, ``NO_PREFIX``, ``CONFLICT``, a reason a store
-        type's driver gives for a URL form that names no store
-        (``NO_STORE_IN_URL``, ``NOT_INSTALLED``), or the reason of a
-        doubted claim (rbd's ``missing-fsid``).
-    :ivar detail: a human-readable explanation (credentials masked).
+    :ivar url: a backend lookup's URL to record instead (``None`` keeps it).
+    :ivar detail: a sentence for the operator, credentials masked.
     """
 
     store: str | None
     reason: str | None = None
     detail: str = ''
+    url: str | None = None
 
 
 class _Node:
     """An index entry that needs more than "this prefix is store X".
 
-    :ivar store: the store that owns the prefix itself, a ``Conflict``, or
-        ``None`` when only open children or query choices hang here.
+    :ivar store: the owner of the prefix itself, or ``None``.
     :ivar open_children: (segment prefix, owner) of open prefixes whose
         parent is this key, longest first.
-    :ivar choices: (required query pairs, owner) of claims that need the
-        query (vSphere datastores).
+    :ivar choices: (required query pairs, owner): vSphere datastores.
     """
 
     __slots__ = ('store', 'open_children', 'choices', 'label')
@@ -166,10 +139,7 @@ class _Node:
 
 
 class _Wild:
-    """A claim on any authority: rbd with no fsid, swift multi-tenant, http.
-
-    :ivar owner: the store id, a ``Conflict`` or a ``Doubted``.
-    """
+    """A claim on any authority: rbd with no fsid, swift multi-tenant, http."""
 
     __slots__ = ('prefix', 'owner', 'authority', 'path', 'weight')
 
@@ -199,11 +169,9 @@ class _Wild:
 
 
 class LocationMap:
-    """Store id -> entry, and the prefix index that answers URLs.
+    """Store id -> :class:`StoreEntry`, and the index that answers URLs.
 
-    :ivar stores: store id -> :class:`StoreEntry`.
-    :ivar reserved: reserved store name -> its directory's prefix
-        (:data:`RESERVED_STORES`).
+    :ivar reserved: reserved store name -> its directory's prefix.
     :ivar conflicts: prefixes claimed by more than one store.
     """
 
@@ -219,15 +187,13 @@ class LocationMap:
         self._drivers: dict[str, list[drivers.Driver]] = {}
         self._build()
 
-    # -- building ---------------------------------------------------------
-
     @classmethod
     def from_config(cls, conf: cfg.ConfigOpts) -> 'LocationMap':
         """Build the map from an operator's configuration.
 
         Registers ``[DEFAULT]/enabled_backends`` and each store's
         glance_store options on ``conf`` (harmless if the caller did
-        already), loads each store's driver and computes its prefixes.
+        already), and loads each store's driver.
 
         :raises NoBackendsConfigured: ``enabled_backends`` is empty.
         :raises StoreConfigError: a store's type or options are bad.
@@ -272,7 +238,10 @@ class LocationMap:
                 LOG.warning('Configuration conflict: %s; their URLs stay '
                             'unresolved until one of them changes', owner)
             elif store_ids[0] in self.reserved:
-                owner = Reserved(store_ids[0])
+                owner = Unowned(store_ids[0], RESERVED, (
+                    f'under the directory of Glance\'s reserved store '
+                    f'{store_ids[0]} (import and task data): no image\'s '
+                    f'store; left as it is'))
             else:
                 owner = store_ids[0]
                 if prefix.doubt is not None:
@@ -281,7 +250,7 @@ class LocationMap:
 
     @staticmethod
     def _doubted(key, owner, doubt, claims):
-        """``owner``, or a :class:`Doubted` when its claim is not alone."""
+        """``owner``, or an :class:`Unowned` when its claim is not alone."""
         family, _, path = key[:3]
         others = sorted({store_id for other, owners in claims.items()
                          if other[0] == family and other[2] == path
@@ -289,13 +258,13 @@ class LocationMap:
                         - {owner})
         if not others:
             return owner
-        doubted = Doubted(owner, doubt.reason, doubt.detail(others))
+        doubted = Unowned(owner, doubt.reason, doubt.detail(others))
         LOG.warning('Configuration: %s; such URLs stay unresolved (%s)',
                     doubted.detail, doubted.reason)
         return doubted
 
     def _claim_key(self, prefix):
-        """What makes two claims the same claim, in canonical form."""
+        # What makes two claims the same claim, in canonical form.
         scheme = prefix.scheme.lower()
         family = self._family(scheme)
         authority = prefix.authority
@@ -347,37 +316,25 @@ class LocationMap:
         self._index[index_key] = node
         return node
 
-    # -- answering ----------------------------------------------------------
-
     def resolve(self, url: str) -> str | None:
         """The id of the store that owns ``url``, or ``None``."""
-        # Fast path.  Index keys are canonical, so a hit on one of the URL's
-        # own component prefixes proves that the scheme and authority are
-        # canonical too.  What could still change the answer lies to the
-        # right of the hit: escapes, dot segments, a query or fragment,
-        # credentials (s3 and swift keys may hold '/', so the authority can
-        # sit right of a slash; ruled out here) and empty segments (the walk
-        # sees two adjacent slashes).  Anything else, and every miss, takes
-        # the full path.
+        # Fast path: walk the URL as it is.  Index keys are canonical, so a
+        # hit on one of the URL's own component prefixes proves that the
+        # scheme and authority are canonical too.  What could still change
+        # the answer lies to the right of the hit: escapes, dot segments, a
+        # query or fragment, credentials (s3 and swift keys may hold '/',
+        # so the authority can sit right of a slash) and empty segments;
+        # they, and every miss, take the full path.
         if (url.__class__ is str and '%' not in url and '/.' not in url
                 and '?' not in url and '#' not in url and '@' not in url):
-            index = self._index
-            pos = len(url)
-            while pos > 0:
-                key = url[:pos]
-                if key in index:
-                    found = index[key]
-                    if found.__class__ is str:
-                        return found
-                    if found.__class__ is _Node:
-                        found = self._match_node(found, url, pos, None)
-                        if found.__class__ is str:
-                            return found
-                    break
-                shorter = url.rfind('/', 0, pos)
-                if shorter == pos - 1:
-                    break
-                pos = shorter
+            sep = url.find('://')
+            end = url.find('/', sep + 3)
+            if end < 0:
+                end = len(url)
+            if sep > 0 and url.find('//', end) < 0:
+                found = self._walk(url, end, None)
+                if found.__class__ is str:
+                    return found
         return self.explain(url).store
 
     def explain(self, url: str) -> Resolution:
@@ -402,18 +359,12 @@ class LocationMap:
                     return Resolution(None, *unowned)
             return Resolution(None, NO_PREFIX,
                               f'no store prefix owns {urls.mask_url(url)}')
-        if isinstance(found, Conflict):
-            return Resolution(None, CONFLICT, str(found))
-        if isinstance(found, Doubted):
-            return Resolution(None, found.reason, found.detail)
-        if isinstance(found, Reserved):
-            return Resolution(None, RESERVED, (
-                f'under the directory of Glance\'s reserved store {found} '
-                f'(import and task data): no image\'s store; left as it is'))
-        return Resolution(found)
+        if found.__class__ is str:
+            return Resolution(found)
+        return Resolution(None, found.reason, found.detail)
 
     def _walk(self, key, authority_end, canon):
-        """Look ``key`` up at each component boundary, longest first."""
+        # Look key up at each component boundary, longest first.
         index = self._index
         pos = len(key)
         while True:
@@ -469,7 +420,7 @@ _MISS = object()
 
 
 def _reserved_prefix(conf: cfg.ConfigOpts, name: str) -> drivers.Prefix:
-    """A reserved store's directory, as glance_store configures it."""
+    # A reserved store's directory, as glance_store configures it.
     try:
         conf.register_opt(cfg.StrOpt(
             'filesystem_store_datadir', default=f'/var/lib/glance/{name}',
@@ -486,5 +437,4 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     try:
         conf.register_opt(ENABLED_BACKENDS_OPT)
     except cfg.DuplicateOptError:
-        # The caller (glance itself) registered its own definition.
         pass

@@ -15,12 +15,10 @@
 Some legacy URLs name no store at all (``cinder://<volume id>``): no prefix
 can own them, only the backend knows.  The stores whose driver offers a
 :class:`~multistore_prefix.drivers.base.BackendLookup` are asked; exactly
-one must say "mine".  Resolution by prefix stays offline and comes first;
-this runs only for URLs no prefix owns.
+one must say "mine".  This runs only for URLs no prefix owns.
 """
 
 import concurrent.futures
-import dataclasses
 from typing import Iterable
 
 from multistore_prefix.drivers import base
@@ -39,30 +37,8 @@ _PRECEDENCE = (base.UNAVAILABLE, base.FORBIDDEN, base.NOT_FOUND,
                base.ELSEWHERE)
 
 
-@dataclasses.dataclass(frozen=True)
-class LookupResult:
-    """The stores' combined answer about one URL.
-
-    :ivar store: the store that holds it, or ``None``.
-    :ivar url: when resolved, the URL to record (``None`` keeps it).
-    :ivar reason: when unresolved: a backend reason (``backend-...``) or
-        ``conflicting-stores``.
-    :ivar detail: a sentence for the operator, with no secret in it.
-    """
-
-    store: str | None
-    url: str | None = None
-    reason: str | None = None
-    detail: str = ''
-
-
 class BackendLookups:
-    """The backend lookups of every store of a location map.
-
-    :ivar lookups: (store id, lookup) of each store that offers one.
-    :ivar timeout: seconds each backend has per URL.
-    :ivar max_workers: questions in flight at once.
-    """
+    """(store id, lookup) of each store of a location map that has one."""
 
     def __init__(self, lookups: Iterable[tuple[str, base.BackendLookup]],
                  timeout: float = TIMEOUT, max_workers: int = MAX_WORKERS):
@@ -85,18 +61,16 @@ class BackendLookups:
         return bool(self.lookups)
 
     def wants(self, url) -> bool:
-        """Whether some store's backend can answer about ``url``."""
         canon = _canonical(url)
         return canon is not None and any(
             lookup.wants(canon) for _, lookup in self.lookups)
 
-    def resolve(self, url: str) -> LookupResult:
+    def resolve(self, url: str) -> lmap.Resolution:
         """Ask every store that wants ``url``; never raises."""
         canon = _canonical(url)
         if canon is None:
-            return LookupResult(None, reason=lmap.INVALID_URL,
-                                detail=f'{urls.mask_url(url)} cannot be '
-                                       f'parsed')
+            return lmap.Resolution(None, lmap.INVALID_URL,
+                                   f'{urls.mask_url(url)} cannot be parsed')
         answers = []
         for store_id, lookup in self.lookups:
             if not lookup.wants(canon):
@@ -111,7 +85,7 @@ class BackendLookups:
             answers.append((store_id, answer))
         return _combine(url, answers)
 
-    def resolve_many(self, urls_: Iterable[str]) -> dict[str, LookupResult]:
+    def resolve_many(self, urls_: Iterable[str]) -> dict[str, lmap.Resolution]:
         """:meth:`resolve` for many URLs, ``max_workers`` at a time."""
         unique = list(dict.fromkeys(urls_))
         if not unique:
@@ -131,14 +105,14 @@ def _canonical(url):
         return None
 
 
-def _combine(url, answers) -> LookupResult:
+def _combine(url, answers) -> lmap.Resolution:
     owners = [(store_id, answer) for store_id, answer in answers
               if answer.owned]
     silent = [(store_id, answer) for store_id, answer in answers
               if answer.owned is None]
     if len(owners) == 1 and not silent:
         store_id, answer = owners[0]
-        return LookupResult(store_id, url=answer.url)
+        return lmap.Resolution(store_id, url=answer.url)
     masked = urls.mask_url(url)
     if len(owners) == 1:
         # Another store could not answer and might claim it too: one
@@ -147,18 +121,16 @@ def _combine(url, answers) -> LookupResult:
         reason = next(r for r in _PRECEDENCE
                       if any(a.reason == r for _, a in silent))
         details = '; '.join(a.detail for _, a in silent if a.detail)
-        return LookupResult(None, reason=reason, detail=urls.mask_text(
+        return lmap.Resolution(None, reason=reason, detail=urls.mask_text(
             f'store {store_id} claims {masked}, but not every store could '
             f'answer ({details}); run again when they can'))
     if owners:
         stores = ', '.join(store_id for store_id, _ in owners)
-        return LookupResult(None, reason=lmap.CONFLICT,
-                            detail=f'the backends of stores {stores} all '
-                                   f'claim {masked}')
+        return lmap.Resolution(None, lmap.CONFLICT, f'the backends of '
+                               f'stores {stores} all claim {masked}')
     if not answers:
-        return LookupResult(None, reason=lmap.NO_PREFIX,
-                            detail=f'no store prefix or backend owns '
-                                   f'{masked}')
+        return lmap.Resolution(None, lmap.NO_PREFIX,
+                               f'no store prefix or backend owns {masked}')
     reasons = {answer.reason for _, answer in answers}
     reason = next((r for r in _PRECEDENCE if r in reasons),
                   sorted(r for r in reasons if r)[0] if any(reasons)
@@ -168,4 +140,4 @@ def _combine(url, answers) -> LookupResult:
     if reason == base.ELSEWHERE:
         details = (f'no configured store claims it ({details})' if details
                    else 'no configured store claims it')
-    return LookupResult(None, reason=reason, detail=urls.mask_text(details))
+    return lmap.Resolution(None, reason=reason, detail=urls.mask_text(details))

@@ -12,10 +12,10 @@
 
 """The store driver interface and the prefix a driver claims.
 
-A driver is short: it reads its store's option group and returns its
-prefixes.  Option registration, the glance_store class, its location class
-and its scheme list are found here once, from the ``glance_store.drivers``
-entry point that the driver names.
+A driver reads its store's option group and returns its prefixes.  Option
+registration, the glance_store class, its location class and its schemes
+are found here once, from the ``glance_store.drivers`` entry point that
+the driver names.
 """
 
 import abc
@@ -44,13 +44,9 @@ class Doubt:
     A claim with a doubt (an rbd store whose cluster fsid is unknown claims
     its pool under any fsid) owns a URL only while no other store claims
     the same path under another authority; otherwise the URLs it would
-    own stay unresolved with ``reason``.
-
-    :ivar reason: the reason code of those URLs.
-    :ivar missing: what the store lacks, a sentence naming the store and
-        where it was looked for.
-    :ivar shared: what the other stores share with it (``pool 'images'``).
-    :ivar fix: what the operator should do.
+    own stay unresolved with ``reason``, and :meth:`detail` says what the
+    store is ``missing``, what it ``shared`` with the others (``pool
+    'images'``) and the ``fix``.
     """
 
     reason: str
@@ -59,7 +55,6 @@ class Doubt:
     fix: str
 
     def detail(self, others: list[str]) -> str:
-        """The reason's sentence, given the other stores' ids."""
         return (f'{self.missing}, and stores {", ".join(others)} use '
                 f'{self.shared} too, so it cannot tell whose this URL is; '
                 f'{self.fix}')
@@ -70,8 +65,8 @@ class Prefix:
     """A claim a store makes on location URLs.
 
     The common claim is a URL prefix that owns every URL below it on a path
-    component boundary.  A few store types need more, and say so here rather
-    than in special cases elsewhere.
+    component boundary; a few store types need more, said here rather than
+    in special cases elsewhere.
 
     :ivar scheme: one of the store type's schemes; every alias of it matches.
     :ivar authority: ``host[:port]`` (or rbd fsid, swift reference, cinder
@@ -80,13 +75,12 @@ class Prefix:
         authority.
     :ivar open: the last path segment is itself a prefix of the URL's
         segment (swift's ``glance_`` owns container ``glance_0a1``).
-    :ivar query: query parameters that must also match, as (name, value)
-        pairs: vSphere's ``dcPath`` and ``dsName``.
-    :ivar container: with ``authority`` and ``path`` left open, the
-        container segment (the one before the object) must start with
-        ``container + '_'``: swift multi-tenant stores.
-    :ivar doubt: with ``authority`` left open, the claim stands only where
-        no other store claims ``path`` (see :class:`Doubt`).
+    :ivar query: (name, value) pairs that must also match: vSphere's
+        ``dcPath`` and ``dsName``.
+    :ivar container: with ``authority`` and ``path`` left open, the segment
+        before the object must start with ``container + '_'`` (swift
+        multi-tenant).
+    :ivar doubt: with ``authority`` left open, see :class:`Doubt`.
     """
 
     scheme: str
@@ -98,7 +92,7 @@ class Prefix:
     doubt: Doubt | None = None
 
     def __str__(self) -> str:
-        """The claim as an operator reads it, ``*`` where it is open."""
+        # The claim as an operator reads it, '*' where it is open.
         authority = '*' if self.authority is None else self.authority
         text = f'{self.scheme}://{authority}{self.path}'
         if self.container is not None:
@@ -110,17 +104,15 @@ class Prefix:
         return text
 
 
-#: LookupAnswer reasons: the backend has no such object, refused the
-#: question, could not be reached in time, or holds it elsewhere.
+# LookupAnswer reasons: the backend has no such object, refused the
+# question, could not be reached in time, or holds it elsewhere.
 NOT_FOUND = 'backend-not-found'
 FORBIDDEN = 'backend-forbidden'
 UNAVAILABLE = 'backend-unavailable'
 ELSEWHERE = 'backend-elsewhere'
-#: Reasons a driver gives for a URL form of its type that names no store
-#: (see :meth:`Driver.unowned`): glance_store's single-store forms
-#: (``rbd://<image>``; ``cinder://<volume id>``, which only the backend
-#: can tell and was not asked); or only the store's backend could tell,
-#: and the packages to ask it are not installed.
+# Driver.unowned's reasons: a single-store form names no store
+# (rbd://<image>; cinder://<volume id>, which only the backend can tell
+# and was not asked), or the packages to ask the backend are missing.
 NO_STORE_IN_URL = 'no-store-in-url'
 NOT_INSTALLED = 'backend-not-installed'
 
@@ -129,12 +121,11 @@ NOT_INSTALLED = 'backend-not-installed'
 class LookupAnswer:
     """What a store's backend says about one URL.
 
-    :ivar owned: ``True`` the store holds it, ``False`` it does not,
-        ``None`` the backend could not tell (see ``reason``).
+    :ivar owned: ``True``, ``False``, or ``None``: the backend could not
+        tell (see ``reason``: ``NOT_FOUND``, ``FORBIDDEN``... when not
+        owned).
     :ivar url: when owned, the URL to record instead (the store's own
         form, e.g. ``cinder://<store id>/<volume id>``); ``None`` keeps it.
-    :ivar reason: when not owned: one of ``NOT_FOUND``, ``FORBIDDEN``,
-        ``UNAVAILABLE``, ``ELSEWHERE``.
     :ivar detail: a sentence for the operator, with no secret in it.
     """
 
@@ -147,9 +138,8 @@ class LookupAnswer:
 class BackendLookup(abc.ABC):
     """A store's way to claim URLs no prefix can: it asks its backend.
 
-    Building one is offline; only :meth:`lookup` talks to the backend.
-    Resolution by prefix never uses it: the resolver asks a lookup only
-    for a URL that no prefix owns and that :meth:`wants`.
+    Building one is offline; only :meth:`lookup` talks to the backend, and
+    only about a URL that no prefix owns and that it :meth:`wants`.
     """
 
     @abc.abstractmethod
@@ -159,31 +149,19 @@ class BackendLookup(abc.ABC):
     @abc.abstractmethod
     def lookup(self, canon: urls.CanonicalURL,
                timeout: float) -> LookupAnswer:
-        """Ask the backend about ``canon``; never raises.
-
-        :param timeout: seconds for the whole answer, retries included.
-        """
+        """Ask the backend, within ``timeout`` seconds; never raises."""
 
 
 class Driver(abc.ABC):
     """A store type's driver: the prefixes of one configured store.
 
-    A subclass names its glance_store entry point in ``glance_store_entry``
-    and implements :meth:`compute_prefixes`, reading ``self.store_conf``.
-
-    :ivar conf: the operator's ``ConfigOpts``.
-    :ivar store_id: the store identifier from ``enabled_backends``.
-    :ivar store_entry: the store type (``file``, ``rbd``...).
-    :ivar glance_store_class: glance_store's ``Store`` class of the type.
-    :ivar location_class: glance_store's ``StoreLocation`` class.
-    :ivar schemes: the URL schemes of the type, from glance_store.
-    :ivar prefixes: the claims computed at init.
+    A subclass names its entry point in ``glance_store.drivers`` in
+    ``glance_store_entry`` and implements :meth:`compute_prefixes`, reading
+    the store's options through :meth:`option`.
     """
 
-    #: name of the type's entry point in ``glance_store.drivers``.
     glance_store_entry: str = ''
-    #: the type's URL schemes, for a driver that can work without
-    #: glance_store's driver module (see :meth:`without_glance_store`).
+    # See without_glance_store.
     schemes_without_glance_store: tuple[str, ...] = ()
 
     def __init__(self, conf: cfg.ConfigOpts, store_id: str,
@@ -202,7 +180,6 @@ class Driver(abc.ABC):
 
     @property
     def store_conf(self):
-        """The store's option group (``conf[store_id]``)."""
         return self.conf[self.store_id]
 
     @abc.abstractmethod
@@ -210,58 +187,50 @@ class Driver(abc.ABC):
         """Return the store's claims; no network, no file writes."""
 
     def without_glance_store(self, error: exceptions.StoreConfigError):
-        """glance_store's driver of the type cannot be loaded: go on or not.
+        """glance_store's driver of the type cannot be loaded.
 
-        Most types need its options to compute their prefixes, so the
-        error stands.  A driver whose prefixes need none of them overrides
-        this to note ``error`` and return ``None``: the type then has no
-        options, no location class and ``schemes_without_glance_store``.
-
-        :raises StoreConfigError: ``error``, unless overridden.
+        Most types need its options to compute their prefixes, so ``error``
+        stands.  A driver whose prefixes need none overrides this to note
+        ``error`` and return ``None``: the type then has no options, no
+        location class and ``schemes_without_glance_store``.
         """
         raise error
 
     def unowned(self, canon: urls.CanonicalURL) -> tuple[str, str] | None:
-        """Why no store owns ``canon``, a URL of this type no prefix owns.
+        """(reason, sentence) for a URL of this type that no prefix owns.
 
-        For the forms of the type's URLs that name no store
-        (glance_store's single-store forms), a reason code and a sentence
-        for the operator, with no secret in it; ``None`` for any other
-        URL, which then has no matching prefix.  Offline and cheap.
+        For the forms that name no store (glance_store's single-store
+        forms); ``None`` for any other URL, which then has no matching
+        prefix.  Offline and cheap; the sentence holds no secret.
         """
         return None
 
     def backend_lookup(self) -> BackendLookup | None:
         """The store's backend-assisted lookup, if its type has one.
 
-        Most store types need none: their URLs name their store.  Called
-        once, when the location map is built; it must not touch the
-        network.
+        Most types need none: their URLs name their store.  It must not
+        touch the network.
         """
         return None
 
-    def options(self) -> list[cfg.Opt]:
-        """glance_store's own option definitions for this store type."""
-        return list(getattr(self.glance_store_class, 'OPTIONS', None) or [])
-
     def register_opts(self) -> None:
-        """Register the type's options on the store's group.
+        """Register glance_store's options of the type, as it does.
 
-        This is what glance_store's ``register_store_opts`` does for each
-        ``enabled_backends`` item, plus ``[backend_defaults]``, where
-        glance_store looks for what a store's group leaves unset.
-        Registering the same definitions again is harmless, so a caller
-        that did it already is fine.
+        On the store's group and on ``[backend_defaults]``, where
+        glance_store looks for what a store's group leaves unset.  The same
+        definitions again are harmless, so a caller that did it is fine.
         """
-        self.conf.register_opts(self.options(), group=self.store_id)
-        for opt in self.options():
+        options = list(getattr(self.glance_store_class, 'OPTIONS', None)
+                       or [])
+        self.conf.register_opts(options, group=self.store_id)
+        for opt in options:
             try:
                 self.conf.register_opt(opt, group=SHARED_GROUP)
             except cfg.DuplicateOptError:
                 pass  # another store type shares the name; first one wins
 
     def option(self, name: str):
-        """The value of one of the store's options, as glance_store reads it.
+        """An option's value as glance_store reads it.
 
         The store's own group first, then ``[backend_defaults]``, then the
         option's default.
@@ -282,32 +251,16 @@ class Driver(abc.ABC):
                              'correct it in the configuration file') from None
 
     def set_by_operator(self, name: str, group: str | None = None) -> bool:
-        """Whether a configuration file or the command line sets ``name``."""
         location = self.conf.get_location(name, group or self.store_id)
         return (location is not None
                 and location.location is not cfg.Locations.opt_default)
 
-    def canonical(self, option: str, url: str,
-                  fix: str) -> urls.CanonicalURL:
-        """``url``, built from ``option``, in canonical form.
-
-        :raises StoreConfigError: naming ``option``, when the value cannot
-            be part of a location URL.
-        """
-        try:
-            return urls.canonicalize(url)
-        except urls.InvalidURL as exc:
-            raise self.error(option, f'cannot be part of a location URL '
-                             f'({exc.reason})', fix) from None
-
     def error(self, option: str | None, reason: str,
               fix: str | None = None) -> exceptions.StoreConfigError:
-        """A configuration error naming this store and the option."""
         return exceptions.StoreConfigError(self.store_id, option, reason,
                                            fix)
 
     def require(self, name: str, fix: str):
-        """The value of an option that must be set, or a clear error."""
         value = self.option(name)
         if value is None or (isinstance(value, str) and not value.strip()):
             raise self.error(name, 'is not set', fix)
@@ -321,8 +274,6 @@ class Driver(abc.ABC):
         :param schemes: the store scheme for an ``http://``, an
             ``https://`` and a bare address, in that order.
         :returns: (store scheme, canonical URL with that scheme).
-        :raises StoreConfigError: naming ``option``: not an http(s)
-            address, or it embeds credentials.
         """
         scheme, rest = schemes[2], address.strip()
         if rest.lower().startswith(('http://', 'https://')):
@@ -330,17 +281,20 @@ class Driver(abc.ABC):
             scheme = schemes[1] if secure.lower() == 'https' else schemes[0]
         if '://' in rest:
             raise self.error(option, 'is not an http(s) address', fix)
-        canon = self.canonical(option, f'{scheme}://{rest}', fix)
+        try:
+            canon = urls.canonicalize(f'{scheme}://{rest}')
+        except urls.InvalidURL as exc:
+            raise self.error(option, f'cannot be part of a location URL '
+                             f'({exc.reason})', fix) from None
         if canon.has_credentials:
             raise self.error(option, 'embeds credentials', fix)
         return scheme, canon
 
     def url_host(self, option: str | None, name: str, scheme: str,
                  fix: str) -> str:
-        """``name`` as the host part of a ``scheme://`` URL, or an error.
+        """``name``, which glance_store writes verbatim as a URL's host.
 
-        glance_store writes some names (a cinder store id, a swift
-        reference) verbatim where a URL has its host.
+        A cinder store id, a swift reference.
         """
         try:
             valid = (urls.canonicalize(f'{scheme}://{name}').authority
@@ -374,7 +328,7 @@ class Driver(abc.ABC):
         return manager.driver
 
     def import_fix(self) -> str:
-        """What to install when glance_store's driver module won't import."""
+        # What to install when glance_store's driver module won't import.
         return 'install the packages that glance_store\'s driver imports'
 
     def _location_class(self):
@@ -407,7 +361,7 @@ class Driver(abc.ABC):
 
 
 def _value_error(exc: Exception) -> str:
-    """oslo.config's message without its LocationInfo noise."""
+    # oslo.config's message without its LocationInfo noise.
     text = str(exc)
     marker = 'is not valid: '
     return text.split(marker, 1)[1] if marker in text else text
