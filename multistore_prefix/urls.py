@@ -13,9 +13,8 @@
 """Canonical location URLs: the one place that says what "the same" means.
 
 Every other module compares URLs through :func:`canonicalize`, and prints
-them through :func:`mask_url` (text that may quote them through
-:func:`mask_text`; both from :mod:`multistore_prefix.masking`).  The
-rules (see DESIGN.md):
+them through :func:`mask_url` or :func:`mask_text` (from
+:mod:`multistore_prefix.masking`).  The rules (see DESIGN.md):
 
 * scheme and host compare case-insensitively; the default port of the
   scheme drops; IPv6 hosts keep their brackets;
@@ -36,12 +35,10 @@ import urllib.parse
 
 from multistore_prefix import masking
 
-# Every module prints URLs through these names; they live in masking.py.
-MASK = masking.MASK
 mask_url = masking.mask_url
 mask_text = masking.mask_text
 
-#: Ports that a scheme implies; written out explicitly they are dropped.
+# Ports that a scheme implies; written out explicitly they are dropped.
 DEFAULT_PORTS = {
     'http': '80', 'https': '443',
     'swift': '443', 'swift+http': '80', 'swift+https': '443',
@@ -61,15 +58,10 @@ _UNRESERVED = frozenset(
 _PCT = re.compile(r'%(..)?', re.DOTALL)
 _HEX = frozenset('0123456789abcdefABCDEF')
 _SCHEME = re.compile(r'[A-Za-z][A-Za-z0-9+.\-]*\Z')
-# userinfo: everything of the authority up to its last '@'.
 
 
 class InvalidURL(ValueError):
-    """A location URL that cannot be put in canonical form.
-
-    :ivar url: the URL, credentials masked.
-    :ivar reason: why it is invalid.
-    """
+    """A URL that cannot be put in canonical form; ``url`` is masked."""
 
     def __init__(self, url, reason: str):
         self.url = mask_url(url)
@@ -79,16 +71,13 @@ class InvalidURL(ValueError):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class CanonicalURL:
-    """A location URL in canonical form.
+    """A location URL in canonical form (see the module's rules).
 
-    :ivar scheme: the scheme, lower case, as written (one of its store
-        type's aliases).
-    :ivar authority: ``host[:port]`` with no credentials, lower case, no
-        default port; ``''`` when the URL has none (``file:///...``).
-    :ivar path: ``/``-separated, dot segments resolved, no empty segment
-        and no trailing ``/``; ``''`` for the root.
-    :ivar query: the raw query string (``''`` when there is none).
-    :ivar has_credentials: whether the URL carried ``user:key@``.
+    :ivar scheme: lower case, as written (one of its type's aliases).
+    :ivar authority: ``host[:port]`` with no credentials; ``''`` when the
+        URL has none (``file:///...``).
+    :ivar path: ``''`` for the root.
+    :ivar query: the raw query string.
     """
 
     scheme: str
@@ -99,7 +88,7 @@ class CanonicalURL:
 
     @property
     def key(self) -> str:
-        """The URL without query and credentials: what prefixes match."""
+        """What prefixes match: the URL without query and credentials."""
         return f'{self.scheme}://{self.authority}{self.path}'
 
     @property
@@ -129,7 +118,6 @@ def mask_error(exc: BaseException) -> str:
 
 
 def _normalize_escapes(text: str, url: str) -> str:
-    """Decode escaped unreserved characters; upper-case the other escapes."""
     def repl(match):
         hexdigits = match.group(1)
         if hexdigits is None or not set(hexdigits) <= _HEX:
@@ -139,14 +127,7 @@ def _normalize_escapes(text: str, url: str) -> str:
     return _PCT.sub(repl, text)
 
 
-def normalize_path(path: str, url: str = '') -> str:
-    """Resolve a URL path to canonical form (see the module docstring).
-
-    :param path: the path part of a URL (escapes not yet normalized).
-    :param url: the whole URL, for the error message.
-    :raises InvalidURL: the path climbs above its root, or has a malformed
-        escape.
-    """
+def _normalize_path(path: str, url: str) -> str:
     out: list[str] = []
     for segment in path.split('/'):
         if '%' in segment:
@@ -155,7 +136,7 @@ def normalize_path(path: str, url: str = '') -> str:
             continue
         if segment == '..':
             if not out:
-                raise InvalidURL(url or path, 'path climbs above its root')
+                raise InvalidURL(url, 'path climbs above its root')
             out.pop()
             continue
         out.append(segment)
@@ -193,11 +174,7 @@ def _normalize_authority(scheme: str, authority: str, url: str) -> str:
 
 
 def canonicalize(url: str) -> CanonicalURL:
-    """Put a location URL in canonical form.
-
-    :param url: a location URL as Glance stores it.
-    :raises InvalidURL: it cannot be parsed; the message masks credentials.
-    """
+    """:raises InvalidURL: ``url`` cannot be parsed."""
     if not isinstance(url, str):
         raise InvalidURL(url, f'not a string but {type(url).__name__}')
     sep = url.find('://')
@@ -230,12 +207,12 @@ def canonicalize(url: str) -> CanonicalURL:
     return CanonicalURL(
         scheme=scheme,
         authority=hostport,
-        path=normalize_path(path, url),
+        path=_normalize_path(path, url),
         query=query,
         has_credentials=bool(at))
 
 
-#: The schemes glance_store's s3 driver writes.
+# The schemes glance_store's s3 driver writes.
 S3_SCHEMES = ('s3://', 's3+http://', 's3+https://')
 
 
@@ -245,9 +222,7 @@ def s3_without_credentials(url) -> str | None:
     Glance (``store_utils._update_s3_location_credentials``) keeps what
     follows the last ``@`` before the query, without query and fragment,
     behind the scheme; glance_store then signs with the store's own keys.
-
-    :returns: the URL without its credentials, or ``None`` when it has
-        none (or is not an S3 URL).
+    ``None`` when the URL has no credentials (or is not an S3 URL).
     """
     if url.__class__ is not str or '@' not in url or not url.startswith(
             S3_SCHEMES):

@@ -21,20 +21,14 @@ from stevedore import driver as sd_driver
 from stevedore import exception as sd_exception
 from stevedore import extension
 
-from multistore_prefix.drivers.base import BackendLookup
 from multistore_prefix.drivers.base import Driver
-from multistore_prefix.drivers.base import LookupAnswer
-from multistore_prefix.drivers.base import Prefix
+from multistore_prefix.drivers.base import Prefix  # noqa: F401
 from multistore_prefix import exceptions
 
 NAMESPACE = 'multistore_prefix.drivers'
 
-__all__ = ['BackendLookup', 'Driver', 'LookupAnswer', 'Prefix', 'NAMESPACE',
-           'load_driver', 'store_types']
-
 
 def store_types() -> list[str]:
-    """The store types that have a driver installed."""
     return sorted(extension.ExtensionManager(NAMESPACE).names())
 
 
@@ -42,9 +36,6 @@ def load_driver(conf: cfg.ConfigOpts, store_id: str,
                 store_type: str) -> Driver:
     """Load and initialise the driver of one ``enabled_backends`` item.
 
-    :param conf: the operator's configuration.
-    :param store_id: the store identifier (before the colon).
-    :param store_type: the store type (after the colon).
     :raises StoreConfigError: no driver for the type, or its configuration
         is bad; the message names the store and the option.
     """

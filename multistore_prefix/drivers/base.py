@@ -21,7 +21,6 @@ the driver names.
 import abc
 import dataclasses
 import importlib
-import logging
 
 from glance_store import driver as glance_store_driver
 from oslo_config import cfg
@@ -29,8 +28,6 @@ from stevedore import driver as sd_driver
 
 from multistore_prefix import exceptions
 from multistore_prefix import urls
-
-LOG = logging.getLogger(__name__)
 
 GLANCE_STORE_NAMESPACE = 'glance_store.drivers'
 # glance_store reads an option a store's group leaves unset from here.
@@ -177,10 +174,6 @@ class Driver(abc.ABC):
         self.schemes = tuple(self._schemes())
         self.register_opts()
         self.prefixes: tuple[Prefix, ...] = tuple(self.compute_prefixes())
-
-    @property
-    def store_conf(self):
-        return self.conf[self.store_id]
 
     @abc.abstractmethod
     def compute_prefixes(self) -> list[Prefix]:

@@ -23,18 +23,15 @@ from multistore_prefix.drivers import base
 
 
 class FileDriver(base.Driver):
-    """Prefixes ``file://<dir>`` for each directory of a filesystem store."""
-
     glance_store_entry = 'file'
 
     def compute_prefixes(self) -> list[base.Prefix]:
         return [base.Prefix('file', '', path) for path in self.datadirs()]
 
     def datadirs(self, by_priority: bool = False) -> list[str]:
-        """The store's directories, normalized.
+        """The store's directories, normalized, in configuration order.
 
-        :param by_priority: highest ``filesystem_store_datadirs`` priority
-            first (glance_store's order), instead of configuration order.
+        ``by_priority``: highest priority first, glance_store's order.
         """
         datadirs = self.option('filesystem_store_datadirs') or []
         # glance_store wants filesystem_store_datadir blanked out (its

@@ -22,8 +22,6 @@ from multistore_prefix.drivers import base
 
 
 class HttpDriver(base.Driver):
-    """Claims every ``http``/``https`` URL (the schemes are aliases)."""
-
     glance_store_entry = 'http'
 
     def compute_prefixes(self) -> list[base.Prefix]:

@@ -38,10 +38,10 @@ from multistore_prefix.drivers import base
 
 LOG = logging.getLogger(__name__)
 
-#: Where librados looks when rbd_store_ceph_conf is empty ($CEPH_CONF
-#: first), short of its working directory.
+# Where librados looks when rbd_store_ceph_conf is empty ($CEPH_CONF
+# first), short of its working directory.
 DEFAULT_CEPH_CONFS = ('/etc/ceph/ceph.conf', '~/.ceph/config')
-#: The reason of a URL that only the fsid the store lacks could give it.
+# The reason of a URL that only the fsid the store lacks could give it.
 MISSING_FSID = 'missing-fsid'
 
 _OPTION = 'rbd_store_ceph_conf'
@@ -50,8 +50,6 @@ _FIX = ('point rbd_store_ceph_conf at the ceph.conf of the store\'s cluster, '
 
 
 class RbdDriver(base.Driver):
-    """Claims ``rbd://<fsid>/<pool>``, or the pool under any fsid."""
-
     glance_store_entry = 'rbd'
 
     def compute_prefixes(self) -> list[base.Prefix]:
@@ -76,7 +74,6 @@ class RbdDriver(base.Driver):
             f'({why})', f'pool {pool!r}', fix))]
 
     def unowned(self, canon) -> tuple[str, str] | None:
-        """The single-store form ``rbd://<image>`` names no store."""
         if canon.path or canon.query or canon.has_credentials:
             return None
         return (base.NO_STORE_IN_URL,
@@ -85,10 +82,10 @@ class RbdDriver(base.Driver):
                 'be told from it; set its store by hand')
 
     def ceph_conf(self) -> tuple[str | None, str]:
-        """The ceph.conf librados would read for this store, if any.
+        """(ceph.conf librados would read or ``None``, where it comes from).
 
-        :returns: (path or ``None``, where the path comes from: ``''`` for
-            ``rbd_store_ceph_conf``, else a phrase for messages).
+        Where: ``''`` for ``rbd_store_ceph_conf``, else a phrase for
+        messages.
         """
         configured = (self.option(_OPTION) or '').strip()
         if configured:
@@ -108,11 +105,9 @@ class RbdDriver(base.Driver):
                   ) -> tuple[str | None, str]:
         """(fsid or ``None``, why there is none) from a ceph.conf.
 
-        :param source: where ``path`` comes from (see :meth:`ceph_conf`),
-            for the error message.
         :raises StoreConfigError: naming ``rbd_store_ceph_conf`` and the
-            path: the file is missing, unreadable, a directory, not text,
-            or not a ceph.conf.
+            path (and its ``source``, see :meth:`ceph_conf`): the file is
+            missing, unreadable, a directory, not text, or not a ceph.conf.
         """
         text = self._read(path, source)
         parser = configparser.RawConfigParser(
@@ -131,7 +126,6 @@ class RbdDriver(base.Driver):
         return fsid, ''
 
     def _read(self, path: str, source: str) -> str:
-        """The text of a ceph.conf, or the configuration error."""
         if os.path.isdir(path):
             raise self._unusable(path, source, 'is a directory')
         try:

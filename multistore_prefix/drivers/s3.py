@@ -26,13 +26,11 @@ locations resolve alike.  The access and secret keys are never read here.
 
 from multistore_prefix.drivers import base
 
-#: The values glance_store documents for s3_store_bucket_url_format.
+# The values glance_store documents for s3_store_bucket_url_format.
 BUCKET_URL_FORMATS = ('auto', 'virtual', 'path')
 
 
 class S3Driver(base.Driver):
-    """Claims ``<scheme>://<host>[/<path>]/<bucket>`` of one S3 store."""
-
     glance_store_entry = 's3'
 
     def compute_prefixes(self) -> list[base.Prefix]:

@@ -40,8 +40,6 @@ from multistore_prefix import urls
 
 
 class SwiftDriver(base.Driver):
-    """Claims the containers of one swift store (see the module doc)."""
-
     glance_store_entry = 'swift'
 
     def compute_prefixes(self) -> list[base.Prefix]:
@@ -92,7 +90,7 @@ class SwiftDriver(base.Driver):
 
     def _auth_url(self, reference: str
                   ) -> tuple[str, urls.CanonicalURL, bool]:
-        """(scheme, canonical auth URL, whether it came from the file)."""
+        # (scheme, canonical auth URL, whether it came from the file)
         config_file = (self.option('swift_store_config_file') or '').strip()
         if not config_file:
             address = self.require(
@@ -124,7 +122,7 @@ class SwiftDriver(base.Driver):
         return *self._endpoint(option, address, fix), True
 
     def _read_accounts(self, config_file: str) -> configparser.RawConfigParser:
-        """The accounts file, found where glance_store looks for it."""
+        # The accounts file, found where glance_store looks for it.
         option = 'swift_store_config_file'
         path = self.conf.find_file(config_file)
         if path is None and os.path.isabs(config_file):
@@ -153,7 +151,6 @@ class SwiftDriver(base.Driver):
 
     def _endpoint(self, option: str, address: str,
                   fix: str) -> tuple[str, urls.CanonicalURL]:
-        """The scheme glance_store writes for ``address``, canonicalized."""
         return self.endpoint(option, address, fix,
                              ('swift+http', 'swift+https', 'swift+https'))
 

@@ -29,13 +29,11 @@ import ipaddress
 from multistore_prefix.drivers import base
 from multistore_prefix import urls
 
-#: The fixed first path segment of every vSphere datastore location.
+# The fixed first path segment of every vSphere datastore location.
 DS_URL_PREFIX = '/folder'
 
 
 class VMwareDriver(base.Driver):
-    """Claims the image folder once per configured datastore."""
-
     glance_store_entry = 'vmware'
 
     def compute_prefixes(self) -> list[base.Prefix]:
@@ -84,7 +82,7 @@ class VMwareDriver(base.Driver):
                              ) from None
 
     def _datastore(self, item: str) -> tuple[str, str]:
-        """(datacenter path, datastore name), the way glance_store reads it."""
+        # (datacenter path, datastore name), the way glance_store reads it.
         fix = ('write it as <datacenter_path>:<datastore_name>[:<weight>], '
                'e.g. dc1:datastore1:100')
         parts = [part.strip() for part in item.rsplit(':', 2)]
