@@ -26,13 +26,10 @@ from multistore_prefix import location_map as lmap
 
 
 class GlanceFirstMatch:
-    """Glance's store-from-URL rule over the stores of a location map.
-
-    :ivar by_scheme: scheme -> {store id: url_prefix}, in configuration
-        order.
-    """
+    """Glance's store-from-URL rule over the stores of a location map."""
 
     def __init__(self, location_map: lmap.LocationMap):
+        # scheme -> {store id: url_prefix}, in configuration order
         self.by_scheme: dict[str, dict[str, str]] = {}
         for store_id, entry in location_map.stores.items():
             url_prefix = self._url_prefix(entry)
@@ -46,7 +43,6 @@ class GlanceFirstMatch:
         if not entry.prefixes:
             return None
         if entry.store_entry == 'file':
-            # glance_store prefixes the highest-priority directory only.
             best = entry.store.datadirs(by_priority=True)[0]
             return f'file://{best}'
         return str(entry.prefixes[0])

@@ -120,6 +120,7 @@ class Resolution:
     url: str | None = None
 
 
+@dataclasses.dataclass(slots=True)
 class _Node:
     """An index entry that needs more than "this prefix is store X".
 
@@ -129,29 +130,27 @@ class _Node:
     :ivar choices: (required query pairs, owner): vSphere datastores.
     """
 
-    __slots__ = ('store', 'open_children', 'choices', 'label')
-
-    def __init__(self, label):
-        self.store = None
-        self.open_children = []
-        self.choices = []
-        self.label = label
+    label: str
+    store: object = None
+    open_children: list = dataclasses.field(default_factory=list)
+    choices: list = dataclasses.field(default_factory=list)
 
 
+@dataclasses.dataclass(slots=True)
 class _Wild:
     """A claim on any authority: rbd with no fsid, swift multi-tenant, http."""
 
-    __slots__ = ('prefix', 'owner', 'authority', 'path', 'weight')
+    prefix: drivers.Prefix
+    owner: object
+    authority: str | None
+    path: str
+    weight: int = 0
 
-    def __init__(self, prefix, owner, authority, path):
-        self.prefix = prefix
-        self.owner = owner
-        self.authority = authority
-        self.path = path
+    def __post_init__(self):
         # More fixed text, more specific: that claim wins.
-        self.weight = (len(path) + len(prefix.container or '')
-                       + (0 if prefix.authority is None
-                          else 1000 + len(prefix.authority)))
+        self.weight = (len(self.path) + len(self.prefix.container or '')
+                       + (0 if self.prefix.authority is None
+                          else 1000 + len(self.prefix.authority)))
 
     def matches(self, canon: urls.CanonicalURL) -> bool:
         if self.authority is not None and canon.authority != self.authority:
@@ -311,9 +310,7 @@ class LocationMap:
         current = self._index.get(index_key)
         if isinstance(current, _Node):
             return current
-        node = _Node(index_key)
-        node.store = current
-        self._index[index_key] = node
+        node = self._index[index_key] = _Node(index_key, current)
         return node
 
     def resolve(self, url: str) -> str | None:

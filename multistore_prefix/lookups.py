@@ -25,9 +25,9 @@ from multistore_prefix.drivers import base
 from multistore_prefix import location_map as lmap
 from multistore_prefix import urls
 
-#: Seconds a store's backend has to answer about one URL, retries included.
+# Seconds a store's backend has to answer about one URL, retries included.
 TIMEOUT = 10.0
-#: Questions in flight at once, across stores and URLs.
+# Questions in flight at once, across stores and URLs.
 MAX_WORKERS = 8
 
 # When no store says "mine", the most actionable reason wins: a backend
@@ -49,7 +49,6 @@ class BackendLookups:
     @classmethod
     def from_location_map(cls, location_map: lmap.LocationMap,
                           **kwargs) -> 'BackendLookups':
-        """The lookups the map's drivers offer (none: an empty object)."""
         found = []
         for store_id, entry in sorted(location_map.stores.items()):
             lookup = entry.store.backend_lookup()
@@ -86,7 +85,6 @@ class BackendLookups:
         return _combine(url, answers)
 
     def resolve_many(self, urls_: Iterable[str]) -> dict[str, lmap.Resolution]:
-        """:meth:`resolve` for many URLs, ``max_workers`` at a time."""
         unique = list(dict.fromkeys(urls_))
         if not unique:
             return {}

@@ -12,10 +12,8 @@
 
 """The options of multistore-prefix, for oslo-config-generator.
 
-Entry point ``multistore_prefix`` in the ``oslo.config.opts`` namespace.
-Each store's own options are glance_store's and come from glance_store's
-``glance.multi_store`` namespace; this lists only what the package itself
-reads besides them.
+Each store's own options are glance_store's (its ``glance.multi_store``
+namespace); this lists only what the package itself reads besides them.
 """
 
 import copy
@@ -55,13 +53,8 @@ def _database_opts():
 
 
 def list_opts():
-    """[(group, options)]: ``[DEFAULT]``, ``[database]``, the filter's."""
     return [
         ('DEFAULT', [location_map.ENABLED_BACKENDS_OPT, crypt.KEY_OPT]),
-        # Glance's own database: the db and backfill commands read
-        # [database]/connection from the operator's glance-api.conf.
         ('database', _database_opts()),
-        # The bounds of every wait on the database (backfill, and the
-        # glance-api filter).
         (bounds.GROUP, bounds.OPTS),
     ] + middleware_options.list_opts()
