@@ -116,8 +116,7 @@ class FactCache:
     def __init__(self, size: int):
         self.size = size
         self._lock = threading.Lock()
-        self._facts: dict[Hashable, object] = {}
-        self._pending: dict[Hashable, concurrent.futures.Future] = {}
+        self._facts: dict[Hashable, concurrent.futures.Future] = {}
 
     def get(self, key: Hashable, fetch: Callable[[], object],
             timeout: float):
@@ -129,27 +128,23 @@ class FactCache:
         :raises TimeoutError: a waiting thread ran out of ``timeout``.
         """
         with self._lock:
-            fact = self._facts.get(key)
-            if fact is not None:
-                return fact
-            future = self._pending.get(key)
+            future = self._facts.get(key)
             leader = future is None
             if leader:
-                future = self._pending[key] = concurrent.futures.Future()
+                if len(self._facts) >= self.size:
+                    # Fetches in flight stay: their waiters need them.
+                    self._facts = {k: f for k, f in self._facts.items()
+                                   if not f.done()}
+                future = self._facts[key] = concurrent.futures.Future()
         if not leader:
             return future.result(timeout=timeout)
         try:
             fact = fetch()
         except BaseException as exc:
             with self._lock:
-                del self._pending[key]
+                del self._facts[key]
             future.set_exception(exc)
             raise
-        with self._lock:
-            if len(self._facts) >= self.size:
-                self._facts.clear()
-            self._facts[key] = fact
-            del self._pending[key]
         future.set_result(fact)
         return fact
 
