@@ -315,23 +315,31 @@ class LocationMap:
 
     def resolve(self, url: str) -> str | None:
         """The id of the store that owns ``url``, or ``None``."""
-        # Fast path: walk the URL as it is.  Index keys are canonical, so a
-        # hit on one of the URL's own component prefixes proves that the
-        # scheme and authority are canonical too.  What could still change
-        # the answer lies to the right of the hit: escapes, dot segments, a
-        # query or fragment, credentials (s3 and swift keys may hold '/',
-        # so the authority can sit right of a slash) and empty segments;
-        # they, and every miss, take the full path.
+        # Fast path, inlined for speed: walk the URL as it is.  Index keys
+        # are canonical, so a hit on one of the URL's own component prefixes
+        # proves that the scheme and authority are canonical too.  What
+        # could still change the answer lies to the right of the hit:
+        # escapes, dot segments, a query or fragment, credentials (s3 and
+        # swift keys may hold '/', so the authority can sit right of a
+        # slash) and empty segments (the walk stops at two adjacent
+        # slashes); they, and every miss, take the full path.
         if (url.__class__ is str and '%' not in url and '/.' not in url
                 and '?' not in url and '#' not in url and '@' not in url):
-            sep = url.find('://')
-            end = url.find('/', sep + 3)
-            if end < 0:
-                end = len(url)
-            if sep > 0 and url.find('//', end) < 0:
-                found = self._walk(url, end, None)
-                if found.__class__ is str:
-                    return found
+            index = self._index
+            pos = len(url)
+            while pos > 0:
+                key = url[:pos]
+                if key in index:
+                    found = index[key]
+                    if found.__class__ is _Node:
+                        found = self._match_node(found, url, pos, None)
+                    if found.__class__ is str:
+                        return found
+                    break
+                shorter = url.rfind('/', 0, pos)
+                if shorter == pos - 1:
+                    break
+                pos = shorter
         return self.explain(url).store
 
     def explain(self, url: str) -> Resolution:
