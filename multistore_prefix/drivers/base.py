@@ -160,6 +160,8 @@ class Driver(abc.ABC):
     glance_store_entry: str = ''
     # See without_glance_store.
     schemes_without_glance_store: tuple[str, ...] = ()
+    # What to install when glance_store's driver module won't import.
+    import_fix = 'install the packages that glance_store\'s driver imports'
 
     def __init__(self, conf: cfg.ConfigOpts, store_id: str,
                  store_entry: str | None = None):
@@ -170,8 +172,14 @@ class Driver(abc.ABC):
             self.glance_store_class = self._load_glance_store_class()
         except exceptions.StoreConfigError as exc:
             self.glance_store_class = self.without_glance_store(exc)
-        self.location_class = self._location_class()
-        self.schemes = tuple(self._schemes())
+        if self.glance_store_class is None:
+            self.location_class = None
+            self.schemes = self.schemes_without_glance_store
+        else:
+            module = importlib.import_module(
+                self.glance_store_class.__module__)
+            self.location_class = getattr(module, 'StoreLocation', None)
+            self.schemes = tuple(self._schemes(module))
         self.register_opts()
         self.prefixes: tuple[Prefix, ...] = tuple(self.compute_prefixes())
 
@@ -305,7 +313,7 @@ class Driver(abc.ABC):
                 None,
                 f'glance_store\'s {self.glance_store_entry!r} driver '
                 f'({entry_point.value}) cannot be imported: {exc}',
-                self.import_fix())
+                self.import_fix)
         try:
             manager = sd_driver.DriverManager(
                 GLANCE_STORE_NAMESPACE, self.glance_store_entry,
@@ -320,24 +328,11 @@ class Driver(abc.ABC):
                 'install glance_store') from exc
         return manager.driver
 
-    def import_fix(self) -> str:
-        # What to install when glance_store's driver module won't import.
-        return 'install the packages that glance_store\'s driver imports'
-
-    def _location_class(self):
-        if self.glance_store_class is None:
-            return None
-        module = importlib.import_module(self.glance_store_class.__module__)
-        return getattr(module, 'StoreLocation', None)
-
-    def _schemes(self):
+    def _schemes(self, module):
         cls = self.glance_store_class
-        if cls is None:
-            return self.schemes_without_glance_store
         if not hasattr(cls, 'get_schemes'):
             # swift's "Store" is a factory: the classes it builds declare
             # the schemes.
-            module = importlib.import_module(cls.__module__)
             cls = next((c for c in vars(module).values()
                         if isinstance(c, type) and hasattr(c, 'get_schemes')
                         and issubclass(c, glance_store_driver.Store)), None)

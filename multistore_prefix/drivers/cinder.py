@@ -72,6 +72,7 @@ class CinderDriver(base.Driver):
 
     glance_store_entry = 'cinder'
     schemes_without_glance_store = ('cinder',)
+    import_fix = INSTALL
     #: why glance_store's cinder driver cannot be loaded (``None``: it can).
     missing: str | None = None
 
@@ -81,9 +82,6 @@ class CinderDriver(base.Driver):
                       'rename the store in [DEFAULT]/enabled_backends using '
                       'letters, digits, "-", "_" and "."')
         return [base.Prefix('cinder', self.store_id)]
-
-    def import_fix(self) -> str:
-        return INSTALL
 
     def without_glance_store(self, error: exceptions.StoreConfigError):
         """Prefixes need no cinder option: only the lookups are off."""
