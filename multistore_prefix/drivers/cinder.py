@@ -205,20 +205,18 @@ class CinderDriver(base.Driver):
 class CinderLookup(base.BackendLookup):
     """Whether a legacy ``cinder://<volume_id>`` belongs to one store.
 
-    The store owns the volume when its type is the store's
-    ``cinder_volume_type`` (``volume_type``), or Cinder's default type
-    when that is unset (``None``); the location then becomes
-    ``cinder://<store_id>/<volume_id>``.  Two stores that both leave it
-    unset both claim the default type: a conflict for the caller.
+    By the rule of the module (``volume_type`` ``None``: Cinder's default
+    type); an owned location becomes ``cinder://<store_id>/<volume_id>``.
+    Two stores that both leave ``cinder_volume_type`` unset both claim the
+    default type: a conflict for the caller.
 
     Answers: owned; another volume type (``ELSEWHERE``); HTTP 404
     (``NOT_FOUND``); HTTP 401/403 on the volume or the token
     (``FORBIDDEN``); timeouts, connection errors, 5xx and 429 after
     ``cinder_http_retries`` retries, anything else (``UNAVAILABLE``, also
     every answer when ``problem`` says why the options make no lookup).
-    Every detail names the store and the volume, never a secret.  What
-    Cinder said is cached and shared with stores of the same credentials
-    and endpoint; a not-found or forbidden volume is an answer too, an
+    Every detail names the store and the volume, never a secret.  A
+    not-found or forbidden volume is an answer, cached like a type; an
     unavailable Cinder is not.  Once Keystone or Cinder refuses the
     credentials, no more requests are made with them.  Thread-safe.
     """
