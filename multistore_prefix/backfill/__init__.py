@@ -32,5 +32,5 @@ The stages, one module each: :mod:`.reading`, :mod:`.writing`,
 from multistore_prefix.backfill.job import Backfill  # noqa: F401
 from multistore_prefix.backfill.job import BackfillError  # noqa: F401
 from multistore_prefix.backfill.job import BATCH_SIZE  # noqa: F401
+from multistore_prefix.backfill.reading import Shard  # noqa: F401
 from multistore_prefix.backfill.report import Report  # noqa: F401
-from multistore_prefix.backfill.shard import Shard  # noqa: F401

@@ -11,21 +11,13 @@
 #    under the License.
 
 
-"""One backfill run: read, decide, write, report, batch after batch.
-
-The stages are the modules beside this one: :mod:`.reading` (keyset
-batches, the next one read beside the current), :mod:`..deciding` (what
-each row needs), :mod:`.writing` (compare-and-swap, retries) and
-:mod:`.report` (the counts and the rows behind them).  This module runs
-them in order and turns their outcomes into the report.
-"""
+"""One backfill run: the stages in order, their outcomes into the report."""
 
 import time
 from typing import Callable
 
 from multistore_prefix.backfill import reading
 from multistore_prefix.backfill import report as report_mod
-from multistore_prefix.backfill import shard as shard_mod
 from multistore_prefix.backfill import writing
 from multistore_prefix.db import engine as db_engine
 from multistore_prefix.db import retry
@@ -53,11 +45,6 @@ BackfillError = writing.BackfillError
 class Backfill:
     """One backfill run over a database.
 
-    :ivar database: the :class:`~multistore_prefix.db.engine.Database`.
-    :ivar location_map: the stores.
-    :ivar batch_size: locations per read and per write transaction.
-    :ivar dry_run: compute everything, write nothing.
-    :ivar shard: this worker's share of the images.
     :ivar record: the :class:`~multistore_prefix.backfill.report.
         Recorder` of the counts and rows (``report``, ``unresolved_rows``,
         ``wrong_rows``, ``changes``).
@@ -67,7 +54,7 @@ class Backfill:
     def __init__(self, database: db_engine.Database,
                  location_map: lmap.LocationMap, *,
                  batch_size: int = BATCH_SIZE, dry_run: bool = False,
-                 shard: shard_mod.Shard = shard_mod.Shard(),
+                 shard: reading.Shard = reading.Shard(),
                  record_changes: bool = False,
                  fix_wrong_stores: bool = False,
                  replace_invalid_stores: bool = False,
@@ -77,22 +64,13 @@ class Backfill:
                  progress: Callable[[int], None] | None = None):
         """Prepare a run.
 
+        The rule options are the :class:`~multistore_prefix.deciding.
+        Decider`'s and its resolver's.
         :param lookups: a :class:`~multistore_prefix.lookups.
             BackendLookups` for the URLs no prefix owns (legacy
             ``cinder://<volume>``), or ``None``: prefixes only.
         :param record_changes: keep every change for the report (a dry
             run always does: saying what would change is its point).
-        :param fix_wrong_stores: also give the owning store to locations
-            that name another enabled store which does not cover their URL
-            (by default they are only counted and listed).
-        :param replace_invalid_stores: also give a store to locations
-            whose ``store`` is not a name (a number, a list, ``null``,
-            ``""``); by default they are reported and left.
-        :param strip_s3_credentials: write S3 URLs that carry
-            credentials without them, as Glance 33 does on get (see
-            :func:`~multistore_prefix.urls.s3_without_credentials`).
-        :param cipher: a :class:`~multistore_prefix.crypt.UrlCipher` for
-            the URLs Glance stored encrypted, or ``None``.
         :param progress: called with the number of locations of each batch
             once it is done.
         """
@@ -107,6 +85,11 @@ class Backfill:
         self.record = report_mod.Recorder(
             report_mod.Report(dry_run=dry_run, shard=str(shard)),
             record_changes or dry_run)
+        # The record's, under the names the command and tests read.
+        self.report = self.record.report
+        self.unresolved_rows = self.record.unresolved_rows
+        self.wrong_rows = self.record.wrong_rows
+        self.changes = self.record.changes
         self.lookups = lookups or None
         self.prefetch = True
         self._stop = False
@@ -123,21 +106,17 @@ class Backfill:
         self.writer = writing.Writer(database, self.decider, self._stopping,
                                      self._unconfirmed, budget)
 
-    # -- control ----------------------------------------------------------
-
     def count(self) -> int:
         """How many live locations this run will scan (for progress)."""
         return self.reader.count()
 
     def reads_beside_writes(self) -> bool:
-        """Whether the next batch is read beside a write (see reading)."""
         return self.reader.reads_beside_writes()
 
     def stop(self, grace: float | None = None) -> None:
         """Finish the batch in flight, then stop (a signal handler's job).
 
-        :param grace: seconds the database's waits may still take (by
-            default, as long as their bounds allow).
+        The database's waits may still take ``grace`` seconds.
         """
         self._stop = True
         if grace is not None:
@@ -149,9 +128,7 @@ class Backfill:
         A signal handler's job, before it raises KeyboardInterrupt.  A
         driver may turn that interrupt into a lost connection (PyMySQL
         closes its socket), which would be retried; retries check this
-        first, so they stop instead.
-
-        :param grace: as :meth:`stop`'s (``0``: cut the connection now).
+        first, so they stop instead.  ``grace=0`` cuts the connection now.
         """
         self._stop = self._aborted = True
         if grace is not None:
@@ -165,7 +142,8 @@ class Backfill:
         started = time.monotonic()
         try:
             if not self.dry_run:
-                self.decider.text_limit = self._text_limit()
+                with self.database.reader() as conn:
+                    self.decider.text_limit = db_scan.metadata_limit(conn)
             batches = reading.batches(
                 self._next_batch,
                 self.prefetch and self.reads_beside_writes(),
@@ -206,25 +184,15 @@ class Backfill:
                                     texts=(write.text, write.new_text),
                                     unconfirmed=True)
 
-    def _text_limit(self):
-        with self.database.reader() as conn:
-            return db_scan.metadata_limit(conn)
-
-    # -- the stages -------------------------------------------------------
-
-    def _read_batch(self, after: int) -> tuple[list[tuple], int | None]:
+    def _next_batch(self, after: int) -> deciding.Batch | None:
         if self._aborted:
             raise KeyboardInterrupt
-        return self.reader.read(after)
-
-    def _next_batch(self, after: int) -> deciding.Batch | None:
-        rows, last_id = self._read_batch(after)
+        rows, last_id = self.reader.read(after)
         if last_id is None:
             return None
         return self.decider.classify(rows, last_id)
 
     def _process(self, batch: deciding.Batch) -> None:
-        """Report a decided batch and write it."""
         self.report.scanned += batch.scanned
         if self.decider.cipher is not None:
             # A key that decrypts nothing is the wrong key: said at once.
@@ -280,7 +248,6 @@ class Backfill:
 
     def _rewritten(self, rewrite: deciding.Rewrite,
                    unconfirmed: bool = False) -> None:
-        """Record a rewrite written (URL and store)."""
         self.record.changed(rewrite.location_id, rewrite.image_id,
                             rewrite.url, rewrite.store, rewrite.previous,
                             rewrite.new_url, unconfirmed=unconfirmed)
@@ -317,24 +284,6 @@ class Backfill:
             record.unresolved(location_id, image_id, url, reason, detail)
         elif outcome == writing.ERROR:
             record.left(location_id, image_id, detail)
-
-    # -- the report -------------------------------------------------------
-
-    @property
-    def report(self) -> report_mod.Report:
-        return self.record.report
-
-    @property
-    def unresolved_rows(self) -> report_mod.Spool:
-        return self.record.unresolved_rows
-
-    @property
-    def wrong_rows(self) -> report_mod.Spool:
-        return self.record.wrong_rows
-
-    @property
-    def changes(self) -> report_mod.Spool | None:
-        return self.record.changes
 
     def write_report(self, path: str) -> None:
         """The JSON report: the counts, unresolved locations and changes."""

@@ -11,7 +11,7 @@
 #    under the License.
 
 
-"""Reading live locations in batches, the next one beside the current.
+"""Reading a shard's live locations in batches, the next beside the current.
 
 Keyset pagination on the location id: memory stays flat, and a rerun
 simply starts over.  While batch N is written (in the main thread), batch
@@ -19,6 +19,7 @@ N+1 is read and decided in a second thread, so the database and this
 process work at the same time.
 """
 
+import dataclasses
 import threading
 from typing import Callable, Iterator
 
@@ -31,6 +32,42 @@ from multistore_prefix.db import scan as db_scan
 #: pending_delete), their ids are read once and their locations left out
 #: here; with more, each read joins ``images`` (a lookup per location).
 DEAD_IN_MEMORY = 100_000
+_HEX_SPACE = 16 ** 8
+
+
+@dataclasses.dataclass(frozen=True)
+class Shard:
+    """One worker's share of the images: ``K/N``, K from 1 to N.
+
+    Image ids are split into N ranges of their text, which partition every
+    possible id (UUIDs spread evenly), so N workers cover each location
+    exactly once.
+    """
+
+    index: int = 1
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> 'Shard':
+        try:
+            index, count = (int(part) for part in text.split('/'))
+        except ValueError:
+            raise ValueError(f'--shard {text!r}: write K/N, e.g. 1/4 for '
+                             f'the first of four workers') from None
+        if count < 1 or not 1 <= index <= count:
+            raise ValueError(f'--shard {text!r}: K must be between 1 and N')
+        return cls(index, count)
+
+    def bounds(self) -> tuple[str | None, str | None]:
+        """[low, high) of the image ids of this shard (None: unbounded)."""
+        def boundary(k):
+            return format(k * _HEX_SPACE // self.count, '08x')
+        low = boundary(self.index - 1) if self.index > 1 else None
+        high = boundary(self.index) if self.index < self.count else None
+        return low, high
+
+    def __str__(self):
+        return f'{self.index}/{self.count}'
 
 
 class Prefetch:
@@ -66,13 +103,7 @@ class Prefetch:
 
 
 class Reader:
-    """Reads a shard's live locations, a batch at a time.
-
-    :ivar database: the :class:`~multistore_prefix.db.engine.Database`.
-    :ivar batch_size: locations per read.
-    :ivar shard_bounds: [low, high) of the shard's image ids.
-    :ivar budget: the retries of a fault, shared with the writes.
-    """
+    """Reads a shard's live locations, a batch at a time."""
 
     def __init__(self, database, batch_size: int, shard_bounds,
                  should_stop: Callable[[], bool],
@@ -86,15 +117,11 @@ class Reader:
         self._reads_beside_writes = None
 
     def count(self) -> int:
-        """How many live locations the run will scan (for progress)."""
         with self.database.reader() as conn:
             return db_scan.count_live(conn, *self.shard_bounds)
 
     def read(self, after: int) -> tuple[list[tuple], int | None]:
-        """The rows after location id ``after``; the last id read.
-
-        The last id is ``None`` at the end of the table.
-        """
+        """The rows after location id ``after``; the last id read or None."""
         try:
             return retry.call(self.database, lambda: self._read(after),
                               'reading locations', self.should_stop,

@@ -26,6 +26,8 @@ import json
 import time
 from typing import Iterator
 
+from oslo_utils import timeutils
+
 from multistore_prefix.backfill import report as report_mod
 from multistore_prefix.backfill import writing
 from multistore_prefix.db import batches
@@ -53,10 +55,9 @@ class ReportError(ValueError):
 
 
 @dataclasses.dataclass
-class RevertReport:
+class RevertReport(report_mod.Summarised):
     """What a revert did.
 
-    :ivar entries: changes read from the report.
     :ivar reverted: changes undone (``would_revert`` on a dry run).
     :ivar already_reverted: changes whose row holds exactly what was there
         before the run already (undone by an earlier revert).
@@ -70,19 +71,6 @@ class RevertReport:
     left: dict = dataclasses.field(default_factory=dict)
     elapsed: float = 0.0
     interrupted: bool = False
-
-    def summary(self) -> list[tuple[str, object]]:
-        rows = [('entries', self.entries),
-                ('would_revert' if self.dry_run else 'reverted',
-                 self.reverted),
-                ('already_reverted', self.already_reverted),
-                ('left', sum(self.left.values()))]
-        rows += [(f'left: {reason}', count)
-                 for reason, count in sorted(self.left.items())]
-        rows.append(('elapsed_seconds', round(self.elapsed, 3)))
-        if self.interrupted:
-            rows.append(('interrupted', True))
-        return rows
 
     def as_dict(self) -> dict:
         return {'revert': True, 'dry_run': self.dry_run,
@@ -152,11 +140,7 @@ def _whole(path):
 
 
 class Revert:
-    """Undoes the changes of one backfill run.
-
-    :ivar database: the :class:`~multistore_prefix.db.engine.Database`.
-    :ivar dry_run: check everything, write nothing.
-    """
+    """Undoes the changes of one backfill run (``dry_run``: checks them)."""
 
     def __init__(self, database, dry_run: bool = False,
                  record_reverted: bool = False):
@@ -238,8 +222,14 @@ class Revert:
                 outcomes.append((entry, reason, detail))
                 if write is not None:
                     writes.append(write)
-            if not self.dry_run:
-                writing.set_all(conn, writes)
+            if self.dry_run:
+                return outcomes
+            changed = batches.set_metadata(conn, writes, timeutils.utcnow(),
+                                           locked=True)
+            if changed != len(writes):  # locked: only a bug gets here
+                raise db_exceptions.Conflict(None, 'locations', reason=(
+                    f'{len(writes) - changed} of {len(writes)} locked rows '
+                    f'did not change'))
         return outcomes
 
     def write_report(self, path: str) -> None:
