@@ -436,7 +436,7 @@ class Decider:
         new = self._new_text.get(key)
         if new is not None:
             return new
-        new = metadata_text.set_key(members, 'store', store)
+        new = metadata_text.patch(members, {'store': store})
         limit = self.text_limit
         if limit is not None and len(new) * 4 > limit and len(
                 new.encode('utf-8')) > limit:

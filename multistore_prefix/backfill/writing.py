@@ -92,10 +92,6 @@ def refused(exc: db_exceptions.Forbidden, doing: str) -> BackfillError:
                          f'update image_locations')
 
 
-def _nothing_in_flight() -> list:
-    return []
-
-
 class _RowsChanged(Exception):
     """Some rows did not hold what was read: write the batch exactly."""
 
@@ -119,7 +115,7 @@ class Writer:
         # The outcomes of the write in flight (made only when needed: the
         # fast path pays nothing for it); after a lost connection, those
         # whose commit may have landed, by location id.
-        self._in_flight = _nothing_in_flight
+        self._in_flight = list
         self._in_doubt: dict[int, tuple] = {}
 
     def transactions(self, writes: list) -> list[list]:
@@ -166,7 +162,7 @@ class Writer:
                                       for o in self._in_flight())
                 raise
             finally:
-                self._in_flight = _nothing_in_flight
+                self._in_flight = list
         try:
             return retry.call(self.database, attempt, 'writing a batch',
                               self.should_stop, self.budget)
