@@ -176,13 +176,7 @@ class Backfill:
         """Writes whose commit may have landed, as the run ends."""
         for _, write, _, _ in in_doubt:
             self.report.unconfirmed += 1
-            if rewrites:
-                self._rewritten(write, unconfirmed=True)
-            else:
-                self.record.changed(write.location_id, write.image_id,
-                                    write.url, write.store, write.previous,
-                                    texts=(write.text, write.new_text),
-                                    unconfirmed=True)
+            self.record.changed(write, unconfirmed=True)
 
     def _next_batch(self, after: int) -> deciding.Batch | None:
         if self._aborted:
@@ -210,16 +204,12 @@ class Backfill:
         for row in batch.wrong:
             self.record.wrong(*row)
         for row in batch.unresolved:
-            self.record.unresolved(row.location_id, row.image_id, row.url,
-                                   row.reason, row.detail)
+            self.record.unresolved(*row[:5])
         rewrites = batch.rewrites
         if self.dry_run:
             report.updated += len(batch.writes) + len(rewrites)
-            for write in batch.writes:
-                self.record.changed(write.location_id, write.image_id,
-                                    write.url, write.store, write.previous)
-            for rewrite in rewrites:
-                self._rewritten(rewrite)
+            for change in batch.writes + rewrites:
+                self.record.changed(change, digests=False)
             return
         record = self.record
         for writes in self.writer.transactions(batch.writes):
@@ -239,18 +229,11 @@ class Backfill:
         for outcome, rewrite, reason, detail in self.writer.rewrite(rewrites):
             if outcome == writing.UPDATED:
                 self.report.updated += 1
-                self._rewritten(rewrite)
+                record.changed(rewrite)
             elif outcome == writing.UNRESOLVED:
-                record.unresolved(rewrite.location_id, rewrite.image_id,
-                                  rewrite.url, reason, detail)
+                record.unresolved(*rewrite[:3], reason, detail)
             else:
                 record.left(rewrite.location_id, rewrite.image_id, detail)
-
-    def _rewritten(self, rewrite: deciding.Rewrite,
-                   unconfirmed: bool = False) -> None:
-        self.record.changed(rewrite.location_id, rewrite.image_id,
-                            rewrite.url, rewrite.store, rewrite.previous,
-                            rewrite.new_url, unconfirmed=unconfirmed)
 
     def _process_large(self, location_id: int) -> None:
         """A row too long to read with its batch: read, decide, write it."""
@@ -263,7 +246,6 @@ class Backfill:
 
     def _outcome(self, outcome, write, reason, detail) -> None:
         report, record = self.report, self.record
-        location_id, image_id, url = write[:3]
         if outcome in _CHANGED_MEANWHILE or (
                 outcome == writing.UNRESOLVED
                 and reason != writing.WRITE_REFUSED):
@@ -272,18 +254,16 @@ class Backfill:
             # A wrong store written since this run read the row.
             report.wrong_store += 1
             record.wrong(*(write if outcome == writing.WRONG else (
-                write.location_id, write.image_id, write.url, write.fixing,
-                write.store)))
+                *write[:3], write.fixing, write.store)))
         if outcome in (writing.UPDATED, writing.MERGED, writing.FIXED):
             report.updated += 1
-            record.changed(location_id, image_id, url, write.store,
-                           write.previous, texts=(write.text, write.new_text))
+            record.changed(write)
         elif outcome == writing.ALREADY_SET:
             report.already_set += 1
         elif outcome == writing.UNRESOLVED:
-            record.unresolved(location_id, image_id, url, reason, detail)
+            record.unresolved(*write[:3], reason, detail)
         elif outcome == writing.ERROR:
-            record.left(location_id, image_id, detail)
+            record.left(write.location_id, write.image_id, detail)
 
     def write_report(self, path: str) -> None:
         """The JSON report: the counts, unresolved locations and changes."""

@@ -175,24 +175,24 @@ class Recorder:
         LOG.warning('location %s of image %s: %s; left for a rerun',
                     location_id, image_id, urls.mask_text(detail))
 
-    def changed(self, location_id, image_id, url, store, previous,
-                new_url=None, texts=None, unconfirmed=False) -> None:
-        """One change, for the report (and for ``--revert``).
+    def changed(self, row, digests=True, unconfirmed=False) -> None:
+        """A Write or a Rewrite, for the report (and for ``--revert``).
 
-        :param texts: (text before, text written): their digests let a
-            revert check that the row still holds exactly what this run
-            wrote, and that undoing it gives back exactly what was there.
+        A write's ``digests`` (of the text before and the text written)
+        let a revert check that the row still holds exactly what this run
+        wrote, and that undoing it gives back exactly what was there.
         """
         if self.changes is None:
             return
-        change = {'image_id': image_id, 'location_id': location_id,
-                  'url': urls.mask_url(url), 'store': store,
-                  'previous_store': previous}
-        if new_url and new_url != url:
+        change = {'image_id': row.image_id, 'location_id': row.location_id,
+                  'url': urls.mask_url(row.url), 'store': row.store,
+                  'previous_store': row.previous}
+        new_url = getattr(row, 'new_url', None)
+        if new_url and new_url != row.url:
             change['new_url'] = urls.mask_url(new_url)
-        if texts is not None:
-            change['previous_sha256'] = metadata_text.digest(texts[0])
-            change['sha256'] = metadata_text.digest(texts[1])
+        if digests and hasattr(row, 'new_text'):
+            change['previous_sha256'] = metadata_text.digest(row.text)
+            change['sha256'] = metadata_text.digest(row.new_text)
         if unconfirmed:
             change['unconfirmed'] = True
         self.changes.add(change)
