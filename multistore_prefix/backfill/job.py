@@ -42,12 +42,9 @@ _CHANGED_MEANWHILE = (writing.MERGED, writing.ALREADY_SET, writing.GONE,
 BackfillError = writing.BackfillError
 
 
-class Backfill:
-    """One backfill run over a database.
+class Backfill(report_mod.Recorder):
+    """One backfill run over a database, recording what it does.
 
-    :ivar record: the :class:`~multistore_prefix.backfill.report.
-        Recorder` of the counts and rows (``report``, ``unresolved_rows``,
-        ``wrong_rows``, ``changes``).
     :ivar prefetch: read the next batch while one is written.
     """
 
@@ -82,14 +79,8 @@ class Backfill:
         self.dry_run = dry_run
         self.shard = shard
         self.progress = progress or (lambda done: None)
-        self.record = report_mod.Recorder(
-            report_mod.Report(dry_run=dry_run, shard=str(shard)),
-            record_changes or dry_run)
-        # The record's, under the names the command and tests read.
-        self.report = self.record.report
-        self.unresolved_rows = self.record.unresolved_rows
-        self.wrong_rows = self.record.wrong_rows
-        self.changes = self.record.changes
+        super().__init__(report_mod.Report(dry_run=dry_run, shard=str(shard)),
+                         record_changes or dry_run)
         self.lookups = lookups or None
         self.prefetch = True
         self._stop = False
@@ -176,7 +167,7 @@ class Backfill:
         """Writes whose commit may have landed, as the run ends."""
         for _, write, _, _ in in_doubt:
             self.report.unconfirmed += 1
-            self.record.changed(write, unconfirmed=True)
+            self.changed(write, unconfirmed=True)
 
     def _next_batch(self, after: int) -> deciding.Batch | None:
         if self._aborted:
@@ -202,16 +193,15 @@ class Backfill:
         report.already_set += batch.already_set
         report.wrong_store += len(batch.wrong)
         for row in batch.wrong:
-            self.record.wrong(*row)
+            self.wrong(*row)
         for row in batch.unresolved:
-            self.record.unresolved(*row[:5])
+            self.unresolved(*row[:5])
         rewrites = batch.rewrites
         if self.dry_run:
             report.updated += len(batch.writes) + len(rewrites)
             for change in batch.writes + rewrites:
-                self.record.changed(change, digests=False)
+                self.changed(change, digests=False)
             return
-        record = self.record
         for writes in self.writer.transactions(batch.writes):
             # Counted as each commits: an aborted batch reports the
             # transactions it did commit.
@@ -219,7 +209,7 @@ class Backfill:
                 raise KeyboardInterrupt
             written = 0
             for outcome in self.writer.write(writes):
-                if outcome[0] is not writing.UPDATED or record.changes:
+                if outcome[0] is not writing.UPDATED or self.changes:
                     self._outcome(*outcome)
                 else:  # the common case, counted in bulk
                     written += 1
@@ -229,11 +219,11 @@ class Backfill:
         for outcome, rewrite, reason, detail in self.writer.rewrite(rewrites):
             if outcome == writing.UPDATED:
                 self.report.updated += 1
-                record.changed(rewrite)
+                self.changed(rewrite)
             elif outcome == writing.UNRESOLVED:
-                record.unresolved(*rewrite[:3], reason, detail)
+                self.unresolved(*rewrite[:3], reason, detail)
             else:
-                record.left(rewrite.location_id, rewrite.image_id, detail)
+                self.left(rewrite.location_id, rewrite.image_id, detail)
 
     def _process_large(self, location_id: int) -> None:
         """A row too long to read with its batch: read, decide, write it."""
@@ -245,7 +235,7 @@ class Backfill:
         self._apply(single)
 
     def _outcome(self, outcome, write, reason, detail) -> None:
-        report, record = self.report, self.record
+        report = self.report
         if outcome in _CHANGED_MEANWHILE or (
                 outcome == writing.UNRESOLVED
                 and reason != writing.WRITE_REFUSED):
@@ -253,21 +243,14 @@ class Backfill:
         if outcome in (writing.FIXED, writing.WRONG):
             # A wrong store written since this run read the row.
             report.wrong_store += 1
-            record.wrong(*(write if outcome == writing.WRONG else (
+            self.wrong(*(write if outcome == writing.WRONG else (
                 *write[:3], write.fixing, write.store)))
         if outcome in (writing.UPDATED, writing.MERGED, writing.FIXED):
             report.updated += 1
-            record.changed(write)
+            self.changed(write)
         elif outcome == writing.ALREADY_SET:
             report.already_set += 1
         elif outcome == writing.UNRESOLVED:
-            record.unresolved(*write[:3], reason, detail)
+            self.unresolved(*write[:3], reason, detail)
         elif outcome == writing.ERROR:
-            record.left(write.location_id, write.image_id, detail)
-
-    def write_report(self, path: str) -> None:
-        """The JSON report: the counts, unresolved locations and changes."""
-        self.record.write(path)
-
-    def close(self) -> None:
-        self.record.close()
+            self.left(write.location_id, write.image_id, detail)

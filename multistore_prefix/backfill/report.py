@@ -197,7 +197,8 @@ class Recorder:
             change['unconfirmed'] = True
         self.changes.add(change)
 
-    def write(self, path: str) -> None:
+    def write_report(self, path: str) -> None:
+        """The JSON report: the counts, then the rows behind them."""
         sections = [('unresolved_locations', self.unresolved_rows),
                     ('wrong_store_locations', self.wrong_rows)]
         if self.changes is not None:

@@ -239,7 +239,7 @@ def test_a_row_changed_meanwhile_is_merged_not_overwritten(
         sa.update(_L).where(_L.c.id == location_id)
         .values(meta_data=meanwhile))
     report = job.run()
-    wrong = [row['store'] for row in job.record.wrong_rows]
+    wrong = [row['store'] for row in job.wrong_rows]
     job.close()
     assert json.loads(rows(database)[location_id]['meta_data']) == expected
     assert (report.updated, report.conflicts_retried,
