@@ -254,42 +254,34 @@ class Decider:
         if kind == _NAMED:
             self._named(batch, location_id, image_id, url, text, decided)
             return
-        if kind == _BAD:
-            batch.unresolved.append(Unresolved(
-                location_id, image_id, url, BAD_METADATA,
-                str(decided.members)))
-            return
-        if kind == _TRAIN:
-            batch.unresolved.append(Unresolved(
-                location_id, image_id, url, BACKEND_KEY, decided.members))
-            return
-        if kind == _INVALID and not self.resolver.replace_invalid_stores:
-            batch.unresolved.append(Unresolved(
-                location_id, image_id, url, INVALID_STORE,
-                resolver_mod.invalid_store_detail(decided.store,
-                                                  self.glance_rules)))
-            return
-        if url.__class__ is not str:
-            batch.unresolved.append(Unresolved(
-                location_id, image_id, url, BAD_LOCATION, _bad_url(url)))
-            return
-        store = self.location_map.resolve(url)
         # What the key held: a retired store's name, or (replaced) a value
         # that was not a name; for the report, and for --revert.
         previous = decided.store
-        if store is not None:
+        if kind == _BAD:
+            reason, detail = BAD_METADATA, str(decided.members)
+        elif kind == _TRAIN:
+            reason, detail = BACKEND_KEY, decided.members
+        elif kind == _INVALID and not self.resolver.replace_invalid_stores:
+            reason, detail = INVALID_STORE, resolver_mod.invalid_store_detail(
+                previous, self.glance_rules)
+        elif url.__class__ is not str:
+            reason, detail = BAD_LOCATION, (
+                'the URL is not valid UTF-8' if isinstance(url, bytes)
+                else f'the URL is {type(url).__name__}, not text')
+        elif (store := self.location_map.resolve(url)) is not None:
             self._write(batch, location_id, image_id, url, text,
                         decided.members, store, previous, None)
             return
-        why = self.location_map.explain(url)
-        if (why.reason in lmap.LOOKUP_REASONS and self.lookups
-                and self.lookups.wants(url)):
-            batch.asked.append(Asked(location_id, image_id, url,
-                                     decided.members.to_dict(), previous))
-            return
-        batch.unresolved.append(Unresolved(
-            location_id, image_id, url, why.reason or lmap.NO_PREFIX,
-            why.detail))
+        else:
+            why = self.location_map.explain(url)
+            if (why.reason in lmap.LOOKUP_REASONS and self.lookups
+                    and self.lookups.wants(url)):
+                batch.asked.append(Asked(location_id, image_id, url,
+                                         decided.members.to_dict(), previous))
+                return
+            reason, detail = why.reason or lmap.NO_PREFIX, why.detail
+        batch.unresolved.append(Unresolved(location_id, image_id, url,
+                                           reason, detail))
 
     def ask_backends(self, batch: Batch) -> None:
         """Each asked row becomes a :class:`Rewrite` or :class:`Unresolved`."""
@@ -452,9 +444,3 @@ class Decider:
         size = len(text.encode('utf-8')) + len(store) + 12
         return (f'adding "store" would make meta_data about {size} bytes; '
                 f'the column holds {self.text_limit}: left as it is')
-
-
-def _bad_url(url) -> str:
-    if isinstance(url, bytes):
-        return 'the URL is not valid UTF-8'
-    return f'the URL is {type(url).__name__}, not text'

@@ -13,20 +13,13 @@
 
 """Backfill: give every legacy location its store, in bulk, on a live DB.
 
-The job streams live locations in primary-key order (keyset pagination, so
-memory stays flat and a rerun simply starts over), decides each one with
-the location map, and writes a batch in one transaction of compare-and-
-swap updates: ``meta_data`` and ``updated_at`` of that row change, and only
-if the row still holds the exact text that was read and is still live.  A
-row someone changed meanwhile is decided again on its fresh text, never
-overwritten; a row that cannot be read, parsed, resolved or written is
-reported and left as it is, and the run goes on.  Interrupting it at any
-moment loses at most the batch in flight, whole: nothing is ever
-half-written.
-
-The stages, one module each: :mod:`.reading`, :mod:`.writing`,
-:mod:`.report`; :mod:`.job` runs them, deciding each row with
-:mod:`multistore_prefix.deciding`, as the glance-api filter does.
+Live locations are read in primary-key order (:mod:`.reading`), decided
+by :mod:`multistore_prefix.deciding` as in the glance-api filter, and a
+batch is written in one transaction of compare-and-swap updates
+(:mod:`.writing`); a row that cannot be read, parsed, resolved or written
+is reported (:mod:`.report`) and left as it is, and the run goes on.  An
+interruption loses at most the batch in flight, whole: nothing is ever
+half-written.  :mod:`.job` runs the stages; :mod:`.revert` undoes a run.
 """
 
 from multistore_prefix.backfill.job import Backfill  # noqa: F401

@@ -14,9 +14,7 @@
 """Reading a shard's live locations in batches, the next beside the current.
 
 Keyset pagination on the location id: memory stays flat, and a rerun
-simply starts over.  While batch N is written (in the main thread), batch
-N+1 is read and decided in a second thread, so the database and this
-process work at the same time.
+simply starts over.
 """
 
 import dataclasses
