@@ -63,6 +63,7 @@ class Backfill(report_mod.Recorder):
 
         The rule options are the :class:`~multistore_prefix.deciding.
         Decider`'s and its resolver's.
+
         :param lookups: a :class:`~multistore_prefix.lookups.
             BackendLookups` for the URLs no prefix owns (legacy
             ``cinder://<volume>``), or ``None``: prefixes only.
@@ -74,14 +75,10 @@ class Backfill(report_mod.Recorder):
         if batch_size < 1:
             raise ValueError('--batch-size must be at least 1')
         self.database = database
-        self.location_map = location_map
-        self.batch_size = batch_size
         self.dry_run = dry_run
-        self.shard = shard
         self.progress = progress or (lambda done: None)
         super().__init__(report_mod.Report(dry_run=dry_run, shard=str(shard)),
                          record_changes or dry_run)
-        self.lookups = lookups or None
         self.prefetch = True
         self._stop = False
         self._aborted = False

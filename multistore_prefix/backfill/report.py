@@ -100,12 +100,8 @@ class Report(Summarised):
     failed: str | None = None
     slowest_write: float = 0.0
 
-    @property
-    def rate(self) -> float:
-        """Locations scanned per second."""
-        return self.scanned / self.elapsed if self.elapsed else 0.0
-
     def as_dict(self) -> dict:
+        rate = self.scanned / self.elapsed if self.elapsed else 0.0
         extra = {'unconfirmed': self.unconfirmed} if self.unconfirmed else {}
         if self.slowest_write:
             extra['slowest_write_seconds'] = round(self.slowest_write, 3)
@@ -118,7 +114,7 @@ class Report(Summarised):
                 'conflicts_retried': self.conflicts_retried,
                 'errors': self.errors,
                 'elapsed_seconds': round(self.elapsed, 3),
-                'rate_per_second': round(self.rate, 1),
+                'rate_per_second': round(rate, 1),
                 **extra, 'interrupted': self.interrupted,
                 **({'failed': self.failed} if self.failed else {})}
 
@@ -128,11 +124,9 @@ class Spool:
 
     def __init__(self):
         self._file = tempfile.TemporaryFile('w+', encoding='utf-8')
-        self.count = 0
 
     def add(self, row: dict) -> None:
         self._file.write(json.dumps(row) + '\n')
-        self.count += 1
 
     def __iter__(self) -> Iterator[dict]:
         self._file.flush()
