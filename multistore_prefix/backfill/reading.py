@@ -17,6 +17,7 @@ Keyset pagination on the location id: memory stays flat, and a rerun
 simply starts over.
 """
 
+import concurrent.futures
 import dataclasses
 import threading
 from typing import Callable, Iterator
@@ -68,36 +69,21 @@ class Shard:
         return f'{self.index}/{self.count}'
 
 
-class Prefetch:
-    """The next batch, read and decided in a daemon thread.
+def _read_ahead(target, *args) -> concurrent.futures.Future:
+    """``target(*args)`` in a daemon thread: its result, or its error.
 
     A daemon thread, so an interrupted run never waits for a read: reads
     change nothing, and one abandoned mid-way is simply closed.
     """
+    future = concurrent.futures.Future()
 
-    def __init__(self, target, *args):
-        self._result = self._error = None
-        self._thread = threading.Thread(target=self._run,
-                                        args=(target, *args), daemon=True,
-                                        name='backfill-read')
-        self._thread.start()
-
-    def _run(self, target, *args):
+    def run():
         try:
-            self._result = target(*args)
+            future.set_result(target(*args))
         except BaseException as exc:  # handed to the main thread
-            self._error = exc
-
-    def result(self):
-        """The batch (``None``: no more); the thread's error is raised."""
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._result
-
-    def wait(self) -> None:
-        """Let the thread end; its result and error are dropped."""
-        self._thread.join()
+            future.set_exception(exc)
+    threading.Thread(target=run, daemon=True, name='backfill-read').start()
+    return future
 
 
 class Reader:
@@ -176,7 +162,7 @@ def batches(next_batch: Callable[[int], object], prefetch: bool,
         batch = next_batch(0)
         while batch is not None:
             if prefetch:
-                pending = Prefetch(next_batch, batch.last_id)
+                pending = _read_ahead(next_batch, batch.last_id)
             yield batch
             if stopped():
                 return
@@ -188,4 +174,4 @@ def batches(next_batch: Callable[[int], object], prefetch: bool,
         # Stopped between batches: let the read in flight end (it is
         # short), so no transaction outlives the run.  Aborted: don't.
         if pending is not None and not aborted():
-            pending.wait()
+            concurrent.futures.wait([pending])
