@@ -115,7 +115,6 @@ class Write(NamedTuple):
 
     :ivar text: its ``meta_data`` as read (the compare-and-swap's value).
     :ivar new_text: the text to write (the store spliced in).
-
     :ivar previous: the ``store`` value it had (a retired store's name,
         or a value that was not a name), or ``None``.
     :ivar fixing: the wrong enabled store it corrects, or ``None``.

@@ -19,6 +19,7 @@ report is written at the end, whole or not at all.
 """
 
 import collections
+import contextlib
 import dataclasses
 import json
 import logging
@@ -230,22 +231,14 @@ def write(path: str, report: Report, sections: list[tuple[str, Spool]]
             out.write(body[:-2])
             for key, rows in sections:
                 out.write(f',\n  "{key}": [')
-                _write_rows(out, rows)
-                out.write(']')
+                before = '\n    '
+                for row in rows:
+                    out.write(before + json.dumps(row))
+                    before = ',\n    '
+                out.write(']' if before == '\n    ' else '\n  ]')
             out.write('\n}\n')
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
-
-
-def _write_rows(out, rows) -> None:
-    first = True
-    for row in rows:
-        out.write(('\n    ' if first else ',\n    ') + json.dumps(row))
-        first = False
-    if not first:
-        out.write('\n  ')
