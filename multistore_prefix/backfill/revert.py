@@ -22,6 +22,7 @@ backfill's.  A row someone changed since is left as it is and listed.
 """
 
 import dataclasses
+import itertools
 import json
 import time
 from typing import Iterator
@@ -164,19 +165,13 @@ class Revert:
 
     def run(self, entries) -> RevertReport:
         started = time.monotonic()
-        chunk = []
+        entries = iter(entries)
         try:
-            for entry in entries:
-                chunk.append(entry)
-                if len(chunk) == CHUNK:
-                    self._chunk(chunk)
-                    self.progress(len(chunk))
-                    chunk = []
-                    if self._stop:
-                        break
-            else:
-                if chunk:
-                    self._chunk(chunk)
+            while chunk := list(itertools.islice(entries, CHUNK)):
+                self._chunk(chunk)
+                self.progress(len(chunk))
+                if self._stop:
+                    break
         except (KeyboardInterrupt, retry.Stopped):
             self.report.interrupted = True
         finally:
