@@ -124,10 +124,18 @@ class Writer:
             self.database.engine.dialect.name, writes)
 
     def write(self, writes: list) -> list[Outcome]:
-        if not writes:
+        return self._whole(self._write, writes)
+
+    def rewrite(self, rewrites: list) -> list[Outcome]:
+        """URL and store in one compare-and-swap each."""
+        return self._whole(lambda rows: self._retried(
+            self._rewrite, rows, rewrites=True), rewrites)
+
+    def _whole(self, work, rows) -> list[Outcome]:
+        if not rows:
             return []
         try:
-            return self._write(writes)
+            return work(rows)
         except db_exceptions.Forbidden as exc:
             raise refused(exc, 'writing a batch') from exc
         finally:
@@ -247,17 +255,6 @@ class Writer:
             return Outcome(ALREADY_SET, write)
         return Outcome(ERROR, write, None, 'it changed into a form to read '
                                            'again on the next run')
-
-    def rewrite(self, rewrites: list) -> list[Outcome]:
-        """URL and store in one compare-and-swap each."""
-        if not rewrites:
-            return []
-        try:
-            return self._retried(self._rewrite, rewrites, rewrites=True)
-        except db_exceptions.Forbidden as exc:
-            raise refused(exc, 'writing a batch') from exc
-        finally:
-            self._in_doubt.clear()
 
     def _rewrite(self, rewrites) -> list[tuple]:
         now = timeutils.utcnow()
