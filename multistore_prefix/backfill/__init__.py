@@ -129,9 +129,8 @@ class Backfill(report_mod.Recorder):
         closes its socket), which would be retried; retries check this
         first, so they stop instead.  ``grace=0`` cuts the connection now.
         """
-        self._stop = self._aborted = True
-        if grace is not None:
-            self.database.hurry(grace)
+        self._aborted = True
+        self.stop(grace)
 
     def _stopping(self) -> bool:
         return self._stop

@@ -160,8 +160,7 @@ class Revert:
         if grace is not None:
             self.database.hurry(grace)
 
-    def abort(self, grace: float | None = None) -> None:
-        self.stop(grace)
+    abort = stop
 
     def run(self, entries) -> RevertReport:
         started = time.monotonic()
