@@ -51,9 +51,7 @@ _CREATED = datetime.datetime(2019, 6, 1, 12, 0, 0)
 class Seeded:
     """What the demo put in the database.
 
-    :ivar images: images created.
-    :ivar locations: their live locations.
-    :ivar legacy: locations that need a store.
+    :ivar legacy: live locations that need a store.
     :ivar glance_wrong: legacy locations Glance's first-match rule gives
         the wrong store or none.
     """
