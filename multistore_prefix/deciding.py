@@ -376,12 +376,24 @@ class Decider:
 
     def _write(self, batch, location_id, image_id, url, text, members,
                store, previous, fixing) -> None:
-        new = self._with_store(text, members, store)
+        key = (text, store)
+        new = self._new_text.get(key)
         if new is None:
-            batch.unresolved.append(Unresolved(
-                location_id, image_id, url, TOO_LONG,
-                self._too_long(text, store), store))
-            return
+            new = metadata_text.patch(members, {'store': store})
+            limit = self.text_limit
+            if limit is not None and len(new) * 4 > limit and len(
+                    new.encode('utf-8')) > limit:
+                size = len(text.encode('utf-8')) + len(store) + 12
+                batch.unresolved.append(Unresolved(
+                    location_id, image_id, url, TOO_LONG,
+                    f'adding "store" would make meta_data about {size} '
+                    f'bytes; the column holds {limit}: left as it is', store))
+                return
+            # Only texts that fit are remembered (classify() trusts them).
+            if len(text) <= CACHED_TEXT:
+                if len(self._new_text) >= CACHE_SIZE:
+                    self._new_text.clear()
+                self._new_text[key] = new
         batch.writes.append(Write(location_id, image_id, url, text, new,
                                   store, previous, fixing))
 
@@ -420,26 +432,3 @@ class Decider:
                 self._decided.clear()
             self._decided[text] = decided
         return decided
-
-    def _with_store(self, text, members, store) -> str | None:
-        """``text`` with ``store`` set (``None``: it would not fit)."""
-        key = (text, store)
-        new = self._new_text.get(key)
-        if new is not None:
-            return new
-        new = metadata_text.patch(members, {'store': store})
-        limit = self.text_limit
-        if limit is not None and len(new) * 4 > limit and len(
-                new.encode('utf-8')) > limit:
-            return None
-        # Only texts that fit are remembered (classify() trusts them).
-        if len(text) <= CACHED_TEXT:
-            if len(self._new_text) >= CACHE_SIZE:
-                self._new_text.clear()
-            self._new_text[key] = new
-        return new
-
-    def _too_long(self, text, store) -> str:
-        size = len(text.encode('utf-8')) + len(store) + 12
-        return (f'adding "store" would make meta_data about {size} bytes; '
-                f'the column holds {self.text_limit}: left as it is')

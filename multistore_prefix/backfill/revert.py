@@ -49,6 +49,7 @@ NOT_LANDED = 'not-landed'        # an unconfirmed write that did not land
 ALREADY_REVERTED = 'already-reverted'
 
 CHUNK = 1000
+_DRY_RUN = 'dry run: it changed nothing to undo'
 
 
 class ReportError(ValueError):
@@ -94,17 +95,14 @@ def changes(path: str) -> Iterator[dict]:
     :raises OSError: it cannot be read.
     """
     with open(path, encoding='utf-8') as source:
-        head = source.readline()
-        if head.strip() != '{':
+        if source.readline().strip() != '{':
             yield from _whole(path)
             return
         for line in source:
             stripped = line.strip()
-            if stripped == '"dry_run": true,':
-                raise ReportError(f'{path} is the report of a dry run: it '
-                                  f'changed nothing to undo')
-            if stripped == '"revert": true,':
-                raise ReportError(f'{path} is the report of a revert')
+            if stripped in ('"dry_run": true,', '"revert": true,'):
+                raise ReportError(f'{path} is the report of a ' + (
+                    'revert' if 'revert' in stripped else _DRY_RUN))
             if stripped == '"changed": [':
                 break
             if stripped.startswith('"changed": []'):
@@ -133,8 +131,7 @@ def _whole(path):
     if not isinstance(body, dict) or body.get('revert'):
         raise ReportError(f'{path} is not the report of a backfill')
     if body.get('dry_run'):
-        raise ReportError(f'{path} is the report of a dry run: it changed '
-                          f'nothing to undo')
+        raise ReportError(f'{path} is the report of a {_DRY_RUN}')
     if 'changed' not in body:
         raise ReportError(f'{path} has no "changed" list')
     yield from body['changed']
