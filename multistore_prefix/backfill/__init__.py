@@ -91,8 +91,7 @@ class Backfill(report_mod.Recorder):
         super().__init__(report_mod.Report(dry_run=dry_run, shard=str(shard)),
                          record_changes or dry_run)
         self.prefetch = True
-        self._stop = False
-        self._aborted = False
+        self._stop = self._aborted = False
         resolver = resolver_mod.Resolver(
             location_map, replace_invalid_stores=replace_invalid_stores)
         self.decider = deciding.Decider(
