@@ -13,14 +13,11 @@
 
 """Deciding, row by row, what each live location needs.
 
-The one rule engine: which store a location gets, or why not, for all
-three entrances (``repo.get``, the glance-api filter, ``backfill``).  Pure
-but for its caches, it reads rows (metadata as text) and fills a
-:class:`Batch` with typed rows: what to write, what to report and what to
-ask the backends; it writes nothing and reports nothing itself.  Legacy rows
-repeat a handful of metadata texts (``{}``), so each short text is decided
-once; long ones are decided every time, so the caches stay small whatever
-the metadata size.
+The one rule engine of all three entrances (``repo.get``, the glance-api
+filter, ``backfill``): rows (metadata as text) in, a :class:`Batch` of
+typed rows out; it writes and reports nothing itself.  Legacy rows repeat
+a handful of metadata texts (``{}``), so each short text is decided once;
+long ones every time, so the caches stay small whatever the metadata size.
 """
 
 import dataclasses
@@ -55,15 +52,8 @@ _MISSING = metadata_text.MISSING
 class Batch:
     """One batch, read and decided; nothing reported or written yet.
 
-    :ivar scanned: locations read.
     :ivar last_id: the highest location id read (the next batch's start).
     :ivar already_set: locations that name an enabled store.
-    :ivar wrong: :class:`Wrong` rows (an enabled store, certainly wrong).
-    :ivar unresolved: :class:`Unresolved` rows.
-    :ivar writes: :class:`Write` rows.
-    :ivar asked: :class:`Asked` rows, for the backends' lookups.
-    :ivar rewrites: :class:`Rewrite` rows (S3 URLs whose credentials go,
-        backends' answers).
     :ivar large: ids of the rows too long to read with the batch.
     """
 
@@ -86,11 +76,7 @@ class Batch:
 
 
 class Wrong(NamedTuple):
-    """A row that names an enabled store which certainly does not hold it.
-
-    :ivar named: the store it names; :ivar owner: the store that owns its
-        URL.
-    """
+    """A row that names an enabled store which certainly does not hold it."""
 
     location_id: int
     image_id: str
@@ -100,7 +86,7 @@ class Wrong(NamedTuple):
 
 
 class Unresolved(NamedTuple):
-    """A row left as it is: ``reason`` (a short code) and ``detail``.
+    """A row left as it is.
 
     :ivar store: the store it would get, when only the write stands in
         the way (:data:`TOO_LONG`); else ``None``.
@@ -115,11 +101,7 @@ class Unresolved(NamedTuple):
 
 
 class Asked(NamedTuple):
-    """A row only a store's backend can place (no prefix owns its URL).
-
-    :ivar metadata: its metadata as read (a dict).
-    :ivar previous: the ``store`` value it had, or ``None``.
-    """
+    """A row only a store's backend can place (no prefix owns its URL)."""
 
     location_id: int
     image_id: str
@@ -131,12 +113,8 @@ class Asked(NamedTuple):
 class Write(NamedTuple):
     """A row to give its store.
 
-    :ivar location_id: the row's id.
-    :ivar image_id: its image.
-    :ivar url: its URL, as stored.
     :ivar text: its ``meta_data`` as read (the compare-and-swap's value).
     :ivar new_text: the text to write (the store spliced in).
-    :ivar store: the store written.
     :ivar previous: the ``store`` value it had (a retired store's name,
         or a value that was not a name), or ``None``.
     :ivar fixing: the wrong enabled store it corrects, or ``None``.
@@ -153,16 +131,7 @@ class Write(NamedTuple):
 
 
 class Rewrite(NamedTuple):
-    """A row whose URL changes with its store (a compare-and-swap of both).
-
-    :ivar location_id: the row's id.
-    :ivar image_id: its image.
-    :ivar url: its URL, as stored.
-    :ivar metadata: its metadata as read (a dict).
-    :ivar store: the store it gets (or keeps).
-    :ivar new_url: the URL to write.
-    :ivar previous: the ``store`` value it had, or ``None``.
-    """
+    """A row whose URL and store change (a compare-and-swap of both)."""
 
     location_id: int
     image_id: str
@@ -176,12 +145,9 @@ class Rewrite(NamedTuple):
 class _Decided(NamedTuple):
     """What one metadata text says (remembered by text).
 
-    :ivar kind: ``_BAD``, ``_LEGACY``, ``_INVALID``, ``_NAMED`` or
-        ``_TRAIN``.
     :ivar members: the parsed :class:`~multistore_prefix.metadata.Members`
         (``_BAD``: the :class:`~multistore_prefix.metadata.Bad` reason;
         ``_TRAIN``: the detail to report).
-    :ivar store: the ``store`` value it holds, or ``None``.
     """
 
     kind: int
@@ -192,8 +158,6 @@ class _Decided(NamedTuple):
 class Decider:
     """Decides each row's need with the location map.
 
-    :ivar resolver: the :class:`~multistore_prefix.resolver.Resolver`
-        (the stores, the wrong-store rule, the store-value rules).
     :ivar fix_wrong_stores: also write the owner into locations that name
         a wrong enabled store.
     :ivar lookups: the backends' lookups for URLs no prefix owns, or
@@ -207,8 +171,7 @@ class Decider:
         owner's name first.  Train's ``backend`` key is then no reason to
         wait either: Glance adds a ``store`` beside it.
     :ivar strip_s3_credentials: an S3 URL that carries credentials is
-        written without them (:func:`~multistore_prefix.urls.
-        s3_without_credentials`), with the store it gets or keeps.
+        written without them, with the store it gets or keeps.
     :ivar cipher: a :class:`~multistore_prefix.crypt.UrlCipher` for the
         URLs Glance stored encrypted, or ``None``.
     """
@@ -272,7 +235,6 @@ class Decider:
         return batch
 
     def one(self, batch: Batch, location_id, image_id, url, text) -> None:
-        """Decide one row into ``batch``."""
         large = metadata_text.Large
         if url.__class__ is large or text.__class__ is large:
             batch.large.append(location_id)
@@ -291,49 +253,37 @@ class Decider:
         if kind == _NAMED:
             self._named(batch, location_id, image_id, url, text, decided)
             return
-        if kind == _BAD:
-            batch.unresolved.append(Unresolved(
-                location_id, image_id, url, BAD_METADATA,
-                str(decided.members)))
-            return
-        if kind == _TRAIN:
-            batch.unresolved.append(Unresolved(
-                location_id, image_id, url, BACKEND_KEY, decided.members))
-            return
-        if kind == _INVALID and not self.resolver.replace_invalid_stores:
-            batch.unresolved.append(Unresolved(
-                location_id, image_id, url, INVALID_STORE,
-                resolver_mod.invalid_store_detail(decided.store,
-                                                  self.glance_rules)))
-            return
-        if url.__class__ is not str:
-            batch.unresolved.append(Unresolved(
-                location_id, image_id, url, BAD_LOCATION, _bad_url(url)))
-            return
-        store = self.location_map.resolve(url)
         # What the key held: a retired store's name, or (replaced) a value
         # that was not a name; for the report, and for --revert.
         previous = decided.store
-        if store is not None:
+        if kind == _BAD:
+            reason, detail = BAD_METADATA, str(decided.members)
+        elif kind == _TRAIN:
+            reason, detail = BACKEND_KEY, decided.members
+        elif kind == _INVALID and not self.resolver.replace_invalid_stores:
+            reason, detail = INVALID_STORE, resolver_mod.invalid_store_detail(
+                previous, self.glance_rules)
+        elif url.__class__ is not str:
+            reason, detail = BAD_LOCATION, (
+                'the URL is not valid UTF-8' if isinstance(url, bytes)
+                else f'the URL is {type(url).__name__}, not text')
+        elif (store := self.location_map.resolve(url)) is not None:
             self._write(batch, location_id, image_id, url, text,
                         decided.members, store, previous, None)
             return
-        why = self.location_map.explain(url)
-        if (why.reason in lmap.LOOKUP_REASONS and self.lookups
-                and self.lookups.wants(url)):
-            batch.asked.append(Asked(location_id, image_id, url,
-                                     decided.members.to_dict(), previous))
-            return
-        batch.unresolved.append(Unresolved(
-            location_id, image_id, url, why.reason or lmap.NO_PREFIX,
-            why.detail))
+        else:
+            why = self.location_map.explain(url)
+            if (why.reason in lmap.LOOKUP_REASONS and self.lookups
+                    and self.lookups.wants(url)):
+                batch.asked.append(Asked(location_id, image_id, url,
+                                         decided.members.to_dict(), previous))
+                return
+            reason, detail = why.reason or lmap.NO_PREFIX, why.detail
+        batch.unresolved.append(Unresolved(location_id, image_id, url,
+                                           reason, detail))
 
     def ask_backends(self, batch: Batch) -> None:
-        """The backends' answers for ``batch.asked``, in the batch.
-
-        Each asked row becomes a :class:`Rewrite` (the store, and the URL
-        the backend gives) or an :class:`Unresolved` row.
-        """
+        """Each asked row becomes a :class:`Rewrite` or :class:`Unresolved`."""
         if not batch.asked:
             return
         answers = self.lookups.resolve_many(row.url for row in batch.asked)
@@ -350,7 +300,6 @@ class Decider:
         batch.asked = []
 
     def _named(self, batch, location_id, image_id, url, text, decided):
-        """A location that names an enabled store: right, or wrong?"""
         named = decided.store
         owner = self.resolver.wrong_store(named, url)
         if owner is None:
@@ -427,17 +376,28 @@ class Decider:
 
     def _write(self, batch, location_id, image_id, url, text, members,
                store, previous, fixing) -> None:
-        new = self._with_store(text, members, store)
+        key = (text, store)
+        new = self._new_text.get(key)
         if new is None:
-            batch.unresolved.append(Unresolved(
-                location_id, image_id, url, TOO_LONG,
-                self._too_long(text, store), store))
-            return
+            new = metadata_text.patch(members, {'store': store})
+            limit = self.text_limit
+            if limit is not None and len(new) * 4 > limit and len(
+                    new.encode('utf-8')) > limit:
+                size = len(text.encode('utf-8')) + len(store) + 12
+                batch.unresolved.append(Unresolved(
+                    location_id, image_id, url, TOO_LONG,
+                    f'adding "store" would make meta_data about {size} '
+                    f'bytes; the column holds {limit}: left as it is', store))
+                return
+            # Only texts that fit are remembered (classify() trusts them).
+            if len(text) <= CACHED_TEXT:
+                if len(self._new_text) >= CACHE_SIZE:
+                    self._new_text.clear()
+                self._new_text[key] = new
         batch.writes.append(Write(location_id, image_id, url, text, new,
                                   store, previous, fixing))
 
     def _decide(self, text) -> '_Decided':
-        """What a metadata text says about the location's store."""
         decided = self._decided.get(text) if text.__class__ is str else None
         if decided is not None:
             return decided
@@ -472,32 +432,3 @@ class Decider:
                 self._decided.clear()
             self._decided[text] = decided
         return decided
-
-    def _with_store(self, text, members, store) -> str | None:
-        """``text`` with ``store`` set (``None``: it would not fit)."""
-        key = (text, store)
-        new = self._new_text.get(key)
-        if new is not None:
-            return new
-        new = metadata_text.set_key(members, 'store', store)
-        limit = self.text_limit
-        if limit is not None and len(new) * 4 > limit and len(
-                new.encode('utf-8')) > limit:
-            return None
-        # Only texts that fit are remembered (classify() trusts them).
-        if len(text) <= CACHED_TEXT:
-            if len(self._new_text) >= CACHE_SIZE:
-                self._new_text.clear()
-            self._new_text[key] = new
-        return new
-
-    def _too_long(self, text, store) -> str:
-        size = len(text.encode('utf-8')) + len(store) + 12
-        return (f'adding "store" would make meta_data about {size} bytes; '
-                f'the column holds {self.text_limit}: left as it is')
-
-
-def _bad_url(url) -> str:
-    if isinstance(url, bytes):
-        return 'the URL is not valid UTF-8'
-    return f'the URL is {type(url).__name__}, not text'

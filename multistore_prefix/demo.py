@@ -25,7 +25,6 @@ import datetime
 import json
 import os
 import random
-import textwrap
 import uuid
 
 from oslo_config import cfg
@@ -52,9 +51,7 @@ _CREATED = datetime.datetime(2019, 6, 1, 12, 0, 0)
 class Seeded:
     """What the demo put in the database.
 
-    :ivar images: images created.
-    :ivar locations: their live locations.
-    :ivar legacy: locations that need a store.
+    :ivar legacy: live locations that need a store.
     :ivar glance_wrong: legacy locations Glance's first-match rule gives
         the wrong store or none.
     """
@@ -67,8 +64,12 @@ class Seeded:
 
 def write_config(state_dir: str) -> str:
     """The demo's glance-api.conf in ``state_dir``; its path."""
-    lines = ['[DEFAULT]', 'enabled_backends = ' + ', '.join(
-        f'{store}:file' for store, _ in STORES)]
+    lines = ['# Written by "multistore-prefix demo": local file stores '
+             'chosen to',
+             "# trip Glance's first-match rule, and the embedded SQLite "
+             'database.',
+             '[DEFAULT]', 'enabled_backends = ' + ', '.join(
+                 f'{store}:file' for store, _ in STORES)]
     for store, dirs in STORES:
         lines.append(f'[{store}]')
         if len(dirs) == 1:
@@ -81,16 +82,10 @@ def write_config(state_dir: str) -> str:
     database = os.path.join(state_dir, 'demo.sqlite')
     lines += ['[database]', f'connection = sqlite:///{database}']
     path = os.path.join(state_dir, 'glance-api.conf')
-    header = textwrap.dedent("""\
-        # Written by "multistore-prefix demo": local file stores chosen to
-        # trip Glance's first-match rule, and the embedded SQLite database.
-        """)
     with open(path, 'w') as conf:
-        conf.write(header + '\n'.join(lines) + '\n')
-    for _, dirs in STORES:
-        for directory in dirs:
-            os.makedirs(os.path.join(state_dir, directory.split(':')[0]),
-                        exist_ok=True)
+        conf.write('\n'.join(lines) + '\n')
+    for _, directory in _directories(state_dir):
+        os.makedirs(directory, exist_ok=True)
     return path
 
 
@@ -123,7 +118,6 @@ def create(state_dir: str, images: int,
 
 
 def _directories(state_dir):
-    """(store, absolute directory) for every directory of every store."""
     return [(store, os.path.join(state_dir, d.split(':')[0]))
             for store, dirs in STORES for d in dirs]
 
@@ -185,10 +179,7 @@ def _location_row(image_id, url, text):
 
 
 def _insert(database, images, locations):
-    if not images and not locations:
-        return
-    with database.writer() as conn:
-        if images:
+    if images:  # every image has a location
+        with database.writer() as conn:
             conn.execute(sa.insert(models.images), images)
-        if locations:
             conn.execute(sa.insert(models.image_locations), locations)

@@ -24,9 +24,7 @@ class MultistorePrefixError(Exception):
 class StoreConfigError(MultistorePrefixError):
     """A store's configuration cannot give its URL prefixes.
 
-    :ivar store_id: the store identifier from ``enabled_backends``.
     :ivar option: the option at fault (``None`` when it is not one option).
-    :ivar reason: what is wrong.
     :ivar fix: what the operator should set or do.
     """
 
@@ -45,11 +43,7 @@ class StoreConfigError(MultistorePrefixError):
 
 
 class UnknownStoreType(StoreConfigError):
-    """``enabled_backends`` names a store type no driver is installed for.
-
-    :ivar store_type: the type after the colon in ``enabled_backends``.
-    :ivar known: the store types that have a driver.
-    """
+    """``enabled_backends`` names a store type no driver is installed for."""
 
     def __init__(self, store_id: str, store_type: str, known: list[str]):
         self.store_type = store_type
@@ -72,10 +66,9 @@ class NoBackendsConfigured(MultistorePrefixError):
 
 
 class OptionError(MultistorePrefixError):
-    """An option's value cannot work (a secret one's is never quoted).
+    """An option (``[group]/name``) cannot work: ``reason`` and the fix.
 
-    :ivar option: ``[group]/name``.
-    :ivar reason: what is wrong, and the fix.
+    A secret option's value is never quoted.
     """
 
     def __init__(self, option: str, reason: str):

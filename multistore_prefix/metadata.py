@@ -14,17 +14,13 @@
 
 Glance keeps a location's metadata as JSON text (``image_locations.
 meta_data``).  A writer that sets ``store`` must leave every other byte of
-that text as it was: decoding the object and encoding it again would turn
-``1e400`` into ``Infinity``, collapse duplicate keys and reorder nothing
-but still rewrite numbers, and a 5000-digit integer would not even decode.
-So the text is scanned once at its top level (each member's key and the
-span of its value), checked to be standard JSON (RFC 8259: no ``NaN`` or
-``Infinity``; inside glance-api, where Glance's own reader takes them,
-as Python's ``json`` reads it), and a change is spliced in: a member's
-value is replaced, a new member goes before the closing brace, a removed
-one is cut out with its comma.  Pure: nothing here touches the database,
-and every layer (the resolver, the database layer, the backfill) reads
-metadata text through it.
+that text as it was: decoding and encoding again would turn ``1e400`` into
+``Infinity``, collapse duplicate keys and rewrite numbers, and a
+5000-digit integer would not even decode.  So the text is scanned once at
+its top level (each member's key and the span of its value), checked to be
+standard JSON (RFC 8259: no ``NaN`` or ``Infinity``; inside glance-api,
+where Glance's own reader takes them, as Python's ``json`` reads it), and
+a change is spliced in.  Every layer reads metadata text through here.
 """
 
 import dataclasses
@@ -51,18 +47,15 @@ class Large:
         return '<too long to read with its batch>'
 
 
-#: The one :class:`Large`.
 LARGE = Large()
 
 
 class Bad(str):
     """Metadata text that cannot be used: the sentence says why.
 
-    It is a ``str`` so that it reads as the reason wherever it is shown;
-    two are equal only when they stand for the same text, so a
-    compare-and-swap on what was read stays exact.
-
-    :ivar text: the text as stored (``bytes`` when it is not UTF-8).
+    A ``str``, so that it reads as the reason wherever it is shown; two
+    are equal only when they stand for the same ``text`` (as stored:
+    ``bytes`` when not UTF-8), so a compare-and-swap on it stays exact.
     """
 
     def __new__(cls, reason: str, text=None):
@@ -86,13 +79,9 @@ def _reject_constant(name):
     raise ValueError(f'{name} is not standard JSON')
 
 
-def _keep_number(text):
-    return text
-
-
 #: Standard JSON only; numbers stay text, so any size is fine.
 _STRICT = json.JSONDecoder(parse_constant=_reject_constant,
-                           parse_int=_keep_number, parse_float=_keep_number)
+                           parse_int=str, parse_float=str)
 
 
 def _int(text):
@@ -107,19 +96,13 @@ def _int(text):
 _VALUES = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_int)
 #: The same two as Glance reads metadata (Python's ``json``: ``NaN``,
 #: ``Infinity`` and ``-Infinity`` are numbers).
-_LENIENT = json.JSONDecoder(parse_int=_keep_number, parse_float=_keep_number)
+_LENIENT = json.JSONDecoder(parse_int=str, parse_float=str)
 _LENIENT_VALUES = json.JSONDecoder(parse_int=_int)
 
 
 @dataclasses.dataclass(frozen=True)
 class Member:
-    """One top-level member: its key and where it stands in the text.
-
-    :ivar key: the decoded key.
-    :ivar start: where the member (its key's quote) begins.
-    :ivar value_start: where its value begins.
-    :ivar value_end: where its value ends.
-    """
+    """One top-level member: its key, where it and its value stand."""
 
     key: str
     start: int
@@ -129,12 +112,8 @@ class Member:
 
 @dataclasses.dataclass(frozen=True)
 class Members:
-    """A JSON object's text and its top-level members, in order.
+    """A JSON object's text, its top-level members in order, its braces.
 
-    :ivar text: the text as read.
-    :ivar members: the members, in the order they stand.
-    :ivar open: the position of the opening brace.
-    :ivar close: the position of the closing brace.
     :ivar standard: read as standard JSON (else as Glance reads it).
     """
 
@@ -149,14 +128,10 @@ class Members:
         return _VALUES if self.standard else _LENIENT_VALUES
 
     def find(self, key: str) -> list[Member]:
-        """The members named ``key`` (more than one: a duplicate key)."""
         return [m for m in self.members if m.key == key]
 
     def value(self, key: str) -> Any:
-        """The decoded value of ``key``, or :data:`MISSING`.
-
-        With a duplicate key, the last one, as JSON decoders read it.
-        """
+        """``key``'s decoded value (a duplicate's last), or MISSING."""
         found = self.find(key)
         if not found:
             return MISSING
@@ -165,15 +140,11 @@ class Members:
             self.text[member.value_start:member.value_end])
 
     def to_dict(self) -> dict:
-        """The whole object, decoded (duplicate keys: the last wins)."""
         return self._decoder.decode(self.text)
 
 
 def parse(text: str | bytes | None, standard: bool = True) -> Members | Bad:
-    """The members of a metadata text, or why it has none.
-
-    Never raises: every text that is not a standard JSON object, and text
-    that is not UTF-8 (``bytes``), is a :class:`Bad` reason.
+    """The members of a metadata text, or why it has none (a :class:`Bad`).
 
     :param standard: ``False``: read it as Glance does (Python's ``json``
         takes ``NaN`` and the infinities), for a writer that acts where
@@ -212,7 +183,6 @@ def _not_an_object(text: str) -> Bad:
 
 
 def _scan(text: str, decoder: json.JSONDecoder) -> Members:
-    """Top-level members of ``text``; ValueError unless a JSON object."""
     pos = _WS.match(text, 0).end()
     if not text.startswith('{', pos):
         raise ValueError('not an object')
@@ -296,11 +266,6 @@ def _cut(members: Members, member: Member) -> tuple[int, int, str]:
     return members.open + 1, members.close, ''
 
 
-def set_key(members: Members, key: str, value: Any) -> str:
-    """The text with ``key`` set to ``value`` (see :func:`patch`)."""
-    return patch(members, {key: value})
-
-
 def load(text: str | bytes | None) -> Any:
     """Metadata for a reader: a dict, or a :class:`Bad` reason.
 
@@ -322,18 +287,13 @@ def dump(value: Any) -> str | None:
 
 
 def changed_keys(before: Mapping, after: Mapping) -> Iterable[str]:
-    """The keys whose value differs between two metadata dicts."""
     for key in list(before) + [k for k in after if k not in before]:
         if before.get(key, MISSING) != after.get(key, MISSING):
             yield key
 
 
 def digest(text: str | bytes | None) -> str | None:
-    """A short fingerprint of a text (its SHA-256, hex), for the report.
-
-    It tells whether a row still holds exactly a text, without printing
-    the text.
-    """
+    """SHA-256 of a text: whether a row still holds it, without showing it."""
     if text is None:
         return None
     if isinstance(text, str):

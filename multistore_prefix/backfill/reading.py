@@ -11,14 +11,14 @@
 #    under the License.
 
 
-"""Reading live locations in batches, the next one beside the current.
+"""Reading a shard's live locations in batches, the next beside the current.
 
 Keyset pagination on the location id: memory stays flat, and a rerun
-simply starts over.  While batch N is written (in the main thread), batch
-N+1 is read and decided in a second thread, so the database and this
-process work at the same time.
+simply starts over.
 """
 
+import concurrent.futures
+import dataclasses
 import threading
 from typing import Callable, Iterator
 
@@ -31,48 +31,63 @@ from multistore_prefix.db import scan as db_scan
 #: pending_delete), their ids are read once and their locations left out
 #: here; with more, each read joins ``images`` (a lookup per location).
 DEAD_IN_MEMORY = 100_000
+_HEX_SPACE = 16 ** 8
 
 
-class Prefetch:
-    """The next batch, read and decided in a daemon thread.
+@dataclasses.dataclass(frozen=True)
+class Shard:
+    """One worker's share of the images: ``K/N``, K from 1 to N.
+
+    Image ids are split into N ranges of their text, which partition every
+    possible id (UUIDs spread evenly), so N workers cover each location
+    exactly once.
+    """
+
+    index: int = 1
+    count: int = 1
+
+    @classmethod
+    def parse(cls, text: str) -> 'Shard':
+        try:
+            index, count = (int(part) for part in text.split('/'))
+        except ValueError:
+            raise ValueError(f'--shard {text!r}: write K/N, e.g. 1/4 for '
+                             f'the first of four workers') from None
+        if count < 1 or not 1 <= index <= count:
+            raise ValueError(f'--shard {text!r}: K must be between 1 and N')
+        return cls(index, count)
+
+    def bounds(self) -> tuple[str | None, str | None]:
+        """[low, high) of the image ids of this shard (None: unbounded)."""
+        def boundary(k):
+            return format(k * _HEX_SPACE // self.count, '08x')
+        low = boundary(self.index - 1) if self.index > 1 else None
+        high = boundary(self.index) if self.index < self.count else None
+        return low, high
+
+    def __str__(self):
+        return f'{self.index}/{self.count}'
+
+
+def _read_ahead(target, *args) -> concurrent.futures.Future:
+    """``target(*args)`` in a daemon thread: its result, or its error.
 
     A daemon thread, so an interrupted run never waits for a read: reads
     change nothing, and one abandoned mid-way is simply closed.
     """
+    future = concurrent.futures.Future()
 
-    def __init__(self, target, *args):
-        self._result = self._error = None
-        self._thread = threading.Thread(target=self._run,
-                                        args=(target, *args), daemon=True,
-                                        name='backfill-read')
-        self._thread.start()
-
-    def _run(self, target, *args):
+    def run():
         try:
-            self._result = target(*args)
+            future.set_result(target(*args))
         except BaseException as exc:  # handed to the main thread
-            self._error = exc
-
-    def result(self):
-        """The batch (``None``: no more); the thread's error is raised."""
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._result
-
-    def wait(self) -> None:
-        """Let the thread end; its result and error are dropped."""
-        self._thread.join()
+            future.set_exception(exc)
+    threading.Thread(target=run, daemon=True, name='backfill-read').start()
+    return future
 
 
 class Reader:
-    """Reads a shard's live locations, a batch at a time.
-
-    :ivar database: the :class:`~multistore_prefix.db.engine.Database`.
-    :ivar batch_size: locations per read.
-    :ivar shard_bounds: [low, high) of the shard's image ids.
-    :ivar budget: the retries of a fault, shared with the writes.
-    """
+    """Reads a shard's live locations, a batch at a time."""
 
     def __init__(self, database, batch_size: int, shard_bounds,
                  should_stop: Callable[[], bool],
@@ -86,15 +101,11 @@ class Reader:
         self._reads_beside_writes = None
 
     def count(self) -> int:
-        """How many live locations the run will scan (for progress)."""
         with self.database.reader() as conn:
             return db_scan.count_live(conn, *self.shard_bounds)
 
     def read(self, after: int) -> tuple[list[tuple], int | None]:
-        """The rows after location id ``after``; the last id read.
-
-        The last id is ``None`` at the end of the table.
-        """
+        """The rows after location id ``after``; the last id read or None."""
         try:
             return retry.call(self.database, lambda: self._read(after),
                               'reading locations', self.should_stop,
@@ -151,7 +162,7 @@ def batches(next_batch: Callable[[int], object], prefetch: bool,
         batch = next_batch(0)
         while batch is not None:
             if prefetch:
-                pending = Prefetch(next_batch, batch.last_id)
+                pending = _read_ahead(next_batch, batch.last_id)
             yield batch
             if stopped():
                 return
@@ -163,4 +174,4 @@ def batches(next_batch: Callable[[int], object], prefetch: bool,
         # Stopped between batches: let the read in flight end (it is
         # short), so no transaction outlives the run.  Aborted: don't.
         if pending is not None and not aborted():
-            pending.wait()
+            concurrent.futures.wait([pending])

@@ -19,6 +19,7 @@ report is written at the end, whole or not at all.
 """
 
 import collections
+import contextlib
 import dataclasses
 import json
 import logging
@@ -32,14 +33,35 @@ from multistore_prefix import urls
 LOG = logging.getLogger(__name__)
 
 
+class Summarised:
+    """A report whose summary table is its :meth:`as_dict`, in order.
+
+    A count by reason is its total and then one row per reason; the run's
+    settings are left out, and ``interrupted`` is shown only when it was.
+    """
+
+    _SETTINGS = ('revert', 'dry_run', 'shard', 'failed')
+
+    def summary(self) -> list[tuple[str, object]]:
+        rows = []
+        for key, value in self.as_dict().items():
+            if key in self._SETTINGS or (key == 'interrupted' and not value):
+                continue
+            if isinstance(value, dict):
+                rows.append((key, sum(value.values())))
+                rows += [(f'{key}: {reason}', count)
+                         for reason, count in value.items()]
+            else:
+                rows.append((key, value))
+        return rows
+
+
 @dataclasses.dataclass
-class Report:
+class Report(Summarised):
     """The counts of a backfill run.
 
-    :ivar scanned: live locations read.
     :ivar updated: locations this run gave their store (``would_update`` on
         a dry run); never a row another writer changed.
-    :ivar already_set: locations that already named an enabled store.
     :ivar wrong_store: locations that name an enabled store whose prefixes
         do not cover their URL, while another store's do (Glance's
         first-match rule does this to ``.../images2`` when ``.../images``
@@ -49,7 +71,6 @@ class Report:
         that could not be read or written, by reason.
     :ivar conflicts_retried: rows changed by someone else between read and
         write, merged again on fresh data.
-    :ivar errors: rows left for a rerun because they kept changing.
     :ivar unconfirmed: writes whose commit may or may not have landed: the
         connection was lost on the way back and the run ended (stopped, or
         the database stayed lost) before it could read the rows back.  Not
@@ -80,34 +101,8 @@ class Report:
     failed: str | None = None
     slowest_write: float = 0.0
 
-    @property
-    def rate(self) -> float:
-        """Locations scanned per second."""
-        return self.scanned / self.elapsed if self.elapsed else 0.0
-
-    def summary(self) -> list[tuple[str, object]]:
-        """(field, value) rows for the summary table."""
-        rows = [('scanned', self.scanned),
-                ('would_update' if self.dry_run else 'updated', self.updated),
-                ('already_set', self.already_set),
-                ('wrong_store', self.wrong_store),
-                ('unresolved', sum(self.unresolved.values()))]
-        rows += [(f'unresolved: {reason}', count)
-                 for reason, count in sorted(self.unresolved.items())]
-        rows += [('conflicts_retried', self.conflicts_retried),
-                 ('errors', self.errors),
-                 ('elapsed_seconds', round(self.elapsed, 3)),
-                 ('rate_per_second', round(self.rate, 1))]
-        if self.unconfirmed:
-            rows.append(('unconfirmed', self.unconfirmed))
-        if self.slowest_write:
-            rows.append(('slowest_write_seconds',
-                         round(self.slowest_write, 3)))
-        if self.interrupted:
-            rows.append(('interrupted', True))
-        return rows
-
     def as_dict(self) -> dict:
+        rate = self.scanned / self.elapsed if self.elapsed else 0.0
         extra = {'unconfirmed': self.unconfirmed} if self.unconfirmed else {}
         if self.slowest_write:
             extra['slowest_write_seconds'] = round(self.slowest_write, 3)
@@ -120,7 +115,7 @@ class Report:
                 'conflicts_retried': self.conflicts_retried,
                 'errors': self.errors,
                 'elapsed_seconds': round(self.elapsed, 3),
-                'rate_per_second': round(self.rate, 1),
+                'rate_per_second': round(rate, 1),
                 **extra, 'interrupted': self.interrupted,
                 **({'failed': self.failed} if self.failed else {})}
 
@@ -130,11 +125,9 @@ class Spool:
 
     def __init__(self):
         self._file = tempfile.TemporaryFile('w+', encoding='utf-8')
-        self.count = 0
 
     def add(self, row: dict) -> None:
         self._file.write(json.dumps(row) + '\n')
-        self.count += 1
 
     def __iter__(self) -> Iterator[dict]:
         self._file.flush()
@@ -149,12 +142,8 @@ class Spool:
 class Recorder:
     """Counts what a run did and keeps the rows behind the counts.
 
-    Every URL and detail is masked on the way in.
-
-    :ivar report: the :class:`Report`.
-    :ivar unresolved_rows: locations left without a store, and why.
-    :ivar wrong_rows: locations that name the wrong enabled store.
-    :ivar changes: every change, or ``None`` when not recorded.
+    Every URL and detail is masked on the way in.  ``changes`` is ``None``
+    when changes are not recorded.
     """
 
     def __init__(self, report: Report, record_changes: bool):
@@ -181,33 +170,30 @@ class Recorder:
         LOG.warning('location %s of image %s: %s; left for a rerun',
                     location_id, image_id, urls.mask_text(detail))
 
-    def changed(self, location_id, image_id, url, store, previous,
-                new_url=None, texts=None, unconfirmed=False) -> None:
-        """One change, for the report (and for ``--revert``).
+    def changed(self, row, digests=True, unconfirmed=False) -> None:
+        """A Write or a Rewrite, for the report (and for ``--revert``).
 
-        :param texts: (text before, text written): their digests let a
-            revert check that the row still holds exactly what this run
-            wrote, and that undoing it gives back exactly what was there.
-        :param unconfirmed: the write's commit may or may not have landed
-            (its answer was lost, and the run was stopped before it could
-            read the row back).
+        A write's ``digests`` (of the text before and the text written)
+        let a revert check that the row still holds exactly what this run
+        wrote, and that undoing it gives back exactly what was there.
         """
         if self.changes is None:
             return
-        change = {'image_id': image_id, 'location_id': location_id,
-                  'url': urls.mask_url(url), 'store': store,
-                  'previous_store': previous}
-        if new_url and new_url != url:
+        change = {'image_id': row.image_id, 'location_id': row.location_id,
+                  'url': urls.mask_url(row.url), 'store': row.store,
+                  'previous_store': row.previous}
+        new_url = getattr(row, 'new_url', None)
+        if new_url and new_url != row.url:
             change['new_url'] = urls.mask_url(new_url)
-        if texts is not None:
-            change['previous_sha256'] = metadata_text.digest(texts[0])
-            change['sha256'] = metadata_text.digest(texts[1])
+        if digests and hasattr(row, 'new_text'):
+            change['previous_sha256'] = metadata_text.digest(row.text)
+            change['sha256'] = metadata_text.digest(row.new_text)
         if unconfirmed:
             change['unconfirmed'] = True
         self.changes.add(change)
 
-    def write(self, path: str) -> None:
-        """The JSON report (see :func:`write`)."""
+    def write_report(self, path: str) -> None:
+        """The JSON report: the counts, then the rows behind them."""
         sections = [('unresolved_locations', self.unresolved_rows),
                     ('wrong_store_locations', self.wrong_rows)]
         if self.changes is not None:
@@ -223,11 +209,7 @@ class Recorder:
 
 
 def check_writable(path: str) -> None:
-    """Fail now, before any write, if the report could not be written.
-
-    :raises OSError: the directory is missing or not writable, or the path
-        is a directory; the message names the path.
-    """
+    """Fail now (OSError, naming the path) if the report can't be written."""
     if os.path.isdir(path):
         raise IsADirectoryError(21, 'is a directory', path)
     directory = os.path.dirname(os.path.abspath(path))
@@ -249,22 +231,14 @@ def write(path: str, report: Report, sections: list[tuple[str, Spool]]
             out.write(body[:-2])
             for key, rows in sections:
                 out.write(f',\n  "{key}": [')
-                _write_rows(out, rows)
-                out.write(']')
+                before = '\n    '
+                for row in rows:
+                    out.write(before + json.dumps(row))
+                    before = ',\n    '
+                out.write(']' if before == '\n    ' else '\n  ]')
             out.write('\n}\n')
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
-
-
-def _write_rows(out, rows) -> None:
-    first = True
-    for row in rows:
-        out.write(('\n    ' if first else ',\n    ') + json.dumps(row))
-        first = False
-    if not first:
-        out.write('\n  ')

@@ -22,9 +22,12 @@ backfill's.  A row someone changed since is left as it is and listed.
 """
 
 import dataclasses
+import itertools
 import json
 import time
 from typing import Iterator
+
+from oslo_utils import timeutils
 
 from multistore_prefix.backfill import report as report_mod
 from multistore_prefix.backfill import writing
@@ -46,6 +49,7 @@ NOT_LANDED = 'not-landed'        # an unconfirmed write that did not land
 ALREADY_REVERTED = 'already-reverted'
 
 CHUNK = 1000
+_DRY_RUN = 'dry run: it changed nothing to undo'
 
 
 class ReportError(ValueError):
@@ -53,10 +57,9 @@ class ReportError(ValueError):
 
 
 @dataclasses.dataclass
-class RevertReport:
+class RevertReport(report_mod.Summarised):
     """What a revert did.
 
-    :ivar entries: changes read from the report.
     :ivar reverted: changes undone (``would_revert`` on a dry run).
     :ivar already_reverted: changes whose row holds exactly what was there
         before the run already (undone by an earlier revert).
@@ -70,19 +73,6 @@ class RevertReport:
     left: dict = dataclasses.field(default_factory=dict)
     elapsed: float = 0.0
     interrupted: bool = False
-
-    def summary(self) -> list[tuple[str, object]]:
-        rows = [('entries', self.entries),
-                ('would_revert' if self.dry_run else 'reverted',
-                 self.reverted),
-                ('already_reverted', self.already_reverted),
-                ('left', sum(self.left.values()))]
-        rows += [(f'left: {reason}', count)
-                 for reason, count in sorted(self.left.items())]
-        rows.append(('elapsed_seconds', round(self.elapsed, 3)))
-        if self.interrupted:
-            rows.append(('interrupted', True))
-        return rows
 
     def as_dict(self) -> dict:
         return {'revert': True, 'dry_run': self.dry_run,
@@ -105,17 +95,14 @@ def changes(path: str) -> Iterator[dict]:
     :raises OSError: it cannot be read.
     """
     with open(path, encoding='utf-8') as source:
-        head = source.readline()
-        if head.strip() != '{':
+        if source.readline().strip() != '{':
             yield from _whole(path)
             return
         for line in source:
             stripped = line.strip()
-            if stripped == '"dry_run": true,':
-                raise ReportError(f'{path} is the report of a dry run: it '
-                                  f'changed nothing to undo')
-            if stripped == '"revert": true,':
-                raise ReportError(f'{path} is the report of a revert')
+            if stripped in ('"dry_run": true,', '"revert": true,'):
+                raise ReportError(f'{path} is the report of a ' + (
+                    'revert' if 'revert' in stripped else _DRY_RUN))
             if stripped == '"changed": [':
                 break
             if stripped.startswith('"changed": []'):
@@ -144,19 +131,14 @@ def _whole(path):
     if not isinstance(body, dict) or body.get('revert'):
         raise ReportError(f'{path} is not the report of a backfill')
     if body.get('dry_run'):
-        raise ReportError(f'{path} is the report of a dry run: it changed '
-                          f'nothing to undo')
+        raise ReportError(f'{path} is the report of a {_DRY_RUN}')
     if 'changed' not in body:
         raise ReportError(f'{path} has no "changed" list')
     yield from body['changed']
 
 
 class Revert:
-    """Undoes the changes of one backfill run.
-
-    :ivar database: the :class:`~multistore_prefix.db.engine.Database`.
-    :ivar dry_run: check everything, write nothing.
-    """
+    """Undoes the changes of one backfill run (``dry_run``: checks them)."""
 
     def __init__(self, database, dry_run: bool = False,
                  record_reverted: bool = False):
@@ -175,24 +157,17 @@ class Revert:
         if grace is not None:
             self.database.hurry(grace)
 
-    def abort(self, grace: float | None = None) -> None:
-        self.stop(grace)
+    abort = stop
 
     def run(self, entries) -> RevertReport:
         started = time.monotonic()
-        chunk = []
+        entries = iter(entries)
         try:
-            for entry in entries:
-                chunk.append(entry)
-                if len(chunk) == CHUNK:
-                    self._chunk(chunk)
-                    self.progress(len(chunk))
-                    chunk = []
-                    if self._stop:
-                        break
-            else:
-                if chunk:
-                    self._chunk(chunk)
+            while chunk := list(itertools.islice(entries, CHUNK)):
+                self._chunk(chunk)
+                self.progress(len(chunk))
+                if self._stop:
+                    break
         except (KeyboardInterrupt, retry.Stopped):
             self.report.interrupted = True
         finally:
@@ -238,8 +213,14 @@ class Revert:
                 outcomes.append((entry, reason, detail))
                 if write is not None:
                     writes.append(write)
-            if not self.dry_run:
-                writing.set_all(conn, writes)
+            if self.dry_run:
+                return outcomes
+            changed = batches.set_metadata(conn, writes, timeutils.utcnow(),
+                                           locked=True)
+            if changed != len(writes):  # locked: only a bug gets here
+                raise db_exceptions.Conflict(None, 'locations', reason=(
+                    f'{len(writes) - changed} of {len(writes)} locked rows '
+                    f'did not change'))
         return outcomes
 
     def write_report(self, path: str) -> None:

@@ -13,44 +13,33 @@
 
 """Writing a batch: compare-and-swap, exact about whose write landed.
 
-The fast path is one ``UPDATE`` per chunk (:func:`multistore_prefix.db.
-batches.set_metadata`): when every row still held what was read,
-every row changed, and they are all this run's.  When some did not (another
-writer, another run), that transaction is rolled back and the batch is
-written again the exact way: its rows are locked in id order and read
-back, the rows that still hold what was read are written as decided, and
-the others are decided again on their fresh text (:meth:`Decider.one
-<multistore_prefix.deciding.Decider.one>`), so a concurrent key
+The fast path is one ``UPDATE`` per chunk: when every row still held what
+was read, every row changed, and they are all this run's.  When some did
+not (another writer, another run), that transaction is rolled back and
+the batch is written the exact way: its rows are locked in id order and
+read back, those that still hold what was read are written as decided,
+and the others are decided again on their fresh text, so a concurrent key
 is kept, a concurrent store is respected, and the run counts as its own
 exactly the rows its writes changed.
 
-Deadlocks and lost connections are tried again (:mod:`multistore_prefix.
-db.retry`).  A connection lost while a write was in flight leaves its
-outcome in doubt: the commit may have reached the server and only its
-answer got lost.  The rows are then read back the exact way, and a row
-that holds exactly what the lost attempt wrote is counted (and reported)
-as this run's change, so the report never misses a change the run made.
-A write that ends before it could read them back (the run was stopped,
-or the database stayed lost past the retries) hands them to its
-``unconfirmed`` callback first, to be reported as unconfirmed.  The
-fast and the exact way of a write (and the reads beside it) share one
-:class:`~multistore_prefix.db.retry.Budget`: a fault is retried
-``max_retries`` times in all.
+A connection lost while a write was in flight leaves its outcome in doubt
+(the commit may have landed, only its answer lost): the rows are read
+back the exact way, and a row that holds exactly what the lost attempt
+wrote counts as this run's change.  A write that ends before it could
+read them back (stopped, or the database lost past the retries) hands
+them to its ``unconfirmed`` callback.  The writes and the reads beside
+them share one :class:`~multistore_prefix.db.retry.Budget` of retries.
 
 A row the database refuses (MySQL: metadata longer than its column) is
-found by halving the batch and reported, and the rest of the batch is
-written.
-
-A backend's answer (a legacy ``cinder://<volume>`` URL: a new URL and a
-store) is written row by row, compare-and-swap on both, with the same
-retries; one whose answer was lost is found written on the retry, or
-reported unconfirmed if the run stops first.
+found by halving the batch and reported; the rest is written.  A
+backend's answer (a new URL and a store) is written row by row,
+compare-and-swap on both, with the same retries.
 """
 
-import datetime
 from typing import Callable, NamedTuple
 
 from oslo_db import exception as db_exc
+from oslo_utils import timeutils
 
 from multistore_prefix.db import api as db_api
 from multistore_prefix.db import batches
@@ -79,12 +68,11 @@ EXACT_ATTEMPTS = 3
 class Outcome(NamedTuple):
     """What became of one write.
 
-    :ivar outcome: :data:`UPDATED`, :data:`MERGED`...
     :ivar write: the :class:`~multistore_prefix.deciding.Write` (for
         :data:`MERGED` and :data:`FIXED`, the one made on the fresh text;
         for :data:`WRONG`, the :class:`~multistore_prefix.deciding.Wrong`
         row), or the :class:`~multistore_prefix.deciding.Rewrite`.
-    :ivar reason: with :data:`UNRESOLVED`, why; :ivar detail: a sentence.
+    :ivar reason: with :data:`UNRESOLVED`, why.
     """
 
     outcome: str
@@ -104,10 +92,6 @@ def refused(exc: db_exceptions.Forbidden, doing: str) -> BackfillError:
                          f'update image_locations')
 
 
-def _nothing_in_flight() -> list:
-    return []
-
-
 class _RowsChanged(Exception):
     """Some rows did not hold what was read: write the batch exactly."""
 
@@ -115,12 +99,9 @@ class _RowsChanged(Exception):
 class Writer:
     """Writes decided batches.
 
-    :ivar database: the :class:`~multistore_prefix.db.engine.Database`.
-    :ivar decider: decides rows changed meanwhile again.
     :ivar unconfirmed: called with ``(outcomes, rewrites)`` when a write
         ends with rows whose commit may have landed: the outcomes that
         write would have had, and whether they are :meth:`rewrite`'s.
-    :ivar budget: the retries of a fault, shared with the reads.
     """
 
     def __init__(self, database, decider: deciding.Decider, should_stop,
@@ -134,27 +115,27 @@ class Writer:
         # The outcomes of the write in flight (made only when needed: the
         # fast path pays nothing for it); after a lost connection, those
         # whose commit may have landed, by location id.
-        self._in_flight = _nothing_in_flight
+        self._in_flight = list
         self._in_doubt: dict[int, tuple] = {}
 
     def transactions(self, writes: list) -> list[list]:
-        """The batch's writes in the transactions to write them in.
-
-        Each is a :meth:`write` of its own (see :func:`multistore_prefix.
-        db.batches.transactions`).
-        """
+        """The batch's writes in transactions, each a :meth:`write`."""
         return batches.transactions(
             self.database.engine.dialect.name, writes)
 
     def write(self, writes: list) -> list[Outcome]:
-        """Write decided rows (:class:`~multistore_prefix.deciding.Write`).
+        return self._whole(self._write, writes)
 
-        For :data:`MERGED`, ``write`` is the write made on the fresh text.
-        """
-        if not writes:
+    def rewrite(self, rewrites: list) -> list[Outcome]:
+        """URL and store in one compare-and-swap each."""
+        return self._whole(lambda rows: self._retried(
+            self._rewrite, rows, rewrites=True), rewrites)
+
+    def _whole(self, work, rows) -> list[Outcome]:
+        if not rows:
             return []
         try:
-            return self._write(writes)
+            return work(rows)
         except db_exceptions.Forbidden as exc:
             raise refused(exc, 'writing a batch') from exc
         finally:
@@ -189,7 +170,7 @@ class Writer:
                                       for o in self._in_flight())
                 raise
             finally:
-                self._in_flight = _nothing_in_flight
+                self._in_flight = list
         try:
             return retry.call(self.database, attempt, 'writing a batch',
                               self.should_stop, self.budget)
@@ -210,7 +191,7 @@ class Writer:
             raise _RowsChanged()  # read back what landed, the exact way
         self._in_flight = lambda: [Outcome(UPDATED, w) for w in writes]
         with self.database.writer() as conn:
-            changed = batches.set_metadata(conn, writes, utcnow())
+            changed = batches.set_metadata(conn, writes, timeutils.utcnow())
             if changed != len(writes):
                 raise _RowsChanged()  # rolls this transaction back
         return [Outcome(UPDATED, w) for w in writes]
@@ -247,7 +228,8 @@ class Writer:
         final_ids = {w.location_id for w in final}
         self._in_flight = lambda: [o for o in outcomes
                                    if o.write.location_id in final_ids]
-        changed = batches.set_metadata(conn, final, utcnow(), locked=True)
+        changed = batches.set_metadata(conn, final, timeutils.utcnow(),
+                                       locked=True)
         if changed != len(final):  # locked: only a bug gets here
             raise _RowsChanged()
         return outcomes
@@ -274,22 +256,8 @@ class Writer:
         return Outcome(ERROR, write, None, 'it changed into a form to read '
                                            'again on the next run')
 
-    def rewrite(self, rewrites: list) -> list[Outcome]:
-        """URL and store in one compare-and-swap each.
-
-        :param rewrites: :class:`~multistore_prefix.deciding.Rewrite` rows.
-        """
-        if not rewrites:
-            return []
-        try:
-            return self._retried(self._rewrite, rewrites, rewrites=True)
-        except db_exceptions.Forbidden as exc:
-            raise refused(exc, 'writing a batch') from exc
-        finally:
-            self._in_doubt.clear()
-
     def _rewrite(self, rewrites) -> list[tuple]:
-        now = utcnow()
+        now = timeutils.utcnow()
         outcomes = []
         self._in_flight = lambda: [o for o in outcomes
                                    if o.outcome == UPDATED]
@@ -310,22 +278,3 @@ class Writer:
                 except db_exceptions.Conflict as exc:
                     outcomes.append(Outcome(ERROR, rewrite, None, str(exc)))
         return outcomes
-
-
-def set_all(conn, writes) -> None:
-    """Compare-and-swap rows that are locked: every one must change.
-
-    :param writes: :class:`~multistore_prefix.db.batches.
-        MetadataWrite` records (the text now, the new text).
-    :raises db_exceptions.Conflict: one did not (only a bug gets here).
-    """
-    changed = batches.set_metadata(conn, writes, utcnow(), locked=True)
-    if changed != len(writes):
-        raise db_exceptions.Conflict(None, 'locations', reason=(
-            f'{len(writes) - changed} of {len(writes)} locked rows did not '
-            f'change'))
-
-
-def utcnow() -> datetime.datetime:
-    # Glance stores naive UTC timestamps.
-    return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)

@@ -23,7 +23,6 @@ import collections
 import dataclasses
 
 from multistore_prefix.backfill import reading
-from multistore_prefix.backfill import shard as shard_mod
 from multistore_prefix import deciding
 from multistore_prefix import location_map as lmap
 from multistore_prefix import resolver as resolver_mod
@@ -86,7 +85,7 @@ def scan(database, location_map: lmap.LocationMap,
     """
     decider = deciding.Decider(resolver_mod.Resolver(location_map),
                                cipher=cipher)
-    reader = reading.Reader(database, batch_size, shard_mod.Shard().bounds(),
+    reader = reading.Reader(database, batch_size, reading.Shard().bounds(),
                             lambda: False)
     types = {store: entry.store_entry
              for store, entry in location_map.stores.items()}

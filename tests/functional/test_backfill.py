@@ -239,7 +239,7 @@ def test_a_row_changed_meanwhile_is_merged_not_overwritten(
         sa.update(_L).where(_L.c.id == location_id)
         .values(meta_data=meanwhile))
     report = job.run()
-    wrong = [row['store'] for row in job.record.wrong_rows]
+    wrong = [row['store'] for row in job.wrong_rows]
     job.close()
     assert json.loads(rows(database)[location_id]['meta_data']) == expected
     assert (report.updated, report.conflicts_retried,
@@ -466,7 +466,7 @@ def test_the_next_batch_is_read_while_one_is_written(
     job.prefetch = prefetch
     assert job.reads_beside_writes()  # the project's SQLite is in WAL mode
     readers, next_read = [], threading.Event()
-    read, process = job._read_batch, job._process
+    read, process = job.reader.read, job._process
 
     def reading(after):
         readers.append(threading.current_thread().name)
@@ -482,7 +482,7 @@ def test_the_next_batch_is_read_while_one_is_written(
             # Batch 2 is read before batch 1 is written, or (in turn) not.
             assert next_read.wait(10 if prefetch else 0.2) is prefetch
         return process(batch)
-    monkeypatch.setattr(job, '_read_batch', reading)
+    monkeypatch.setattr(job.reader, 'read', reading)
     monkeypatch.setattr(job, '_process', processing)
     report = job.run()
     job.close()
@@ -501,7 +501,7 @@ def test_a_stop_waits_for_the_read_ahead(database, location_map,
     many_legacy(database, 12)
     job = backfill_mod.Backfill(database, location_map, batch_size=5)
     running = []
-    read = job._read_batch
+    read = job.reader.read
 
     def reading(after):
         running.append(after)
@@ -509,7 +509,7 @@ def test_a_stop_waits_for_the_read_ahead(database, location_map,
             return read(after)
         finally:
             running.remove(after)
-    monkeypatch.setattr(job, '_read_batch', reading)
+    monkeypatch.setattr(job.reader, 'read', reading)
     job.progress = lambda done: job.stop()
     report = job.run()
     job.close()

@@ -66,7 +66,7 @@ def test_what_cannot_be_read_says_why(text, reason):
 ])
 def test_store_is_spliced_in(text, expected):
     members = metadata_text.parse(text)
-    new = metadata_text.set_key(members, 'store', 'fast')
+    new = metadata_text.patch(members, {'store': 'fast'})
     assert new == expected
     again = metadata_text.parse(new)
     assert again.value('store') == 'fast'
@@ -75,7 +75,7 @@ def test_store_is_spliced_in(text, expected):
 def test_a_key_that_stands_twice_is_not_changed():
     members = metadata_text.parse('{"store": "a", "store": "b"}')
     with pytest.raises(ValueError, match='twice'):
-        metadata_text.set_key(members, 'store', 'fast')
+        metadata_text.patch(members, {'store': 'fast'})
 
 
 @pytest.mark.parametrize('text, expected', [
@@ -93,7 +93,7 @@ def test_a_key_is_cut_out_with_its_comma(text, expected):
 
 def test_new_values_are_standard_json():
     with pytest.raises(ValueError):
-        metadata_text.set_key(metadata_text.parse('{}'), 'x', float('nan'))
+        metadata_text.patch(metadata_text.parse('{}'), {'x': float('nan')})
     with pytest.raises(ValueError):
         metadata_text.dump({'x': float('inf')})
 
@@ -124,7 +124,7 @@ def test_splicing_keeps_every_other_member_byte_for_byte(obj, store, indent,
                                                          separators):
     text = json.dumps(obj, indent=indent, separators=separators)
     members = metadata_text.parse(text)
-    new = metadata_text.set_key(members, 'store', store)
+    new = metadata_text.patch(members, {'store': store})
     after = metadata_text.parse(new)
     assert not isinstance(after, metadata_text.Bad)
     assert json.loads(new) == {**obj, 'store': store}
