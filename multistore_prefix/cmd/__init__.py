@@ -12,16 +12,22 @@
 
 """The ``multistore-prefix`` command line: what its commands share.
 
-Exit codes and the errors an operator can fix.  They live
-here rather than in :mod:`multistore_prefix.cmd.main` because
-``python -m multistore_prefix.cmd.main`` runs that module as ``__main__``:
-a class defined there would exist twice, once for the application and once
-for the commands that import it.
+Exit codes, the errors an operator can fix, and the help that lists
+them.  They live here rather than in :mod:`multistore_prefix.cmd.main`
+because ``python -m multistore_prefix.cmd.main`` runs that module as
+``__main__``: a class defined there would exist twice, once for the
+application and once for the commands that import it.
 """
 
+import argparse
 import contextlib
+import functools
+import re
+import textwrap
 
 from oslo_config import cfg
+from oslo_db import exception as db_exc
+from sqlalchemy import exc as sa_exc
 
 from multistore_prefix import misconfiguration
 from multistore_prefix import urls
@@ -42,6 +48,27 @@ EXIT_INTERRUPTED = 130
 #: ``filter check``: at least one check failed.
 EXIT_CHECK_FAILED = 4
 
+#: What each code means for most commands, in their help.
+OK_TEXT = 'done'
+FAILURE_TEXT = 'an unexpected error (--debug shows the traceback)'
+CONFIG_TEXT = ('the configuration or the command line is wrong: one line '
+               'on stderr names the option and the fix; nothing was done')
+INTERRUPTED_TEXT = 'interrupted (Ctrl-C)'
+
+#: The codes of the whole command line, for the main help.
+MAIN_EXIT_CODES = (
+    (EXIT_OK, 'success'),
+    (EXIT_FAILURE, 'a database error (backfill, db sync: the database '
+                   'cannot be reached or was lost) or an unexpected '
+                   'error (--debug shows the traceback)'),
+    (EXIT_CONFIG, 'configuration or usage error, an unknown command or '
+                  'no command: one line on stderr; nothing was done'),
+    (EXIT_UNRESOLVED, 'resolve --strict: at least one URL has no store'),
+    (EXIT_INTERRUPTED, 'interrupted: Ctrl-C, or SIGTERM for backfill '
+                       'and demo (the batch in flight is committed '
+                       'first; run again to finish)'),
+)
+
 
 class CommandError(Exception):
     """An error the operator can fix, said in one line.
@@ -59,10 +86,6 @@ class CommandError(Exception):
 
 class ConfigurationError(CommandError):
     """The configuration is missing, unreadable or wrong."""
-
-
-class InputError(CommandError):
-    """The command's own input (a ``--from-file``) cannot be read."""
 
 
 def exit_code_for(exc: BaseException | None, default: int) -> int:
@@ -88,3 +111,87 @@ def config_errors(conf: cfg.ConfigOpts | None = None):
     except misconfiguration.ERRORS as exc:
         raise ConfigurationError(
             urls.mask_text(misconfiguration.describe(exc, conf))) from exc
+
+
+@contextlib.contextmanager
+def database_errors(what: str, fix: str = ''):
+    """A database error raised inside, as one line (exit code 1).
+
+    ``what`` names the database, the driver's own first line (masked)
+    follows, then ``fix``.
+    """
+    try:
+        yield
+    except (db_exc.DBError, sa_exc.DBAPIError) as exc:
+        raise CommandError(f'{what}: {urls.mask_error(exc)}{fix}',
+                           exit_code=EXIT_FAILURE) from None
+
+
+def exit_codes_text(codes) -> str:
+    """The "Exit codes" paragraph of a help text, from (code, meaning)."""
+    lines = ['Exit codes:']
+    lines += [f'  {code:<4} {meaning}' for code, meaning in codes]
+    return '\n'.join(lines)
+
+
+class _KeepParagraphs:
+    """Help text: paragraphs apart, indented lines as list items.
+
+    argparse wraps a description or an epilog into one paragraph; here a
+    blank line keeps paragraphs apart, and a paragraph whose lines after
+    the first are indented is a list: one item a line, wrapped under its
+    own text.
+    """
+
+    def _fill_text(self, text, width, indent):
+        parts = []
+        for paragraph in re.split(r'\n\s*\n', text.strip()):
+            lines = paragraph.splitlines()
+            if not any(line.startswith(' ') for line in lines[1:]):
+                parts.append(super()._fill_text(paragraph, width, indent))
+                continue
+            parts.append('\n'.join(_list_item(line, width, indent)
+                                   for line in lines))
+        return '\n\n'.join(parts)
+
+
+@functools.cache
+def keep_paragraphs(base: type) -> type:
+    """``base``, an argparse formatter class, keeping paragraphs apart."""
+    return type(base.__name__, (_KeepParagraphs, base), {})
+
+
+def _list_item(line: str, width: int, indent: str) -> str:
+    """``  0    done ...``: wrapped, continued under "done"."""
+    text = line.lstrip()
+    lead = indent + line[:len(line) - len(text)]
+    label = re.match(r'\S+\s*', text).group(0)
+    return textwrap.fill(text, width, initial_indent=lead,
+                         subsequent_indent=lead + ' ' * len(label))
+
+
+class HelpWithExitCodes:
+    """A command whose help ends with the exit codes it can return.
+
+    Put it first among the bases of a cliff command.
+
+    :ivar exit_codes: (code, meaning) pairs, in the order shown.
+    """
+
+    exit_codes = ((EXIT_OK, OK_TEXT),
+                  (EXIT_FAILURE, FAILURE_TEXT),
+                  (EXIT_CONFIG, CONFIG_TEXT),
+                  (EXIT_INTERRUPTED, INTERRUPTED_TEXT))
+
+    def get_epilog(self) -> str:
+        # Not cliff's own: to name the plugin that provides a command, it
+        # scans every installed distribution, a tenth of a second of every
+        # run; these commands are all this package's.
+        parts = [self._epilog, exit_codes_text(self.exit_codes)]
+        return '\n\n'.join(part for part in parts if part)
+
+    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+        parser = super().get_parser(prog_name)
+        # cliff's own formatter (its module is private), paragraphs kept.
+        parser.formatter_class = keep_paragraphs(parser.formatter_class)
+        return parser

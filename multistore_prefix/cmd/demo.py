@@ -18,15 +18,14 @@ from cliff import show
 
 from multistore_prefix import backfill as backfill_mod
 from multistore_prefix import cmd
-from multistore_prefix.cmd import backfill as backfill_cmd
-from multistore_prefix.cmd import helptext
+from multistore_prefix.cmd import progress
 from multistore_prefix.db import engine as db_engine
 from multistore_prefix.db import options as db_options
 from multistore_prefix import demo
 from multistore_prefix import location_map as lmap
 
 
-class Demo(helptext.HelpWithExitCodes, show.ShowOne):
+class Demo(cmd.HelpWithExitCodes, show.ShowOne):
     """Backfill a Glance-like deployment made on the spot; needs no config.
 
     Makes STATE_DIR/demo (STATE_DIR is --state-dir, else $MSP_STATE_DIR,
@@ -42,8 +41,8 @@ class Demo(helptext.HelpWithExitCodes, show.ShowOne):
     """
 
     exit_codes = (
-        (cmd.EXIT_OK, helptext.OK_TEXT),
-        (cmd.EXIT_FAILURE, helptext.FAILURE_TEXT),
+        (cmd.EXIT_OK, cmd.OK_TEXT),
+        (cmd.EXIT_FAILURE, cmd.FAILURE_TEXT),
         (cmd.EXIT_CONFIG, 'a command-line error, or the state directory '
                           'cannot be made'),
         (cmd.EXIT_INTERRUPTED, 'interrupted by Ctrl-C or SIGTERM (the '
@@ -98,7 +97,7 @@ class Demo(helptext.HelpWithExitCodes, show.ShowOne):
             database, lmap.LocationMap.from_config(conf),
             batch_size=parsed_args.batch_size)
         try:
-            report = backfill_cmd.run_with_progress(self.app, job)
+            report = progress.run_with_progress(self.app, job)
         finally:
             job.close()
             database.dispose()

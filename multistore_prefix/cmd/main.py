@@ -13,12 +13,8 @@
 """The ``multistore-prefix`` application (cliff).
 
 Commands are entry points in the ``multistore_prefix.commands`` namespace;
-a new command is a class and one line in setup.cfg.  They reach the
-operator's configuration through the application: ``app.conf`` (an
-``oslo_config.cfg.ConfigOpts`` that has read the ``--config-file`` and
-``--config-dir`` sources, in command-line order) and ``app.location_map``
-(built from it once).  Both are loaded on first use, so ``help`` needs no
-configuration.
+they reach the configuration through ``app.conf`` and ``app.location_map``,
+both loaded on first use, so ``help`` needs no configuration.
 
 Configuration is read only from what the command line names: an operator
 who runs the tool against a copy of a production glance-api.conf must not
@@ -28,19 +24,19 @@ get /etc/glance/glance-api.conf merged in behind their back.
 import argparse
 import importlib.metadata
 import io
+import itertools
 import logging
 import os
 import sys
 
 from cliff import app
+from cliff import commandmanager
 from cliff import help as cliff_help
+from cliff import utils
 from oslo_config import cfg
 
 from multistore_prefix import cmd
-from multistore_prefix.cmd import console
-from multistore_prefix.cmd import helptext
 from multistore_prefix.cmd import logs
-from multistore_prefix.cmd import names
 from multistore_prefix import location_map as lmap
 
 COMMAND_NAMESPACE = 'multistore_prefix.commands'
@@ -53,7 +49,7 @@ the URL prefixes each store owns and tells which store owns a location URL:
 the longest prefix that ends on a path-component boundary.  Credentials in
 URLs are never printed.  Commands are never abbreviated.
 
-{helptext.exit_codes_text(helptext.MAIN_EXIT_CODES)}
+{cmd.exit_codes_text(cmd.MAIN_EXIT_CODES)}
 
 "multistore-prefix help COMMAND" (or COMMAND --help) lists the codes each
 command can return."""
@@ -69,10 +65,9 @@ NO_CONFIG = ('no configuration given: pass --config-file with the '
 
 
 class _ConfigSource(argparse.Action):
-    """Collect ``--config-file`` and ``--config-dir`` in their given order.
+    """``--config-file`` and ``--config-dir`` in one list, in given order.
 
-    oslo.config reads sources in command-line order and later ones win, so
-    one ordered list keeps the operator's precedence.
+    oslo.config reads sources in command-line order and later ones win.
     """
 
     def __call__(self, parser, namespace, values, option_string=None):
@@ -85,12 +80,7 @@ def load_config(sources: list[tuple[str, str]],
                 optional: bool = False) -> cfg.ConfigOpts:
     """A ``ConfigOpts`` that has read exactly the given sources.
 
-    :param sources: (``--config-file`` or ``--config-dir``, path) pairs, in
-        command-line order.
-    :param optional: no source is fine (an empty configuration: the
-        embedded defaults).
-    :raises ConfigurationError: no source (unless optional), or one cannot
-        be read or parsed.
+    :param optional: no source means the embedded defaults, not an error.
     """
     if not sources and not optional:
         raise cmd.ConfigurationError(NO_CONFIG)
@@ -108,12 +98,47 @@ def load_config(sources: list[tuple[str, str]],
     return conf
 
 
-class MultistorePrefixApp(app.App):
-    """The ``multistore-prefix`` command.
+def _words(argv: list[str]) -> list[str]:
+    """The words of ``argv`` before its first option."""
+    return list(itertools.takewhile(lambda a: not a.startswith('-'), argv))
 
-    :ivar conf: the operator's configuration, read on first use.
-    :ivar location_map: the stores and their prefixes, built on first use.
+
+class ExactCommands(commandmanager.CommandManager):
+    """Commands by their full name only.
+
+    cliff runs the one command that a prefix names ("b" is backfill), and
+    so a typo of a command that writes would run it.
     """
+
+    def find_command(self, argv):
+        found = _words(argv)
+        for end in range(len(found), 0, -1):
+            name = ' '.join(found[:end])
+            if name in self.commands:
+                return self.commands[name].load(), name, argv[end:]
+        raise ValueError(f'Unknown command {argv!r}')
+
+
+def close_commands(word: str, names: list[str]) -> list[str]:
+    """The commands an unknown word may have meant, best first.
+
+    Those it begins ("b": backfill), else those one or two edits away
+    ("stroes"), compared with the first word of each command; case aside.
+    """
+    word = word.lower()
+    begun = sorted(name for name in names if name.startswith(word))
+    if begun:
+        return begun
+    scored = sorted((utils.damerau_levenshtein(word, name.split()[0],
+                                               utils.COST), name)
+                    for name in names)
+    if not scored or scored[0][0] > max(2, len(word) // 3):
+        return []
+    return [name for score, name in scored if score == scored[0][0]]
+
+
+class MultistorePrefixApp(app.App):
+    """The ``multistore-prefix`` command."""
 
     NAME = 'multistore-prefix'
     LOG = logging.getLogger('multistore_prefix.cmd')
@@ -123,7 +148,7 @@ class MultistorePrefixApp(app.App):
         super().__init__(
             description=DESCRIPTION,
             version=_version(),
-            command_manager=names.ExactCommands(COMMAND_NAMESPACE),
+            command_manager=ExactCommands(COMMAND_NAMESPACE),
             # "multistore-prefix resolve --help" shows resolve's help.
             deferred_help=True,
             **kwargs)
@@ -139,7 +164,7 @@ class MultistorePrefixApp(app.App):
                             argparse_kwargs=None):
         argparse_kwargs = dict(argparse_kwargs or {})
         argparse_kwargs.setdefault('prog', self.NAME)
-        argparse_kwargs.setdefault('formatter_class', helptext.keep_paragraphs(
+        argparse_kwargs.setdefault('formatter_class', cmd.keep_paragraphs(
             argparse.HelpFormatter))
         # cliff names the program after sys.argv[0] in --version ("main"
         # under python -m); redefine the option with the real name.
@@ -173,17 +198,17 @@ class MultistorePrefixApp(app.App):
         for handler in logging.getLogger().handlers:
             if getattr(handler, 'stream', None) is self.stderr:
                 # -v (and --debug) show tracebacks; the default, none.
-                handler.setFormatter(console.MaskingFormatter(
+                handler.setFormatter(logs.MaskingFormatter(
                     self.CONSOLE_MESSAGE_FORMAT, level_prefix=True,
                     tracebacks=(self.options.verbose_level >= 2
                                 or self.options.debug)))
                 if self.options.verbose_level < 2:
-                    handler.addFilter(console.LibraryChatter())
+                    handler.addFilter(logs.LibraryChatter())
                 handler.addFilter(logs.NotForTerminal())
             elif (log_file and isinstance(handler, logging.FileHandler)
                     and handler.baseFilename == os.path.abspath(log_file)):
                 handler.setFormatter(
-                    console.MaskingFormatter(self.LOG_FILE_MESSAGE_FORMAT))
+                    logs.MaskingFormatter(self.LOG_FILE_MESSAGE_FORMAT))
         if self.options.verbose_level < 3:
             # -v shows our debug lines; -vv the plugin loaders' too.
             for name in ('stevedore', 'cliff'):
@@ -206,29 +231,19 @@ class MultistorePrefixApp(app.App):
         except cmd.ConfigurationError as exc:
             self._log_error = exc
 
-    # -- what commands use ------------------------------------------------
-
     @property
     def conf(self) -> cfg.ConfigOpts:
-        """The operator's configuration (read on first use).
-
-        :raises ConfigurationError: no ``--config-file``/``--config-dir``,
-            or a source cannot be read.
-        """
+        """The operator's configuration (read on first use)."""
         if self._conf is None:
             self._conf = load_config(self.options.config_sources)
         return self._conf
 
     @property
     def configured(self) -> bool:
-        """The command line names configuration (the operator's)."""
         return bool(self.options.config_sources)
 
     def conf_or_defaults(self) -> cfg.ConfigOpts:
-        """Like :attr:`conf`, but no source means the embedded defaults.
-
-        For the commands that work without configuration (``db sync``).
-        """
+        """Like :attr:`conf`; no source means the embedded defaults."""
         if self._conf is None:
             self._conf = load_config(self.options.config_sources,
                                      optional=True)
@@ -236,11 +251,7 @@ class MultistorePrefixApp(app.App):
 
     @property
     def location_map(self) -> lmap.LocationMap:
-        """The configured stores and their prefixes (built on first use).
-
-        :raises ConfigurationError: a store's type or options are wrong;
-            the message names the store, the option and the fix.
-        """
+        """The configured stores and their prefixes (built on first use)."""
         if self._location_map is None:
             conf = self.conf
             with cmd.config_errors(conf):
@@ -250,8 +261,6 @@ class MultistorePrefixApp(app.App):
                                ', '.join(map(str, entry.prefixes)),
                                extra=logs.LOG_ONLY)
         return self._location_map
-
-    # -- no shell, no guesses, exit codes -----------------------------------
 
     def run(self, argv):
         self._no_command = False
@@ -307,8 +316,8 @@ class MultistorePrefixApp(app.App):
     def _unknown_command(self, argv: list[str]) -> str:
         if argv[0].startswith('-'):
             return f'unknown option {argv[0]!r}: see {self.NAME} --help'
-        name = ' '.join(names.words(argv))
-        close = names.close_commands(
+        name = ' '.join(_words(argv))
+        close = close_commands(
             argv[0], [known for known, _ in self.command_manager])
         if not close:
             return (f'unknown command {name!r}: {self.NAME} --help lists '
@@ -326,11 +335,10 @@ def _version() -> str:
 
 
 #: For callers that run commands in-process (tests, benchmarks).
-quiet_library_warnings = console.quiet_library_warnings
+quiet_library_warnings = logs.quiet_library_warnings
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
     quiet_library_warnings()
     application = MultistorePrefixApp()
     return application.run(sys.argv[1:] if argv is None else argv)

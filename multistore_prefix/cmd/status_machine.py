@@ -23,7 +23,6 @@ from collections.abc import Sequence
 from cliff import lister
 
 from multistore_prefix import cmd
-from multistore_prefix.cmd import helptext
 from multistore_prefix.domain import status
 
 COLUMNS = ('from', 'event', 'to')
@@ -67,7 +66,7 @@ def to_dot(machine_name: str = status.IMAGE) -> str:
 
 
 # cliff prints a command's docstring as its help: plain text, no reST.
-class StatusMachine(helptext.HelpWithExitCodes, lister.Lister):
+class StatusMachine(cmd.HelpWithExitCodes, lister.Lister):
     """Print a status machine's transition table, one row per move.
 
     Columns "from", "event" and "to"; --dot FILE also writes the machine
@@ -75,11 +74,11 @@ class StatusMachine(helptext.HelpWithExitCodes, lister.Lister):
     """
 
     exit_codes = (
-        (cmd.EXIT_OK, helptext.OK_TEXT),
-        (cmd.EXIT_FAILURE, helptext.FAILURE_TEXT),
+        (cmd.EXIT_OK, cmd.OK_TEXT),
+        (cmd.EXIT_FAILURE, cmd.FAILURE_TEXT),
         (cmd.EXIT_CONFIG, 'a command-line error, or the --dot file cannot '
                           'be written'),
-        (cmd.EXIT_INTERRUPTED, helptext.INTERRUPTED_TEXT),
+        (cmd.EXIT_INTERRUPTED, cmd.INTERRUPTED_TEXT),
     )
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:

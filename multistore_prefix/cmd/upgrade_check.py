@@ -14,29 +14,28 @@
 
 The table and the exit code (0 Success, 1 Warning, 2 Failure) are
 oslo.upgradecheck's own, as in ``glance-status upgrade check``.  The
-counts come from one read of the locations (:mod:`.standing`); the
+counts come from one read of the locations (:func:`scan`); the
 pipeline check is ``filter check``'s.
 """
 
+import collections
 import contextlib
+import dataclasses
 import functools
 import shlex
 import types
 import warnings
 
 from cliff import command
-from oslo_db import exception as db_exc
 from oslo_upgradecheck import upgradecheck
-from sqlalchemy import exc as sa_exc
 
+from multistore_prefix.backfill import reading
+from multistore_prefix.backfill import shard as shard_mod
 from multistore_prefix import cmd
 from multistore_prefix.cmd import backfill as backfill_cmd
-from multistore_prefix.cmd import connection as cmd_connection
+from multistore_prefix.cmd import db as cmd_db
 from multistore_prefix.cmd import filter_check
-from multistore_prefix.cmd import helptext
-from multistore_prefix.cmd import standing as standing_mod
 from multistore_prefix import crypt
-from multistore_prefix.db import exceptions as db_exceptions
 from multistore_prefix import deciding
 from multistore_prefix import location_map as lmap
 from multistore_prefix.middleware import pipeline as pipeline_mod
@@ -77,7 +76,98 @@ RESULTS = {pipeline_mod.OK: Code.SUCCESS, pipeline_mod.WARN: Code.WARNING,
            pipeline_mod.FAIL: Code.FAILURE}
 
 
-class UpgradeCheck(helptext.HelpWithExitCodes, command.Command):
+#: Locations read per statement: the check writes nothing, so a batch is
+#: only as big as memory allows (a few megabytes of short rows).
+BATCH_SIZE = 20_000
+
+
+@dataclasses.dataclass
+class Standing:
+    """The counts of live locations, by what the backfill would do.
+
+    Every live location is read as the backfill reads it and decided by
+    its own :class:`~multistore_prefix.deciding.Decider`, with the same
+    rules and no backend lookups; nothing is written.
+
+    :ivar scanned: live locations read.
+    :ivar already_set: locations naming the enabled store that owns them.
+    :ivar without_store: (store type, store) -> locations with no
+        ``store`` that the backfill gives that store.
+    :ivar retired: retired store name -> locations naming it, that the
+        backfill gives a store.
+    :ivar wrong: (store named, owning store) -> locations naming the
+        wrong enabled store (the ``--fix-wrong-stores`` rule).
+    :ivar unresolved: reason -> locations left without a store.
+    """
+
+    scanned: int = 0
+    already_set: int = 0
+    without_store: collections.Counter = dataclasses.field(
+        default_factory=collections.Counter)
+    retired: collections.Counter = dataclasses.field(
+        default_factory=collections.Counter)
+    wrong: collections.Counter = dataclasses.field(
+        default_factory=collections.Counter)
+    unresolved: collections.Counter = dataclasses.field(
+        default_factory=collections.Counter)
+
+    def add(self, batch: deciding.Batch, types: dict) -> None:
+        """Count a decided batch.
+
+        :param types: store -> its type (``store_entry``).
+        """
+        self.scanned += batch.scanned
+        self.already_set += batch.already_set
+        for write in batch.writes:
+            if write.previous is None:
+                self.without_store[types[write.store], write.store] += 1
+            else:
+                self.retired[write.previous] += 1
+        for row in batch.wrong:
+            self.wrong[row.named, row.owner] += 1
+        for row in batch.unresolved:
+            self.unresolved[row.reason] += 1
+
+
+def scan(database, location_map: lmap.LocationMap,
+         batch_size: int = BATCH_SIZE, cipher=None) -> Standing:
+    """Read and decide every live location; nothing is written.
+
+    :param cipher: for the URLs Glance stored encrypted (see
+        :mod:`multistore_prefix.crypt`), or ``None``.
+    """
+    decider = deciding.Decider(resolver_mod.Resolver(location_map),
+                               cipher=cipher)
+    reader = reading.Reader(database, batch_size, shard_mod.Shard().bounds(),
+                            lambda: False)
+    types = {store: entry.store_entry
+             for store, entry in location_map.stores.items()}
+    standing = Standing()
+
+    def next_batch(after):
+        rows, last_id = reader.read(after)
+        if last_id is None:
+            return None
+        return decider.classify(rows, last_id)
+
+    batches = reading.batches(next_batch, True, lambda: False,
+                              lambda: False)
+    try:
+        for batch in batches:
+            standing.add(batch, types)
+            # Rows too long for a batch read are read one by one.
+            for location_id in batch.large:
+                row = reader.read_one(location_id)
+                if row is not None:
+                    single = deciding.Batch(scanned=0, last_id=location_id)
+                    decider.one(single, *row)
+                    standing.add(single, types)
+    finally:
+        batches.close()
+    return standing
+
+
+class UpgradeCheck(cmd.HelpWithExitCodes, command.Command):
     """Tell where the move to several stores stands (oslo.upgradecheck).
 
     Reads every live location of the database named by
@@ -183,23 +273,20 @@ class Checks(upgradecheck.UpgradeCommands):
         with cmd.config_errors(app.conf):
             self.location_map = app.location_map
             self.cipher = crypt.from_config(app.conf)
-        self.database = cmd_connection.open_database(app.conf)
+        self.database = cmd_db.open_database(app.conf)
 
-    def standing(self) -> standing_mod.Standing:
+    def standing(self) -> Standing:
         """The counts (read on first use).
 
-        :raises CommandError: the database cannot be read; the message
-            names it, never its password.
+        :raises CommandError: the database cannot be read.
         """
         if self._standing is None:
             try:
-                backfill_cmd.check_schema(self.database)
-                self._standing = standing_mod.scan(
-                    self.database, self.location_map, cipher=self.cipher)
-            except (db_exc.DBError, sa_exc.DBAPIError) as exc:
-                raise cmd.CommandError(
-                    f'cannot read the database {self.database.safe_url}: '
-                    f'{db_exceptions.describe(exc)}') from None
+                with cmd.database_errors(
+                        f'cannot read the database {self.database.safe_url}'):
+                    backfill_cmd.check_schema(self.database)
+                    self._standing = scan(
+                        self.database, self.location_map, cipher=self.cipher)
             finally:
                 self.database.dispose()
         return self._standing

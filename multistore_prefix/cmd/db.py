@@ -10,7 +10,7 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""Which database a command uses, said plainly.
+"""Which database a command uses, and ``db sync``, which makes it.
 
 On an operator's configuration the database is ``[database]/connection``
 and nothing else: an unset option is an error, never the embedded default
@@ -21,11 +21,13 @@ its directory; a URL whose driver is not installed names the package.
 
 import os
 
+from cliff import command
 from oslo_config import cfg
 from sqlalchemy import exc as sa_exc
 
 from multistore_prefix import cmd
 from multistore_prefix.db import engine as db_engine
+from multistore_prefix.db import migration
 from multistore_prefix.db import options as db_options
 
 NO_CONNECTION = (
@@ -111,3 +113,45 @@ def _check_driver(connection: str) -> None:
             f'[database]/connection: {scheme}:// needs the Python module '
             f'{module}, which is not installed: pip install "{package}" '
             f'(or use {INSTALLED_FORMS}, which work as installed)')
+
+
+class DbSync(cmd.HelpWithExitCodes, command.Command):
+    """Create or upgrade multistore-prefix's own database schema.
+
+    The database is [database]/connection of the configuration given with
+    --config-file or --config-dir (there it must be set); without any
+    configuration, the embedded SQLite file state/multistore-prefix.sqlite
+    (the state directory is $MSP_STATE_DIR when set).  The schema is
+    Glance's image tables plus unique constraints that hold on SQLite,
+    PostgreSQL and MariaDB/MySQL.  A database whose schema Glance manages
+    (Glance's alembic_version or migrate_version table is there) is
+    refused with nothing changed: the tool only ever reads and updates
+    rows of such a database.
+    """
+
+    exit_codes = (
+        (cmd.EXIT_OK, 'the schema is created, upgraded or already current'),
+        (cmd.EXIT_FAILURE, 'a database error (it cannot be reached) or an '
+                           'unexpected error'),
+        (cmd.EXIT_CONFIG, f'{cmd.CONFIG_TEXT} (also: the database is '
+                          f'Glance\'s, or a newer multistore-prefix made '
+                          f'it; nothing was changed)'),
+        (cmd.EXIT_INTERRUPTED, cmd.INTERRUPTED_TEXT),
+    )
+
+    def take_action(self, parsed_args):
+        database = open_database(self.app.conf_or_defaults(),
+                                 operator=self.app.configured, create=True)
+        try:
+            with cmd.database_errors(f'cannot connect to {database.safe_url}'):
+                before = migration.current_revision(database)
+            after = migration.sync(database)
+        finally:
+            database.dispose()
+        if before == after:
+            what = f'already at revision {after}'
+        elif before is None:
+            what = f'created at revision {after}'
+        else:
+            what = f'upgraded from revision {before} to {after}'
+        self.app.stdout.write(f'{database.safe_url}: schema {what}\n')
