@@ -44,6 +44,12 @@ PRODUCT = 'multistore-prefix'
 #: shows the same facts its own way (the summary table, the report).
 LOG_ONLY = {'log_only': True}
 
+
+def not_for_terminal(record: logging.LogRecord) -> bool:
+    """The terminal's filter: no :data:`LOG_ONLY` record."""
+    return not getattr(record, 'log_only', False)
+
+
 #: Warnings (message starts) that eventlet and its users issue as
 #: glance_store's drivers import them: eventlet's banner, its warning on
 #: fork, the oslo modules built on it, and cryptography's on the DSA keys
@@ -64,6 +70,12 @@ POOL_LOST_CONNECTION = ('Exception during reset or similar',
 class MaskingFormatter(logging.Formatter):
     """Mask URL credentials in every line, tracebacks included.
 
+    The traceback text is masked where handlers cache it
+    (``record.exc_text``), since the journal sends it as a field of its
+    own.
+
+    :ivar inner: the formatter whose lines are masked (oslo.log's plain,
+        context or JSON one), else one of format ``fmt``.
     :ivar level_prefix: prefix warnings and errors with ``LEVEL: ``, for
         the console (cliff's console format is the bare message).
     :ivar tracebacks: print a record's traceback; without, the error's
@@ -72,18 +84,27 @@ class MaskingFormatter(logging.Formatter):
         SQLAlchemy's pool failing to reset a connection that was lost).
     """
 
-    def __init__(self, fmt, level_prefix=False, tracebacks=True):
+    def __init__(self, fmt=None, level_prefix=False, tracebacks=True,
+                 inner=None):
         super().__init__(fmt)
+        self.inner = inner or logging.Formatter(fmt)
         self.level_prefix = level_prefix
         self.tracebacks = tracebacks
 
     def format(self, record):
         if record.exc_info and not self.tracebacks:
             record = one_line(record)
-        text = super().format(record)
+        elif record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        elif record.exc_text:
+            record.exc_text = urls.mask_text(record.exc_text)
+        text = self.inner.format(record)
         if self.level_prefix and record.levelno >= logging.WARNING:
             text = f'{record.levelname}: {text}'
         return urls.mask_text(text)
+
+    def formatException(self, ei):
+        return urls.mask_text(self.inner.formatException(ei))
 
 
 def one_line(record: logging.LogRecord) -> logging.LogRecord:
@@ -158,12 +179,6 @@ def register_options(conf: cfg.ConfigOpts) -> None:
         root.removeHandler(handler)
 
 
-def wanted(conf: cfg.ConfigOpts) -> bool:
-    """Whether the configuration names a log destination."""
-    return bool(conf.log_config_append or conf.log_file or conf.log_dir
-                or conf.use_syslog or conf.use_journal)
-
-
 def setup(conf: cfg.ConfigOpts, terminal: tuple, version: str) -> list:
     """Add the configured log's handlers beside the terminal's.
 
@@ -174,7 +189,8 @@ def setup(conf: cfg.ConfigOpts, terminal: tuple, version: str) -> list:
         ``log_config_append`` that does not parse, a log file that
         cannot be opened, ``use_journal`` without systemd's bindings).
     """
-    if not wanted(conf):
+    if not (conf.log_config_append or conf.log_file or conf.log_dir
+            or conf.use_syslog or conf.use_journal):
         return []
     root = logging.getLogger()
     kept = list(root.handlers)
@@ -194,7 +210,7 @@ def setup(conf: cfg.ConfigOpts, terminal: tuple, version: str) -> list:
     _restore(root, kept, levels)
     for handler in added:
         handler.addFilter(chosen)
-        handler.setFormatter(MaskedFormatter(handler.formatter))
+        handler.setFormatter(MaskingFormatter(inner=handler.formatter))
         root.addHandler(handler)
     return added
 
@@ -242,35 +258,3 @@ class ConfiguredLevels(logging.Filter):
                 return record.levelno >= level
             name = name.rpartition('.')[0]
         return record.levelno >= self.levels['']
-
-
-class MaskedFormatter(logging.Formatter):
-    """oslo.log's formatter, with every credential masked.
-
-    The traceback text is masked where handlers cache it
-    (``record.exc_text``), since the journal sends it as a field of its
-    own.
-
-    :ivar inner: the formatter oslo.log chose (plain, context or JSON).
-    """
-
-    def __init__(self, inner: logging.Formatter | None):
-        super().__init__()
-        self.inner = inner or logging.Formatter()
-
-    def format(self, record):
-        if record.exc_info and not record.exc_text:
-            record.exc_text = self.formatException(record.exc_info)
-        elif record.exc_text:
-            record.exc_text = urls.mask_text(record.exc_text)
-        return urls.mask_text(self.inner.format(record))
-
-    def formatException(self, ei):
-        return urls.mask_text(self.inner.formatException(ei))
-
-
-class NotForTerminal(logging.Filter):
-    """Keep the log-only records (:data:`LOG_ONLY`) off the terminal."""
-
-    def filter(self, record):
-        return not getattr(record, 'log_only', False)

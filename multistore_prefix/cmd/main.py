@@ -64,29 +64,17 @@ NO_CONFIG = ('no configuration given: pass --config-file with the '
              'and/or --config-dir DIR; /etc/glance is not read unless named')
 
 
-class _ConfigSource(argparse.Action):
-    """``--config-file`` and ``--config-dir`` in one list, in given order.
-
-    oslo.config reads sources in command-line order and later ones win.
-    """
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        sources = list(getattr(namespace, self.dest, None) or [])
-        sources.append((option_string, values))
-        setattr(namespace, self.dest, sources)
-
-
 def load_config(sources: list[tuple[str, str]],
                 optional: bool = False) -> cfg.ConfigOpts:
     """A ``ConfigOpts`` that has read exactly the given sources.
 
+    :param sources: (``--config-file`` or ``--config-dir``, path) pairs in
+        command-line order: oslo.config reads them so, later ones win.
     :param optional: no source means the embedded defaults, not an error.
     """
     if not sources and not optional:
         raise cmd.ConfigurationError(NO_CONFIG)
-    args = []
-    for option, path in sources:
-        args += [option, path]
+    args = [word for source in sources for word in source]
     conf = cfg.ConfigOpts()
     # oslo.log's options are read from the same files, as glance-manage's.
     logs.register_options(conf)
@@ -174,8 +162,9 @@ class MultistorePrefixApp(app.App):
         parser.add_argument('--version', action='version',
                             version=f'{self.NAME} {version}')
         parser.add_argument(
-            '--config-file', dest='config_sources', action=_ConfigSource,
-            metavar='PATH', default=[],
+            '--config-file', dest='config_sources', action='append',
+            type=lambda path: ('--config-file', path), metavar='PATH',
+            default=[],
             help='The deployment\'s glance-api.conf (oslo.config format). '
                  'Repeatable; later sources override earlier ones.  Needed '
                  'by every command that reads the configuration; nothing is '
@@ -185,8 +174,8 @@ class MultistorePrefixApp(app.App):
                  'swift_store_config_file is looked up next to the '
                  'configuration files (see etc/glance-api.conf).')
         parser.add_argument(
-            '--config-dir', dest='config_sources', action=_ConfigSource,
-            metavar='DIR', default=[],
+            '--config-dir', dest='config_sources', action='append',
+            type=lambda path: ('--config-dir', path), metavar='DIR',
             help='A directory of *.conf files read in name order, like '
                  'glance-api.conf.d.  Repeatable, ordered with '
                  '--config-file.')
@@ -204,7 +193,7 @@ class MultistorePrefixApp(app.App):
                                 or self.options.debug)))
                 if self.options.verbose_level < 2:
                     handler.addFilter(logs.LibraryChatter())
-                handler.addFilter(logs.NotForTerminal())
+                handler.addFilter(logs.not_for_terminal)
             elif (log_file and isinstance(handler, logging.FileHandler)
                     and handler.baseFilename == os.path.abspath(log_file)):
                 handler.setFormatter(
