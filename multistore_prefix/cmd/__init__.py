@@ -48,12 +48,9 @@ EXIT_INTERRUPTED = 130
 #: ``filter check``: at least one check failed.
 EXIT_CHECK_FAILED = 4
 
-#: What each code means for most commands, in their help.
-OK_TEXT = 'done'
-FAILURE_TEXT = 'an unexpected error (--debug shows the traceback)'
+#: What code 2 means for most commands, in their help.
 CONFIG_TEXT = ('the configuration or the command line is wrong: one line '
                'on stderr names the option and the fix; nothing was done')
-INTERRUPTED_TEXT = 'interrupted (Ctrl-C)'
 
 #: The codes of the whole command line, for the main help.
 MAIN_EXIT_CODES = (
@@ -175,19 +172,25 @@ class HelpWithExitCodes:
 
     Put it first among the bases of a cliff command.
 
-    :ivar exit_codes: (code, meaning) pairs, in the order shown.
+    :ivar common_exit_codes: code -> what it means for most commands.
+    :ivar exit_codes: code -> what it means for this one, where it has
+        more to say.
     """
 
-    exit_codes = ((EXIT_OK, OK_TEXT),
-                  (EXIT_FAILURE, FAILURE_TEXT),
-                  (EXIT_CONFIG, CONFIG_TEXT),
-                  (EXIT_INTERRUPTED, INTERRUPTED_TEXT))
+    common_exit_codes = {
+        EXIT_OK: 'done',
+        EXIT_FAILURE: 'an unexpected error (--debug shows the traceback)',
+        EXIT_CONFIG: CONFIG_TEXT,
+        EXIT_INTERRUPTED: 'interrupted (Ctrl-C)',
+    }
+    exit_codes = {}
 
     def get_epilog(self) -> str:
         # Not cliff's own: to name the plugin that provides a command, it
         # scans every installed distribution, a tenth of a second of every
         # run; these commands are all this package's.
-        parts = [self._epilog, exit_codes_text(self.exit_codes)]
+        codes = {**self.common_exit_codes, **self.exit_codes}
+        parts = [self._epilog, exit_codes_text(sorted(codes.items()))]
         return '\n\n'.join(part for part in parts if part)
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:

@@ -57,21 +57,18 @@ class Backfill(cmd.HelpWithExitCodes, show.ShowOne):
     path that does not exist is an error.
     """
 
-    exit_codes = (
-        (cmd.EXIT_OK, 'done (unresolved locations are counted in the '
-                      'summary and listed in the report)'),
-        (cmd.EXIT_FAILURE, 'a database error (it cannot be reached, was '
-                           'lost or refused a write: completed batches are '
-                           'kept, run again to finish) or an unexpected '
-                           'error'),
-        (cmd.EXIT_CONFIG, f'{cmd.CONFIG_TEXT} (also: '
-                          f'[database]/connection unset, its driver not '
-                          f'installed, its SQLite file missing, or no image '
-                          f'tables there)'),
-        (cmd.EXIT_INTERRUPTED, 'interrupted by Ctrl-C or SIGTERM: the batch '
-                               'in flight was committed; run again to '
-                               'finish'),
-    )
+    exit_codes = {
+        cmd.EXIT_OK: 'done (unresolved locations are counted in the summary '
+                     'and listed in the report)',
+        cmd.EXIT_FAILURE: 'a database error (it cannot be reached, was lost '
+                          'or refused a write: completed batches are kept, '
+                          'run again to finish) or an unexpected error',
+        cmd.EXIT_CONFIG: f'{cmd.CONFIG_TEXT} (also: [database]/connection '
+                         f'unset, its driver not installed, its SQLite file '
+                         f'missing, or no image tables there)',
+        cmd.EXIT_INTERRUPTED: 'interrupted by Ctrl-C or SIGTERM: the batch '
+                              'in flight was committed; run again to finish',
+    }
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)

@@ -129,15 +129,14 @@ class DbSync(cmd.HelpWithExitCodes, command.Command):
     rows of such a database.
     """
 
-    exit_codes = (
-        (cmd.EXIT_OK, 'the schema is created, upgraded or already current'),
-        (cmd.EXIT_FAILURE, 'a database error (it cannot be reached) or an '
-                           'unexpected error'),
-        (cmd.EXIT_CONFIG, f'{cmd.CONFIG_TEXT} (also: the database is '
-                          f'Glance\'s, or a newer multistore-prefix made '
-                          f'it; nothing was changed)'),
-        (cmd.EXIT_INTERRUPTED, cmd.INTERRUPTED_TEXT),
-    )
+    exit_codes = {
+        cmd.EXIT_OK: 'the schema is created, upgraded or already current',
+        cmd.EXIT_FAILURE: 'a database error (it cannot be reached) or an '
+                          'unexpected error',
+        cmd.EXIT_CONFIG: f'{cmd.CONFIG_TEXT} (also: the database is '
+                         f'Glance\'s, or a newer multistore-prefix made it; '
+                         f'nothing was changed)',
+    }
 
     def take_action(self, parsed_args):
         database = open_database(self.app.conf_or_defaults(),

@@ -40,15 +40,12 @@ class Demo(cmd.HelpWithExitCodes, show.ShowOne):
     command (dry run, report, run, rerun, revert).
     """
 
-    exit_codes = (
-        (cmd.EXIT_OK, cmd.OK_TEXT),
-        (cmd.EXIT_FAILURE, cmd.FAILURE_TEXT),
-        (cmd.EXIT_CONFIG, 'a command-line error, or the state directory '
-                          'cannot be made'),
-        (cmd.EXIT_INTERRUPTED, 'interrupted by Ctrl-C or SIGTERM (the '
-                               'backfill commits the batch in flight '
-                               'first)'),
-    )
+    exit_codes = {
+        cmd.EXIT_CONFIG: 'a command-line error, or the state directory '
+                         'cannot be made',
+        cmd.EXIT_INTERRUPTED: 'interrupted by Ctrl-C or SIGTERM (the '
+                              'backfill commits the batch in flight first)',
+    }
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)

@@ -21,13 +21,8 @@ from multistore_prefix import cmd
 from multistore_prefix.middleware import options
 from multistore_prefix.middleware import pipeline as pipeline_mod
 
-HELP_EXIT = (
-    f'Exit codes: {cmd.EXIT_OK} every check passed (warnings allowed); '
-    f'{cmd.EXIT_CHECK_FAILED} a check failed (every row is still '
-    f'printed); {cmd.EXIT_CONFIG} the configuration cannot be read.')
 
-
-class FilterCheck(lister.Lister):
+class FilterCheck(cmd.HelpWithExitCodes, lister.Lister):
     """Check that glance-api will run the multistore_prefix filter.
 
     Reads the deployment's glance-api.conf (--config-file) and the paste
@@ -42,9 +37,15 @@ class FilterCheck(lister.Lister):
     filter runs in glance-api's own environment).
     """
 
+    common_exit_codes = {}
+    exit_codes = {
+        cmd.EXIT_OK: 'every check passed (warnings allowed)',
+        cmd.EXIT_CHECK_FAILED: 'a check failed (every row is still printed)',
+        cmd.EXIT_CONFIG: 'the configuration cannot be read',
+    }
+
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
-        parser.epilog = HELP_EXIT
         parser.add_argument(
             '--paste-file', metavar='PATH',
             help='The paste file to check instead of the one glance-api '

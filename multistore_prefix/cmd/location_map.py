@@ -86,15 +86,13 @@ class Resolve(cmd.HelpWithExitCodes, lister.Lister):
     check that all locations resolve.
     """
 
-    exit_codes = (
-        (cmd.EXIT_OK, 'every URL got an answer (an empty store is one)'),
-        (cmd.EXIT_FAILURE, cmd.FAILURE_TEXT),
-        (cmd.EXIT_CONFIG, f'{cmd.CONFIG_TEXT} (also when --from-file '
-                          f'cannot be read; nothing on stdout)'),
-        (cmd.EXIT_UNRESOLVED, '--strict: at least one URL has no store '
-                              '(every row is still printed)'),
-        (cmd.EXIT_INTERRUPTED, cmd.INTERRUPTED_TEXT),
-    )
+    exit_codes = {
+        cmd.EXIT_OK: 'every URL got an answer (an empty store is one)',
+        cmd.EXIT_CONFIG: f'{cmd.CONFIG_TEXT} (also when --from-file cannot '
+                         f'be read; nothing on stdout)',
+        cmd.EXIT_UNRESOLVED: '--strict: at least one URL has no store '
+                             '(every row is still printed)',
+    }
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)

@@ -73,13 +73,8 @@ class StatusMachine(cmd.HelpWithExitCodes, lister.Lister):
     as a Graphviz dot file (render it with: dot -Tsvg FILE).
     """
 
-    exit_codes = (
-        (cmd.EXIT_OK, cmd.OK_TEXT),
-        (cmd.EXIT_FAILURE, cmd.FAILURE_TEXT),
-        (cmd.EXIT_CONFIG, 'a command-line error, or the --dot file cannot '
-                          'be written'),
-        (cmd.EXIT_INTERRUPTED, cmd.INTERRUPTED_TEXT),
-    )
+    exit_codes = {cmd.EXIT_CONFIG: 'a command-line error, or the --dot file '
+                                   'cannot be written'}
 
     def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
         parser = super().get_parser(prog_name)

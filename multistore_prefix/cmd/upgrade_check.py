@@ -180,15 +180,16 @@ class UpgradeCheck(cmd.HelpWithExitCodes, command.Command):
     pipeline row).  Each check gives the command that fixes it.
     """
 
-    exit_codes = (
-        (Code.SUCCESS, 'every check passed'),
-        (Code.WARNING, 'a check has a warning: the deployment works, '
-                       'something is left to do'),
-        (Code.FAILURE, 'a check failed (also: the configuration or the '
-                       'command line is wrong, one line on stderr)'),
-        (EXIT_BROKEN, 'a check broke (an unexpected error, one line on '
-                      'stderr)'),
-    )
+    common_exit_codes = {}
+    exit_codes = {
+        Code.SUCCESS: 'every check passed',
+        Code.WARNING: 'a check has a warning: the deployment works, '
+                      'something is left to do',
+        Code.FAILURE: 'a check failed (also: the configuration or the '
+                      'command line is wrong, one line on stderr)',
+        EXIT_BROKEN: 'a check broke (an unexpected error, one line on '
+                     'stderr)',
+    }
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
