@@ -79,6 +79,8 @@ RESULTS = {pipeline_mod.OK: Code.SUCCESS, pipeline_mod.WARN: Code.WARNING,
 #: Locations read per statement: the check writes nothing, so a batch is
 #: only as big as memory allows (a few megabytes of short rows).
 BATCH_SIZE = 20_000
+_COUNTER = functools.partial(dataclasses.field,
+                             default_factory=collections.Counter)
 
 
 @dataclasses.dataclass
@@ -90,7 +92,6 @@ class Standing:
     rules and no backend lookups; nothing is written.
 
     :ivar scanned: live locations read.
-    :ivar already_set: locations naming the enabled store that owns them.
     :ivar without_store: (store type, store) -> locations with no
         ``store`` that the backfill gives that store.
     :ivar retired: retired store name -> locations naming it, that the
@@ -101,23 +102,14 @@ class Standing:
     """
 
     scanned: int = 0
-    already_set: int = 0
-    without_store: collections.Counter = dataclasses.field(
-        default_factory=collections.Counter)
-    retired: collections.Counter = dataclasses.field(
-        default_factory=collections.Counter)
-    wrong: collections.Counter = dataclasses.field(
-        default_factory=collections.Counter)
-    unresolved: collections.Counter = dataclasses.field(
-        default_factory=collections.Counter)
+    without_store: collections.Counter = _COUNTER()
+    retired: collections.Counter = _COUNTER()
+    wrong: collections.Counter = _COUNTER()
+    unresolved: collections.Counter = _COUNTER()
 
     def add(self, batch: deciding.Batch, types: dict) -> None:
-        """Count a decided batch.
-
-        :param types: store -> its type (``store_entry``).
-        """
+        """Count a decided batch; ``types``: store -> its store_entry."""
         self.scanned += batch.scanned
-        self.already_set += batch.already_set
         for write in batch.writes:
             if write.previous is None:
                 self.without_store[types[write.store], write.store] += 1
@@ -131,11 +123,7 @@ class Standing:
 
 def scan(database, location_map: lmap.LocationMap,
          batch_size: int = BATCH_SIZE, cipher=None) -> Standing:
-    """Read and decide every live location; nothing is written.
-
-    :param cipher: for the URLs Glance stored encrypted (see
-        :mod:`multistore_prefix.crypt`), or ``None``.
-    """
+    """Read and decide every live location; nothing is written."""
     decider = deciding.Decider(resolver_mod.Resolver(location_map),
                                cipher=cipher)
     reader = reading.Reader(database, batch_size, shard_mod.Shard().bounds(),
@@ -234,7 +222,7 @@ def _json(wanted: bool):
 
 
 def _on_counts(field: str, code: Code):
-    """A check on one count of :class:`~.standing.Standing`.
+    """A check on one count of :class:`Standing`.
 
     None counted is a Success; some, ``code`` with the details the check
     returns; a database that cannot be read, a Failure.
@@ -245,7 +233,7 @@ def _on_counts(field: str, code: Code):
         @functools.wraps(check)
         def run(self):
             try:
-                standing = self.standing()
+                standing = self.standing
             except cmd.CommandError as exc:
                 return Result(Code.FAILURE, str(exc))
             counts = getattr(standing, field)
@@ -269,35 +257,30 @@ class Checks(upgradecheck.UpgradeCommands):
     def __init__(self, app, paste_file: str | None = None):
         self.app = app
         self.paste_file = paste_file
-        self._standing = None
         # Configuration errors are the command's, before any check.
         with cmd.config_errors(app.conf):
             self.location_map = app.location_map
             self.cipher = crypt.from_config(app.conf)
         self.database = cmd_db.open_database(app.conf)
 
+    @functools.cached_property
     def standing(self) -> Standing:
-        """The counts (read on first use).
-
-        :raises CommandError: the database cannot be read.
-        """
-        if self._standing is None:
-            try:
-                with cmd.database_errors(
-                        f'cannot read the database {self.database.safe_url}'):
-                    backfill_cmd.check_schema(self.database)
-                    self._standing = scan(
-                        self.database, self.location_map, cipher=self.cipher)
-            finally:
-                self.database.dispose()
-        return self._standing
+        """The counts, read once (CommandError: the database is unread)."""
+        try:
+            with cmd.database_errors(
+                    f'cannot read the database {self.database.safe_url}'):
+                backfill_cmd.check_schema(self.database)
+                return scan(self.database, self.location_map,
+                            cipher=self.cipher)
+        finally:
+            self.database.dispose()
 
     def command_line(self, *args: str) -> str:
         """The command an operator runs, with their configuration."""
-        words = ['multistore-prefix']
-        for option, path in self.app.options.config_sources:
-            words += [option, path]
-        return shlex.join([*words, *args])
+        sources = self.app.options.config_sources
+        return shlex.join(['multistore-prefix',
+                           *(word for source in sources for word in source),
+                           *args])
 
     # -- the checks ----------------------------------------------------------
 
