@@ -26,7 +26,6 @@ from multistore_prefix.cmd import db as cmd_db
 from multistore_prefix.cmd import logs
 from multistore_prefix.cmd import progress
 from multistore_prefix import crypt
-from multistore_prefix.db import migration
 from multistore_prefix.db import retry
 from multistore_prefix import lookups as lookups_mod
 
@@ -157,7 +156,7 @@ class Backfill(cmd.HelpWithExitCodes, show.ShowOne):
                 with cmd.database_errors(
                         f'cannot reach the database {database.safe_url}',
                         '; check [database]/connection'):
-                    retry.call(database, lambda: check_schema(database),
+                    retry.call(database, lambda: cmd_db.check_schema(database),
                                'checking the schema')
                 report = self._run(database, location_map, cipher, shard,
                                    to_undo, parsed_args)
@@ -247,27 +246,6 @@ class Backfill(cmd.HelpWithExitCodes, show.ShowOne):
                         row['reason'], row['detail'], extra=logs.LOG_ONLY)
 
 
-def check_schema(database) -> None:
-    """The database holds Glance's image tables, with every column read.
-
-    :raises CommandError: it has no image tables, or lacks columns.
-    """
-    with database.reader() as conn:
-        state = migration.inspect_schema(conn)
-        missing = ([] if state.owner == migration.OWNER_EMPTY
-                   else migration.missing_columns(conn))
-    if state.owner == migration.OWNER_EMPTY:
-        raise cmd.CommandError(
-            f'{database.safe_url} has no image tables: point '
-            f'[database]/connection at Glance\'s database, or run '
-            f'"multistore-prefix db sync" for the embedded default')
-    if missing:
-        raise cmd.CommandError(
-            f'{database.safe_url} is not a Glance database: it lacks '
-            f'{", ".join(missing)}; point [database]/connection at '
-            f'Glance\'s database (the one glance-api.conf names)')
-
-
 def _check_report_path(path: str) -> None:
     """Before any write: the report can be written where asked."""
     try:
@@ -279,13 +257,9 @@ def _check_report_path(path: str) -> None:
 
 
 def summary_rows(rows, safe_url: str, fixing: bool):
-    """The summary table: the database first, then the job's rows.
+    """The summary: the database, then the job's (field, value) rows.
 
     After ``wrong_store``, the next step when some are left as they are.
-
-    :param rows: the job's (field, value) rows.
-    :param safe_url: the database, password hidden.
-    :param fixing: ``--fix-wrong-stores`` was given.
     """
     table = [('database', safe_url)]
     for name, value in rows:

@@ -40,24 +40,14 @@ NO_CONNECTION = (
 INSTALLED_FORMS = 'mysql+pymysql://, postgresql+psycopg2:// or postgresql://'
 
 
-def _raw_at(connection: str) -> bool:
-    """Whether the URL's user name or password holds a raw ``@``."""
-    _, sep, rest = connection.partition('://')
-    return bool(sep) and rest.partition('/')[0].count('@') > 1
-
-
 def open_database(conf: cfg.ConfigOpts, *, operator: bool = True,
                   create: bool = False) -> db_engine.Database:
     """The database a command works on, checked before any connection.
 
-    :param conf: the configuration (the operator's, or the embedded
-        defaults).
-    :param operator: ``conf`` was read from ``--config-file`` or
-        ``--config-dir``: ``[database]/connection`` must be set there.
+    :param operator: ``conf`` is the operator's (not the embedded
+        defaults): ``[database]/connection`` must be set there.
     :param create: the command makes the database (``db sync``): the
         directory of a SQLite file is made.  Otherwise the file must exist.
-    :raises ConfigurationError: the option is unset or not a URL, its
-        driver is not installed, or its SQLite file does not exist.
     """
     with cmd.config_errors(conf):
         if operator:
@@ -86,7 +76,8 @@ def open_database(conf: cfg.ConfigOpts, *, operator: bool = True,
 
 
 def _check_driver(connection: str) -> None:
-    if _raw_at(connection):
+    _, sep, rest = connection.partition('://')
+    if sep and rest.partition('/')[0].count('@') > 1:
         # Never print the value: the '@' is in the password, most often.
         raise cmd.ConfigurationError(
             "[database]/connection: the user name or password holds a raw "
@@ -113,6 +104,24 @@ def _check_driver(connection: str) -> None:
             f'[database]/connection: {scheme}:// needs the Python module '
             f'{module}, which is not installed: pip install "{package}" '
             f'(or use {INSTALLED_FORMS}, which work as installed)')
+
+
+def check_schema(database) -> None:
+    """The database holds Glance's image tables, with every column read."""
+    with database.reader() as conn:
+        state = migration.inspect_schema(conn)
+        missing = ([] if state.owner == migration.OWNER_EMPTY
+                   else migration.missing_columns(conn))
+    if state.owner == migration.OWNER_EMPTY:
+        raise cmd.CommandError(
+            f'{database.safe_url} has no image tables: point '
+            f'[database]/connection at Glance\'s database, or run '
+            f'"multistore-prefix db sync" for the embedded default')
+    if missing:
+        raise cmd.CommandError(
+            f'{database.safe_url} is not a Glance database: it lacks '
+            f'{", ".join(missing)}; point [database]/connection at '
+            f'Glance\'s database (the one glance-api.conf names)')
 
 
 class DbSync(cmd.HelpWithExitCodes, command.Command):

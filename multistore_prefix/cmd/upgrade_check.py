@@ -32,7 +32,6 @@ from oslo_upgradecheck import upgradecheck
 from multistore_prefix.backfill import reading
 from multistore_prefix.backfill import shard as shard_mod
 from multistore_prefix import cmd
-from multistore_prefix.cmd import backfill as backfill_cmd
 from multistore_prefix.cmd import db as cmd_db
 from multistore_prefix.cmd import filter_check
 from multistore_prefix import crypt
@@ -269,7 +268,7 @@ class Checks(upgradecheck.UpgradeCommands):
         try:
             with cmd.database_errors(
                     f'cannot read the database {self.database.safe_url}'):
-                backfill_cmd.check_schema(self.database)
+                cmd_db.check_schema(self.database)
                 return scan(self.database, self.location_map,
                             cipher=self.cipher)
         finally:
