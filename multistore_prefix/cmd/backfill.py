@@ -173,7 +173,7 @@ class Backfill(cmd.HelpWithExitCodes, show.ShowOne):
         LOG.info('backfill: %s', ', '.join(f'{name}={value}'
                                            for name, value in rows),
                  extra=logs.LOG_ONLY)
-        return [name for name, _ in rows], [value for _, value in rows]
+        return tuple(zip(*rows))
 
     def _run(self, database, location_map, cipher, shard, to_undo,
              parsed_args):

@@ -87,7 +87,7 @@ class Demo(cmd.HelpWithExitCodes, show.ShowOne):
                 f'  multistore-prefix --config-file {config} backfill '
                 f'--dry-run\n')
             rows += [('legacy', seeded.legacy)] + glance
-            return [name for name, _ in rows], [value for _, value in rows]
+            return tuple(zip(*rows))
         conf = demo.load_config(config)
         database = db_engine.Database.from_config(conf)
         job = backfill_mod.Backfill(
@@ -101,4 +101,4 @@ class Demo(cmd.HelpWithExitCodes, show.ShowOne):
         if report.interrupted:
             self.app.exit_code = cmd.EXIT_INTERRUPTED
         rows += report.summary() + glance
-        return [name for name, _ in rows], [value for _, value in rows]
+        return tuple(zip(*rows))

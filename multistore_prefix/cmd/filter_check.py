@@ -63,14 +63,9 @@ class FilterCheck(cmd.HelpWithExitCodes, lister.Lister):
             options.register_opts(conf)
         rows = [self._pipeline(conf, parsed_args), self._stores(),
                 self._database(conf), self._options(conf), self._glance()]
-        self.failed = [row for row in rows if row[1] == pipeline_mod.FAIL]
+        if any(row[1] == pipeline_mod.FAIL for row in rows):
+            self.app.exit_code = cmd.EXIT_CHECK_FAILED
         return ('check', 'result', 'detail'), rows
-
-    def run(self, parsed_args):
-        status = super().run(parsed_args)
-        if status == cmd.EXIT_OK and self.failed:
-            return cmd.EXIT_CHECK_FAILED
-        return status
 
     def _pipeline(self, conf, parsed_args):
         return ('pipeline', *pipeline_check(conf, parsed_args.paste_file,

@@ -121,14 +121,7 @@ class Resolve(cmd.HelpWithExitCodes, lister.Lister):
         names = ('url', 'store')
         if parsed_args.explain:
             names += ('reason',)
-        self.unresolved = 0
         return names, self._rows(location_map, parsed_args, stream)
-
-    def run(self, parsed_args):
-        status = super().run(parsed_args)
-        if status == cmd.EXIT_OK and parsed_args.strict and self.unresolved:
-            return cmd.EXIT_UNRESOLVED
-        return status
 
     def _open(self, path):
         """The --from-file stream, opened now so that errors come first."""
@@ -164,8 +157,8 @@ class Resolve(cmd.HelpWithExitCodes, lister.Lister):
     def _rows(self, location_map, parsed_args, stream):
         for url in self._urls(parsed_args, stream):
             store = location_map.resolve(url)
-            if store is None:
-                self.unresolved += 1
+            if store is None and parsed_args.strict:
+                self.app.exit_code = cmd.EXIT_UNRESOLVED
             row = (urls.mask_url(url), store or '')
             if parsed_args.explain:
                 row += (self._reason(location_map, url, store),)
