@@ -170,7 +170,8 @@ def _list_item(line: str, width: int, indent: str) -> str:
 class HelpWithExitCodes:
     """A command whose help ends with the exit codes it can return.
 
-    Put it first among the bases of a cliff command.
+    Put it first among the bases of a cliff command.  cliff prints the
+    command's docstring as its help: plain text there, no reST.
 
     :ivar common_exit_codes: code -> what it means for most commands.
     :ivar exit_codes: code -> what it means for this one, where it has
