@@ -215,25 +215,23 @@ def setup(conf: cfg.ConfigOpts, terminal: tuple, version: str) -> list:
     return added
 
 
+def _loggers() -> dict:
+    """Every logger by name, the root under ``''``."""
+    return {'': logging.getLogger(),
+            **{name: logger for name, logger
+               in logging.Logger.manager.loggerDict.items()
+               if isinstance(logger, logging.Logger)}}
+
+
 def _levels() -> dict:
-    """Every logger's own level, the root's under ``''``."""
-    levels = {'': logging.getLogger().level}
-    for name, logger in logging.Logger.manager.loggerDict.items():
-        if isinstance(logger, logging.Logger):
-            levels[name] = logger.level
-    return levels
+    return {name: logger.level for name, logger in _loggers().items()}
 
 
 def _restore(root, handlers, levels) -> None:
     """Put back the terminal's handlers and every logger's level."""
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in handlers:
-        root.addHandler(handler)
-    for name, logger in logging.Logger.manager.loggerDict.items():
-        if isinstance(logger, logging.Logger):
-            logger.setLevel(levels.get(name, logging.NOTSET))
-    root.setLevel(levels[''])
+    root.handlers[:] = handlers
+    for name, logger in _loggers().items():
+        logger.setLevel(levels.get(name, logging.NOTSET))
 
 
 class ConfiguredLevels(logging.Filter):

@@ -152,14 +152,12 @@ class Progress:
         """
         if self.quiet:
             return
-        if count is None:
-            pass
-        elif background:
+        if count is not None and background:
             self._counter = threading.Thread(
                 target=self._count, args=(count,), daemon=True,
                 name='backfill-count')
             self._counter.start()
-        else:
+        elif count is not None:
             self._count(count)
         if _isatty(self.stream):
             import tqdm  # only on a terminal
