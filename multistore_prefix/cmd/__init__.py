@@ -32,21 +32,15 @@ from sqlalchemy import exc as sa_exc
 from multistore_prefix import misconfiguration
 from multistore_prefix import urls
 
-#: The command did what was asked (``resolve``: every URL got an answer,
-#: an empty store being an answer).
+# What each code means is said once, in the help (MAIN_EXIT_CODES and
+# each command's exit_codes).  1 is cliff's code for a command that
+# raised, 2 argparse's for usage errors, 130 cliff's for Ctrl-C.
 EXIT_OK = 0
-#: An unexpected failure (cliff's own code for a command that raised).
 EXIT_FAILURE = 1
-#: The configuration, the command line or the command's input is wrong;
-#: nothing was done.  argparse uses 2 for usage errors too.
 EXIT_CONFIG = 2
-#: ``resolve --strict``: at least one URL has no store.
 EXIT_UNRESOLVED = 3
-#: Interrupted (Ctrl-C; for backfill and demo SIGTERM too, once the batch
-#: in flight is committed); cliff's own code for Ctrl-C.
-EXIT_INTERRUPTED = 130
-#: ``filter check``: at least one check failed.
 EXIT_CHECK_FAILED = 4
+EXIT_INTERRUPTED = 130
 
 #: What code 2 means for most commands, in their help.
 CONFIG_TEXT = ('the configuration or the command line is wrong: one line '
@@ -83,15 +77,6 @@ class CommandError(Exception):
 
 class ConfigurationError(CommandError):
     """The configuration is missing, unreadable or wrong."""
-
-
-def exit_code_for(exc: BaseException | None, default: int) -> int:
-    """The exit code for a command that failed with ``exc``."""
-    if isinstance(exc, CommandError):
-        return exc.exit_code
-    if isinstance(exc, misconfiguration.ERRORS):
-        return EXIT_CONFIG
-    return default
 
 
 @contextlib.contextmanager

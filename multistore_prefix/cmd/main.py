@@ -38,6 +38,7 @@ from oslo_config import cfg
 from multistore_prefix import cmd
 from multistore_prefix.cmd import logs
 from multistore_prefix import location_map as lmap
+from multistore_prefix import misconfiguration
 
 COMMAND_NAMESPACE = 'multistore_prefix.commands'
 DISTRIBUTION = 'multistore-prefix'
@@ -298,8 +299,10 @@ class MultistorePrefixApp(app.App):
             self.LOG.error(self._unknown_command(named))
             return cmd.EXIT_CONFIG
         result = super().run_subcommand(argv)
-        if result and self._failure is not None:
-            return cmd.exit_code_for(self._failure, result)
+        if result and isinstance(self._failure, cmd.CommandError):
+            return self._failure.exit_code
+        if result and isinstance(self._failure, misconfiguration.ERRORS):
+            return cmd.EXIT_CONFIG
         return result or self.exit_code or 0
 
     def _unknown_command(self, argv: list[str]) -> str:
