@@ -10,34 +10,34 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""``multistore-prefix backfill``: every legacy location gets its store."""
+"""``backfill``: every legacy location gets its store.
+
+And ``demo``, which runs the backfill on a deployment it makes on the spot.
+"""
 
 import logging
 import os
 import tempfile
 
 from cliff import show
-from oslo_db import exception as db_exc
-from sqlalchemy import exc as sa_exc
 
 from multistore_prefix import backfill as backfill_mod
 from multistore_prefix.backfill import report as backfill_report
+from multistore_prefix.backfill import revert as revert_mod
 from multistore_prefix import cmd
-from multistore_prefix.cmd import connection as cmd_connection
-from multistore_prefix.cmd import helptext
+from multistore_prefix.cmd import db as cmd_db
 from multistore_prefix.cmd import logs
-from multistore_prefix.cmd import progress as progress_mod
-from multistore_prefix.cmd import undo as undo_cmd
+from multistore_prefix.cmd import progress
 from multistore_prefix import crypt
-from multistore_prefix.db import exceptions as db_exceptions
-from multistore_prefix.db import migration
+from multistore_prefix.db import engine as db_engine
+from multistore_prefix.db import options as db_options
 from multistore_prefix.db import retry
+from multistore_prefix import demo
+from multistore_prefix import location_map as lmap
 from multistore_prefix import lookups as lookups_mod
 
 LOG = logging.getLogger(__name__)
 
-#: Exit code of a run stopped by a signal; a rerun finishes the job.
-EXIT_INTERRUPTED = cmd.EXIT_INTERRUPTED
 #: What the terminal and the log say of a run stopped by a signal.
 INTERRUPTED = ('backfill interrupted: completed batches are kept; run it '
                'again to finish')
@@ -46,7 +46,7 @@ FIX_WRONG_STORES = ('run again with --fix-wrong-stores to correct them '
                     '(--report FILE lists them)')
 
 
-class Backfill(helptext.HelpWithExitCodes, show.ShowOne):
+class Backfill(cmd.HelpWithExitCodes, show.ShowOne):
     """Give every legacy image location the store it belongs to.
 
     Scans the live locations of live images of the Glance database named
@@ -63,20 +63,18 @@ class Backfill(helptext.HelpWithExitCodes, show.ShowOne):
     path that does not exist is an error.
     """
 
-    exit_codes = (
-        (cmd.EXIT_OK, 'done (unresolved locations are counted in the '
-                      'summary and listed in the report)'),
-        (cmd.EXIT_FAILURE, 'a database error (it cannot be reached, was '
-                           'lost or refused a write: completed batches are '
-                           'kept, run again to finish) or an unexpected '
-                           'error'),
-        (cmd.EXIT_CONFIG, f'{helptext.CONFIG_TEXT} (also: '
-                          f'[database]/connection unset, its driver not '
-                          f'installed, its SQLite file missing, or no image '
-                          f'tables there)'),
-        (EXIT_INTERRUPTED, 'interrupted by Ctrl-C or SIGTERM: the batch in '
-                           'flight was committed; run again to finish'),
-    )
+    exit_codes = {
+        cmd.EXIT_OK: 'done (unresolved locations are counted in the summary '
+                     'and listed in the report)',
+        cmd.EXIT_FAILURE: 'a database error (it cannot be reached, was lost '
+                          'or refused a write: completed batches are kept, '
+                          'run again to finish) or an unexpected error',
+        cmd.EXIT_CONFIG: f'{cmd.CONFIG_TEXT} (also: [database]/connection '
+                         f'unset, its driver not installed, its SQLite file '
+                         f'missing, or no image tables there)',
+        cmd.EXIT_INTERRUPTED: 'interrupted by Ctrl-C or SIGTERM: the batch '
+                              'in flight was committed; run again to finish',
+    }
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
@@ -120,7 +118,13 @@ class Backfill(helptext.HelpWithExitCodes, show.ShowOne):
             '--no-backend-lookups', action='store_true',
             help='resolve by prefix only: never ask a store\'s backend '
                  '(Cinder, for legacy cinder://<volume id> locations)')
-        undo_cmd.add_arguments(parser)
+        parser.add_argument(
+            '--revert', metavar='REPORT',
+            help='undo the run that wrote REPORT (its --report file): every '
+                 'change it lists is put back, compare-and-swap, only where '
+                 'the row still holds exactly what that run wrote; rows '
+                 'changed since are left and listed.  Works with --dry-run, '
+                 '--report and --batch-size; the other options do not apply')
         parser.add_argument(
             '--replace-invalid-stores', action='store_true',
             help='also give a store to locations whose "store" is not a '
@@ -137,12 +141,12 @@ class Backfill(helptext.HelpWithExitCodes, show.ShowOne):
             raise cmd.CommandError(str(exc)) from None
         if parsed_args.report:
             _check_report_path(parsed_args.report)
-        to_undo = (undo_cmd.open_report(parsed_args.revert)
+        to_undo = (_changes_to_undo(parsed_args.revert)
                    if parsed_args.revert else None)
         with cmd.config_errors(self.app.conf):
             location_map = self.app.location_map
             cipher = crypt.from_config(self.app.conf)
-        database = cmd_connection.open_database(self.app.conf)
+        database = cmd_db.open_database(self.app.conf)
         # Before any connection: the operator sees which database a run
         # that waits for it is waiting for.
         mode = ' (dry run)' if parsed_args.dry_run else ''
@@ -152,19 +156,39 @@ class Backfill(helptext.HelpWithExitCodes, show.ShowOne):
         LOG.info('backfill: database %s%s', database.safe_url, mode,
                  extra=logs.LOG_ONLY)
         try:
-            try:
-                retry.call(database, lambda: self._check_schema(database),
-                           'checking the schema')
-            except (db_exc.DBError, sa_exc.DBAPIError) as exc:
-                raise cmd.CommandError(
-                    f'cannot reach the database {database.safe_url}: '
-                    f'{db_exceptions.describe(exc)}; check '
-                    f'[database]/connection', exit_code=1) from None
-            if to_undo is not None:
-                report = undo_cmd.take_action(
-                    self, parsed_args, database, to_undo,
-                    progress_mod.run_with_progress)
-                return self._summary(report, database, parsed_args)
+            with cmd.database_errors(
+                    f'lost the database {database.safe_url}',
+                    '; completed batches are kept, run the backfill again '
+                    'to finish'):
+                with cmd.database_errors(
+                        f'cannot reach the database {database.safe_url}',
+                        '; check [database]/connection'):
+                    retry.call(database, lambda: cmd_db.check_schema(database),
+                               'checking the schema')
+                report = self._run(database, location_map, cipher, shard,
+                                   to_undo, parsed_args)
+        except backfill_mod.BackfillError as exc:
+            raise cmd.CommandError(str(exc), exit_code=1) from None
+        finally:
+            database.dispose()
+        if report.interrupted:
+            self.app.stderr.write(f'{INTERRUPTED}\n')
+            LOG.warning(INTERRUPTED, extra=logs.LOG_ONLY)
+            self.app.exit_code = cmd.EXIT_INTERRUPTED
+        rows = summary_rows(report.summary(), database.safe_url,
+                            parsed_args.fix_wrong_stores)
+        LOG.info('backfill: %s', ', '.join(f'{name}={value}'
+                                           for name, value in rows),
+                 extra=logs.LOG_ONLY)
+        return tuple(zip(*rows))
+
+    def _run(self, database, location_map, cipher, shard, to_undo,
+             parsed_args):
+        """The backfill, or the revert of ``to_undo``; its report."""
+        if to_undo is not None:
+            job = revert_mod.Revert(database, dry_run=parsed_args.dry_run,
+                                    record_reverted=bool(parsed_args.report))
+        else:
             lookups = None
             if not parsed_args.no_backend_lookups:
                 lookups = lookups_mod.BackendLookups.from_location_map(
@@ -177,43 +201,18 @@ class Backfill(helptext.HelpWithExitCodes, show.ShowOne):
                 replace_invalid_stores=parsed_args.replace_invalid_stores,
                 strip_s3_credentials=parsed_args.strip_s3_credentials,
                 cipher=cipher, lookups=lookups)
-            try:
-                report = self._run(job, parsed_args)
-            finally:
-                try:
-                    # However the run ends: its changes are in the report.
-                    if parsed_args.report:
-                        self._write_report(job, parsed_args.report)
-                finally:
-                    self._log_unresolved(job)
-                    job.close()
-        except (db_exc.DBError, sa_exc.DBAPIError) as exc:
-            raise cmd.CommandError(
-                f'lost the database {database.safe_url}: '
-                f'{db_exceptions.describe(exc)}; completed batches are '
-                f'kept, run the backfill again to finish',
-                exit_code=1) from None
-        except backfill_mod.BackfillError as exc:
-            raise cmd.CommandError(str(exc), exit_code=1) from None
+        try:
+            return progress.run_with_progress(self.app, job,
+                                              parsed_args.quiet, to_undo)
         finally:
-            database.dispose()
-        return self._summary(report, database, parsed_args)
-
-    def _summary(self, report, database, parsed_args):
-        if report.interrupted:
-            self.app.stderr.write(f'{INTERRUPTED}\n')
-            LOG.warning(INTERRUPTED, extra=logs.LOG_ONLY)
-            self.app.exit_code = EXIT_INTERRUPTED
-        rows = summary_rows(report.summary(), database.safe_url,
-                            parsed_args.fix_wrong_stores)
-        LOG.info('backfill: %s', ', '.join(f'{name}={value}'
-                                           for name, value in rows),
-                 extra=logs.LOG_ONLY)
-        return [name for name, _ in rows], [value for _, value in rows]
-
-    @staticmethod
-    def _check_schema(database):
-        check_schema(database)
+            try:
+                # However the run ends: its changes are in the report.
+                if parsed_args.report:
+                    self._write_report(job, parsed_args.report)
+            finally:
+                if to_undo is None:
+                    self._log_unresolved(job)
+                job.close()
 
     def _write_report(self, job, path):
         """The report; if it cannot be written, one elsewhere, said so.
@@ -253,30 +252,84 @@ class Backfill(helptext.HelpWithExitCodes, show.ShowOne):
                         row['location_id'], row['image_id'], row['url'],
                         row['reason'], row['detail'], extra=logs.LOG_ONLY)
 
-    def _run(self, job, parsed_args):
-        return progress_mod.run_with_progress(self.app, job,
-                                              parsed_args.quiet)
 
+class Demo(cmd.HelpWithExitCodes, show.ShowOne):
+    """Backfill a Glance-like deployment made on the spot; needs no config.
 
-def check_schema(database) -> None:
-    """The database holds Glance's image tables, with every column read.
-
-    :raises CommandError: it has no image tables, or lacks columns.
+    Makes STATE_DIR/demo (STATE_DIR is --state-dir, else $MSP_STATE_DIR,
+    else ./state) with a glance-api.conf of local file stores chosen to
+    trip Glance's first-match rule (two directories sharing a string
+    prefix, a store nested in another, a store with several directories)
+    and a SQLite database of legacy images, runs the backfill with its
+    progress bar, and prints the summary beside what Glance's rule would
+    have done.  Run it again to start afresh; the backfill command runs on
+    the same files with --config-file STATE_DIR/demo/glance-api.conf.
+    With --setup-only the deployment is made and left for the backfill
+    command (dry run, report, run, rerun, revert).
     """
-    with database.reader() as conn:
-        state = migration.inspect_schema(conn)
-        missing = ([] if state.owner == migration.OWNER_EMPTY
-                   else migration.missing_columns(conn))
-    if state.owner == migration.OWNER_EMPTY:
-        raise cmd.CommandError(
-            f'{database.safe_url} has no image tables: point '
-            f'[database]/connection at Glance\'s database, or run '
-            f'"multistore-prefix db sync" for the embedded default')
-    if missing:
-        raise cmd.CommandError(
-            f'{database.safe_url} is not a Glance database: it lacks '
-            f'{", ".join(missing)}; point [database]/connection at '
-            f'Glance\'s database (the one glance-api.conf names)')
+
+    exit_codes = {
+        cmd.EXIT_CONFIG: 'a command-line error, or the state directory '
+                         'cannot be made',
+        cmd.EXIT_INTERRUPTED: 'interrupted by Ctrl-C or SIGTERM (the '
+                              'backfill commits the batch in flight first)',
+    }
+
+    def get_parser(self, prog_name):
+        parser = super().get_parser(prog_name)
+        parser.add_argument(
+            '--images', type=int, default=10000, metavar='N',
+            help='legacy images to create (default 10000)')
+        parser.add_argument(
+            '--state-dir', metavar='DIR',
+            help='where to put demo/ (default $MSP_STATE_DIR or ./state)')
+        parser.add_argument(
+            '--batch-size', type=int, default=backfill_mod.BATCH_SIZE,
+            metavar='N', help='locations per backfill transaction')
+        parser.add_argument(
+            '--setup-only', action='store_true',
+            help='make the deployment and its legacy images, and leave '
+                 'them for "multistore-prefix --config-file '
+                 'STATE_DIR/demo/glance-api.conf backfill"')
+        return parser
+
+    def take_action(self, parsed_args):
+        if parsed_args.images < 1 or parsed_args.batch_size < 1:
+            raise cmd.CommandError('--images and --batch-size must be at '
+                                   'least 1')
+        state_dir = os.path.abspath(os.path.join(
+            parsed_args.state_dir or db_options.state_dir(), 'demo'))
+        try:
+            config, seeded = demo.create(state_dir, parsed_args.images)
+        except OSError as exc:
+            raise cmd.CommandError(f'cannot make {state_dir}: '
+                                   f'{exc.strerror}') from None
+        rows = [('config', config), ('images', seeded.images),
+                ('locations', seeded.locations)]
+        glance = [('glance_first_match_wrong',
+                   f'{seeded.glance_wrong} of {seeded.legacy} legacy '
+                   f'locations')]
+        if parsed_args.setup_only:
+            self.app.stderr.write(
+                f'made {seeded.legacy} legacy locations; next:\n'
+                f'  multistore-prefix --config-file {config} backfill '
+                f'--dry-run\n')
+            rows += [('legacy', seeded.legacy)] + glance
+            return tuple(zip(*rows))
+        conf = demo.load_config(config)
+        database = db_engine.Database.from_config(conf)
+        job = backfill_mod.Backfill(
+            database, lmap.LocationMap.from_config(conf),
+            batch_size=parsed_args.batch_size)
+        try:
+            report = progress.run_with_progress(self.app, job)
+        finally:
+            job.close()
+            database.dispose()
+        if report.interrupted:
+            self.app.exit_code = cmd.EXIT_INTERRUPTED
+        rows += report.summary() + glance
+        return tuple(zip(*rows))
 
 
 def _check_report_path(path: str) -> None:
@@ -290,13 +343,9 @@ def _check_report_path(path: str) -> None:
 
 
 def summary_rows(rows, safe_url: str, fixing: bool):
-    """The summary table: the database first, then the job's rows.
+    """The summary: the database, then the job's (field, value) rows.
 
     After ``wrong_store``, the next step when some are left as they are.
-
-    :param rows: the job's (field, value) rows.
-    :param safe_url: the database, password hidden.
-    :param fixing: ``--fix-wrong-stores`` was given.
     """
     table = [('database', safe_url)]
     for name, value in rows:
@@ -306,8 +355,28 @@ def summary_rows(rows, safe_url: str, fixing: bool):
     return table
 
 
-# Named here too, for the commands and tests that reach them through
-# this module.
-run_with_progress = progress_mod.run_with_progress
-LOG_INTERVAL = progress_mod.LOG_INTERVAL
-_Progress = progress_mod.Progress
+def _changes_to_undo(path: str):
+    """The changes of the ``--revert`` report, its first read now.
+
+    A report that cannot be read, or is not a backfill's with changes (a
+    dry run's, a revert's), stops the command before anything else.
+    """
+    entries = revert_mod.changes(path)
+    try:
+        first = next(entries, None)
+    except OSError as exc:
+        raise cmd.CommandError(f'--revert {path}: cannot read it: '
+                               f'{exc.strerror or exc}') from None
+    except revert_mod.ReportError as exc:
+        raise cmd.CommandError(f'--revert {path}: {exc}') from None
+    return _chain(first, entries, path)
+
+
+def _chain(first, rest, path):
+    if first is None:
+        return
+    yield first
+    try:
+        yield from rest
+    except revert_mod.ReportError as exc:
+        raise cmd.CommandError(f'--revert {path}: {exc}') from None

@@ -10,21 +10,26 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""The configured log (oslo.log), beside what the terminal shows.
+"""The log: what the terminal shows, and the configured log beside it.
+
+The terminal shows the tool's own lines, never the libraries' chatter
+(unless ``-v`` asks for it) nor their import-time deprecation warnings
+(eventlet's banner above all), every line masked (credentials in URLs).
 
 The ``[DEFAULT]`` logging options of the files given with
 ``--config-file``/``--config-dir`` (``log_config_append``, ``log_file``,
 ``log_dir``, ``use_syslog``, ``use_journal``, ``use_json``, ``debug``...)
 send the log where the operator's other services log, set up by
-oslo.log itself as ``glance-manage`` does.  The terminal is the
-command's own and stays as it is: oslo.log's handlers that would write
-to stdout or stderr are left out, its levels (``debug``,
-``default_log_levels``, the loggers of ``log_config_append``) apply to
-its own handlers only, and every line it writes is masked as the
-terminal's are.
+oslo.log itself as ``glance-manage`` does.  The terminal stays as it is:
+oslo.log's handlers that would write to stdout or stderr are left out,
+its levels (``debug``, ``default_log_levels``, the loggers of
+``log_config_append``) apply to its own handlers only, and every line it
+writes is masked as the terminal's are.
 """
 
 import logging
+import sys
+import warnings
 
 from oslo_config import cfg
 from oslo_log import log
@@ -40,6 +45,129 @@ PRODUCT = 'multistore-prefix'
 LOG_ONLY = {'log_only': True}
 
 
+def not_for_terminal(record: logging.LogRecord) -> bool:
+    """The terminal's filter: no :data:`LOG_ONLY` record."""
+    return not getattr(record, 'log_only', False)
+
+
+#: Warnings (message starts) that eventlet and its users issue as
+#: glance_store's drivers import them: eventlet's banner, its warning on
+#: fork, the oslo modules built on it, and cryptography's on the DSA keys
+#: of dnspython, which eventlet imports.  None runs here.
+EVENTLET_WARNINGS = (
+    r'\s*Eventlet is deprecated',
+    r'Using fork\(\) is a bad idea',
+    r'eventletutils module is deprecated',
+    r"The 'oslo_service.eventlet_backdoor' module",
+    r'DSA is deprecated',
+)
+
+#: How SQLAlchemy's pool logs a connection it could not reset or close.
+POOL_LOST_CONNECTION = ('Exception during reset or similar',
+                        'Exception closing connection')
+
+
+class MaskingFormatter(logging.Formatter):
+    """Mask URL credentials in every line, tracebacks included.
+
+    The traceback text is masked where handlers cache it
+    (``record.exc_text``), since the journal sends it as a field of its
+    own.
+
+    :ivar inner: the formatter whose lines are masked (oslo.log's plain,
+        context or JSON one), else one of format ``fmt``.
+    :ivar level_prefix: prefix warnings and errors with ``LEVEL: ``, for
+        the console (cliff's console format is the bare message).
+    :ivar tracebacks: print a record's traceback; without, the error's
+        first line closes the record's own (a library's log of an error
+        that this tool reports or retries in a line of its own, such as
+        SQLAlchemy's pool failing to reset a connection that was lost).
+    """
+
+    def __init__(self, fmt=None, level_prefix=False, tracebacks=True,
+                 inner=None):
+        super().__init__(fmt)
+        self.inner = inner or logging.Formatter(fmt)
+        self.level_prefix = level_prefix
+        self.tracebacks = tracebacks
+
+    def format(self, record):
+        if record.exc_info and not self.tracebacks:
+            record = one_line(record)
+        elif record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        elif record.exc_text:
+            record.exc_text = urls.mask_text(record.exc_text)
+        text = self.inner.format(record)
+        if self.level_prefix and record.levelno >= logging.WARNING:
+            text = f'{record.levelname}: {text}'
+        return urls.mask_text(text)
+
+    def formatException(self, ei):
+        return urls.mask_text(self.inner.formatException(ei))
+
+
+def one_line(record: logging.LogRecord) -> logging.LogRecord:
+    """A copy of ``record`` with its error in its line, no traceback."""
+    error = record.exc_info[1]
+    copy = logging.makeLogRecord(record.__dict__)
+    if error is not None:
+        first = (str(error).strip().splitlines() or [''])[0]
+        copy.msg = f'{record.getMessage()} ({type(error).__name__}: {first})'
+        copy.args = None
+    copy.exc_info = copy.exc_text = None
+    return copy
+
+
+class LibraryChatter(logging.Filter):
+    """Keep the console to what the operator can act on.
+
+    Libraries' info lines ("Loading backend: eventlet") are dropped, and so
+    are two warnings: oslo.config's report of each deprecated option it
+    reads (glance_store 5.x deprecates ``filesystem_store_datadirs``; that
+    is glance-api's concern) and stevedore's "Could not load <type>", said
+    just before our own error names the store and the known types.  So are
+    SQLAlchemy's pool's errors on a connection that was already lost
+    (:data:`POOL_LOST_CONNECTION`).  ``-v`` shows them all.
+    """
+
+    def filter(self, record):
+        if record.name.startswith('multistore_prefix'):
+            return True
+        if record.levelno < logging.WARNING:
+            return False
+        msg = str(record.msg)
+        if record.name.startswith(('oslo_config', 'oslo_log')):
+            return not msg.startswith('Deprecated: ')
+        if record.name.startswith('stevedore'):
+            return not msg.startswith('Could not load ')
+        if record.name.startswith('sqlalchemy.pool'):
+            # A connection that was lost could not be reset or closed on
+            # its way back to the pool: the retry's own line says so.
+            return not msg.startswith(POOL_LOST_CONNECTION)
+        return True
+
+
+def quiet_library_warnings() -> None:
+    """Silence import-time deprecation warnings of the libraries.
+
+    Importing glance_store imports eventlet, which warns that it is
+    deprecated; oslo modules warn about their own futures.  An operator
+    can do nothing about either.  ``PYTHONWARNINGS`` (or ``-W``) still
+    decides for the other warnings when it is set, but never brings back
+    eventlet's: many hosts set ``PYTHONWARNINGS`` for their own reasons,
+    the banner is not a ``DeprecationWarning`` that such a setting would
+    hide, and "error" would stop the import of a store driver.
+    """
+    if not sys.warnoptions:
+        warnings.filterwarnings('ignore', category=DeprecationWarning)
+        warnings.filterwarnings('ignore',
+                                category=PendingDeprecationWarning)
+    # Added last, so they come first: ahead of PYTHONWARNINGS's filters.
+    for message in EVENTLET_WARNINGS:
+        warnings.filterwarnings('ignore', message=message)
+
+
 def register_options(conf: cfg.ConfigOpts) -> None:
     """oslo.log's options on ``conf``, before it reads the files."""
     root = logging.getLogger()
@@ -49,12 +177,6 @@ def register_options(conf: cfg.ConfigOpts) -> None:
     # logging is set up": the terminal is cliff's, so it goes again.
     for handler in root.handlers[len(before):]:
         root.removeHandler(handler)
-
-
-def wanted(conf: cfg.ConfigOpts) -> bool:
-    """Whether the configuration names a log destination."""
-    return bool(conf.log_config_append or conf.log_file or conf.log_dir
-                or conf.use_syslog or conf.use_journal)
 
 
 def setup(conf: cfg.ConfigOpts, terminal: tuple, version: str) -> list:
@@ -67,7 +189,8 @@ def setup(conf: cfg.ConfigOpts, terminal: tuple, version: str) -> list:
         ``log_config_append`` that does not parse, a log file that
         cannot be opened, ``use_journal`` without systemd's bindings).
     """
-    if not wanted(conf):
+    if not (conf.log_config_append or conf.log_file or conf.log_dir
+            or conf.use_syslog or conf.use_journal):
         return []
     root = logging.getLogger()
     kept = list(root.handlers)
@@ -87,30 +210,28 @@ def setup(conf: cfg.ConfigOpts, terminal: tuple, version: str) -> list:
     _restore(root, kept, levels)
     for handler in added:
         handler.addFilter(chosen)
-        handler.setFormatter(MaskedFormatter(handler.formatter))
+        handler.setFormatter(MaskingFormatter(inner=handler.formatter))
         root.addHandler(handler)
     return added
 
 
+def _loggers() -> dict:
+    """Every logger by name, the root under ``''``."""
+    return {'': logging.getLogger(),
+            **{name: logger for name, logger
+               in logging.Logger.manager.loggerDict.items()
+               if isinstance(logger, logging.Logger)}}
+
+
 def _levels() -> dict:
-    """Every logger's own level, the root's under ``''``."""
-    levels = {'': logging.getLogger().level}
-    for name, logger in logging.Logger.manager.loggerDict.items():
-        if isinstance(logger, logging.Logger):
-            levels[name] = logger.level
-    return levels
+    return {name: logger.level for name, logger in _loggers().items()}
 
 
 def _restore(root, handlers, levels) -> None:
     """Put back the terminal's handlers and every logger's level."""
-    for handler in list(root.handlers):
-        root.removeHandler(handler)
-    for handler in handlers:
-        root.addHandler(handler)
-    for name, logger in logging.Logger.manager.loggerDict.items():
-        if isinstance(logger, logging.Logger):
-            logger.setLevel(levels.get(name, logging.NOTSET))
-    root.setLevel(levels[''])
+    root.handlers[:] = handlers
+    for name, logger in _loggers().items():
+        logger.setLevel(levels.get(name, logging.NOTSET))
 
 
 class ConfiguredLevels(logging.Filter):
@@ -135,35 +256,3 @@ class ConfiguredLevels(logging.Filter):
                 return record.levelno >= level
             name = name.rpartition('.')[0]
         return record.levelno >= self.levels['']
-
-
-class MaskedFormatter(logging.Formatter):
-    """oslo.log's formatter, with every credential masked.
-
-    The traceback text is masked where handlers cache it
-    (``record.exc_text``), since the journal sends it as a field of its
-    own.
-
-    :ivar inner: the formatter oslo.log chose (plain, context or JSON).
-    """
-
-    def __init__(self, inner: logging.Formatter | None):
-        super().__init__()
-        self.inner = inner or logging.Formatter()
-
-    def format(self, record):
-        if record.exc_info and not record.exc_text:
-            record.exc_text = self.formatException(record.exc_info)
-        elif record.exc_text:
-            record.exc_text = urls.mask_text(record.exc_text)
-        return urls.mask_text(self.inner.format(record))
-
-    def formatException(self, ei):
-        return urls.mask_text(self.inner.formatException(ei))
-
-
-class NotForTerminal(logging.Filter):
-    """Keep the log-only records (:data:`LOG_ONLY`) off the terminal."""
-
-    def filter(self, record):
-        return not getattr(record, 'log_only', False)

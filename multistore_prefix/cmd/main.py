@@ -13,12 +13,8 @@
 """The ``multistore-prefix`` application (cliff).
 
 Commands are entry points in the ``multistore_prefix.commands`` namespace;
-a new command is a class and one line in setup.cfg.  They reach the
-operator's configuration through the application: ``app.conf`` (an
-``oslo_config.cfg.ConfigOpts`` that has read the ``--config-file`` and
-``--config-dir`` sources, in command-line order) and ``app.location_map``
-(built from it once).  Both are loaded on first use, so ``help`` needs no
-configuration.
+they reach the configuration through ``app.conf`` and ``app.location_map``,
+both loaded on first use, so ``help`` needs no configuration.
 
 Configuration is read only from what the command line names: an operator
 who runs the tool against a copy of a production glance-api.conf must not
@@ -28,20 +24,21 @@ get /etc/glance/glance-api.conf merged in behind their back.
 import argparse
 import importlib.metadata
 import io
+import itertools
 import logging
 import os
 import sys
 
 from cliff import app
+from cliff import commandmanager
 from cliff import help as cliff_help
+from cliff import utils
 from oslo_config import cfg
 
 from multistore_prefix import cmd
-from multistore_prefix.cmd import console
-from multistore_prefix.cmd import helptext
 from multistore_prefix.cmd import logs
-from multistore_prefix.cmd import names
 from multistore_prefix import location_map as lmap
+from multistore_prefix import misconfiguration
 
 COMMAND_NAMESPACE = 'multistore_prefix.commands'
 DISTRIBUTION = 'multistore-prefix'
@@ -53,7 +50,7 @@ the URL prefixes each store owns and tells which store owns a location URL:
 the longest prefix that ends on a path-component boundary.  Credentials in
 URLs are never printed.  Commands are never abbreviated.
 
-{helptext.exit_codes_text(helptext.MAIN_EXIT_CODES)}
+{cmd.exit_codes_text(cmd.MAIN_EXIT_CODES)}
 
 "multistore-prefix help COMMAND" (or COMMAND --help) lists the codes each
 command can return."""
@@ -68,35 +65,17 @@ NO_CONFIG = ('no configuration given: pass --config-file with the '
              'and/or --config-dir DIR; /etc/glance is not read unless named')
 
 
-class _ConfigSource(argparse.Action):
-    """Collect ``--config-file`` and ``--config-dir`` in their given order.
-
-    oslo.config reads sources in command-line order and later ones win, so
-    one ordered list keeps the operator's precedence.
-    """
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        sources = list(getattr(namespace, self.dest, None) or [])
-        sources.append((option_string, values))
-        setattr(namespace, self.dest, sources)
-
-
 def load_config(sources: list[tuple[str, str]],
                 optional: bool = False) -> cfg.ConfigOpts:
     """A ``ConfigOpts`` that has read exactly the given sources.
 
-    :param sources: (``--config-file`` or ``--config-dir``, path) pairs, in
-        command-line order.
-    :param optional: no source is fine (an empty configuration: the
-        embedded defaults).
-    :raises ConfigurationError: no source (unless optional), or one cannot
-        be read or parsed.
+    :param sources: (``--config-file`` or ``--config-dir``, path) pairs in
+        command-line order: oslo.config reads them so, later ones win.
+    :param optional: no source means the embedded defaults, not an error.
     """
     if not sources and not optional:
         raise cmd.ConfigurationError(NO_CONFIG)
-    args = []
-    for option, path in sources:
-        args += [option, path]
+    args = [word for source in sources for word in source]
     conf = cfg.ConfigOpts()
     # oslo.log's options are read from the same files, as glance-manage's.
     logs.register_options(conf)
@@ -108,12 +87,47 @@ def load_config(sources: list[tuple[str, str]],
     return conf
 
 
-class MultistorePrefixApp(app.App):
-    """The ``multistore-prefix`` command.
+def _words(argv: list[str]) -> list[str]:
+    """The words of ``argv`` before its first option."""
+    return list(itertools.takewhile(lambda a: not a.startswith('-'), argv))
 
-    :ivar conf: the operator's configuration, read on first use.
-    :ivar location_map: the stores and their prefixes, built on first use.
+
+class ExactCommands(commandmanager.CommandManager):
+    """Commands by their full name only.
+
+    cliff runs the one command that a prefix names ("b" is backfill), and
+    so a typo of a command that writes would run it.
     """
+
+    def find_command(self, argv):
+        found = _words(argv)
+        for end in range(len(found), 0, -1):
+            name = ' '.join(found[:end])
+            if name in self.commands:
+                return self.commands[name].load(), name, argv[end:]
+        raise ValueError(f'Unknown command {argv!r}')
+
+
+def close_commands(word: str, names: list[str]) -> list[str]:
+    """The commands an unknown word may have meant, best first.
+
+    Those it begins ("b": backfill), else those one or two edits away
+    ("stroes"), compared with the first word of each command; case aside.
+    """
+    word = word.lower()
+    begun = sorted(name for name in names if name.startswith(word))
+    if begun:
+        return begun
+    scored = sorted((utils.damerau_levenshtein(word, name.split()[0],
+                                               utils.COST), name)
+                    for name in names)
+    if not scored or scored[0][0] > max(2, len(word) // 3):
+        return []
+    return [name for score, name in scored if score == scored[0][0]]
+
+
+class MultistorePrefixApp(app.App):
+    """The ``multistore-prefix`` command."""
 
     NAME = 'multistore-prefix'
     LOG = logging.getLogger('multistore_prefix.cmd')
@@ -123,7 +137,7 @@ class MultistorePrefixApp(app.App):
         super().__init__(
             description=DESCRIPTION,
             version=_version(),
-            command_manager=names.ExactCommands(COMMAND_NAMESPACE),
+            command_manager=ExactCommands(COMMAND_NAMESPACE),
             # "multistore-prefix resolve --help" shows resolve's help.
             deferred_help=True,
             **kwargs)
@@ -139,7 +153,7 @@ class MultistorePrefixApp(app.App):
                             argparse_kwargs=None):
         argparse_kwargs = dict(argparse_kwargs or {})
         argparse_kwargs.setdefault('prog', self.NAME)
-        argparse_kwargs.setdefault('formatter_class', helptext.keep_paragraphs(
+        argparse_kwargs.setdefault('formatter_class', cmd.keep_paragraphs(
             argparse.HelpFormatter))
         # cliff names the program after sys.argv[0] in --version ("main"
         # under python -m); redefine the option with the real name.
@@ -149,8 +163,9 @@ class MultistorePrefixApp(app.App):
         parser.add_argument('--version', action='version',
                             version=f'{self.NAME} {version}')
         parser.add_argument(
-            '--config-file', dest='config_sources', action=_ConfigSource,
-            metavar='PATH', default=[],
+            '--config-file', dest='config_sources', action='append',
+            type=lambda path: ('--config-file', path), metavar='PATH',
+            default=[],
             help='The deployment\'s glance-api.conf (oslo.config format). '
                  'Repeatable; later sources override earlier ones.  Needed '
                  'by every command that reads the configuration; nothing is '
@@ -160,8 +175,8 @@ class MultistorePrefixApp(app.App):
                  'swift_store_config_file is looked up next to the '
                  'configuration files (see etc/glance-api.conf).')
         parser.add_argument(
-            '--config-dir', dest='config_sources', action=_ConfigSource,
-            metavar='DIR', default=[],
+            '--config-dir', dest='config_sources', action='append',
+            type=lambda path: ('--config-dir', path), metavar='DIR',
             help='A directory of *.conf files read in name order, like '
                  'glance-api.conf.d.  Repeatable, ordered with '
                  '--config-file.')
@@ -173,17 +188,17 @@ class MultistorePrefixApp(app.App):
         for handler in logging.getLogger().handlers:
             if getattr(handler, 'stream', None) is self.stderr:
                 # -v (and --debug) show tracebacks; the default, none.
-                handler.setFormatter(console.MaskingFormatter(
+                handler.setFormatter(logs.MaskingFormatter(
                     self.CONSOLE_MESSAGE_FORMAT, level_prefix=True,
                     tracebacks=(self.options.verbose_level >= 2
                                 or self.options.debug)))
                 if self.options.verbose_level < 2:
-                    handler.addFilter(console.LibraryChatter())
-                handler.addFilter(logs.NotForTerminal())
+                    handler.addFilter(logs.LibraryChatter())
+                handler.addFilter(logs.not_for_terminal)
             elif (log_file and isinstance(handler, logging.FileHandler)
                     and handler.baseFilename == os.path.abspath(log_file)):
                 handler.setFormatter(
-                    console.MaskingFormatter(self.LOG_FILE_MESSAGE_FORMAT))
+                    logs.MaskingFormatter(self.LOG_FILE_MESSAGE_FORMAT))
         if self.options.verbose_level < 3:
             # -v shows our debug lines; -vv the plugin loaders' too.
             for name in ('stevedore', 'cliff'):
@@ -206,29 +221,19 @@ class MultistorePrefixApp(app.App):
         except cmd.ConfigurationError as exc:
             self._log_error = exc
 
-    # -- what commands use ------------------------------------------------
-
     @property
     def conf(self) -> cfg.ConfigOpts:
-        """The operator's configuration (read on first use).
-
-        :raises ConfigurationError: no ``--config-file``/``--config-dir``,
-            or a source cannot be read.
-        """
+        """The operator's configuration (read on first use)."""
         if self._conf is None:
             self._conf = load_config(self.options.config_sources)
         return self._conf
 
     @property
     def configured(self) -> bool:
-        """The command line names configuration (the operator's)."""
         return bool(self.options.config_sources)
 
     def conf_or_defaults(self) -> cfg.ConfigOpts:
-        """Like :attr:`conf`, but no source means the embedded defaults.
-
-        For the commands that work without configuration (``db sync``).
-        """
+        """Like :attr:`conf`; no source means the embedded defaults."""
         if self._conf is None:
             self._conf = load_config(self.options.config_sources,
                                      optional=True)
@@ -236,11 +241,7 @@ class MultistorePrefixApp(app.App):
 
     @property
     def location_map(self) -> lmap.LocationMap:
-        """The configured stores and their prefixes (built on first use).
-
-        :raises ConfigurationError: a store's type or options are wrong;
-            the message names the store, the option and the fix.
-        """
+        """The configured stores and their prefixes (built on first use)."""
         if self._location_map is None:
             conf = self.conf
             with cmd.config_errors(conf):
@@ -250,8 +251,6 @@ class MultistorePrefixApp(app.App):
                                ', '.join(map(str, entry.prefixes)),
                                extra=logs.LOG_ONLY)
         return self._location_map
-
-    # -- no shell, no guesses, exit codes -----------------------------------
 
     def run(self, argv):
         self._no_command = False
@@ -300,15 +299,17 @@ class MultistorePrefixApp(app.App):
             self.LOG.error(self._unknown_command(named))
             return cmd.EXIT_CONFIG
         result = super().run_subcommand(argv)
-        if result and self._failure is not None:
-            return cmd.exit_code_for(self._failure, result)
+        if result and isinstance(self._failure, cmd.CommandError):
+            return self._failure.exit_code
+        if result and isinstance(self._failure, misconfiguration.ERRORS):
+            return cmd.EXIT_CONFIG
         return result or self.exit_code or 0
 
     def _unknown_command(self, argv: list[str]) -> str:
         if argv[0].startswith('-'):
             return f'unknown option {argv[0]!r}: see {self.NAME} --help'
-        name = ' '.join(names.words(argv))
-        close = names.close_commands(
+        name = ' '.join(_words(argv))
+        close = close_commands(
             argv[0], [known for known, _ in self.command_manager])
         if not close:
             return (f'unknown command {name!r}: {self.NAME} --help lists '
@@ -326,11 +327,10 @@ def _version() -> str:
 
 
 #: For callers that run commands in-process (tests, benchmarks).
-quiet_library_warnings = console.quiet_library_warnings
+quiet_library_warnings = logs.quiet_library_warnings
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the command line; returns the exit code."""
     quiet_library_warnings()
     application = MultistorePrefixApp()
     return application.run(sys.argv[1:] if argv is None else argv)

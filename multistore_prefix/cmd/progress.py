@@ -16,16 +16,17 @@
 A tqdm bar on a terminal, a plain line every :data:`LOG_INTERVAL` seconds
 elsewhere.  The first Ctrl-C or SIGTERM lets the batch in flight finish
 (its connection is cut after :data:`STOP_GRACE` seconds if it does not),
-a second one stops at once.
+a second one stops at once, even inside a database call
+(:func:`_signal_wakeup`).
 """
 
+import contextlib
 import logging
 import os
 import signal
 import threading
 import time
 
-from multistore_prefix.cmd import wakeup
 from multistore_prefix import urls
 
 LOG = logging.getLogger(__name__)
@@ -36,12 +37,54 @@ LOG_INTERVAL = 10.0
 #: SIGTERM before its connection is cut (it rolls back whole).
 STOP_GRACE = 10.0
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+@contextlib.contextmanager
+def _signal_wakeup(watchdog):
+    """Hurry the database watchdog the moment a stop signal arrives.
+
+    Python runs a signal handler only when the main thread returns to the
+    interpreter; a main thread blocked inside a C driver call (libpq
+    waiting on a silent socket) would never see it.  The C-level handler
+    also writes the signal number to a pipe (``signal.set_wakeup_fd``); a
+    thread reading that pipe hurries the watchdog at once, the blocked
+    call fails with a lost connection, and the main thread's handler then
+    runs as usual.
+    """
+    read, write = os.pipe()
+    os.set_blocking(write, False)
+    try:
+        previous = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+    except ValueError:  # not the main thread: nothing to wake
+        os.close(read)
+        os.close(write)
+        yield
+        return
+    threading.Thread(target=_listen, args=(read, watchdog), daemon=True,
+                     name='signal-wakeup').start()
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(previous)
+        os.close(write)  # the listener reads EOF and ends
+
+
+def _listen(read_fd: int, watchdog) -> None:
+    grace = STOP_GRACE
+    try:
+        while received := os.read(read_fd, 64):
+            if set(received) & set(STOP_SIGNALS):
+                watchdog.hurry(grace)
+                grace = 0  # a second stop signal: no grace at all
+    except OSError:
+        pass
+    finally:
+        os.close(read_fd)
+
 
 def run_with_progress(app, job, quiet: bool = False, entries=None):
     """Run a backfill job with progress on ``app``'s stderr.
-
-    SIGTERM or Ctrl-C lets the batch in flight finish (it commits or rolls
-    back whole either way), then stops; a second one stops at once.
 
     :param entries: a revert's changes to undo (``job.run(entries)``); a
         backfill job reads its own.
@@ -50,22 +93,21 @@ def run_with_progress(app, job, quiet: bool = False, entries=None):
     quiet = quiet or app.options.verbose_level == 0
     progress = Progress(app.stderr, quiet)
     job.progress = progress.update
-    signals = (signal.SIGTERM, signal.SIGINT)
-    previous = {signum: signal.getsignal(signum) for signum in signals}
+    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
 
     def again(signum, frame):
         job.abort(grace=0)
         raise KeyboardInterrupt
 
     def first(signum, frame):
-        for each in signals:
+        for each in STOP_SIGNALS:
             signal.signal(each, again)
         job.stop(STOP_GRACE)
-    for signum in signals:
+    for signum in STOP_SIGNALS:
         signal.signal(signum, first)
     report = None
     try:
-        with wakeup.SignalWakeup([job.database.watchdog], STOP_GRACE):
+        with _signal_wakeup(job.database.watchdog):
             if entries is None:
                 progress.start(job.count,
                                background=job.reads_beside_writes())
@@ -110,14 +152,12 @@ class Progress:
         """
         if self.quiet:
             return
-        if count is None:
-            pass
-        elif background:
+        if count is not None and background:
             self._counter = threading.Thread(
                 target=self._count, args=(count,), daemon=True,
                 name='backfill-count')
             self._counter.start()
-        else:
+        elif count is not None:
             self._count(count)
         if _isatty(self.stream):
             import tqdm  # only on a terminal

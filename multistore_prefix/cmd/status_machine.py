@@ -16,17 +16,10 @@ Reads no configuration: the machines are code, the same in every
 deployment.
 """
 
-import argparse
-from collections.abc import Iterable
-from collections.abc import Sequence
-
 from cliff import lister
 
 from multistore_prefix import cmd
-from multistore_prefix.cmd import helptext
 from multistore_prefix.domain import status
-
-COLUMNS = ('from', 'event', 'to')
 
 
 def _quote(name: str) -> str:
@@ -39,8 +32,6 @@ def to_dot(machine_name: str = status.IMAGE) -> str:
 
     The start status is drawn bold, terminal statuses as double circles,
     and each edge is labelled with its event.
-
-    :param machine_name: ``'image'`` or ``'location'``.
     """
     moves = status.transitions(machine_name)
     if machine_name == status.IMAGE:
@@ -66,23 +57,17 @@ def to_dot(machine_name: str = status.IMAGE) -> str:
     return '\n'.join(lines) + '\n'
 
 
-# cliff prints a command's docstring as its help: plain text, no reST.
-class StatusMachine(helptext.HelpWithExitCodes, lister.Lister):
+class StatusMachine(cmd.HelpWithExitCodes, lister.Lister):
     """Print a status machine's transition table, one row per move.
 
     Columns "from", "event" and "to"; --dot FILE also writes the machine
     as a Graphviz dot file (render it with: dot -Tsvg FILE).
     """
 
-    exit_codes = (
-        (cmd.EXIT_OK, helptext.OK_TEXT),
-        (cmd.EXIT_FAILURE, helptext.FAILURE_TEXT),
-        (cmd.EXIT_CONFIG, 'a command-line error, or the --dot file cannot '
-                          'be written'),
-        (cmd.EXIT_INTERRUPTED, helptext.INTERRUPTED_TEXT),
-    )
+    exit_codes = {cmd.EXIT_CONFIG: 'a command-line error, or the --dot file '
+                                   'cannot be written'}
 
-    def get_parser(self, prog_name: str) -> argparse.ArgumentParser:
+    def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
         parser.add_argument(
             '--machine', choices=status.MACHINE_NAMES, default=status.IMAGE,
@@ -93,8 +78,7 @@ class StatusMachine(helptext.HelpWithExitCodes, lister.Lister):
             help='also write the machine to FILE as a Graphviz dot graph')
         return parser
 
-    def take_action(self, parsed_args: argparse.Namespace) -> \
-            tuple[Sequence[str], Iterable[tuple[str, str, str]]]:
+    def take_action(self, parsed_args):
         if parsed_args.dot:
             try:
                 with open(parsed_args.dot, 'w', encoding='utf-8') as out:
@@ -103,5 +87,5 @@ class StatusMachine(helptext.HelpWithExitCodes, lister.Lister):
                 raise cmd.CommandError(
                     f'cannot write the dot file {parsed_args.dot}: '
                     f'{exc.strerror or exc}') from exc
-        return COLUMNS, [tuple(move)
-                         for move in status.transitions(parsed_args.machine)]
+        moves = status.transitions(parsed_args.machine)
+        return ('from', 'event', 'to'), [tuple(move) for move in moves]

@@ -419,8 +419,10 @@ def waiting_for_a_lock(engine, database_server) -> bool:
     query = ("SELECT count(*) FROM pg_stat_activity WHERE datname = "
              "current_database() AND wait_event_type = 'Lock'"
              if database_server.name == 'postgresql' else
-             "SELECT count(*) FROM information_schema.innodb_trx WHERE "
-             "trx_state = 'LOCK WAIT'")
+             "SELECT count(*) FROM information_schema.innodb_trx AS t "
+             "JOIN information_schema.processlist AS p "
+             "ON p.id = t.trx_mysql_thread_id WHERE t.trx_state = "
+             "'LOCK WAIT' AND p.db = DATABASE()")
     # A connection each time: the activity views keep one snapshot a while.
     with engine.connect() as conn:
         return bool(conn.exec_driver_sql(query).scalar())

@@ -57,6 +57,8 @@ EXIT_CODES = {
     'backfill': {0, 1, 2, 130},
     'db sync': {0, 1, 2, 130},
     'demo': {0, 1, 2, 130},
+    'filter check': {0, 2, 4},
+    'upgrade check': {0, 1, 2, 255},
 }
 
 

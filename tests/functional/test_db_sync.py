@@ -25,7 +25,7 @@ import io
 import pytest
 import sqlalchemy as sa
 
-from multistore_prefix.cmd import db_sync as db_cmd
+from multistore_prefix.cmd import db as db_cmd
 from multistore_prefix.db import engine as db_engine
 from multistore_prefix.db import exceptions
 from multistore_prefix.db import migration

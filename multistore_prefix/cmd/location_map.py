@@ -10,16 +10,66 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""``multistore-prefix resolve``: which store owns each location URL."""
+"""``stores`` and ``resolve``: the location map on the command line."""
 
+from cliff import columns
 from cliff import lister
 
 from multistore_prefix import cmd
-from multistore_prefix.cmd import helptext
 from multistore_prefix import urls
 
+#: Formats whose cells are plain text: a list becomes one string there.
+TEXT_FORMATS = ('csv', 'value')
 
-class Resolve(helptext.HelpWithExitCodes, lister.Lister):
+
+class PrefixesColumn(columns.FormattableColumn):
+    """A store's prefixes: one a line in a table, a list in json/yaml."""
+
+    def human_readable(self) -> str:
+        return '\n'.join(self._value)
+
+
+def joined(prefixes: list[str]) -> str:
+    """The prefixes as one cell of csv or value output, space-separated.
+
+    A URL holds no space of its own; a space in a directory name is
+    written ``%20``, so that splitting the cell on spaces is exact.
+    """
+    return ' '.join(prefix.replace(' ', '%20') for prefix in prefixes)
+
+
+class Stores(cmd.HelpWithExitCodes, lister.Lister):
+    """List the configured stores and the location URL prefixes each owns.
+
+    One row per store of [DEFAULT]/enabled_backends, sorted by store id:
+    its type (the part after the colon) and the location URL prefixes
+    computed from its option group.  A prefix owns the URLs below it on a
+    path-component boundary; "*" marks a part that matches anything (an rbd
+    store without fsid, the http store, a multi-tenant swift store).  Two
+    stores that claim the same prefix are reported as a warning on stderr;
+    such URLs stay unresolved.  Credentials are never shown.
+
+    The prefixes column is one prefix a line in a table, a list in json
+    and yaml, and one space-separated string in csv and value (a space
+    inside a directory name is written %20).
+    """
+
+    def take_action(self, parsed_args):
+        stores = self.app.location_map.stores
+        as_text = parsed_args.formatter in TEXT_FORMATS
+        rows = []
+        for store_id in sorted(stores):
+            entry = stores[store_id]
+            prefixes = [urls.mask_url(str(prefix))
+                        for prefix in entry.prefixes]
+            rows.append((
+                store_id,
+                entry.store_entry,
+                joined(prefixes) if as_text else PrefixesColumn(prefixes)))
+        return ('store', 'type', 'prefixes'), rows
+
+
+class Resolve(cmd.HelpWithExitCodes, lister.Lister):
     """Tell which configured store owns each location URL.
 
     One row per URL, in input order: the URL (credentials masked) and the
@@ -36,15 +86,13 @@ class Resolve(helptext.HelpWithExitCodes, lister.Lister):
     check that all locations resolve.
     """
 
-    exit_codes = (
-        (cmd.EXIT_OK, 'every URL got an answer (an empty store is one)'),
-        (cmd.EXIT_FAILURE, helptext.FAILURE_TEXT),
-        (cmd.EXIT_CONFIG, f'{helptext.CONFIG_TEXT} (also when --from-file '
-                          f'cannot be read; nothing on stdout)'),
-        (cmd.EXIT_UNRESOLVED, '--strict: at least one URL has no store '
-                              '(every row is still printed)'),
-        (cmd.EXIT_INTERRUPTED, helptext.INTERRUPTED_TEXT),
-    )
+    exit_codes = {
+        cmd.EXIT_OK: 'every URL got an answer (an empty store is one)',
+        cmd.EXIT_CONFIG: f'{cmd.CONFIG_TEXT} (also when --from-file cannot '
+                         f'be read; nothing on stdout)',
+        cmd.EXIT_UNRESOLVED: '--strict: at least one URL has no store '
+                             '(every row is still printed)',
+    }
 
     def get_parser(self, prog_name):
         parser = super().get_parser(prog_name)
@@ -65,7 +113,7 @@ class Resolve(helptext.HelpWithExitCodes, lister.Lister):
 
     def take_action(self, parsed_args):
         if not parsed_args.urls and parsed_args.from_file is None:
-            raise cmd.InputError(
+            raise cmd.CommandError(
                 'resolve needs URLs: give them as arguments or with '
                 '--from-file FILE ("-" for stdin)')
         stream = self._open(parsed_args.from_file)
@@ -73,14 +121,7 @@ class Resolve(helptext.HelpWithExitCodes, lister.Lister):
         names = ('url', 'store')
         if parsed_args.explain:
             names += ('reason',)
-        self.unresolved = 0
         return names, self._rows(location_map, parsed_args, stream)
-
-    def run(self, parsed_args):
-        status = super().run(parsed_args)
-        if status == cmd.EXIT_OK and parsed_args.strict and self.unresolved:
-            return cmd.EXIT_UNRESOLVED
-        return status
 
     def _open(self, path):
         """The --from-file stream, opened now so that errors come first."""
@@ -93,7 +134,7 @@ class Resolve(helptext.HelpWithExitCodes, lister.Lister):
             # shows as U+FFFD and the URL stays unresolved.
             return open(path, encoding='utf-8', errors='replace')
         except OSError as exc:
-            raise cmd.InputError(
+            raise cmd.CommandError(
                 f'cannot read --from-file {path}: {exc.strerror}') from exc
 
     def _urls(self, parsed_args, stream):
@@ -106,7 +147,7 @@ class Resolve(helptext.HelpWithExitCodes, lister.Lister):
                 if url and not url.startswith('#'):
                     yield url
         except OSError as exc:
-            raise cmd.InputError(
+            raise cmd.CommandError(
                 f'cannot read --from-file {parsed_args.from_file}: '
                 f'{exc.strerror}') from exc
         finally:
@@ -116,8 +157,8 @@ class Resolve(helptext.HelpWithExitCodes, lister.Lister):
     def _rows(self, location_map, parsed_args, stream):
         for url in self._urls(parsed_args, stream):
             store = location_map.resolve(url)
-            if store is None:
-                self.unresolved += 1
+            if store is None and parsed_args.strict:
+                self.app.exit_code = cmd.EXIT_UNRESOLVED
             row = (urls.mask_url(url), store or '')
             if parsed_args.explain:
                 row += (self._reason(location_map, url, store),)

@@ -10,7 +10,7 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""Which database a command uses, said plainly.
+"""Which database a command uses, and ``db sync``, which makes it.
 
 On an operator's configuration the database is ``[database]/connection``
 and nothing else: an unset option is an error, never the embedded default
@@ -21,11 +21,13 @@ its directory; a URL whose driver is not installed names the package.
 
 import os
 
+from cliff import command
 from oslo_config import cfg
 from sqlalchemy import exc as sa_exc
 
 from multistore_prefix import cmd
 from multistore_prefix.db import engine as db_engine
+from multistore_prefix.db import migration
 from multistore_prefix.db import options as db_options
 
 NO_CONNECTION = (
@@ -38,24 +40,14 @@ NO_CONNECTION = (
 INSTALLED_FORMS = 'mysql+pymysql://, postgresql+psycopg2:// or postgresql://'
 
 
-def _raw_at(connection: str) -> bool:
-    """Whether the URL's user name or password holds a raw ``@``."""
-    _, sep, rest = connection.partition('://')
-    return bool(sep) and rest.partition('/')[0].count('@') > 1
-
-
 def open_database(conf: cfg.ConfigOpts, *, operator: bool = True,
                   create: bool = False) -> db_engine.Database:
     """The database a command works on, checked before any connection.
 
-    :param conf: the configuration (the operator's, or the embedded
-        defaults).
-    :param operator: ``conf`` was read from ``--config-file`` or
-        ``--config-dir``: ``[database]/connection`` must be set there.
+    :param operator: ``conf`` is the operator's (not the embedded
+        defaults): ``[database]/connection`` must be set there.
     :param create: the command makes the database (``db sync``): the
         directory of a SQLite file is made.  Otherwise the file must exist.
-    :raises ConfigurationError: the option is unset or not a URL, its
-        driver is not installed, or its SQLite file does not exist.
     """
     with cmd.config_errors(conf):
         if operator:
@@ -84,7 +76,8 @@ def open_database(conf: cfg.ConfigOpts, *, operator: bool = True,
 
 
 def _check_driver(connection: str) -> None:
-    if _raw_at(connection):
+    _, sep, rest = connection.partition('://')
+    if sep and rest.partition('/')[0].count('@') > 1:
         # Never print the value: the '@' is in the password, most often.
         raise cmd.ConfigurationError(
             "[database]/connection: the user name or password holds a raw "
@@ -111,3 +104,62 @@ def _check_driver(connection: str) -> None:
             f'[database]/connection: {scheme}:// needs the Python module '
             f'{module}, which is not installed: pip install "{package}" '
             f'(or use {INSTALLED_FORMS}, which work as installed)')
+
+
+def check_schema(database) -> None:
+    """The database holds Glance's image tables, with every column read."""
+    with database.reader() as conn:
+        state = migration.inspect_schema(conn)
+        missing = ([] if state.owner == migration.OWNER_EMPTY
+                   else migration.missing_columns(conn))
+    if state.owner == migration.OWNER_EMPTY:
+        raise cmd.CommandError(
+            f'{database.safe_url} has no image tables: point '
+            f'[database]/connection at Glance\'s database, or run '
+            f'"multistore-prefix db sync" for the embedded default')
+    if missing:
+        raise cmd.CommandError(
+            f'{database.safe_url} is not a Glance database: it lacks '
+            f'{", ".join(missing)}; point [database]/connection at '
+            f'Glance\'s database (the one glance-api.conf names)')
+
+
+class DbSync(cmd.HelpWithExitCodes, command.Command):
+    """Create or upgrade multistore-prefix's own database schema.
+
+    The database is [database]/connection of the configuration given with
+    --config-file or --config-dir (there it must be set); without any
+    configuration, the embedded SQLite file state/multistore-prefix.sqlite
+    (the state directory is $MSP_STATE_DIR when set).  The schema is
+    Glance's image tables plus unique constraints that hold on SQLite,
+    PostgreSQL and MariaDB/MySQL.  A database whose schema Glance manages
+    (Glance's alembic_version or migrate_version table is there) is
+    refused with nothing changed: the tool only ever reads and updates
+    rows of such a database.
+    """
+
+    exit_codes = {
+        cmd.EXIT_OK: 'the schema is created, upgraded or already current',
+        cmd.EXIT_FAILURE: 'a database error (it cannot be reached) or an '
+                          'unexpected error',
+        cmd.EXIT_CONFIG: f'{cmd.CONFIG_TEXT} (also: the database is '
+                         f'Glance\'s, or a newer multistore-prefix made it; '
+                         f'nothing was changed)',
+    }
+
+    def take_action(self, parsed_args):
+        database = open_database(self.app.conf_or_defaults(),
+                                 operator=self.app.configured, create=True)
+        try:
+            with cmd.database_errors(f'cannot connect to {database.safe_url}'):
+                before = migration.current_revision(database)
+            after = migration.sync(database)
+        finally:
+            database.dispose()
+        if before == after:
+            what = f'already at revision {after}'
+        elif before is None:
+            what = f'created at revision {after}'
+        else:
+            what = f'upgraded from revision {before} to {after}'
+        self.app.stdout.write(f'{database.safe_url}: schema {what}\n')

@@ -15,7 +15,7 @@
 import logging
 import sys
 
-from multistore_prefix.cmd import console
+from multistore_prefix.cmd import logs
 
 
 def record(name, level, msg, error=None):
@@ -32,8 +32,8 @@ LOST = ConnectionError("(2013, 'Lost connection to MySQL server')\nmore")
 
 
 def test_without_tracebacks_the_error_closes_the_line():
-    formatter = console.MaskingFormatter('%(message)s', level_prefix=True,
-                                         tracebacks=False)
+    formatter = logs.MaskingFormatter('%(message)s', level_prefix=True,
+                                      tracebacks=False)
     line = formatter.format(record(
         'x', logging.ERROR, 'copying mysql://u:s3cret@db/glance failed',
         LOST))
@@ -43,7 +43,7 @@ def test_without_tracebacks_the_error_closes_the_line():
 
 
 def test_with_tracebacks_the_traceback_is_kept_and_masked():
-    formatter = console.MaskingFormatter('%(message)s')
+    formatter = logs.MaskingFormatter('%(message)s')
     line = formatter.format(record(
         'x', logging.ERROR, 'failed', ValueError('mysql://u:s3cret@db/g')))
     assert 'Traceback (most recent call last)' in line
@@ -51,7 +51,7 @@ def test_with_tracebacks_the_traceback_is_kept_and_masked():
 
 
 def test_the_pools_errors_on_a_lost_connection_are_left_out():
-    chatter = console.LibraryChatter()
+    chatter = logs.LibraryChatter()
     for message in ('Exception during reset or similar',
                     'Exception closing connection %r'):
         assert not chatter.filter(record('sqlalchemy.pool.impl.QueuePool',

@@ -15,7 +15,7 @@
 import io
 import threading
 
-from multistore_prefix.cmd import backfill as backfill_cmd
+from multistore_prefix.cmd import progress as progress_mod
 
 
 def lines(stream):
@@ -32,7 +32,7 @@ def test_the_count_runs_beside_the_backfill():
         return 30
 
     stream = io.StringIO()
-    progress = backfill_cmd._Progress(stream, quiet=False)
+    progress = progress_mod.Progress(stream, quiet=False)
     progress.start(slow_count)
     assert counting.wait(10)
     # Batches go on while the count is still running: no total yet.
@@ -51,7 +51,7 @@ def test_the_count_runs_beside_the_backfill():
 def test_a_run_that_ends_first_waits_for_its_total():
     release = threading.Event()
     stream = io.StringIO()
-    progress = backfill_cmd._Progress(stream, quiet=False)
+    progress = progress_mod.Progress(stream, quiet=False)
     progress.start(lambda: release.wait(10) and 5)
     progress.update(5)
     threading.Timer(0.1, release.set).start()
@@ -61,7 +61,7 @@ def test_a_run_that_ends_first_waits_for_its_total():
 
 def test_a_stopped_run_does_not_wait_for_the_count():
     release = threading.Event()
-    progress = backfill_cmd._Progress(io.StringIO(), quiet=False)
+    progress = progress_mod.Progress(io.StringIO(), quiet=False)
     progress.start(lambda: release.wait(10) and 5)
     progress.close(wait=False)
     assert progress._counter.is_alive() and progress.total is None
@@ -73,9 +73,9 @@ def test_a_failed_count_leaves_progress_without_a_total():
         raise RuntimeError('connection lost')
 
     stream = io.StringIO()
-    progress = backfill_cmd._Progress(stream, quiet=False)
+    progress = progress_mod.Progress(stream, quiet=False)
     progress.start(broken)
-    progress.last -= backfill_cmd.LOG_INTERVAL  # a line is due
+    progress.last -= progress_mod.LOG_INTERVAL  # a line is due
     progress._counter.join(10)
     progress.update(7)
     progress.close()
@@ -87,7 +87,7 @@ def test_a_failed_count_leaves_progress_without_a_total():
 def test_counted_first_when_reads_would_hold_off_writes():
     calls = []
     stream = io.StringIO()
-    progress = backfill_cmd._Progress(stream, quiet=False)
+    progress = progress_mod.Progress(stream, quiet=False)
     progress.start(lambda: calls.append(threading.current_thread().name)
                    or 4, background=False)
     assert calls == [threading.current_thread().name]
@@ -97,7 +97,7 @@ def test_counted_first_when_reads_would_hold_off_writes():
 
 
 def test_quiet_never_counts():
-    progress = backfill_cmd._Progress(io.StringIO(), quiet=True)
+    progress = progress_mod.Progress(io.StringIO(), quiet=True)
     progress.start(lambda: 1 / 0)
     progress.update(3)
     progress.close()
