@@ -13,11 +13,10 @@
 
 """The bottom of the stack: images in the database.
 
-:class:`ImageRepo` turns rows into :class:`~multistore_prefix.domain.image.
-Image` objects and :class:`~multistore_prefix.domain.diff.ImageChanges` into
+:class:`ImageRepo` turns rows into images and the distinction layer's
+:class:`~multistore_prefix.domain.distinction.ImageChanges` into
 compare-and-swap writes, one transaction per call.  It never decides what
-changed: its ``save`` is handed the changes (by the distinction layer) and
-writes exactly those.
+changed: ``save`` writes exactly the changes it is handed.
 """
 
 import copy
@@ -28,7 +27,6 @@ from oslo_utils import timeutils
 
 from multistore_prefix.db import api
 from multistore_prefix.db import engine as db_engine
-from multistore_prefix.domain import diff
 from multistore_prefix.domain import exceptions
 from multistore_prefix.domain import image as image_mod
 from multistore_prefix.domain import status
@@ -44,9 +42,8 @@ _retry_on_deadlock = oslo_db_api.wrap_db_retry(
 class ImageRepo:
     """Images stored in Glance's tables.
 
-    :ivar database: the :class:`~multistore_prefix.db.engine.Database`.
-    :ivar context: the request context; one with a true ``read_only``
-        attribute (oslo.context's) may read but never write.
+    Every write raises ``Forbidden`` when the database is read-only or the
+    ``context`` has a true ``read_only`` attribute (oslo.context's).
     """
 
     def __init__(self, database: db_engine.Database, context: Any = None):
@@ -54,10 +51,7 @@ class ImageRepo:
         self.context = context
 
     def get(self, image_id: str) -> image_mod.Image:
-        """The live image ``image_id``.
-
-        :raises NotFound: no such image, or it is deleted.
-        """
+        """:raises NotFound: no such image, or it is deleted."""
         with self.database.reader() as conn:
             return _to_image(api.image_get(conn, image_id))
 
@@ -77,7 +71,6 @@ class ImageRepo:
             (its caller stopped waiting), nothing is written.
         :returns: the batch decided on the first read, its ``writes`` the
             ones written (``None`` when ``proceed`` said no).
-        :raises Forbidden: the context or the database is read-only.
         :raises Busy: another transaction holds one of the rows: nothing
             was written (nor waited for).
         """
@@ -100,7 +93,6 @@ class ImageRepo:
         :param rewrites: :class:`~multistore_prefix.deciding.Rewrite` rows.
         :returns: the rewrites that another writer got to first (each is
             left as that writer left it).
-        :raises Forbidden: the context or the database is read-only.
         """
         self._check_writable()
         now = timeutils.utcnow()
@@ -121,12 +113,8 @@ class ImageRepo:
     def list(self, filters: Mapping[str, Any] | None = None,
              marker: str | None = None,
              limit: int | None = None) -> list[image_mod.Image]:
-        """Live images ordered by id.
-
-        :param filters: attribute -> value, equality.
-        :param marker: start after this image id.
-        :param limit: at most this many images.
-        """
+        """Live images ordered by id, ``filters`` by equality, after the
+        image id ``marker``."""
         filters = {('id' if k == 'image_id' else k): v
                    for k, v in (filters or {}).items()}
         with self.database.reader() as conn:
@@ -137,7 +125,6 @@ class ImageRepo:
         """Insert a new image; its new locations get their row ``id``.
 
         :raises Duplicate: the image id exists already.
-        :raises Forbidden: the context or the database is read-only.
         """
         self._check_writable()
         values = {'id': image.image_id, 'created_at': image.created_at,
@@ -150,7 +137,7 @@ class ImageRepo:
             location['id'] = location_id
 
     def save(self, image: image_mod.Image,
-             changes: diff.ImageChanges) -> None:
+             changes) -> None:
         """Write ``changes`` of ``image``, all or nothing.
 
         Locations whose metadata was merged with another writer's keys get
@@ -159,7 +146,6 @@ class ImageRepo:
         :raises Conflict: another writer changed what a change was based
             on; nothing was written.
         :raises Duplicate: an added property, tag or location exists.
-        :raises Forbidden: the context or the database is read-only.
         """
         if not changes:
             return
@@ -186,7 +172,6 @@ class ImageRepo:
         """Soft-delete the image with its properties, tags and locations.
 
         :raises NotFound: it is gone already.
-        :raises Forbidden: the context or the database is read-only.
         """
         self._check_writable()
         self._destroy(image.image_id, timeutils.utcnow())
@@ -220,7 +205,7 @@ class ImageRepo:
             api.image_destroy(conn, image_id, now)
 
     @_retry_on_deadlock
-    def _apply(self, changes: diff.ImageChanges, now):
+    def _apply(self, changes, now):
         image_id = changes.image_id
         merged, ids = {}, []
         with self.database.writer() as conn:

@@ -36,7 +36,7 @@ _FAULTS = (deciding.BAD_METADATA, deciding.BAD_LOCATION,
            deciding.INVALID_STORE, deciding.TOO_LONG)
 
 
-class ImageRepoProxy(proxy.Repo):
+class ImageRepoProxy(proxy.Proxy):
     """Gives legacy locations their store on ``get``; writes only that.
 
     :ivar base: the repository below (the distinction layer).

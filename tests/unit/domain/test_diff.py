@@ -12,9 +12,9 @@
 
 
 """The difference between two states of an image: multistore_prefix/domain/
-diff.py."""
+distinction.py."""
 
-from multistore_prefix.domain import diff
+from multistore_prefix.domain import distinction
 from multistore_prefix.domain import image as image_mod
 
 
@@ -30,9 +30,9 @@ def _image(**kwargs):
 
 def _changes(edit):
     image = _image()
-    before = diff.ImageState.capture(image)
+    before = distinction.ImageState.capture(image)
     edit(image)
-    return diff.compute(before, diff.ImageState.capture(image))
+    return distinction.compute(before, distinction.ImageState.capture(image))
 
 
 def test_nothing_changed():
@@ -41,7 +41,7 @@ def test_nothing_changed():
 
 def test_capture_is_a_deep_copy():
     image = _image()
-    state = diff.ImageState.capture(image)
+    state = distinction.ImageState.capture(image)
     image.locations[0]['metadata']['k'] = 'changed'
     image.extra_properties['foo'] = 'changed'
     assert state.locations[0].metadata == {'k': 'v'}
@@ -83,9 +83,9 @@ def test_location_metadata_and_status():
         image.locations[1]['status'] = 'pending_delete'
     changes = _changes(edit)
     assert changes.locations_updated == [
-        diff.LocationUpdate(0, 1, 'file:///a',
+        distinction.LocationUpdate(0, 1, 'file:///a',
                             ({'k': 'v'}, {'k': 'v', 'store': 'fast'}), None),
-        diff.LocationUpdate(1, 2, 'file:///b', None,
+        distinction.LocationUpdate(1, 2, 'file:///b', None,
                             ('active', 'pending_delete'))]
 
 
@@ -112,7 +112,7 @@ def test_rebuilt_location_list_keeps_identity_by_url():
     changes = _changes(edit)
     assert not changes.locations_added and not changes.locations_removed
     assert changes.locations_updated == [
-        diff.LocationUpdate(0, 2, 'file:///b', ({}, {'store': 's'}), None)]
+        distinction.LocationUpdate(0, 2, 'file:///b', ({}, {'store': 's'}), None)]
 
 
 def test_changed_url_of_a_row_is_rewritten_in_place():
@@ -120,7 +120,7 @@ def test_changed_url_of_a_row_is_rewritten_in_place():
         image.locations[0]['url'] = 'file:///moved'
     changes = _changes(edit)
     assert not changes.locations_removed and not changes.locations_added
-    assert changes.locations_updated == [diff.LocationUpdate(
+    assert changes.locations_updated == [distinction.LocationUpdate(
         0, 1, 'file:///moved', None, None, ('file:///a', 'file:///moved'))]
 
 
