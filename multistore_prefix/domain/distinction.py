@@ -168,9 +168,11 @@ def _differs(old, new) -> bool:
 
 
 class ImageProxy(proxy.Proxy):
-    """An image and its ``snapshot`` as read or last saved (``None``: a new
-    image not added yet); every other attribute, read or written, is the
-    image's."""
+    """An image and its ``snapshot`` as read or last saved.
+
+    ``snapshot`` is ``None`` for a new image not added yet; every other
+    attribute, read or written, is the image's.
+    """
 
     _own = frozenset(('base', 'snapshot'))
 

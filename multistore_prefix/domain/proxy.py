@@ -15,8 +15,7 @@ layer below (as Glance's ``domain/proxy.py`` does)."""
 
 
 class Proxy:
-    """A layer over ``base``: every attribute it does not define is
-    ``base``'s."""
+    """A layer over ``base``: what it does not define is ``base``'s."""
 
     _own = frozenset(('base',))
 

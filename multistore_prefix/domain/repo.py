@@ -113,8 +113,7 @@ class ImageRepo:
     def list(self, filters: Mapping[str, Any] | None = None,
              marker: str | None = None,
              limit: int | None = None) -> list[image_mod.Image]:
-        """Live images ordered by id, ``filters`` by equality, after the
-        image id ``marker``."""
+        """Live images by id, ``filters`` by equality, after ``marker``."""
         filters = {('id' if k == 'image_id' else k): v
                    for k, v in (filters or {}).items()}
         with self.database.reader() as conn:

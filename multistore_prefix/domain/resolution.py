@@ -37,11 +37,7 @@ _FAULTS = (deciding.BAD_METADATA, deciding.BAD_LOCATION,
 
 
 class ImageRepoProxy(proxy.Proxy):
-    """Gives legacy locations their store on ``get``; writes only that.
-
-    :ivar base: the repository below (the distinction layer).
-    :ivar decider: the :class:`~multistore_prefix.deciding.Decider`.
-    """
+    """Gives legacy locations their store on ``get``; writes only that."""
 
     def __init__(self, base, decider: deciding.Decider):
         super().__init__(base)
@@ -50,10 +46,9 @@ class ImageRepoProxy(proxy.Proxy):
     def get(self, image_id: str):
         """The image, its live locations given their store.
 
-        Writing the stores is best effort: when the caller may not write
-        (:class:`~multistore_prefix.db.exceptions.Forbidden`) or another
-        writer holds the rows, the image is returned resolved in memory
-        all the same (and a save by a caller who may writes that).
+        Writing the stores is best effort: when the caller may not write or
+        another writer holds the rows, the image is returned resolved in
+        memory all the same (and a save by a caller who may writes that).
         """
         decided = []
         try:
@@ -79,10 +74,8 @@ class ImageRepoProxy(proxy.Proxy):
                        ) -> deciding.Batch | None:
         """Give ``image_id``'s live locations their store, by their rows.
 
-        Each row is decided on its metadata text (``decider``) and written
-        compare-and-swap by the repository; the URLs no prefix owns go to
-        the stores' backends.  An image whose locations need nothing
-        costs one read of its location rows.
+        The URLs no prefix owns go to the stores' backends.  An image whose
+        locations need nothing costs one read of its location rows.
 
         :param proceed: asked before anything is written; when it says no
             (its caller stopped waiting), nothing is.
@@ -111,7 +104,6 @@ class ImageRepoProxy(proxy.Proxy):
 
 
 def _in_memory(image, changes: list) -> None:
-    """Give ``image``'s locations the stores decided (not written)."""
     locations = {location.get('id'): location
                  for location in image.locations}
     for change in changes:

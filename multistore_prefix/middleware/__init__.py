@@ -12,30 +12,18 @@
 
 """The glance-api filter: resolve the image a request names, before Glance.
 
-A Paste Deploy filter for glance-api's pipeline (``filter_factory``, also
-the ``paste.filter_factory`` entry point ``multistore_prefix``)::
+A Paste Deploy filter (``filter_factory``, also the ``paste.filter_factory``
+entry point ``multistore_prefix``).  For every request whose path names one
+image (``/v2/images/{id}`` and below, ``/v2/cache/{id}``) it decides that
+image's live location rows with the backfill's rules as Glance would read
+them (:mod:`multistore_prefix.deciding`, ``glance_rules``) and writes the
+stores compare-and-swap; then Glance's own rule (first ``startswith``
+wins, then a whole-image save) finds nothing to do.  After a request that
+may add locations it checks again, once Glance has answered and before the
+response goes out, since Glance's rule labels every location it adds.
 
-    [filter:multistore_prefix]
-    paste.filter_factory = multistore_prefix.middleware:filter_factory
-
-For every request whose path names one image (``/v2/images/{id}`` and
-everything below it, ``/v2/cache/{id}``), it reads that image's live
-location rows through the gateway's repository and decides each with the
-backfill's rules, as Glance would read it (:mod:`multistore_prefix.
-deciding`, ``glance_rules``): a location without a store, with one no
-longer enabled or one Glance's rule would replace, gets the store that
-owns its URL, and (``fix_wrong_stores``) one that names a store which
-certainly does not hold it gets the owner's.  Only ``meta_data`` and
-``updated_at`` of those rows are written, compare-and-swap.  Then it hands
-the request to Glance unchanged, and Glance's own rule (first
-``startswith`` wins, then a whole-image save) finds nothing to do.  After
-a request that may add or replace locations (``PATCH``, ``POST``,
-``PUT``), it checks the image again once Glance has answered, before the
-response goes out: Glance's rule labels every location it adds.
-
-It reads glance-api's own configuration (the global ``cfg.CONF`` Glance
-has parsed), its options in ``[multistore_prefix]``
-(:mod:`multistore_prefix.middleware.options`).  It never breaks a request:
+Its options are in ``[multistore_prefix]`` of glance-api.conf, read from
+the global ``cfg.CONF`` Glance has parsed.  It never breaks a request:
 whatever fails is one log line, and the request goes on.
 """
 
@@ -73,11 +61,7 @@ def image_id_of(environ: dict) -> str | None:
 
 
 class ResolveFilter:
-    """The WSGI middleware.
-
-    :ivar app: the next application of the pipeline.
-    :ivar conf: glance-api's configuration.
-    """
+    """The WSGI middleware over ``app``, on glance-api's ``conf``."""
 
     def __init__(self, app, conf: cfg.ConfigOpts | None = None):
         self.app = app

@@ -69,13 +69,7 @@ def green_threads() -> bool:
 
 
 class Worker:
-    """Resolves images named by requests, for one process.
-
-    :ivar pid: the process it belongs to.
-    :ivar gateway: the :class:`~multistore_prefix.gateway.Gateway` on
-        glance-api's configuration.
-    :ivar timeout: seconds a request waits for its resolution.
-    """
+    """Resolves images named by requests, for one process."""
 
     def __init__(self, gateway: gateway_mod.Gateway, timeout: float,
                  max_running: int = MAX_RUNNING,
@@ -92,11 +86,10 @@ class Worker:
 
     @classmethod
     def from_config(cls, conf: cfg.ConfigOpts) -> 'Worker | None':
-        """The worker for glance-api's configuration, or ``None``.
+        """The worker, or ``None``; never raises.
 
-        ``None`` when there is nothing to do (a single store) or the
-        configuration does not let it work; one log line says which.
-        Never raises: a filter that cannot work passes requests through.
+        ``None``: a single store, or a configuration it cannot work with;
+        one log line says which.
         """
         try:
             return cls._build(conf)
@@ -141,8 +134,8 @@ class Worker:
     def resolve(self, image_id: str, context=None) -> None:
         """Give ``image_id``'s legacy locations their store; never raises.
 
-        Waits at most :attr:`timeout`; whatever goes wrong is one log line
-        (the traceback at debug level) and the request goes on.
+        Waits at most ``timeout``; whatever goes wrong is one log line (the
+        traceback at debug level) and the request goes on.
         """
         started = time.monotonic()
         if green_threads() and not self._may_write(image_id, context):
@@ -194,14 +187,13 @@ class Worker:
         green threads even when there is nothing to write, and what runs
         meanwhile (Glance's cache prefetcher) changes what the request
         finds: the read is done in the request's own green thread, and the
-        pool is used only for an image that may need a write.  Never
-        raises: a failure says yes, and the pool's path reports it.
+        pool is used only for an image that may need a write.  A failure
+        says yes, and the pool's path reports it.
         """
         wanted = []
         try:
-            batch = self.gateway.get_repo(context).resolve_stores(
-                image_id, self.decider(),
-                proceed=lambda: wanted.append(True) and False)
+            batch = self._resolve_stores(
+                image_id, context, lambda: wanted.append(True) and False)
         except domain_exc.NotFound:
             return False
         except Exception:
@@ -212,9 +204,8 @@ class Worker:
 
     def _resolve(self, image_id, context, given_up):
         try:
-            batch = self.gateway.get_repo(context).resolve_stores(
-                image_id, self.decider(),
-                proceed=lambda: not given_up.is_set())
+            batch = self._resolve_stores(image_id, context,
+                                         lambda: not given_up.is_set())
             if batch is not None:
                 self._log_left(batch)
         except domain_exc.NotFound as exc:
@@ -230,6 +221,10 @@ class Worker:
                      image_id)
         finally:
             self._slots.release()
+
+    def _resolve_stores(self, image_id, context, proceed):
+        return self.gateway.get_repo(context).resolve_stores(
+            image_id, self.decider(), proceed=proceed)
 
     def _log_left(self, batch) -> None:
         """One line for each row left alone, once per process."""
@@ -251,6 +246,5 @@ class Worker:
                         urls.mask_url(url), reason, urls.mask_text(detail))
 
     def close(self) -> None:
-        """Stop the threads and release the connections."""
         self._pool.shutdown(wait=False)
         self.gateway.close()

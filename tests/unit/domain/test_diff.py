@@ -83,10 +83,11 @@ def test_location_metadata_and_status():
         image.locations[1]['status'] = 'pending_delete'
     changes = _changes(edit)
     assert changes.locations_updated == [
-        distinction.LocationUpdate(0, 1, 'file:///a',
-                            ({'k': 'v'}, {'k': 'v', 'store': 'fast'}), None),
+        distinction.LocationUpdate(
+            0, 1, 'file:///a', ({'k': 'v'}, {'k': 'v', 'store': 'fast'}),
+            None),
         distinction.LocationUpdate(1, 2, 'file:///b', None,
-                            ('active', 'pending_delete'))]
+                                   ('active', 'pending_delete'))]
 
 
 def test_locations_added_and_removed():
@@ -112,7 +113,8 @@ def test_rebuilt_location_list_keeps_identity_by_url():
     changes = _changes(edit)
     assert not changes.locations_added and not changes.locations_removed
     assert changes.locations_updated == [
-        distinction.LocationUpdate(0, 2, 'file:///b', ({}, {'store': 's'}), None)]
+        distinction.LocationUpdate(0, 2, 'file:///b', ({}, {'store': 's'}),
+                                   None)]
 
 
 def test_changed_url_of_a_row_is_rewritten_in_place():
