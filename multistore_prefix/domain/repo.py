@@ -120,6 +120,7 @@ class ImageRepo:
             return [_to_image(row) for row in api.image_get_all(
                 conn, filters=filters, marker=marker, limit=limit)]
 
+    @_retry_on_deadlock
     def add(self, image: image_mod.Image) -> None:
         """Insert a new image; its new locations get their row ``id``.
 
@@ -130,13 +131,15 @@ class ImageRepo:
                   'updated_at': image.updated_at}
         values.update((name, getattr(image, name))
                       for name in image_mod.COLUMN_ATTRIBUTES)
-        ids = self._create(values, dict(image.extra_properties),
-                           sorted(image.tags), copy.deepcopy(image.locations))
+        with self.database.writer() as conn:
+            ids = api.image_create(
+                conn, values, dict(image.extra_properties),
+                sorted(image.tags), copy.deepcopy(image.locations),
+                timeutils.utcnow())
         for location, location_id in zip(image.locations, ids):
             location['id'] = location_id
 
-    def save(self, image: image_mod.Image,
-             changes) -> None:
+    def save(self, image: image_mod.Image, changes) -> None:
         """Write ``changes`` of ``image``, all or nothing.
 
         Locations whose metadata was merged with another writer's keys get
@@ -167,13 +170,15 @@ class ImageRepo:
         if changes.columns:
             image.updated_at = now
 
+    @_retry_on_deadlock
     def remove(self, image: image_mod.Image) -> None:
         """Soft-delete the image with its properties, tags and locations.
 
         :raises NotFound: it is gone already.
         """
         self._check_writable()
-        self._destroy(image.image_id, timeutils.utcnow())
+        with self.database.writer() as conn:
+            api.image_destroy(conn, image.image_id, timeutils.utcnow())
 
     def _check_writable(self):
         if getattr(self.context, 'read_only', False):
@@ -191,17 +196,6 @@ class ImageRepo:
             api.set_location_metadata(conn, writes, timeutils.utcnow(),
                                       locked=True)
         return writes
-
-    @_retry_on_deadlock
-    def _create(self, values, properties, tags, locations):
-        with self.database.writer() as conn:
-            return api.image_create(conn, values, properties, tags,
-                                    locations, timeutils.utcnow())
-
-    @_retry_on_deadlock
-    def _destroy(self, image_id, now):
-        with self.database.writer() as conn:
-            api.image_destroy(conn, image_id, now)
 
     @_retry_on_deadlock
     def _apply(self, changes, now):

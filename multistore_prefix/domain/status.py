@@ -21,9 +21,9 @@ name of the event that causes it; ``deleted`` is terminal in both machines.
 Thread safety: the two automaton machines are built once at import, frozen,
 and never initialized nor fed.  :func:`next_status` reads an immutable table
 derived from them, so any number of threads may call it.
-:func:`image_machine` and :func:`location_machine` hand out shallow copies
-that share the frozen tables and each have their own current state: one copy
-per thread, as automaton's ``process_event`` reads then writes the state.
+:func:`machine` hands out shallow copies that share the frozen tables and
+each have their own current state: one copy per thread, as automaton's
+``process_event`` reads then writes the state.
 """
 
 from collections.abc import Callable
@@ -317,25 +317,16 @@ def _spec(machine_name: str) -> _Spec:
                          f'of: {", ".join(MACHINE_NAMES)}') from None
 
 
-def _copy(machine_name: str, start_state: str) -> machines.FiniteMachine:
-    machine = _spec(machine_name).machine.copy(shallow=True)
-    machine.initialize(start_state)
-    return machine
-
-
-def image_machine(start_state: str = IMAGE_START) -> machines.FiniteMachine:
-    """A fresh automaton machine for image status, in ``start_state``.
+def machine(machine_name: str = IMAGE,
+            start_state: str | None = None) -> machines.FiniteMachine:
+    """A fresh automaton machine, in ``start_state`` (default: the start).
 
     It knows the moves but not the guards, which :func:`next_status`
     applies; automaton refuses a terminal ``start_state``.
     """
-    return _copy(IMAGE, start_state)
-
-
-def location_machine(start_state: str = LOCATION_START) -> \
-        machines.FiniteMachine:
-    """A fresh automaton machine for location status, in ``start_state``."""
-    return _copy(LOCATION, start_state)
+    fresh = _spec(machine_name).machine.copy(shallow=True)
+    fresh.initialize(start_state)
+    return fresh
 
 
 def guarded(machine_name: str = IMAGE) -> list[tuple[str, str]]:
