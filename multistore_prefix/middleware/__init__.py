@@ -102,7 +102,6 @@ class Worker:
     def __init__(self, gateway: gateway_mod.Gateway, timeout: float,
                  max_running: int = MAX_RUNNING,
                  strip_s3_credentials: bool = False):
-        self.pid = os.getpid()
         self.gateway = gateway
         self.timeout = timeout
         self.decider = lambda: gateway.get_decider(
