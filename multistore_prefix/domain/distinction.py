@@ -190,10 +190,7 @@ class ImageProxy(proxy.Proxy):
         return f'<ImageProxy {self.base!r}>'
 
     def changes(self) -> ImageChanges:
-        """What a save would write now.
-
-        :raises NotSnapshotted: the image was never read nor added.
-        """
+        """What a save would write now."""
         if self.snapshot is None:
             raise exceptions.NotSnapshotted(self.base.image_id)
         return compute(self.snapshot, ImageState.capture(self.base))
@@ -227,9 +224,8 @@ class ImageRepoProxy(proxy.Proxy):
         :param from_state: Glance's argument: the status the image must
             still have for a status change to be written (by default, the
             status read).
-        :returns: the changes written (when empty, nothing at all was sent
-            to the database).
-        :raises NotSnapshotted: ``image`` did not come from this repository.
+        :returns: the changes written (when empty, nothing was sent to the
+            database).
         :raises Conflict: another writer changed an attribute this save
             changes; nothing was written.
         """

@@ -82,8 +82,17 @@ class ImageRepo:
         if proceed is not None and not proceed():
             return None
         self._check_writable()
-        batch.writes = self._write_decided(
-            image_id, decide, [w.location_id for w in batch.writes])
+        # Never waits for a lock (nor retries): rows another writer holds
+        # are that writer's to write (a backfill batch, Glance's save).
+        with self.database.writer() as conn:
+            current = api.lock_location_rows(
+                conn, [w.location_id for w in batch.writes], nowait=True)
+            writes = decide([(location_id, image_id, row.url, row.text)
+                             for location_id, row in sorted(current.items())
+                             if row.live]).writes
+            api.set_location_metadata(conn, writes, timeutils.utcnow(),
+                                      locked=True)
+        batch.writes = writes
         return batch
 
     @_retry_on_deadlock
@@ -183,19 +192,6 @@ class ImageRepo:
     def _check_writable(self):
         if getattr(self.context, 'read_only', False):
             raise exceptions.Forbidden('read-only request context')
-
-    def _write_decided(self, image_id, decide, location_ids):
-        # Never waits for a lock (nor retries): rows another writer holds
-        # are that writer's to write (a backfill batch, Glance's save).
-        with self.database.writer() as conn:
-            current = api.lock_location_rows(conn, location_ids,
-                                             nowait=True)
-            writes = decide([(location_id, image_id, row.url, row.text)
-                             for location_id, row in sorted(current.items())
-                             if row.live]).writes
-            api.set_location_metadata(conn, writes, timeutils.utcnow(),
-                                      locked=True)
-        return writes
 
     @_retry_on_deadlock
     def _apply(self, changes, now):

@@ -19,7 +19,7 @@ decided on its metadata text by the one rule engine (:class:`~
 multistore_prefix.deciding.Decider`, the backfill's and the filter's) and
 written compare-and-swap, ``meta_data`` alone, before the image is read.
 A caller who may not write (or whose rows another writer holds) still
-gets the resolved image, in memory.
+gets the resolved image, in memory, and a save by one who may writes it.
 """
 
 import logging
@@ -44,12 +44,7 @@ class ImageRepoProxy(proxy.Proxy):
         self.decider = decider
 
     def get(self, image_id: str):
-        """The image, its live locations given their store.
-
-        Writing the stores is best effort: when the caller may not write or
-        another writer holds the rows, the image is returned resolved in
-        memory all the same (and a save by a caller who may writes that).
-        """
+        """The image, its live locations given their store."""
         decided = []
         try:
             batch = self.resolve_stores(image_id, self.decider,

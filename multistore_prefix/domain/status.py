@@ -104,13 +104,7 @@ _LOCATION_MOVES = (
 
 
 class StatusError(exceptions.MultistorePrefixError):
-    """A status event that cannot be applied; nothing was changed.
-
-    :ivar machine: ``'image'`` or ``'location'``.
-    :ivar image_id: ``None`` when the caller gave none.
-    :ivar location_id: the location row, for location moves.
-    :ivar current: the status the event was applied to.
-    """
+    """A status event that cannot be applied; nothing was changed."""
 
     def __init__(self, message: str, machine: str, image_id: Any,
                  current: str, event: str, location_id: Any = None):
@@ -131,10 +125,7 @@ class StatusError(exceptions.MultistorePrefixError):
 
 
 class InvalidTransition(StatusError):
-    """The event is not allowed in the current status (or is unknown).
-
-    :ivar allowed: the events allowed in the current status, sorted.
-    """
+    """The event is not allowed in the current status (or is unknown)."""
 
     def __init__(self, machine: str, image_id: Any, current: str,
                  event: str, location_id: Any = None):
@@ -160,11 +151,7 @@ class InvalidTransition(StatusError):
 
 
 class GuardFailed(StatusError):
-    """The move exists but a guard refused it for this image.
-
-    :ivar target: the status the move would have reached.
-    :ivar reason: why the guard refused.
-    """
+    """The move exists but a guard refused it for this image."""
 
     def __init__(self, machine: str, image_id: Any, current: str,
                  event: str, target: str, reason: str,
@@ -178,10 +165,7 @@ class GuardFailed(StatusError):
 
 
 class FormatsRequired(GuardFailed):
-    """``disk_format`` and ``container_format`` must be set for this move.
-
-    :ivar missing: the format attributes that are not set.
-    """
+    """``disk_format`` and ``container_format`` must be set for this move."""
 
     def __init__(self, image_id: Any, current: str, event: str,
                  target: str, missing: list[str]):
@@ -196,12 +180,8 @@ class FormatsRequired(GuardFailed):
 class StatusConflict(StatusError):
     """Another writer changed the status first; nothing was written.
 
-    Raised by persistence when ``UPDATE ... WHERE status = :from_status``
-    matched no row.
-
-    :ivar expected: the status the move started from (as read).
-    :ivar target: the status the move would have written.
-    :ivar found: the status in the database now (``None``: row gone).
+    Raised when ``UPDATE ... WHERE status = :from_status`` matched no row;
+    ``found`` is the status in the database now (``None``: the row is gone).
     """
 
     def __init__(self, image_id: Any, expected: str, target: str,
