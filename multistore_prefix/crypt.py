@@ -37,19 +37,15 @@ KEY_OPT = cfg.StrOpt(
 OPTION = '[DEFAULT]/metadata_encryption_key'
 
 
-def register_opts(conf: cfg.ConfigOpts) -> None:
-    try:
-        conf.register_opt(KEY_OPT)
-    except cfg.DuplicateOptError:
-        pass  # Glance's own definition, inside glance-api
-
-
 def from_config(conf: cfg.ConfigOpts) -> 'UrlCipher | None':
     """The cipher of the configuration's key, or ``None`` (none set).
 
     :raises OptionError: the key is no AES key.
     """
-    register_opts(conf)
+    try:
+        conf.register_opt(KEY_OPT)
+    except cfg.DuplicateOptError:
+        pass  # Glance's own definition, inside glance-api
     key = conf.metadata_encryption_key
     return UrlCipher(key) if key else None
 
