@@ -61,11 +61,8 @@ _IMAGE_PATH = re.compile(
 # CORS preflights never load the image.
 _SKIPPED_METHODS = frozenset(('OPTIONS',))
 # Requests that may add or replace an image's locations (PATCH of the
-# image, the Location API, upload, import): Glance's own rule labels what
-# they add, so the image is checked again once Glance has answered.
+# image, the Location API, upload, import).
 _WRITING_METHODS = frozenset(('PATCH', 'POST', 'PUT'))
-
-
 #: Resolutions in flight at once in one process; a request that finds them
 #: all busy (a database that stopped answering) passes through at once.
 MAX_RUNNING = 4
