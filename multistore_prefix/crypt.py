@@ -29,7 +29,7 @@ from oslo_config import cfg
 
 from multistore_prefix import exceptions
 
-#: The option, as Glance defines it (either may register it first).
+# The option as Glance defines it: either may register it first.
 KEY_OPT = cfg.StrOpt(
     'metadata_encryption_key', secret=True,
     help='Glance\'s AES key (16, 24 or 32 bytes) for location URLs it '
@@ -37,19 +37,15 @@ KEY_OPT = cfg.StrOpt(
 OPTION = '[DEFAULT]/metadata_encryption_key'
 
 
-def register_opts(conf: cfg.ConfigOpts) -> None:
-    try:
-        conf.register_opt(KEY_OPT)
-    except cfg.DuplicateOptError:
-        pass  # Glance's own definition, inside glance-api
-
-
 def from_config(conf: cfg.ConfigOpts) -> 'UrlCipher | None':
     """The cipher of the configuration's key, or ``None`` (none set).
 
     :raises OptionError: the key is no AES key.
     """
-    register_opts(conf)
+    try:
+        conf.register_opt(KEY_OPT)
+    except cfg.DuplicateOptError:
+        pass  # Glance's own definition, inside glance-api
     key = conf.metadata_encryption_key
     return UrlCipher(key) if key else None
 
@@ -57,8 +53,8 @@ def from_config(conf: cfg.ConfigOpts) -> 'UrlCipher | None':
 class UrlCipher:
     """Glance's encryption of location URLs, with one key.
 
-    :ivar tried: values read that are not plain URLs.
-    :ivar decrypted: of those, the ones the key turned into a URL.
+    ``tried`` counts the values given to :meth:`decrypt`, ``decrypted``
+    those the key turned into a URL.
     """
 
     def __init__(self, key: str):
@@ -81,10 +77,7 @@ class UrlCipher:
         return Cipher(algorithms.AES(self._key), modes.CBC(iv))
 
     def decrypt(self, value: str) -> str | None:
-        """The URL ``value`` holds encrypted, or ``None``.
-
-        ``None``: it holds none (another key's, or no ciphertext at all).
-        """
+        """The URL ``value`` holds encrypted by this key, or ``None``."""
         self.tried += 1
         try:
             raw = base64.urlsafe_b64decode(value.encode('ascii'))

@@ -11,21 +11,11 @@
 #    under the License.
 
 
-"""The gateway: the one place that stacks the layers.
-
-A request reads top to bottom::
+"""The gateway: the one place that stacks the layers, top to bottom::
 
     resolution.ImageRepoProxy     stores for legacy locations on get
       distinction.ImageRepoProxy  snapshot on read, save the difference
         repo.ImageRepo            rows of Glance's tables, compare-and-swap
-
-Example::
-
-    gateway = Gateway(conf)            # conf: glance-api.conf, parsed
-    repo = gateway.get_repo()
-    image = repo.get(image_id)         # legacy locations get their store
-    image.extra_properties['foo'] = 'bar'
-    repo.save(image)                   # one UPDATE: property foo
 """
 
 from typing import Any
@@ -47,11 +37,8 @@ from multistore_prefix import resolver as resolver_mod
 class Gateway:
     """Hands out image repositories and factories for one configuration.
 
-    :ivar conf: the operator's configuration (``[database]`` and, for
-        resolve on GET, ``[DEFAULT]/enabled_backends`` with each store's
-        group).
-    :ivar database: the :class:`~multistore_prefix.db.engine.Database` of
-        ``[database]/connection`` (the embedded SQLite file by default).
+    ``conf`` is the operator's: ``[database]`` and, for resolve on GET,
+    ``[DEFAULT]/enabled_backends`` with each store's group.
     """
 
     def __init__(self, conf: cfg.ConfigOpts,
@@ -63,17 +50,14 @@ class Gateway:
                  one_connection: bool = False):
         """Set up the layers' shared parts.
 
-        :param location_map: the stores; by default built from ``conf``
-            when it enables backends, else there is no resolve on GET.
-        :param database: by default the one ``conf`` names.
+        :param location_map: by default built from ``conf`` when it enables
+            backends, else there is no resolve on GET.
         :param backend_lookups: let stores whose backend can tell (cinder)
             resolve the legacy URLs no prefix owns; ``False``: prefixes
             only, no network.
         :param fix_wrong_stores: on get, also correct locations that name
             an enabled store which certainly does not hold them
             (:meth:`~multistore_prefix.resolver.Resolver.wrong_store`).
-        :param lookup_timeout: seconds a backend lookup may take (by
-            default the lookups' own).
         :param one_connection: a pool of one database connection, no
             overflow (inside glance-api, beside Glance's own pool).
         """
@@ -104,12 +88,9 @@ class Gateway:
 
     def get_decider(self, glance_rules: bool = False,
                     strip_s3_credentials: bool = False) -> deciding.Decider:
-        """The row rules of the backfill for these stores (built once).
+        """The backfill's row rules for these stores, built once per flags.
 
-        :param glance_rules: as inside glance-api, where Glance's own rule
-            writes a store next; ``strip_s3_credentials``: where Glance
-            takes credentials out of S3 URLs (see :class:`~
-            multistore_prefix.deciding.Decider`).
+        The flags are :class:`~multistore_prefix.deciding.Decider`'s.
         """
         key = (glance_rules, strip_s3_credentials)
         decider = self._deciders.get(key)
@@ -125,9 +106,7 @@ class Gateway:
         return decider
 
     def get_image_factory(self, context: Any = None):
-        """The factory of new images, for ``repo.add``."""
         return distinction.ImageFactoryProxy(image_mod.ImageFactory())
 
     def close(self) -> None:
-        """Release the database connections."""
         self.database.dispose()

@@ -12,18 +12,14 @@
 
 """Credentials out of everything printed: URLs and text that quotes them.
 
-What counts as a credential in a location or database URL: ``user:key@``
-(legacy s3 and swift keys may hold ``/``, ``?``, ``#`` or white space) and
-query parameters that carry one (pre-signed URLs' signatures, tokens,
-passwords).  :mod:`multistore_prefix.urls` offers the same functions under
-its name, which is where the rest of the code calls them.
+The rest of the code calls these functions by their names in
+:mod:`multistore_prefix.urls`.
 """
 
 import functools
 import re
 import urllib.parse
 
-#: What a credential becomes.
 MASK = '***'
 
 _CREDENTIALS = re.compile(r'^([A-Za-z][A-Za-z0-9+.\-]*://)?([^/?#]*)@')
@@ -50,20 +46,16 @@ _SECRET_SUFFIXES = ('sig', 'signature', 'token', 'credential', 'credentials',
 def mask_url(url) -> str:
     """``url`` with every credential in it masked; never raises.
 
-    Use it for every URL that reaches output, a log line, a report or an
-    exception message.  ``user:key@`` becomes ``***@``: legacy keys may
-    hold ``/``, ``?``, ``#`` or white space (and glance_store reads s3 and
-    swift credentials up to the last ``@``), so in a URL with an
-    authority, everything up to the last ``@`` goes when a ``:`` comes
-    before it; masking a path that has both is the safe way to be wrong.
-    A database URL (``mysql``, ``postgresql``, ``sqlite``, with any
-    driver) keeps its user name and loses its password alone,
+    For every URL that reaches output, a log line, a report or an exception
+    message.  ``user:key@`` becomes ``***@``: legacy s3 and swift keys may
+    hold ``/``, ``?``, ``#`` or white space (and glance_store reads them up
+    to the last ``@``), so in a URL with an authority, everything up to the
+    last ``@`` goes when a ``:`` comes before it; masking a path that has
+    both is the safe way to be wrong.  A database URL keeps its user name,
     ``user:***@``, as :attr:`~multistore_prefix.db.engine.Database.
     safe_url` shows it: masked again, it reads the same in every line.
-    Query and fragment parameters that carry a credential (pre-signed
-    URLs' ``X-Amz-Signature``, ``Signature``, swift's ``temp_url_sig``,
-    tokens, passwords; see :func:`secret_parameter`) keep their name and
-    lose their value.
+    Query and fragment parameters that carry a credential keep their name
+    and lose their value.
     """
     if not isinstance(url, str):
         url = repr(url)
@@ -98,11 +90,9 @@ def _mask_userinfo(url: str) -> str:
 def secret_parameter(name: str) -> bool:
     """Whether a query parameter named ``name`` carries a credential.
 
-    Its words (split at ``-``, ``_``, ``.``), or the name run together,
-    say signature, token, credential, password, secret or key:
-    ``X-Amz-Signature``, ``X-Amz-Credential``, ``X-Amz-Security-Token``,
-    ``Signature``, ``AWSAccessKeyId``, ``temp_url_sig``, Azure's ``sig``,
-    ``access_token``, libpq's ``password``.  Errs towards masking.
+    One of its words, or its words run together, says so (pre-signed URLs'
+    ``X-Amz-Signature``, ``AWSAccessKeyId``, swift's ``temp_url_sig``,
+    ``access_token``, libpq's ``password``).  Errs towards masking.
     """
     words = [w for w in _PARAM_WORDS.split(
         urllib.parse.unquote(name).lower()) if w]
@@ -111,11 +101,7 @@ def secret_parameter(name: str) -> bool:
 
 
 def mask_parameters(url: str) -> str:
-    """``url`` with the values of its credential parameters masked.
-
-    Query and fragment parameters only (see :func:`secret_parameter`);
-    :func:`mask_url` does this and the ``user:key@`` part.
-    """
+    """``url`` with the values of its credential parameters masked."""
     query = url.find('?')
     fragment = url.find('#', max(query, 0))
     if not _SECRET_HINT.search(url[query if query >= 0 else fragment:]

@@ -36,7 +36,7 @@ BACKEND_KEY_DETAIL = (
     'data migration ("glance-manage db migrate" renames it to "store"), '
     'then this again; left as it is')
 
-#: What a location's ``store`` says (see :func:`store_state`).
+#: What a location's ``store`` says.
 MISSING = 'missing'
 STALE = 'stale'
 INVALID = 'invalid'
@@ -46,11 +46,8 @@ ENABLED = 'enabled'
 def store_state(store, enabled) -> str:
     """What a ``store`` value read from metadata means.
 
-    :param store: the value, or :data:`multistore_prefix.metadata.MISSING`.
-    :param enabled: the enabled store ids (a container).
-    :returns: :data:`MISSING` (a legacy location), :data:`STALE` (a name
-        no longer enabled), :data:`INVALID` (not a non-empty string) or
-        :data:`ENABLED`.
+    ``store`` may be :data:`multistore_prefix.metadata.MISSING`;
+    :data:`INVALID` is a value that is not a non-empty string.
     """
     if store is metadata_text.MISSING:
         return MISSING
@@ -98,10 +95,8 @@ def _json_kind(value) -> str:
 class Resolver:
     """The store rules for one set of stores.
 
-    :ivar location_map: the :class:`~multistore_prefix.location_map.
-        LocationMap` that answers URLs.
-    :ivar replace_invalid_stores: give a store also to locations whose
-        ``store`` is not a name (see :func:`store_state`).
+    ``replace_invalid_stores``: give a store also to locations whose
+    ``store`` is not a name (see :func:`store_state`).
     """
 
     def __init__(self, location_map: lmap.LocationMap, *,
@@ -130,7 +125,6 @@ class Resolver:
         return owner
 
     def _covers(self, store: str, url: str) -> bool:
-        """Whether one of ``store``'s own prefixes covers ``url``."""
         own = self._own_maps.get(store)
         if own is None:
             own = self._own_maps[store] = lmap.LocationMap(

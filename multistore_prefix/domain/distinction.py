@@ -10,48 +10,175 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-
 """The distinction layer: a save writes what changed since the image was read.
 
 ``get`` (and ``list``, ``add``) hand out an :class:`ImageProxy` that holds
-the image and a snapshot of it (:class:`~multistore_prefix.domain.diff.
-ImageState`).  ``save`` compares the image with its snapshot and gives the
-repository below only the differences, each with the value that was read:
-an unchanged image writes nothing, and two writers who change different
-attributes of one image both keep their change.
-
-The classes wrap the layer below and hold it (aggregation, not
-inheritance), as Glance's proxies do.
+the image and an :class:`ImageState` of it.  ``save`` compares the image with
+that snapshot (:func:`compute`, pure) and gives the repository below only the
+:class:`ImageChanges`, each with the value that was read for the
+compare-and-swap: an unchanged image writes nothing, and two writers who
+change different attributes of one image both keep their change.
 """
 
+import copy
+import dataclasses
 from typing import Any
 
-from multistore_prefix.domain import diff
 from multistore_prefix.domain import exceptions
+from multistore_prefix.domain import image as image_mod
 from multistore_prefix.domain import proxy
 
 
-class ImageProxy:
-    """An image and the state it had when it was read (or last saved).
+@dataclasses.dataclass(frozen=True)
+class LocationState:
+    """One location as it was (``location_id`` is None if not stored)."""
 
-    Reads and writes of any attribute go to the image; only ``base`` and
-    ``snapshot`` belong to the proxy.
+    index: int
+    location_id: int | None
+    url: Any
+    metadata: Any
+    status: Any
 
-    :ivar base: the wrapped image.
-    :ivar snapshot: its :class:`~multistore_prefix.domain.diff.ImageState`
-        as read, or ``None`` for a new image not added yet.
+
+@dataclasses.dataclass(frozen=True)
+class ImageState:
+    """An image's persistent attributes at one moment (deep copies)."""
+
+    image_id: str
+    columns: dict
+    properties: dict
+    tags: frozenset
+    locations: tuple[LocationState, ...]
+
+    @classmethod
+    def capture(cls, image) -> 'ImageState':
+        """Copy what a save would persist, so later edits do not reach it."""
+        return cls(
+            image_id=image.image_id,
+            columns={name: copy.deepcopy(getattr(image, name))
+                     for name in image_mod.COLUMN_ATTRIBUTES},
+            properties=copy.deepcopy(dict(image.extra_properties)),
+            tags=frozenset(image.tags),
+            locations=tuple(
+                LocationState(index, loc.get('id'), loc.get('url'),
+                              copy.deepcopy(loc.get('metadata', {})),
+                              loc.get('status') or 'active')
+                for index, loc in enumerate(image.locations)))
+
+
+@dataclasses.dataclass(frozen=True)
+class LocationUpdate:
+    """A stored location whose metadata, status or URL changed.
+
+    Each change is (value read, value wanted), or ``None``; ``index`` is
+    the location's position in the image's list now.  ``url_change`` is a
+    row's URL rewritten in place (a legacy ``cinder://<volume>`` that
+    becomes ``cinder://<store>/<volume>``).
+    """
+
+    index: int
+    location_id: int
+    url: Any
+    metadata: tuple[Any, Any] | None
+    status: tuple[Any, Any] | None
+    url_change: tuple[Any, Any] | None = None
+
+
+@dataclasses.dataclass
+class ImageChanges:
+    """Everything a save must write, and nothing else.
+
+    ``columns`` and ``properties_changed`` map a name to (value read, value
+    wanted); ``properties_removed`` to the value read.  An added location's
+    ``index`` is where it is in the image's list.
+    """
+
+    image_id: str
+    columns: dict = dataclasses.field(default_factory=dict)
+    properties_added: dict = dataclasses.field(default_factory=dict)
+    properties_changed: dict = dataclasses.field(default_factory=dict)
+    properties_removed: dict = dataclasses.field(default_factory=dict)
+    tags_added: set = dataclasses.field(default_factory=set)
+    tags_removed: set = dataclasses.field(default_factory=set)
+    locations_added: list = dataclasses.field(default_factory=list)
+    locations_removed: list = dataclasses.field(default_factory=list)
+    locations_updated: list = dataclasses.field(default_factory=list)
+
+    def __bool__(self):
+        return any(getattr(self, field.name)
+                   for field in dataclasses.fields(self)[1:])
+
+
+def compute(before: ImageState, after: ImageState) -> ImageChanges:
+    """The changes that turn ``before`` into ``after``."""
+    changes = ImageChanges(after.image_id)
+    for name, old in before.columns.items():
+        new = after.columns[name]
+        if _differs(old, new):
+            changes.columns[name] = (old, new)
+    for name, new in after.properties.items():
+        if name not in before.properties:
+            changes.properties_added[name] = new
+        elif _differs(before.properties[name], new):
+            changes.properties_changed[name] = (before.properties[name], new)
+    for name, old in before.properties.items():
+        if name not in after.properties:
+            changes.properties_removed[name] = old
+    changes.tags_added = set(after.tags - before.tags)
+    changes.tags_removed = set(before.tags - after.tags)
+    _compare_locations(before.locations, after.locations, changes)
+    return changes
+
+
+def _compare_locations(before, after, changes):
+    # A location keeps its identity by row id, as in Glance: the same id
+    # with another URL is that row, rewritten.  One given without an id (a
+    # caller rebuilt the list) is the stored one with the same URL.
+    unmatched = {loc.location_id: loc for loc in before
+                 if loc.location_id is not None}
+    pairs, new = [], []
+    for loc in after:
+        old = unmatched.pop(loc.location_id, None) \
+            if loc.location_id is not None else None
+        if old is None:
+            old = next((s for s in unmatched.values() if s.url == loc.url),
+                       None)
+            if old is not None:
+                del unmatched[old.location_id]
+        if old is None:
+            new.append(loc)
+        else:
+            pairs.append((old, loc))
+    changes.locations_removed = sorted(unmatched.values(),
+                                       key=lambda s: s.location_id)
+    changes.locations_added = new
+    for old, loc in sorted(pairs, key=lambda p: p[0].location_id):
+        metadata = ((old.metadata, loc.metadata)
+                    if _differs(old.metadata, loc.metadata) else None)
+        status = ((old.status, loc.status)
+                  if _differs(old.status, loc.status) else None)
+        url = (old.url, loc.url) if _differs(old.url, loc.url) else None
+        if metadata or status or url:
+            changes.locations_updated.append(LocationUpdate(
+                loc.index, old.location_id, loc.url, metadata, status, url))
+
+
+def _differs(old, new) -> bool:
+    return type(old) is not type(new) or old != new
+
+
+class ImageProxy(proxy.Proxy):
+    """An image and its ``snapshot`` as read or last saved.
+
+    ``snapshot`` is ``None`` for a new image not added yet; every other
+    attribute, read or written, is the image's.
     """
 
     _own = frozenset(('base', 'snapshot'))
 
-    def __init__(self, base, snapshot: diff.ImageState | None = None):
+    def __init__(self, base, snapshot: ImageState | None = None):
         object.__setattr__(self, 'base', base)
         object.__setattr__(self, 'snapshot', snapshot)
-
-    def __getattr__(self, name):
-        if name in self._own:  # not set yet (copy, pickle)
-            raise AttributeError(name)
-        return getattr(self.base, name)
 
     def __setattr__(self, name, value):
         if name in self._own:
@@ -62,26 +189,19 @@ class ImageProxy:
     def __repr__(self):
         return f'<ImageProxy {self.base!r}>'
 
-    def changes(self) -> diff.ImageChanges:
-        """What a save would write now.
-
-        :raises NotSnapshotted: the image was never read nor added.
-        """
+    def changes(self) -> ImageChanges:
+        """What a save would write now."""
         if self.snapshot is None:
             raise exceptions.NotSnapshotted(self.base.image_id)
-        return diff.compute(self.snapshot, diff.ImageState.capture(self.base))
+        return compute(self.snapshot, ImageState.capture(self.base))
 
     def mark_saved(self) -> None:
         """Take the image as it is now as the state to compare with."""
-        self.snapshot = diff.ImageState.capture(self.base)
+        self.snapshot = ImageState.capture(self.base)
 
 
-class ImageRepoProxy(proxy.Repo):
-    """Snapshots images as they are read; saves only their differences.
-
-    :ivar base: the repository below (``save(image, changes)``); what
-        writes location rows as they are (no image: no snapshot) is its.
-    """
+class ImageRepoProxy(proxy.Proxy):
+    """Snapshots images as they are read; saves only their differences."""
 
     def get(self, image_id: str) -> ImageProxy:
         return self._wrap(self.base.get(image_id))
@@ -91,25 +211,21 @@ class ImageRepoProxy(proxy.Repo):
                 for image in self.base.list(*args, **kwargs)]
 
     def add(self, image) -> ImageProxy:
-        """Store a new image (a proxy from the factory, or a plain image).
-
-        :returns: the proxy, snapshotted as stored.
-        """
+        """Store a new image (a proxy from the factory, or a plain image)."""
         proxy = image if isinstance(image, ImageProxy) else ImageProxy(image)
         self.base.add(proxy.base)
         proxy.mark_saved()
         return proxy
 
     def save(self, image: ImageProxy,
-             from_state: str | None = None) -> diff.ImageChanges:
+             from_state: str | None = None) -> ImageChanges:
         """Write what changed since ``image`` was read or last saved.
 
         :param from_state: Glance's argument: the status the image must
             still have for a status change to be written (by default, the
             status read).
-        :returns: the changes written (empty when nothing changed: then
-            nothing at all was sent to the database).
-        :raises NotSnapshotted: ``image`` did not come from this repository.
+        :returns: the changes written (when empty, nothing was sent to the
+            database).
         :raises Conflict: another writer changed an attribute this save
             changes; nothing was written.
         """
@@ -130,18 +246,11 @@ class ImageRepoProxy(proxy.Repo):
 
     @staticmethod
     def _wrap(image) -> ImageProxy:
-        return ImageProxy(image, diff.ImageState.capture(image))
+        return ImageProxy(image, ImageState.capture(image))
 
 
-class ImageFactoryProxy:
-    """Hands out new images wrapped for the distinction layer.
-
-    :ivar base: the factory below.
-    """
-
-    def __init__(self, base):
-        self.base = base
+class ImageFactoryProxy(proxy.Proxy):
+    """Hands out new images wrapped for the distinction layer."""
 
     def new_image(self, *args: Any, **kwargs: Any) -> ImageProxy:
-        """A new image (Glance's keywords); ``repo.add`` stores it."""
         return ImageProxy(self.base.new_image(*args, **kwargs))

@@ -27,10 +27,7 @@ from multistore_prefix import exceptions
 
 
 class ReadOnlyAttribute(exceptions.MultistorePrefixError):
-    """A new image cannot be given this attribute; the system sets it.
-
-    :ivar attribute: the attribute (``status``, ``size``...).
-    """
+    """A new image cannot be given this ``attribute``; the system sets it."""
 
     def __init__(self, attribute: str, how: str | None = None):
         self.attribute = attribute
@@ -39,10 +36,7 @@ class ReadOnlyAttribute(exceptions.MultistorePrefixError):
 
 
 class ReservedProperty(exceptions.MultistorePrefixError):
-    """An extra property has the name of an image attribute.
-
-    :ivar name: the property name.
-    """
+    """An extra property has the name of an image attribute."""
 
     def __init__(self, name: str):
         self.name = name
@@ -52,8 +46,7 @@ class ReservedProperty(exceptions.MultistorePrefixError):
 class NotSnapshotted(exceptions.MultistorePrefixError):
     """``save`` was given an image this repository did not return.
 
-    The distinction layer saves what changed since an image was read, so it
-    needs the image as :meth:`get`, :meth:`list` or :meth:`add` returned it.
+    The distinction layer saves what changed since the image was read.
     """
 
     def __init__(self, image_id):

@@ -17,6 +17,7 @@ A plain object: the layers above (distinction, resolution) wrap it, the
 repository below turns it into rows.
 """
 
+import dataclasses
 import datetime
 from typing import Any, Iterable
 import uuid
@@ -39,72 +40,53 @@ READ_ONLY = ('status', 'size', 'virtual_size', 'checksum', 'os_hash_algo',
              'os_hash_value', 'created_at', 'updated_at')
 
 
+@dataclasses.dataclass(eq=False, repr=False)
 class Image:
     """An image record as Glance's domain layer holds it.
 
-    :ivar image_id: the image's id (a UUID string).
-    :ivar status: Glance's image status (``queued``, ``active``...).
-    :ivar extra_properties: property name -> value (strings, as Glance
-        stores them).
-    :ivar tags: a set of strings.
-    :ivar locations: a list of dicts: ``url``, ``metadata`` (a dict: its
-        ``store`` key names the store), ``status``; locations read from
-        the database carry their row ``id`` too.
-
-    The other attributes are the columns of Glance's ``images`` table under
-    the same names: ``name``, ``visibility``, ``size``, ``virtual_size``,
-    ``checksum``, ``os_hash_algo``, ``os_hash_value``, ``disk_format``,
-    ``container_format``, ``min_disk``, ``min_ram``, ``protected``,
-    ``os_hidden``, ``owner``, ``created_at``, ``updated_at``.
+    The columns of Glance's ``images`` table under the same names, plus
+    ``extra_properties`` (strings, as Glance stores them), ``tags`` (a set)
+    and ``locations``: dicts with ``url``, ``metadata`` (its ``store`` key
+    names the store) and ``status``; those read from the database carry
+    their row ``id`` too.  ``status`` is given once, here; then it changes
+    only by :meth:`transition`.
     """
 
-    def __init__(self, image_id: str, status: str,
-                 created_at: datetime.datetime | None = None,
-                 updated_at: datetime.datetime | None = None, *,
-                 name: str | None = None, visibility: str = 'shared',
-                 size: int | None = None, virtual_size: int | None = None,
-                 checksum: str | None = None, os_hash_algo: str | None = None,
-                 os_hash_value: str | None = None,
-                 disk_format: str | None = None,
-                 container_format: str | None = None, min_disk: int = 0,
-                 min_ram: int = 0, protected: bool = False,
-                 os_hidden: bool = False, owner: str | None = None,
-                 extra_properties: dict | None = None,
-                 tags: Iterable[str] | None = None,
-                 locations: list[dict] | None = None):
-        self.image_id = image_id
-        self._status = status
-        self.created_at = created_at
-        self.updated_at = updated_at
-        self.name = name
-        self.visibility = visibility
-        self.size = size
-        self.virtual_size = virtual_size
-        self.checksum = checksum
-        self.os_hash_algo = os_hash_algo
-        self.os_hash_value = os_hash_value
-        self.disk_format = disk_format
-        self.container_format = container_format
-        self.min_disk = min_disk
-        self.min_ram = min_ram
-        self.protected = protected
-        self.os_hidden = os_hidden
-        self.owner = owner
-        self.extra_properties = dict(extra_properties or {})
-        self.tags = set(tags or ())
-        self.locations = list(locations or [])
+    image_id: str
+    status: str
+    created_at: datetime.datetime | None = None
+    updated_at: datetime.datetime | None = None
+    _: dataclasses.KW_ONLY
+    name: str | None = None
+    visibility: str = 'shared'
+    size: int | None = None
+    virtual_size: int | None = None
+    checksum: str | None = None
+    os_hash_algo: str | None = None
+    os_hash_value: str | None = None
+    disk_format: str | None = None
+    container_format: str | None = None
+    min_disk: int = 0
+    min_ram: int = 0
+    protected: bool = False
+    os_hidden: bool = False
+    owner: str | None = None
+    extra_properties: dict | None = None
+    tags: Iterable[str] | None = None
+    locations: list[dict] | None = None
 
-    @property
-    def status(self) -> str:
-        """Glance's image status; it changes only by :meth:`transition`."""
-        return self._status
+    def __post_init__(self):
+        self.extra_properties = dict(self.extra_properties or {})
+        self.tags = set(self.tags or ())
+        self.locations = list(self.locations or [])
 
-    @status.setter
-    def status(self, value):
-        raise exceptions.ReadOnlyAttribute(
-            'status', 'it changes by an event: image.transition(event), '
-            'e.g. "deactivate" (multistore-prefix status-machine lists '
-            'them)')
+    def __setattr__(self, name, value):
+        if name == 'status' and 'status' in self.__dict__:
+            raise exceptions.ReadOnlyAttribute(
+                'status', 'it changes by an event: image.transition(event), '
+                'e.g. "deactivate" (multistore-prefix status-machine lists '
+                'them)')
+        super().__setattr__(name, value)
 
     def transition(self, event: str) -> status_mod.Move:
         """Feed ``event`` to the status machine and take its status.
@@ -115,9 +97,9 @@ class Image:
         :raises InvalidTransition: ``event`` is not allowed in this status.
         :raises GuardFailed: a guard of the move does not hold (formats).
         """
-        target = status_mod.next_status(self._status, event, self)
-        move = status_mod.Move(self._status, event, target)
-        self._status = target
+        target = status_mod.next_status(self.status, event, self)
+        move = status_mod.Move(self.status, event, target)
+        self.__dict__['status'] = target
         return move
 
     def transition_location(self, index: int,

@@ -10,22 +10,19 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
+"""The base of every proxy: what a layer does not change, it hands to the
+layer below (as Glance's ``domain/proxy.py`` does)."""
 
-"""The base of the repository proxies: what a layer does not change, it
-hands to the layer below (as Glance's ``domain/proxy.py`` does)."""
 
+class Proxy:
+    """A layer over ``base``: what it does not define is ``base``'s."""
 
-class Repo:
-    """A repository layer over ``base``.
-
-    :ivar base: the repository below; every method this layer does not
-        define is the one below's.
-    """
+    _own = frozenset(('base',))
 
     def __init__(self, base):
         self.base = base
 
     def __getattr__(self, name):
-        if name == 'base':  # not set yet (copy, pickle)
+        if name in self._own:  # not set yet (copy, pickle)
             raise AttributeError(name)
         return getattr(self.base, name)

@@ -13,11 +13,10 @@
 
 """The bottom of the stack: images in the database.
 
-:class:`ImageRepo` turns rows into :class:`~multistore_prefix.domain.image.
-Image` objects and :class:`~multistore_prefix.domain.diff.ImageChanges` into
+:class:`ImageRepo` turns rows into images and the distinction layer's
+:class:`~multistore_prefix.domain.distinction.ImageChanges` into
 compare-and-swap writes, one transaction per call.  It never decides what
-changed: its ``save`` is handed the changes (by the distinction layer) and
-writes exactly those.
+changed: ``save`` writes exactly the changes it is handed.
 """
 
 import copy
@@ -28,7 +27,6 @@ from oslo_utils import timeutils
 
 from multistore_prefix.db import api
 from multistore_prefix.db import engine as db_engine
-from multistore_prefix.domain import diff
 from multistore_prefix.domain import exceptions
 from multistore_prefix.domain import image as image_mod
 from multistore_prefix.domain import status
@@ -44,9 +42,8 @@ _retry_on_deadlock = oslo_db_api.wrap_db_retry(
 class ImageRepo:
     """Images stored in Glance's tables.
 
-    :ivar database: the :class:`~multistore_prefix.db.engine.Database`.
-    :ivar context: the request context; one with a true ``read_only``
-        attribute (oslo.context's) may read but never write.
+    Every write raises ``Forbidden`` when the database is read-only or the
+    ``context`` has a true ``read_only`` attribute (oslo.context's).
     """
 
     def __init__(self, database: db_engine.Database, context: Any = None):
@@ -54,10 +51,7 @@ class ImageRepo:
         self.context = context
 
     def get(self, image_id: str) -> image_mod.Image:
-        """The live image ``image_id``.
-
-        :raises NotFound: no such image, or it is deleted.
-        """
+        """:raises NotFound: no such image, or it is deleted."""
         with self.database.reader() as conn:
             return _to_image(api.image_get(conn, image_id))
 
@@ -77,7 +71,6 @@ class ImageRepo:
             (its caller stopped waiting), nothing is written.
         :returns: the batch decided on the first read, its ``writes`` the
             ones written (``None`` when ``proceed`` said no).
-        :raises Forbidden: the context or the database is read-only.
         :raises Busy: another transaction holds one of the rows: nothing
             was written (nor waited for).
         """
@@ -89,8 +82,17 @@ class ImageRepo:
         if proceed is not None and not proceed():
             return None
         self._check_writable()
-        batch.writes = self._write_decided(
-            image_id, decide, [w.location_id for w in batch.writes])
+        # Never waits for a lock (nor retries): rows another writer holds
+        # are that writer's to write (a backfill batch, Glance's save).
+        with self.database.writer() as conn:
+            current = api.lock_location_rows(
+                conn, [w.location_id for w in batch.writes], nowait=True)
+            writes = decide([(location_id, image_id, row.url, row.text)
+                             for location_id, row in sorted(current.items())
+                             if row.live]).writes
+            api.set_location_metadata(conn, writes, timeutils.utcnow(),
+                                      locked=True)
+        batch.writes = writes
         return batch
 
     @_retry_on_deadlock
@@ -100,7 +102,6 @@ class ImageRepo:
         :param rewrites: :class:`~multistore_prefix.deciding.Rewrite` rows.
         :returns: the rewrites that another writer got to first (each is
             left as that writer left it).
-        :raises Forbidden: the context or the database is read-only.
         """
         self._check_writable()
         now = timeutils.utcnow()
@@ -121,36 +122,33 @@ class ImageRepo:
     def list(self, filters: Mapping[str, Any] | None = None,
              marker: str | None = None,
              limit: int | None = None) -> list[image_mod.Image]:
-        """Live images ordered by id.
-
-        :param filters: attribute -> value, equality.
-        :param marker: start after this image id.
-        :param limit: at most this many images.
-        """
+        """Live images by id, ``filters`` by equality, after ``marker``."""
         filters = {('id' if k == 'image_id' else k): v
                    for k, v in (filters or {}).items()}
         with self.database.reader() as conn:
             return [_to_image(row) for row in api.image_get_all(
                 conn, filters=filters, marker=marker, limit=limit)]
 
+    @_retry_on_deadlock
     def add(self, image: image_mod.Image) -> None:
         """Insert a new image; its new locations get their row ``id``.
 
         :raises Duplicate: the image id exists already.
-        :raises Forbidden: the context or the database is read-only.
         """
         self._check_writable()
         values = {'id': image.image_id, 'created_at': image.created_at,
                   'updated_at': image.updated_at}
         values.update((name, getattr(image, name))
                       for name in image_mod.COLUMN_ATTRIBUTES)
-        ids = self._create(values, dict(image.extra_properties),
-                           sorted(image.tags), copy.deepcopy(image.locations))
+        with self.database.writer() as conn:
+            ids = api.image_create(
+                conn, values, dict(image.extra_properties),
+                sorted(image.tags), copy.deepcopy(image.locations),
+                timeutils.utcnow())
         for location, location_id in zip(image.locations, ids):
             location['id'] = location_id
 
-    def save(self, image: image_mod.Image,
-             changes: diff.ImageChanges) -> None:
+    def save(self, image: image_mod.Image, changes) -> None:
         """Write ``changes`` of ``image``, all or nothing.
 
         Locations whose metadata was merged with another writer's keys get
@@ -159,7 +157,6 @@ class ImageRepo:
         :raises Conflict: another writer changed what a change was based
             on; nothing was written.
         :raises Duplicate: an added property, tag or location exists.
-        :raises Forbidden: the context or the database is read-only.
         """
         if not changes:
             return
@@ -182,45 +179,22 @@ class ImageRepo:
         if changes.columns:
             image.updated_at = now
 
+    @_retry_on_deadlock
     def remove(self, image: image_mod.Image) -> None:
         """Soft-delete the image with its properties, tags and locations.
 
         :raises NotFound: it is gone already.
-        :raises Forbidden: the context or the database is read-only.
         """
         self._check_writable()
-        self._destroy(image.image_id, timeutils.utcnow())
+        with self.database.writer() as conn:
+            api.image_destroy(conn, image.image_id, timeutils.utcnow())
 
     def _check_writable(self):
         if getattr(self.context, 'read_only', False):
             raise exceptions.Forbidden('read-only request context')
 
-    def _write_decided(self, image_id, decide, location_ids):
-        # Never waits for a lock (nor retries): rows another writer holds
-        # are that writer's to write (a backfill batch, Glance's save).
-        with self.database.writer() as conn:
-            current = api.lock_location_rows(conn, location_ids,
-                                             nowait=True)
-            writes = decide([(location_id, image_id, row.url, row.text)
-                             for location_id, row in sorted(current.items())
-                             if row.live]).writes
-            api.set_location_metadata(conn, writes, timeutils.utcnow(),
-                                      locked=True)
-        return writes
-
     @_retry_on_deadlock
-    def _create(self, values, properties, tags, locations):
-        with self.database.writer() as conn:
-            return api.image_create(conn, values, properties, tags,
-                                    locations, timeutils.utcnow())
-
-    @_retry_on_deadlock
-    def _destroy(self, image_id, now):
-        with self.database.writer() as conn:
-            api.image_destroy(conn, image_id, now)
-
-    @_retry_on_deadlock
-    def _apply(self, changes: diff.ImageChanges, now):
+    def _apply(self, changes, now):
         image_id = changes.image_id
         merged, ids = {}, []
         with self.database.writer() as conn:

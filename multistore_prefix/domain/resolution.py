@@ -19,7 +19,7 @@ decided on its metadata text by the one rule engine (:class:`~
 multistore_prefix.deciding.Decider`, the backfill's and the filter's) and
 written compare-and-swap, ``meta_data`` alone, before the image is read.
 A caller who may not write (or whose rows another writer holds) still
-gets the resolved image, in memory.
+gets the resolved image, in memory, and a save by one who may writes it.
 """
 
 import logging
@@ -36,25 +36,15 @@ _FAULTS = (deciding.BAD_METADATA, deciding.BAD_LOCATION,
            deciding.INVALID_STORE, deciding.TOO_LONG)
 
 
-class ImageRepoProxy(proxy.Repo):
-    """Gives legacy locations their store on ``get``; writes only that.
-
-    :ivar base: the repository below (the distinction layer).
-    :ivar decider: the :class:`~multistore_prefix.deciding.Decider`.
-    """
+class ImageRepoProxy(proxy.Proxy):
+    """Gives legacy locations their store on ``get``; writes only that."""
 
     def __init__(self, base, decider: deciding.Decider):
         super().__init__(base)
         self.decider = decider
 
     def get(self, image_id: str):
-        """The image, its live locations given their store.
-
-        Writing the stores is best effort: when the caller may not write
-        (:class:`~multistore_prefix.db.exceptions.Forbidden`) or another
-        writer holds the rows, the image is returned resolved in memory
-        all the same (and a save by a caller who may writes that).
-        """
+        """The image, its live locations given their store."""
         decided = []
         try:
             batch = self.resolve_stores(image_id, self.decider,
@@ -79,10 +69,8 @@ class ImageRepoProxy(proxy.Repo):
                        ) -> deciding.Batch | None:
         """Give ``image_id``'s live locations their store, by their rows.
 
-        Each row is decided on its metadata text (``decider``) and written
-        compare-and-swap by the repository; the URLs no prefix owns go to
-        the stores' backends.  An image whose locations need nothing
-        costs one read of its location rows.
+        The URLs no prefix owns go to the stores' backends.  An image whose
+        locations need nothing costs one read of its location rows.
 
         :param proceed: asked before anything is written; when it says no
             (its caller stopped waiting), nothing is.
@@ -111,7 +99,6 @@ class ImageRepoProxy(proxy.Repo):
 
 
 def _in_memory(image, changes: list) -> None:
-    """Give ``image``'s locations the stores decided (not written)."""
     locations = {location.get('id'): location
                  for location in image.locations}
     for change in changes:

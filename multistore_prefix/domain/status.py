@@ -16,82 +16,14 @@ The one place that owns status moves.  The domain never assigns a status: it
 names what happened (an event) and :func:`next_status` answers with the
 status to record, or raises.  The moves are Glance's own table of valid
 status targets (``glance.domain.Image.valid_state_targets``), each given the
-name of the event that causes it.
+name of the event that causes it; ``deleted`` is terminal in both machines.
 
-Image status (start ``queued``, ``deleted`` is terminal):
-
-==============  ===============  ==============  ==========================
-from            event            to              what happened
-==============  ===============  ==============  ==========================
-queued          upload_started   saving          data upload began [F]
-queued          stage_started    uploading       data staging began
-                                                 (interoperable import)
-queued          import_started   importing       an import task began
-                                                 (web-download, copy) [F]
-queued          location_added   active          data registered by a
-                                                 location, no upload [F]
-queued          delete           deleted         image deleted
-saving          upload_finished  active          upload stored [F]
-saving          upload_failed    killed          upload failed; the image
-                                                 is unusable (Glance's
-                                                 ``_delete`` on upload)
-saving          upload_reverted  queued          upload failed and was
-                                                 rolled back so the client
-                                                 can retry (``_restore``)
-saving          delete           deleted         image deleted
-uploading       import_started   importing       import of staged data
-                                                 began [F]
-uploading       stage_reverted   queued          staging failed and was
-                                                 rolled back
-uploading       delete           deleted         image deleted
-importing       import_finished  active          import stored [F]
-importing       import_reverted  queued          import failed and was
-                                                 rolled back
-importing       delete           deleted         image deleted
-active          deactivate       deactivated     admin deactivated it
-active          delayed_delete   pending_delete  deleted with
-                                                 ``delayed_delete`` on;
-                                                 the scrubber finishes
-active          delete           deleted         image deleted
-killed          delete           deleted         image deleted
-deactivated     reactivate       active          admin reactivated it
-deactivated     delete           deleted         image deleted
-pending_delete  delete           deleted         the scrubber deleted it
-pending_delete  restore          active          restored before scrubbing
-==============  ===============  ==============  ==========================
-
-[F] is the formats guard: ``disk_format`` and ``container_format`` must be
-set.  Glance checks it on the moves out of ``queued`` and ``uploading`` that
-bring data in; here it also holds on the two moves that finish data
-(``upload_finished``, ``import_finished``), because Glance lets the formats
-change while ``importing`` and no image may become ``active`` without them.
-
-Location status (start ``active``, ``deleted`` is terminal):
-
-==============  ===============  ==============  ==========================
-from            event            to              what happened
-==============  ===============  ==============  ==========================
-active          delayed_delete   pending_delete  image deleted with
-                                                 ``delayed_delete`` on
-active          delete           deleted         location removed
-pending_delete  delete           deleted         the scrubber deleted the
-                                                 data
-pending_delete  restore          active          its image was restored
-==============  ===============  ==============  ==========================
-
-Glance's database only ever sets a location to ``pending_delete`` or
-``deleted`` when deleting it, and the scrubber moves ``pending_delete`` to
-``deleted``; ``restore`` is the counterpart of the image's ``restore``, so a
-restored image gets its data back.
-
-Thread safety: the two automaton machines are built once at import and
-frozen, and nothing ever initializes or feeds them.  :func:`next_status`
-reads an immutable table derived from the frozen machine, so it is a pure
-function any number of threads may call.  :func:`image_machine` and
-:func:`location_machine` hand out shallow copies: they share the frozen,
-read-only tables and each has its own current state, so one copy per caller
-(or thread) is safe; one copy fed from two threads is not, as automaton's
-``process_event`` reads and then writes the current state.
+Thread safety: the two automaton machines are built once at import, frozen,
+and never initialized nor fed.  :func:`next_status` reads an immutable table
+derived from them, so any number of threads may call it.
+:func:`machine` hands out shallow copies that share the frozen tables and
+each have their own current state: one copy per thread, as automaton's
+``process_event`` reads then writes the state.
 """
 
 from collections.abc import Callable
@@ -102,10 +34,10 @@ from typing import NamedTuple
 
 from automaton import machines
 
-from multistore_prefix.domain import status_errors
+from multistore_prefix import exceptions
 
-IMAGE = status_errors.IMAGE
-LOCATION = status_errors.LOCATION
+IMAGE = 'image'
+LOCATION = 'location'
 MACHINE_NAMES = (IMAGE, LOCATION)
 
 IMAGE_STATES = ('queued', 'saving', 'uploading', 'importing', 'active',
@@ -115,23 +47,11 @@ LOCATION_STATES = ('active', 'pending_delete', 'deleted')
 LOCATION_START = 'active'
 TERMINAL_STATES = ('deleted',)
 
-FORMAT_ATTRIBUTES = status_errors.FORMAT_ATTRIBUTES
-
-# The errors, named here too: callers import them from this module.
-StatusError = status_errors.StatusError
-InvalidTransition = status_errors.InvalidTransition
-GuardFailed = status_errors.GuardFailed
-FormatsRequired = status_errors.FormatsRequired
-StatusConflict = status_errors.StatusConflict
+FORMAT_ATTRIBUTES = ('disk_format', 'container_format')
 
 
 class Move(NamedTuple):
-    """One allowed status move.
-
-    :ivar from_status: the status the move starts from.
-    :ivar event: what happened.
-    :ivar to_status: the status the move ends in.
-    """
+    """One allowed status move."""
 
     from_status: str
     event: str
@@ -142,12 +62,17 @@ class Move(NamedTuple):
 # order, so the machine lists them in this order.
 _IMAGE_MOVES = (
     Move('queued', 'upload_started', 'saving'),
+    # Staging for the interoperable import.
     Move('queued', 'stage_started', 'uploading'),
+    # An import task (web-download, copy).
     Move('queued', 'import_started', 'importing'),
+    # Data registered by a location, no upload.
     Move('queued', 'location_added', 'active'),
     Move('queued', 'delete', 'deleted'),
     Move('saving', 'upload_finished', 'active'),
+    # The image is unusable (Glance's ``_delete`` on upload).
     Move('saving', 'upload_failed', 'killed'),
+    # Rolled back so the client can retry (Glance's ``_restore``).
     Move('saving', 'upload_reverted', 'queued'),
     Move('saving', 'delete', 'deleted'),
     Move('uploading', 'import_started', 'importing'),
@@ -157,6 +82,7 @@ _IMAGE_MOVES = (
     Move('importing', 'import_reverted', 'queued'),
     Move('importing', 'delete', 'deleted'),
     Move('active', 'deactivate', 'deactivated'),
+    # Deleted with ``delayed_delete`` on: the scrubber finishes.
     Move('active', 'delayed_delete', 'pending_delete'),
     Move('active', 'delete', 'deleted'),
     Move('killed', 'delete', 'deleted'),
@@ -166,6 +92,9 @@ _IMAGE_MOVES = (
     Move('pending_delete', 'restore', 'active'),
 )
 
+# Glance's database only sets a location to pending_delete or deleted when
+# deleting it, and its scrubber moves pending_delete on to deleted; restore
+# is the image's restore, so a restored image gets its data back.
 _LOCATION_MOVES = (
     Move('active', 'delayed_delete', 'pending_delete'),
     Move('active', 'delete', 'deleted'),
@@ -174,19 +103,111 @@ _LOCATION_MOVES = (
 )
 
 
-#: A guard checks one move for one subject (an image) and raises a
-#: :class:`GuardFailed` to refuse it.
+class StatusError(exceptions.MultistorePrefixError):
+    """A status event that cannot be applied; nothing was changed."""
+
+    def __init__(self, message: str, machine: str, image_id: Any,
+                 current: str, event: str, location_id: Any = None):
+        self.machine = machine
+        self.image_id = image_id
+        self.location_id = location_id
+        self.current = current
+        self.event = event
+        # A location is named by its row id, never by its URL, which may
+        # hold credentials.
+        subject = (f'image {image_id}' if image_id is not None
+                   else 'image (no id)')
+        if machine == LOCATION:
+            where = (f'location {location_id}' if location_id is not None
+                     else 'location')
+            subject = f'{where} of {subject}'
+        super().__init__(f'{subject}: {message}')
+
+
+class InvalidTransition(StatusError):
+    """The event is not allowed in the current status (or is unknown)."""
+
+    def __init__(self, machine: str, image_id: Any, current: str,
+                 event: str, location_id: Any = None):
+        spec = _SPECS[machine]
+        self.allowed = allowed_events(current, machine)
+        if current not in spec.states:
+            message = (f'status {current!r} is not one of the {machine} '
+                       f'statuses ({", ".join(spec.states)}); cannot apply '
+                       f'event {event!r}')
+        else:
+            if self.allowed:
+                choices = ', '.join(self.allowed)
+            else:
+                choices = f'none, {current!r} is terminal'
+            if event in spec.events:
+                what = f'event {event!r} is not allowed'
+            else:
+                what = f'{event!r} is not one of the {machine} events'
+            message = (f'{what} in status {current!r}; allowed events: '
+                       f'{choices}')
+        super().__init__(message, machine, image_id, current, event,
+                         location_id)
+
+
+class GuardFailed(StatusError):
+    """The move exists but a guard refused it for this image."""
+
+    def __init__(self, machine: str, image_id: Any, current: str,
+                 event: str, target: str, reason: str,
+                 location_id: Any = None):
+        self.target = target
+        self.reason = reason
+        super().__init__(
+            f'event {event!r} cannot move status {current!r} to '
+            f'{target!r}: {reason}',
+            machine, image_id, current, event, location_id)
+
+
+class FormatsRequired(GuardFailed):
+    """``disk_format`` and ``container_format`` must be set for this move."""
+
+    def __init__(self, image_id: Any, current: str, event: str,
+                 target: str, missing: list[str]):
+        self.missing = list(missing)
+        noun = 'is' if len(missing) == 1 else 'are'
+        super().__init__(
+            IMAGE, image_id, current, event, target,
+            f'{" and ".join(missing)} {noun} not set; set '
+            f'{" and ".join(FORMAT_ATTRIBUTES)} first')
+
+
+class StatusConflict(StatusError):
+    """Another writer changed the status first; nothing was written.
+
+    Raised when ``UPDATE ... WHERE status = :from_status`` matched no row;
+    ``found`` is the status in the database now (``None``: the row is gone).
+    """
+
+    def __init__(self, image_id: Any, expected: str, target: str,
+                 found: str | None, event: str | None = None,
+                 machine: str = IMAGE, location_id: Any = None):
+        self.expected = expected
+        self.target = target
+        self.found = found
+        cause = f'event {event!r}' if event else 'status change'
+        now = (f'status is now {found!r}' if found is not None
+               else 'the row is gone')
+        super().__init__(
+            f'{cause} ({expected} -> {target}) lost a race: {now}, not '
+            f'{expected!r}; nothing written',
+            machine, image_id, expected, event or '', location_id)
+
+
+#: A guard checks one move for one image and raises :class:`GuardFailed`
+#: to refuse it.
 Guard = Callable[[Any, Move], None]
 
 
 def require_formats(image: Any, move: Move) -> None:
     """Guard: the image has ``disk_format`` and ``container_format``.
 
-    :param image: anything with ``image_id``, ``disk_format`` and
-        ``container_format`` attributes.
-    :param move: the move being checked.
-    :raises GuardFailed: no image was given to check.
-    :raises FormatsRequired: a format is not set.
+    A guarded move without an image is refused, never waved through.
     """
     if image is None:
         raise GuardFailed(IMAGE, None, move.from_status, move.event,
@@ -201,6 +222,10 @@ def require_formats(image: Any, move: Move) -> None:
                               missing)
 
 
+# Glance checks the formats on the moves out of queued and uploading that
+# bring data in; here they also hold on the two that finish data, because
+# Glance lets the formats change while importing and no image may become
+# active without them.
 _IMAGE_GUARDS: dict[tuple[str, str], Guard] = {
     ('queued', 'upload_started'): require_formats,
     ('queued', 'import_started'): require_formats,
@@ -226,15 +251,7 @@ def _build(states: tuple[str, ...], moves: tuple[Move, ...], start: str,
     machine = machines.FiniteMachine()
     for state in states:
         machine.add_state(state, terminal=state in TERMINAL_STATES)
-    seen = {}
     for move in moves:
-        # automaton refuses one event with two targets; this refuses one
-        # move reachable by two events, so each move has exactly one name.
-        edge = (move.from_status, move.to_status)
-        if edge in seen:
-            raise ValueError(f'{edge} is reached by both {seen[edge]!r} '
-                             f'and {move.event!r}')
-        seen[edge] = move.event
         machine.add_transition(move.from_status, move.to_status, move.event)
     machine.default_start_state = start
     machine.freeze()
@@ -242,9 +259,6 @@ def _build(states: tuple[str, ...], moves: tuple[Move, ...], start: str,
     table: dict[str, dict[str, str]] = {state: {} for state in states}
     for from_status, event, to_status in machine:
         table[from_status][event] = to_status
-    for key in guards:
-        if key[1] not in table[key[0]]:
-            raise ValueError(f'guard on {key} which is not a move')
     return _Spec(
         machine=machine,
         states=states,
@@ -272,72 +286,43 @@ def _spec(machine_name: str) -> _Spec:
                          f'of: {", ".join(MACHINE_NAMES)}') from None
 
 
-def _copy(machine_name: str, start_state: str | None) -> \
-        machines.FiniteMachine:
-    machine = _spec(machine_name).machine.copy(shallow=True)
-    machine.initialize(start_state)
-    return machine
+def machine(machine_name: str = IMAGE,
+            start_state: str | None = None) -> machines.FiniteMachine:
+    """A fresh automaton machine, in ``start_state`` (default: the start).
 
-
-def image_machine(start_state: str = IMAGE_START) -> machines.FiniteMachine:
-    """A fresh automaton machine for image status, in ``start_state``.
-
-    A shallow copy of the frozen module machine: its own current state, the
-    shared read-only tables.  Feed it with ``process_event``; it knows the
-    moves but not the guards, which :func:`next_status` applies.
-
-    :param start_state: the status to start in; a terminal status is
-        refused by automaton (``InvalidState``).
+    It knows the moves but not the guards, which :func:`next_status`
+    applies; automaton refuses a terminal ``start_state``.
     """
-    return _copy(IMAGE, start_state)
-
-
-def location_machine(start_state: str = LOCATION_START) -> \
-        machines.FiniteMachine:
-    """A fresh automaton machine for location status, in ``start_state``.
-
-    :param start_state: the status to start in.
-    """
-    return _copy(LOCATION, start_state)
+    fresh = _spec(machine_name).machine.copy(shallow=True)
+    fresh.initialize(start_state)
+    return fresh
 
 
 def guarded(machine_name: str = IMAGE) -> list[tuple[str, str]]:
-    """The ``(from_status, event)`` moves that have a guard.
-
-    :param machine_name: ``'image'`` or ``'location'``.
-    """
+    """The ``(from_status, event)`` moves that have a guard."""
     return list(_spec(machine_name).guards)
 
 
 def transitions(machine_name: str = IMAGE) -> list[Move]:
-    """Every allowed move of a machine, read from the automaton machine.
+    """Every allowed move, grouped by source status in state order.
 
-    :param machine_name: ``'image'`` or ``'location'``.
-    :returns: one :class:`Move` (a ``(from, event, to)`` tuple) per move,
-        grouped by source status in the machine's state order.
     :raises ValueError: unknown machine name.
     """
     return [Move(*row) for row in _spec(machine_name).machine]
 
 
 def allowed_events(current: str, machine_name: str = IMAGE) -> list[str]:
-    """The events allowed in ``current``, sorted (empty when terminal).
-
-    :param current: a status of the machine.
-    :param machine_name: ``'image'`` or ``'location'``.
-    """
+    """The events allowed in ``current``, sorted (empty when terminal)."""
     return sorted(_spec(machine_name).table.get(current, {}))
 
 
 def _next(machine_name: str, current: str, event: str, subject: Any,
           image_id: Any, location_id: Any = None) -> str:
     spec = _SPECS[machine_name]
-    moves = spec.table.get(current)
-    target = moves.get(event) if moves is not None else None
+    target = spec.table.get(current, {}).get(event)
     if target is None:
         raise InvalidTransition(machine_name, image_id, current, event,
-                                sorted(moves or ()), location_id,
-                                states=spec.states, events=spec.events)
+                                location_id)
     guard = spec.guards.get((current, event))
     if guard is not None:
         guard(subject, Move(current, event, target))
@@ -347,15 +332,10 @@ def _next(machine_name: str, current: str, event: str, subject: Any,
 def next_status(current: str, event: str, image: Any = None) -> str:
     """The image status that ``event`` leads to from ``current``.
 
-    Pure: it changes nothing, on the image or anywhere else, so a refused
-    event leaves nothing to undo.
+    Pure: it changes nothing, so a refused event leaves nothing to undo.
 
-    :param current: the image's status as read.
-    :param event: what happened (see the module's table).
-    :param image: the image (anything with ``image_id``, ``disk_format``
-        and ``container_format``); named in errors and checked by guards.
-        A guarded move without an image is refused, never waved through.
-    :returns: the status to record.
+    :param image: anything with ``image_id``, ``disk_format`` and
+        ``container_format``; named in errors and checked by guards.
     :raises InvalidTransition: the event is not allowed in ``current``, is
         unknown, or ``current`` is not an image status.
     :raises GuardFailed: a guard refused the move (:class:`FormatsRequired`
@@ -369,14 +349,8 @@ def next_location_status(current: str, event: str, image_id: Any = None,
                          location_id: Any = None) -> str:
     """The location status that ``event`` leads to from ``current``.
 
-    Pure, like :func:`next_status`.  Errors name the location by its row id,
-    never by its URL, which may hold credentials.
+    Pure, like :func:`next_status`.
 
-    :param current: the location's status as read.
-    :param event: ``delete``, ``delayed_delete`` or ``restore``.
-    :param image_id: the image the location belongs to, for errors.
-    :param location_id: the location's row id, for errors.
-    :returns: the status to record.
     :raises InvalidTransition: the event is not allowed in ``current``.
     """
     return _next(LOCATION, current, event, None, image_id, location_id)

@@ -12,42 +12,44 @@
 
 """The glance-api filter: resolve the image a request names, before Glance.
 
-A Paste Deploy filter for glance-api's pipeline (``filter_factory``, also
-the ``paste.filter_factory`` entry point ``multistore_prefix``)::
+A Paste Deploy filter (``filter_factory``, also the ``paste.filter_factory``
+entry point ``multistore_prefix``).  For every request whose path names one
+image (``/v2/images/{id}`` and below, ``/v2/cache/{id}``) it decides that
+image's live location rows with the backfill's rules as Glance would read
+them (:mod:`multistore_prefix.deciding`, ``glance_rules``) and writes the
+stores compare-and-swap; then Glance's own rule (first ``startswith``
+wins, then a whole-image save) finds nothing to do.  After a request that
+may add locations it checks again, once Glance has answered and before the
+response goes out, since Glance's rule labels every location it adds.
 
-    [filter:multistore_prefix]
-    paste.filter_factory = multistore_prefix.middleware:filter_factory
-
-For every request whose path names one image (``/v2/images/{id}`` and
-everything below it, ``/v2/cache/{id}``), it reads that image's live
-location rows through the gateway's repository and decides each with the
-backfill's rules, as Glance would read it (:mod:`multistore_prefix.
-deciding`, ``glance_rules``): a location without a store, with one no
-longer enabled or one Glance's rule would replace, gets the store that
-owns its URL, and (``fix_wrong_stores``) one that names a store which
-certainly does not hold it gets the owner's.  Only ``meta_data`` and
-``updated_at`` of those rows are written, compare-and-swap.  Then it hands
-the request to Glance unchanged, and Glance's own rule (first
-``startswith`` wins, then a whole-image save) finds nothing to do.  After
-a request that may add or replace locations (``PATCH``, ``POST``,
-``PUT``), it checks the image again once Glance has answered, before the
-response goes out: Glance's rule labels every location it adds.
-
-It reads glance-api's own configuration (the global ``cfg.CONF`` Glance
-has parsed), its options in ``[multistore_prefix]``
-(:mod:`multistore_prefix.middleware.options`).  It never breaks a request:
+Its options are in ``[multistore_prefix]`` of glance-api.conf, read from
+the global ``cfg.CONF`` Glance has parsed.  It never breaks a request:
 whatever fails is one log line, and the request goes on.
+
+uWSGI (and mod_wsgi) load the application once and fork the workers from
+it, so nothing that holds a connection or a thread is made before the
+first request of each process (:class:`Worker`).  A resolution runs in a
+small pool of the process's own threads, so the request waits at most
+``request_timeout`` for it, whatever the database or a backend does.
 """
 
+import concurrent.futures
 import logging
 import os
 import re
+import sys
 import threading
+import time
 
 from oslo_config import cfg
 
+from multistore_prefix import deciding
+from multistore_prefix.domain import exceptions as domain_exc
+from multistore_prefix import gateway as gateway_mod
+from multistore_prefix import location_map as lmap
 from multistore_prefix.middleware import options
-from multistore_prefix.middleware import resolving
+from multistore_prefix import misconfiguration
+from multistore_prefix import urls
 
 LOG = logging.getLogger('multistore_prefix.middleware')
 
@@ -59,9 +61,217 @@ _IMAGE_PATH = re.compile(
 # CORS preflights never load the image.
 _SKIPPED_METHODS = frozenset(('OPTIONS',))
 # Requests that may add or replace an image's locations (PATCH of the
-# image, the Location API, upload, import): Glance's own rule labels what
-# they add, so the image is checked again once Glance has answered.
+# image, the Location API, upload, import).
 _WRITING_METHODS = frozenset(('PATCH', 'POST', 'PUT'))
+#: Resolutions in flight at once in one process; a request that finds them
+#: all busy (a database that stopped answering) passes through at once.
+MAX_RUNNING = 4
+#: Rows left alone are logged once per process; at most this many are
+#: remembered (then the memory starts over).
+LOGGED_ROWS = 10000
+
+
+def glance_strips_s3_credentials() -> bool:
+    """Whether the running Glance takes credentials out of S3 URLs on get.
+
+    Asked of Glance itself (2026.2 has the function that does it, and
+    calls it from its rule), never guessed from a version: an older Glance
+    signs with the keys in the URL, so they must stay there.
+    """
+    try:
+        from glance.common import store_utils
+    except ImportError:
+        return False
+    return callable(getattr(store_utils, '_update_s3_location_credentials',
+                            None))
+
+
+def green_threads() -> bool:
+    """Whether this process's threads are eventlet's green threads."""
+    eventlet = sys.modules.get('eventlet')
+    return eventlet is not None and eventlet.patcher.is_monkey_patched(
+        'thread')
+
+
+class Worker:
+    """Resolves images named by requests, for one process."""
+
+    def __init__(self, gateway: gateway_mod.Gateway, timeout: float,
+                 max_running: int = MAX_RUNNING,
+                 strip_s3_credentials: bool = False):
+        self.gateway = gateway
+        self.timeout = timeout
+        self.decider = lambda: gateway.get_decider(
+            glance_rules=True, strip_s3_credentials=strip_s3_credentials)
+        self._slots = threading.BoundedSemaphore(max_running)
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=max_running, thread_name_prefix='multistore-prefix')
+        self._logged: set[tuple] = set()
+
+    @classmethod
+    def from_config(cls, conf: cfg.ConfigOpts) -> 'Worker | None':
+        """The worker, or ``None``; never raises.
+
+        ``None``: a single store, or a configuration it cannot work with;
+        one log line says which.
+        """
+        try:
+            return cls._build(conf)
+        except Exception as exc:
+            if isinstance(exc, misconfiguration.ERRORS):
+                reason = misconfiguration.describe(exc, conf)
+            else:
+                reason = f'{type(exc).__name__}: {urls.mask_error(exc)}'
+            LOG.error('multistore_prefix filter: off, every request passes '
+                      'through: %s', urls.mask_text(reason))
+            LOG.debug('multistore_prefix filter: set-up failed',
+                      exc_info=True)
+            return None
+
+    @classmethod
+    def _build(cls, conf):
+        options.register_opts(conf)
+        lmap.register_opts(conf)
+        if not conf.enabled_backends:
+            LOG.info('multistore_prefix filter: [DEFAULT]/enabled_backends '
+                     'is not set (a single store); every request passes '
+                     'through')
+            return None
+        options.register_database_opts(conf)
+        if not conf.database.connection:
+            LOG.error('multistore_prefix filter: off, every request passes '
+                      'through: [database]/connection is not set; it must '
+                      'be Glance\'s database')
+            return None
+        own = conf[options.GROUP]
+        gateway = gateway_mod.Gateway(
+            conf, one_connection=True, backend_lookups=own.backend_lookups,
+            lookup_timeout=own.backend_lookup_timeout,
+            fix_wrong_stores=own.fix_wrong_stores)
+        strip = glance_strips_s3_credentials()
+        LOG.info('multistore_prefix filter: on in process %d, stores %s%s',
+                 os.getpid(), ', '.join(sorted(gateway.location_map.stores)),
+                 '; S3 URLs lose their credentials first, as Glance\'s own '
+                 'rule would' if strip else '')
+        return cls(gateway, own.request_timeout, strip_s3_credentials=strip)
+
+    def resolve(self, image_id: str, context=None) -> None:
+        """Give ``image_id``'s legacy locations their store; never raises.
+
+        Waits at most ``timeout``; whatever goes wrong is one log line (the
+        traceback at debug level) and the request goes on.
+        """
+        started = time.monotonic()
+        if green_threads() and not self._may_write(image_id, context):
+            return
+        if time.monotonic() - started > self.timeout:
+            # The read in the request's green thread outlived the bound
+            # (a driver that blocks the whole process): as late as the
+            # pool's answer would have been, and written as little.
+            self._gave_up(image_id)
+            return
+        if not self._slots.acquire(blocking=False):
+            LOG.warning('multistore_prefix filter: image %s passed through '
+                        'unresolved: %d resolutions still running (is the '
+                        'database answering?)', image_id, MAX_RUNNING)
+            return
+        # Set when the request stops waiting: the work then writes nothing
+        # (unless already writing), not to compete with Glance's own rule.
+        given_up = threading.Event()
+        try:
+            future = self._pool.submit(self._resolve, image_id, context,
+                                       given_up)
+        except RuntimeError:  # the pool is shut down (process exiting)
+            self._slots.release()
+            return
+        try:
+            future.result(timeout=self.timeout)
+        except concurrent.futures.TimeoutError:
+            given_up.set()
+            self._gave_up(image_id)
+        except Exception as exc:
+            LOG.warning('multistore_prefix filter: image %s passed through '
+                        'unresolved: %s: %s', image_id, type(exc).__name__,
+                        urls.mask_error(exc))
+            LOG.debug('multistore_prefix filter: image %s', image_id,
+                      exc_info=True)
+        else:
+            LOG.debug('multistore_prefix filter: image %s checked in %.1f ms',
+                      image_id, (time.monotonic() - started) * 1000)
+
+    def _gave_up(self, image_id) -> None:
+        LOG.warning('multistore_prefix filter: image %s passed through '
+                    'unresolved: no answer within request_timeout (%.1f s)',
+                    image_id, self.timeout)
+
+    def _may_write(self, image_id, context) -> bool:
+        """Whether the image's locations may need a write (read here).
+
+        Under eventlet, a wait on the pool yields to the process's other
+        green threads even when there is nothing to write, and what runs
+        meanwhile (Glance's cache prefetcher) changes what the request
+        finds: the read is done in the request's own green thread, and the
+        pool is used only for an image that may need a write.  A failure
+        says yes, and the pool's path reports it.
+        """
+        wanted = []
+        try:
+            batch = self._resolve_stores(
+                image_id, context, lambda: wanted.append(True) and False)
+        except domain_exc.NotFound:
+            return False
+        except Exception:
+            return True
+        if batch is not None and not wanted:
+            self._log_left(batch)
+        return bool(wanted)
+
+    def _resolve(self, image_id, context, given_up):
+        try:
+            batch = self._resolve_stores(image_id, context,
+                                         lambda: not given_up.is_set())
+            if batch is not None:
+                self._log_left(batch)
+        except domain_exc.NotFound as exc:
+            # Glance answers 404 itself.
+            LOG.debug('multistore_prefix filter: image %s: %s', image_id,
+                      exc)
+        except domain_exc.Busy:
+            # A backfill batch (or Glance's own save) is writing these
+            # rows: the request does not wait for it.
+            LOG.info('multistore_prefix filter: image %s passed through: '
+                     'its locations are locked by another writer (a '
+                     'backfill?); the next request checks it again',
+                     image_id)
+        finally:
+            self._slots.release()
+
+    def _resolve_stores(self, image_id, context, proceed):
+        return self.gateway.get_repo(context).resolve_stores(
+            image_id, self.decider(), proceed=proceed)
+
+    def _log_left(self, batch) -> None:
+        """One line for each row left alone, once per process."""
+        left = list(batch.unresolved)
+        if not self.gateway.fix_wrong_stores:
+            left += [deciding.Unresolved(
+                row.location_id, row.image_id, row.url, 'wrong-store',
+                f'names store {row.named!r}, which {row.owner!r} owns; '
+                f'fix_wrong_stores is off') for row in batch.wrong]
+        for location_id, image_id, url, reason, detail, _ in left:
+            key = (location_id, reason)
+            if key in self._logged:
+                continue
+            if len(self._logged) >= LOGGED_ROWS:
+                self._logged.clear()
+            self._logged.add(key)
+            LOG.warning('multistore_prefix filter: image %s location %s (%s) '
+                        'left as it is (%s): %s', image_id, location_id,
+                        urls.mask_url(url), reason, urls.mask_text(detail))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False)
+        self.gateway.close()
 
 
 def image_id_of(environ: dict) -> str | None:
@@ -73,17 +283,13 @@ def image_id_of(environ: dict) -> str | None:
 
 
 class ResolveFilter:
-    """The WSGI middleware.
-
-    :ivar app: the next application of the pipeline.
-    :ivar conf: glance-api's configuration.
-    """
+    """The WSGI middleware over ``app``, on glance-api's ``conf``."""
 
     def __init__(self, app, conf: cfg.ConfigOpts | None = None):
         self.app = app
         self.conf = cfg.CONF if conf is None else conf
         options.register_opts(self.conf)
-        self._worker: resolving.Worker | None = None
+        self._worker: Worker | None = None
         self._worker_pid: int | None = None
         self._lock = threading.Lock()
 
@@ -101,7 +307,7 @@ class ResolveFilter:
             worker.resolve(image_id, context)
         return response
 
-    def worker(self) -> resolving.Worker | None:
+    def worker(self) -> Worker | None:
         """This process's worker, built on its first request."""
         pid = os.getpid()
         if self._worker_pid != pid:
@@ -109,7 +315,7 @@ class ResolveFilter:
                 if self._worker_pid != pid:
                     # A forked child never uses its parent's connections
                     # or threads: it builds its own.
-                    self._worker = resolving.Worker.from_config(self.conf)
+                    self._worker = Worker.from_config(self.conf)
                     self._worker_pid = pid
         return self._worker
 

@@ -12,16 +12,12 @@
 
 """The options of the glance-api filter: ``[multistore_prefix]``.
 
-They are read from glance-api's own configuration (the global ``CONF``
-that Glance has parsed), so they live in glance-api.conf beside Glance's
-options.  The list is this module's own; other options of the same group
-belong to the modules that read them.
+Other options of the group belong to the modules that read them.
 """
 
 from oslo_config import cfg
 from oslo_db import options as db_options
 
-#: The group in glance-api.conf.
 GROUP = 'multistore_prefix'
 
 FILTER_OPTS = [
@@ -63,7 +59,6 @@ FILTER_OPTS = [
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
-    """Register the filter's options on ``conf`` (harmless twice)."""
     conf.register_opts(FILTER_OPTS, group=GROUP)
 
 
@@ -76,5 +71,4 @@ def register_database_opts(conf: cfg.ConfigOpts) -> None:
 
 
 def list_opts():
-    """[(group, options)] for oslo-config-generator."""
     return [(GROUP, FILTER_OPTS)]

@@ -43,7 +43,6 @@ _CACHE = 'glance.api.middleware.cache'
 _CONTEXT = 'glance.api.middleware.context:'
 _FACTORY_KEYS = ('paste.filter_factory', 'paste.filter_app_factory',
                  'paste.composite_factory', 'paste.app_factory')
-#: OK, a warning, a failure.
 OK, WARN, FAIL = 'ok', 'warning', 'FAIL'
 
 # Glance's [paste_deploy] options (same names; only read here).
@@ -59,10 +58,7 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
 
 
 class PasteError(exceptions.MultistorePrefixError):
-    """The paste file cannot give glance-api's pipeline.
-
-    :ivar path: the paste file.
-    """
+    """The paste file at ``path`` cannot give glance-api's pipeline."""
 
     def __init__(self, path: str, reason: str):
         self.path = path
@@ -71,15 +67,12 @@ class PasteError(exceptions.MultistorePrefixError):
 
 @dataclasses.dataclass
 class Pipeline:
-    """The pipeline glance-api builds.
+    """The pipeline glance-api builds from the paste file ``path``.
 
-    :ivar path: the paste file.
-    :ivar app_name: the application glance-api loads (``glance-api-...``).
-    :ivar source: where the pipeline is written (``[composite:api]
-        keystone``).
-    :ivar names: its elements, the filters then the application.
-    :ivar factories: each filter's factory, as written or as its entry
-        point names it (``module:attribute``).
+    ``source`` says where it is written (``[composite:api] keystone``);
+    ``names`` are the filters then the application; ``factories`` each
+    filter's factory, as written or as its entry point names it
+    (``module:attribute``).
     """
 
     path: str
@@ -224,8 +217,7 @@ def _entry_point(use: str) -> str:
     except importlib.metadata.PackageNotFoundError:
         return use
     for entry_point in found:
-        if (entry_point.name == (name or 'main') and entry_point.group in (
-                'paste.filter_factory', 'paste.filter_app_factory',
-                'paste.composite_factory', 'paste.app_factory')):
+        if (entry_point.name == (name or 'main')
+                and entry_point.group in _FACTORY_KEYS):
             return entry_point.value
     return use

@@ -31,7 +31,6 @@ import pytest
 import sqlalchemy as sa
 
 from multistore_prefix import middleware
-from multistore_prefix.middleware import resolving
 from tests import faults
 
 LEGACY = 'file:///var/lib/glance/images2/{}'
@@ -304,7 +303,7 @@ def test_the_request_waits_at_most_request_timeout(
         # it to end, its slot given back.
         worker = resolve.worker()
         deadline = time.monotonic() + 30
-        while (worker._slots._value < resolving.MAX_RUNNING
+        while (worker._slots._value < middleware.MAX_RUNNING
                and time.monotonic() < deadline):
             time.sleep(0.05)
     engine.dispose()

@@ -37,12 +37,12 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from multistore_prefix.middleware import resolving
+from multistore_prefix import middleware
 from tests.glance_compat import deployment as deployment_mod
 from tests.glance_compat import glance_api as glance_api_mod
 
 glance_api_mod.require('uwsgi')
-if not resolving.glance_strips_s3_credentials():
+if not middleware.glance_strips_s3_credentials():
     # Before 2026.2 the s3 driver signs with the keys in the URL: the
     # keyless locations here are not that Glance's (tools/glance-compat
     # runs this module on the newest release).

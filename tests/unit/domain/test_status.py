@@ -136,7 +136,7 @@ def test_transitions_is_the_documented_table():
 
 
 def test_transitions_come_from_the_automaton_machine():
-    machine = status.image_machine()
+    machine = status.machine()
     assert set(status.transitions()) == set(machine)
     assert machine.default_start_state == 'queued'
     assert machine.frozen
@@ -210,9 +210,9 @@ def test_next_status_agrees_with_automaton(current, event):
     # The automaton machine and the pure table are one machine.
     if current in status.TERMINAL_STATES:
         with pytest.raises(automaton_exc.InvalidState):
-            status.image_machine(current)
+            status.machine(start_state=current)
         return
-    machine = status.image_machine(current)
+    machine = status.machine(start_state=current)
     try:
         status.next_status(current, event, make_image())
     except status.InvalidTransition:
@@ -363,13 +363,13 @@ def test_status_conflict():
 # --- machines and threads --------------------------------------------------
 
 def test_machine_copies_are_independent():
-    first = status.image_machine()
-    second = status.image_machine()
+    first = status.machine()
+    second = status.machine()
     first.process_event('upload_started')
     first.process_event('upload_finished')
     assert (first.current_state, second.current_state) == ('active',
                                                            'queued')
-    assert status.location_machine().current_state == 'active'
+    assert status.machine('location').current_state == 'active'
     # The module machines are never initialized nor changeable.
     for spec in status._SPECS.values():
         assert spec.machine.current_state is None
@@ -379,9 +379,10 @@ def test_machine_copies_are_independent():
 
 
 def test_machine_starts_where_asked():
-    assert status.image_machine('deactivated').current_state == 'deactivated'
+    machine = status.machine(start_state='deactivated')
+    assert machine.current_state == 'deactivated'
     with pytest.raises(automaton_exc.NotFound):
-        status.image_machine('frozen')
+        status.machine(start_state='frozen')
 
 
 def _walk(rng, steps):
@@ -411,7 +412,7 @@ def test_many_threads_feed_their_own_copies():
             barrier.wait()
             seen = []
             for path in paths:
-                machine = status.image_machine()
+                machine = status.machine()
                 for event, expected in path:
                     before = machine.current_state
                     machine.process_event(event)
@@ -446,7 +447,7 @@ def test_many_threads_feed_their_own_copies():
 
 @given(st.lists(st.sampled_from(status.IMAGE_EVENTS), max_size=30))
 def test_any_event_sequence_stays_in_the_table(events):
-    machine = status.image_machine()
+    machine = status.machine()
     current = 'queued'
     for event in events:
         try:
