@@ -50,11 +50,6 @@ from multistore_prefix.db import scan
 from multistore_prefix.db import sql
 
 # Named here too: the interface of the database layer for images.
-holds = sql.holds
-exact = sql.exact
-text_as_stored = sql.text_as_stored
-utf8_or_bytes = sql.utf8_or_bytes
-MERGE_ATTEMPTS = location_rows.MERGE_ATTEMPTS
 KeyConflict = location_rows.KeyConflict
 dump_metadata = location_rows.dump_metadata
 load_metadata = location_rows.load_metadata

@@ -246,6 +246,7 @@ class _Sql:
     """
 
     def __init__(self, dialect):
+        self.dialect = dialect
         self.name = dialect.name
         self.mark = '?' if self.name == 'sqlite' else '%s'
         self._params: list = []
@@ -275,9 +276,9 @@ class _Sql:
         return f'id IN ({", ".join([self.mark] * len(ids))})'
 
     def holds(self, text) -> str:
-        """``meta_data`` is exactly ``text`` (MySQL compares by bytes)."""
-        binary = 'BINARY ' if self.name == 'mysql' else ''
-        return f'{binary}meta_data = {self.value(text)}'
+        """``meta_data`` holds exactly ``text`` (:func:`sql.holds`)."""
+        mark = None if text is None else self.value(text)
+        return sql.holds_text(self.dialect, _L.c.meta_data, mark)
 
 
 def _groups(writes) -> dict[tuple[str, str], list[int]]:

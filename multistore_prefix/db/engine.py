@@ -50,6 +50,7 @@ from multistore_prefix.db import bounds as bounds_mod
 from multistore_prefix.db import dialects
 from multistore_prefix.db import exceptions
 from multistore_prefix.db import options
+from multistore_prefix.db import sql
 from multistore_prefix import masking
 
 #: How long a SQLite writer waits for another writer's lock.
@@ -222,9 +223,7 @@ class Database:
 
 def permission_denied(exc: BaseException) -> str | None:
     """Why the database refused a write, or ``None`` for other errors."""
-    if isinstance(exc, db_exc.DBError) and exc.inner_exception is not None:
-        exc = exc.inner_exception
-    orig = getattr(exc, 'orig', exc)
+    orig = sql.driver_error(exc)
     pgcode = getattr(orig, 'pgcode', None)
     if pgcode in _PG_READ_ONLY:
         return str(orig).strip().splitlines()[0]

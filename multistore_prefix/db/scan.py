@@ -53,12 +53,6 @@ def live_conditions(shard_low: str | None = None,
     return where
 
 
-def count_dead_images(conn) -> int:
-    """Images whose locations are not live."""
-    return conn.execute(sa.select(sa.func.count()).select_from(_I).where(
-        sql.dead_image(_I))).scalar_one()
-
-
 def dead_image_ids(conn, limit: int) -> frozenset[str] | None:
     """The ids of the dead images, or ``None`` when there are more.
 

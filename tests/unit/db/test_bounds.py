@@ -170,6 +170,7 @@ def test_an_answer_begun_before_an_outage_does_not_restart_its_count():
     budget.answered(budget.faults)
     assert budget.spend(deadlock=False) == 1
 
+
 def test_a_watchdog_with_nothing_to_watch_keeps_no_thread(monkeypatch):
     monkeypatch.setattr(bounds, 'IDLE_SECONDS', 0.1)
     watchdog = bounds.Watchdog('test')
