@@ -29,23 +29,25 @@ plain inserts: uniqueness is the database's job, and its "duplicate" answer
 becomes :class:`~multistore_prefix.db.exceptions.Duplicate`.  Nothing here
 reads to decide whether to insert.
 
+Glance's own unique constraint on a property's (image_id, name) counts
+soft-deleted rows too: there a deleted property is revived, as Glance
+itself does.
+
 This module is the database layer's interface for images: it also names
-the location functions (:mod:`multistore_prefix.db.location_rows`), the
-property and tag writes (:mod:`multistore_prefix.db.properties`) and the
-comparing helpers (:mod:`multistore_prefix.db.sql`), so callers read
-and write an image through one module.
+the location functions (:mod:`multistore_prefix.db.location_rows`), so
+callers read and write an image through one module.
 """
 
 import datetime
 from typing import Any, Iterable, Mapping
 
+from oslo_db import exception as db_exc
 import sqlalchemy as sa
 
 from multistore_prefix.db import batches
 from multistore_prefix.db import exceptions
 from multistore_prefix.db import location_rows
 from multistore_prefix.db import models
-from multistore_prefix.db import properties
 from multistore_prefix.db import scan
 from multistore_prefix.db import sql
 
@@ -62,11 +64,6 @@ metadata_limit = scan.metadata_limit
 location_update = location_rows.location_update
 rewrite_location = location_rows.rewrite_location
 location_remove = location_rows.location_remove
-property_add = properties.property_add
-property_update = properties.property_update
-property_remove = properties.property_remove
-tag_add = properties.tag_add
-tag_remove = properties.tag_remove
 
 _IMAGES = models.images
 _PROPERTIES = models.image_properties
@@ -239,3 +236,98 @@ def image_destroy(conn: sa.engine.Connection, image_id: str,
     conn.execute(sa.update(_LOCATIONS).where(
         _LOCATIONS.c.image_id == image_id, sql.live(_LOCATIONS)).values(
             status='deleted', **deleted))
+
+
+# -- properties and tags ---------------------------------------------------
+
+def property_add(conn: sa.engine.Connection, image_id: str, name: str,
+                 value: Any, now: datetime.datetime) -> None:
+    """Insert a property, or revive its deleted row (see above).
+
+    :raises Duplicate: the image has a live property of that name.
+    """
+    try:
+        with conn.begin_nested():
+            conn.execute(sa.insert(_PROPERTIES),
+                         [sql.child(image_id, now, name=name, value=value)])
+        return
+    except db_exc.DBDuplicateEntry:
+        pass
+    try:
+        with conn.begin_nested():
+            revived = conn.execute(
+                sa.update(_PROPERTIES)
+                .where(_PROPERTIES.c.image_id == image_id,
+                       _PROPERTIES.c.name == name,
+                       _PROPERTIES.c.deleted == sa.true())
+                .values(value=value, deleted=False, deleted_at=None,
+                        updated_at=now)).rowcount
+    except db_exc.DBDuplicateEntry:
+        revived = 0
+    if not revived:
+        raise exceptions.Duplicate(image_id, 'property', name)
+
+
+def property_update(conn: sa.engine.Connection, image_id: str, name: str,
+                    old: Any, new: Any, now: datetime.datetime) -> None:
+    """Change a property's value if it still holds ``old``.
+
+    :raises Conflict: it holds another value, or was removed.
+    """
+    where = (_PROPERTIES.c.image_id == image_id, _PROPERTIES.c.name == name,
+             sql.live(_PROPERTIES))
+    result = conn.execute(
+        sa.update(_PROPERTIES)
+        .where(*where, sql.holds(_PROPERTIES.c.value, old))
+        .values(value=new, updated_at=now))
+    if not result.rowcount:
+        row = sql.locked(conn, _PROPERTIES, *where)
+        if row is None or not sql.same(row['value'], new):
+            raise _property_conflict(image_id, name, old, row)
+
+
+def property_remove(conn: sa.engine.Connection, image_id: str, name: str,
+                    old: Any, now: datetime.datetime) -> None:
+    """Soft-delete a property if it still holds ``old``.
+
+    :raises Conflict: it holds another value now.
+    """
+    where = (_PROPERTIES.c.image_id == image_id, _PROPERTIES.c.name == name,
+             sql.live(_PROPERTIES))
+    result = conn.execute(
+        sa.update(_PROPERTIES)
+        .where(*where, sql.holds(_PROPERTIES.c.value, old))
+        .values(deleted=True, deleted_at=now, updated_at=now))
+    if not result.rowcount:
+        row = sql.locked(conn, _PROPERTIES, *where)
+        if row is not None:
+            raise _property_conflict(image_id, name, old, row)
+
+
+def tag_add(conn: sa.engine.Connection, image_id: str, tag: str,
+            now: datetime.datetime) -> None:
+    """Insert a tag.
+
+    :raises Duplicate: the image has that tag (on the project's schema;
+        Glance's own schema does not forbid duplicate tags).
+    """
+    with sql.duplicate_as(image_id, 'tag', tag):
+        conn.execute(sa.insert(_TAGS), [sql.child(image_id, now, value=tag)])
+
+
+def tag_remove(conn: sa.engine.Connection, image_id: str, tag: str,
+               now: datetime.datetime) -> None:
+    """Soft-delete a tag (already gone is fine: the same end)."""
+    conn.execute(
+        sa.update(_TAGS).where(_TAGS.c.image_id == image_id,
+                               sql.exact(_TAGS.c.value) == tag,
+                               sql.live(_TAGS))
+        .values(deleted=True, deleted_at=now, updated_at=now))
+
+
+def _property_conflict(image_id, name, old, row):
+    found = None if row is None else row['value']
+    return exceptions.Conflict(
+        image_id, f'property {name}', old, found,
+        reason=None if found is not None else
+        f'expected {old!r}, found it removed')

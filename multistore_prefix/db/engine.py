@@ -97,12 +97,8 @@ class Database:
 
     :ivar connection: the SQLAlchemy URL (it may hold a password: never
         print it; :attr:`safe_url` hides it).
-    :ivar bounds: the :class:`~multistore_prefix.db.bounds.Bounds` of
-        every wait.
-    :ivar max_retries: ``[database]/max_retries``: how many times a caller
-        tries again to reach a database it lost (-1: without end).
-    :ivar retry_interval: ``[database]/retry_interval``, seconds.
-    :ivar watchdog: cuts the connections of overdue transactions.
+    :ivar max_retries: ``[database]/max_retries`` (-1: without end) and
+        ``retry_interval``, for :mod:`multistore_prefix.db.retry`.
     """
 
     def __init__(self, connection: str,
@@ -139,11 +135,7 @@ class Database:
     @classmethod
     def from_config(cls, conf: cfg.ConfigOpts,
                     **overrides) -> 'Database':
-        """The database of ``[database]`` in ``conf`` (registered here).
-
-        :param overrides: engine facade options that win over ``conf``'s
-            (:data:`ONE_CONNECTION`).
-        """
+        """``[database]`` of ``conf``; ``overrides`` win over its options."""
         facade_options = {**options.engine_options(conf), **overrides}
         return cls(bounds=bounds_mod.Bounds.from_config(conf),
                    **facade_options)

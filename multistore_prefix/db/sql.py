@@ -11,13 +11,13 @@
 #    under the License.
 
 
-"""The small pieces every statement of the database layer is made of.
+"""The pieces every statement of the database layer is made of.
 
 Comparing exactly (a compare-and-swap must not follow MySQL's collation),
-the live-row condition, re-reading a row locked, and turning the
-database's own refusals (a duplicate, a value too long) into this
-package's errors.  SQL lives in :mod:`multistore_prefix.db`; this is its
-shared toolbox.
+the live-row conditions (SQLAlchemy's, and compiled for the raw batch
+statements), re-reading a row locked, and turning the database's own
+refusals (a duplicate, a value too long, a lock) into this package's
+errors.
 """
 
 import contextlib
@@ -86,12 +86,12 @@ def live_location(locations, images=None) -> sa_expression.ColumnElement:
     Not deleted and ``active`` (never a ``pending_delete`` one); with
     ``images`` (joined), of an image that is not deleted nor dying.  Every
     read and every write of a store uses it (the raw statements through
-    :func:`live_location_text`, Python through :func:`is_live_location`).
+    :func:`live_location_text`, a row read through
+    :func:`is_live_location`).
     """
-    condition = sa.and_(locations.c.deleted == sa.false(),
-                        locations.c.status == LIVE_STATUS)
+    condition = sa.and_(live(locations), locations.c.status == LIVE_STATUS)
     if images is not None:
-        condition = sa.and_(condition, images.c.deleted == sa.false(),
+        condition = sa.and_(condition, live(images),
                             images.c.status.not_in(DEAD_IMAGE_STATUSES))
     return condition
 
