@@ -120,26 +120,23 @@ def image_get_all(conn: sa.engine.Connection,
         images[image['id']] = image
     if not images:
         return []
-    ids = list(images)
-    for image_id, name, value in conn.execute(
-            sa.select(_PROPERTIES.c.image_id, _PROPERTIES.c.name,
-                      _PROPERTIES.c.value)
-            .where(_PROPERTIES.c.image_id.in_(ids), sql.live(_PROPERTIES))
-            .order_by(_PROPERTIES.c.id)):
-        images[image_id]['properties'][name] = value
-    for image_id, value in conn.execute(
-            sa.select(_TAGS.c.image_id, _TAGS.c.value)
-            .where(_TAGS.c.image_id.in_(ids), sql.live(_TAGS))
-            .order_by(_TAGS.c.id)):
-        images[image_id]['tags'].append(value)
     sqlite = conn.dialect.name == 'sqlite'
-    for row in conn.execute(
-            sa.select(_LOCATIONS.c.id, _LOCATIONS.c.image_id,
-                      sql.text_as_stored(_LOCATIONS.c.value, sqlite),
-                      sql.text_as_stored(_LOCATIONS.c.meta_data, sqlite),
-                      _LOCATIONS.c.status)
-            .where(_LOCATIONS.c.image_id.in_(ids), sql.live(_LOCATIONS))
-            .order_by(_LOCATIONS.c.id)):
+
+    def live_children(table, *columns):
+        return conn.execute(
+            sa.select(table.c.image_id, *columns)
+            .where(table.c.image_id.in_(list(images)), sql.live(table))
+            .order_by(table.c.id))
+    for image_id, name, value in live_children(
+            _PROPERTIES, _PROPERTIES.c.name, _PROPERTIES.c.value):
+        images[image_id]['properties'][name] = value
+    for image_id, value in live_children(_TAGS, _TAGS.c.value):
+        images[image_id]['tags'].append(value)
+    for row in live_children(
+            _LOCATIONS, _LOCATIONS.c.id,
+            sql.text_as_stored(_LOCATIONS.c.value, sqlite),
+            sql.text_as_stored(_LOCATIONS.c.meta_data, sqlite),
+            _LOCATIONS.c.status):
         images[row.image_id]['locations'].append(
             location_rows.location_dict(row))
     return list(images.values())

@@ -12,11 +12,9 @@
 
 """Live locations in bulk: keyset reads for the backfill.
 
-The statements are compiled once and run through the SQLAlchemy
-connection (``exec_driver_sql``), so oslo.db still translates every error
-(a deadlock, a lost connection), while rows skip SQLAlchemy's per-row
-work, which would otherwise be most of the cost.  The batch writes are in
-:mod:`multistore_prefix.db.batches`.
+The statements are compiled once and run as the batch writes'
+(:mod:`multistore_prefix.db.batches`): errors translated by oslo.db,
+rows without SQLAlchemy's per-row work.
 """
 
 import sqlalchemy as sa
