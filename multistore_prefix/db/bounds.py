@@ -142,7 +142,7 @@ class Bounds:
                 f"SET lock_timeout = '{self.lock_wait}s'",
                 f"SET idle_in_transaction_session_timeout = "
                 f"'{self.transaction}s'"]
-        else:
+        elif backend == 'mysql':
             statements = [
                 f'SET SESSION innodb_lock_wait_timeout = {self.lock_wait}',
                 f'SET SESSION wait_timeout = {self.transaction}']
@@ -151,6 +151,8 @@ class Bounds:
             if callable(server) and 'mariadb' in str(server()).lower():
                 statements.append(
                     f'SET SESSION max_statement_time = {self.statement}')
+        else:
+            return
         cursor = dbapi_connection.cursor()
         try:
             for statement in statements:
