@@ -221,18 +221,13 @@ def image_destroy(conn: sa.engine.Connection, image_id: str,
 
     :raises NotFound: the image is gone already.
     """
-    deleted = {'deleted': True, 'deleted_at': now, 'updated_at': now}
-    result = conn.execute(
-        sa.update(_IMAGES).where(_IMAGES.c.id == image_id, sql.live(_IMAGES))
-        .values(status='deleted', **deleted))
-    if not result.rowcount:
+    if not sql.soft_delete(conn, _IMAGES, now, _IMAGES.c.id == image_id,
+                           status='deleted'):
         raise exceptions.NotFound('image', image_id)
     for table in (_PROPERTIES, _TAGS):
-        conn.execute(sa.update(table).where(
-            table.c.image_id == image_id, sql.live(table)).values(**deleted))
-    conn.execute(sa.update(_LOCATIONS).where(
-        _LOCATIONS.c.image_id == image_id, sql.live(_LOCATIONS)).values(
-            status='deleted', **deleted))
+        sql.soft_delete(conn, table, now, table.c.image_id == image_id)
+    sql.soft_delete(conn, _LOCATIONS, now,
+                    _LOCATIONS.c.image_id == image_id, status='deleted')
 
 
 # -- properties and tags ---------------------------------------------------
@@ -289,14 +284,10 @@ def property_remove(conn: sa.engine.Connection, image_id: str, name: str,
 
     :raises Conflict: it holds another value now.
     """
-    where = (_PROPERTIES.c.image_id == image_id, _PROPERTIES.c.name == name,
-             sql.live(_PROPERTIES))
-    result = conn.execute(
-        sa.update(_PROPERTIES)
-        .where(*where, sql.holds(_PROPERTIES.c.value, old))
-        .values(deleted=True, deleted_at=now, updated_at=now))
-    if not result.rowcount:
-        row = sql.locked(conn, _PROPERTIES, *where)
+    where = (_PROPERTIES.c.image_id == image_id, _PROPERTIES.c.name == name)
+    if not sql.soft_delete(conn, _PROPERTIES, now, *where,
+                           sql.holds(_PROPERTIES.c.value, old)):
+        row = sql.locked(conn, _PROPERTIES, *where, sql.live(_PROPERTIES))
         if row is not None:
             raise _property_conflict(image_id, name, old, row)
 
@@ -315,11 +306,8 @@ def tag_add(conn: sa.engine.Connection, image_id: str, tag: str,
 def tag_remove(conn: sa.engine.Connection, image_id: str, tag: str,
                now: datetime.datetime) -> None:
     """Soft-delete a tag (already gone is fine: the same end)."""
-    conn.execute(
-        sa.update(_TAGS).where(_TAGS.c.image_id == image_id,
-                               sql.exact(_TAGS.c.value) == tag,
-                               sql.live(_TAGS))
-        .values(deleted=True, deleted_at=now, updated_at=now))
+    sql.soft_delete(conn, _TAGS, now, _TAGS.c.image_id == image_id,
+                    sql.exact(_TAGS.c.value) == tag)
 
 
 def _property_conflict(image_id, name, old, row):

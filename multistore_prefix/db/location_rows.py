@@ -213,11 +213,8 @@ def location_remove(conn: sa.engine.Connection, image_id: str,
                     location_id: int, now: datetime.datetime,
                     status: str = 'deleted') -> None:
     """Soft-delete a location (already gone is fine: the same end)."""
-    conn.execute(
-        sa.update(_LOCATIONS).where(_LOCATIONS.c.id == location_id,
-                                    sql.live(_LOCATIONS))
-        .values(status=status, deleted=True, deleted_at=now,
-                updated_at=now))
+    sql.soft_delete(conn, _LOCATIONS, now, _LOCATIONS.c.id == location_id,
+                    status=status)
 
 
 def _merge_text(image_id, label, text, before, after):

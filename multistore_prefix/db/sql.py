@@ -141,6 +141,14 @@ def is_live_location(deleted, status) -> bool:
     return not deleted and status == LIVE_STATUS
 
 
+def soft_delete(conn, table, now, *where, **values) -> int:
+    """Mark the live rows ``where`` deleted, as Glance does; how many."""
+    return conn.execute(
+        sa.update(table).where(*where, live(table))
+        .values(deleted=True, deleted_at=now, updated_at=now, **values)
+    ).rowcount
+
+
 def child(image_id, now, **values):
     return {'image_id': image_id, 'created_at': now, 'updated_at': now,
             'deleted': False, **values}
