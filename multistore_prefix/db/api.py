@@ -29,32 +29,29 @@ plain inserts: uniqueness is the database's job, and its "duplicate" answer
 becomes :class:`~multistore_prefix.db.exceptions.Duplicate`.  Nothing here
 reads to decide whether to insert.
 
+Glance's own unique constraint on a property's (image_id, name) counts
+soft-deleted rows too: there a deleted property is revived, as Glance
+itself does.
+
 This module is the database layer's interface for images: it also names
-the location functions (:mod:`multistore_prefix.db.location_rows`), the
-property and tag writes (:mod:`multistore_prefix.db.properties`) and the
-comparing helpers (:mod:`multistore_prefix.db.sql`), so callers read
-and write an image through one module.
+the location functions (:mod:`multistore_prefix.db.location_rows`), so
+callers read and write an image through one module.
 """
 
 import datetime
 from typing import Any, Iterable, Mapping
 
+from oslo_db import exception as db_exc
 import sqlalchemy as sa
 
 from multistore_prefix.db import batches
 from multistore_prefix.db import exceptions
 from multistore_prefix.db import location_rows
 from multistore_prefix.db import models
-from multistore_prefix.db import properties
 from multistore_prefix.db import scan
 from multistore_prefix.db import sql
 
 # Named here too: the interface of the database layer for images.
-holds = sql.holds
-exact = sql.exact
-text_as_stored = sql.text_as_stored
-utf8_or_bytes = sql.utf8_or_bytes
-MERGE_ATTEMPTS = location_rows.MERGE_ATTEMPTS
 KeyConflict = location_rows.KeyConflict
 dump_metadata = location_rows.dump_metadata
 load_metadata = location_rows.load_metadata
@@ -67,11 +64,6 @@ metadata_limit = scan.metadata_limit
 location_update = location_rows.location_update
 rewrite_location = location_rows.rewrite_location
 location_remove = location_rows.location_remove
-property_add = properties.property_add
-property_update = properties.property_update
-property_remove = properties.property_remove
-tag_add = properties.tag_add
-tag_remove = properties.tag_remove
 
 _IMAGES = models.images
 _PROPERTIES = models.image_properties
@@ -128,26 +120,23 @@ def image_get_all(conn: sa.engine.Connection,
         images[image['id']] = image
     if not images:
         return []
-    ids = list(images)
-    for image_id, name, value in conn.execute(
-            sa.select(_PROPERTIES.c.image_id, _PROPERTIES.c.name,
-                      _PROPERTIES.c.value)
-            .where(_PROPERTIES.c.image_id.in_(ids), sql.live(_PROPERTIES))
-            .order_by(_PROPERTIES.c.id)):
-        images[image_id]['properties'][name] = value
-    for image_id, value in conn.execute(
-            sa.select(_TAGS.c.image_id, _TAGS.c.value)
-            .where(_TAGS.c.image_id.in_(ids), sql.live(_TAGS))
-            .order_by(_TAGS.c.id)):
-        images[image_id]['tags'].append(value)
     sqlite = conn.dialect.name == 'sqlite'
-    for row in conn.execute(
-            sa.select(_LOCATIONS.c.id, _LOCATIONS.c.image_id,
-                      sql.text_as_stored(_LOCATIONS.c.value, sqlite),
-                      sql.text_as_stored(_LOCATIONS.c.meta_data, sqlite),
-                      _LOCATIONS.c.status)
-            .where(_LOCATIONS.c.image_id.in_(ids), sql.live(_LOCATIONS))
-            .order_by(_LOCATIONS.c.id)):
+
+    def live_children(table, *columns):
+        return conn.execute(
+            sa.select(table.c.image_id, *columns)
+            .where(table.c.image_id.in_(list(images)), sql.live(table))
+            .order_by(table.c.id))
+    for image_id, name, value in live_children(
+            _PROPERTIES, _PROPERTIES.c.name, _PROPERTIES.c.value):
+        images[image_id]['properties'][name] = value
+    for image_id, value in live_children(_TAGS, _TAGS.c.value):
+        images[image_id]['tags'].append(value)
+    for row in live_children(
+            _LOCATIONS, _LOCATIONS.c.id,
+            sql.text_as_stored(_LOCATIONS.c.value, sqlite),
+            sql.text_as_stored(_LOCATIONS.c.meta_data, sqlite),
+            _LOCATIONS.c.status):
         images[row.image_id]['locations'].append(
             location_rows.location_dict(row))
     return list(images.values())
@@ -232,15 +221,98 @@ def image_destroy(conn: sa.engine.Connection, image_id: str,
 
     :raises NotFound: the image is gone already.
     """
-    deleted = {'deleted': True, 'deleted_at': now, 'updated_at': now}
-    result = conn.execute(
-        sa.update(_IMAGES).where(_IMAGES.c.id == image_id, sql.live(_IMAGES))
-        .values(status='deleted', **deleted))
-    if not result.rowcount:
+    if not sql.soft_delete(conn, _IMAGES, now, _IMAGES.c.id == image_id,
+                           status='deleted'):
         raise exceptions.NotFound('image', image_id)
     for table in (_PROPERTIES, _TAGS):
-        conn.execute(sa.update(table).where(
-            table.c.image_id == image_id, sql.live(table)).values(**deleted))
-    conn.execute(sa.update(_LOCATIONS).where(
-        _LOCATIONS.c.image_id == image_id, sql.live(_LOCATIONS)).values(
-            status='deleted', **deleted))
+        sql.soft_delete(conn, table, now, table.c.image_id == image_id)
+    sql.soft_delete(conn, _LOCATIONS, now,
+                    _LOCATIONS.c.image_id == image_id, status='deleted')
+
+
+# -- properties and tags ---------------------------------------------------
+
+def property_add(conn: sa.engine.Connection, image_id: str, name: str,
+                 value: Any, now: datetime.datetime) -> None:
+    """Insert a property, or revive its deleted row (see above).
+
+    :raises Duplicate: the image has a live property of that name.
+    """
+    try:
+        with conn.begin_nested():
+            conn.execute(sa.insert(_PROPERTIES),
+                         [sql.child(image_id, now, name=name, value=value)])
+        return
+    except db_exc.DBDuplicateEntry:
+        pass
+    try:
+        with conn.begin_nested():
+            revived = conn.execute(
+                sa.update(_PROPERTIES)
+                .where(_PROPERTIES.c.image_id == image_id,
+                       _PROPERTIES.c.name == name,
+                       _PROPERTIES.c.deleted == sa.true())
+                .values(value=value, deleted=False, deleted_at=None,
+                        updated_at=now)).rowcount
+    except db_exc.DBDuplicateEntry:
+        revived = 0
+    if not revived:
+        raise exceptions.Duplicate(image_id, 'property', name)
+
+
+def property_update(conn: sa.engine.Connection, image_id: str, name: str,
+                    old: Any, new: Any, now: datetime.datetime) -> None:
+    """Change a property's value if it still holds ``old``.
+
+    :raises Conflict: it holds another value, or was removed.
+    """
+    where = (_PROPERTIES.c.image_id == image_id, _PROPERTIES.c.name == name,
+             sql.live(_PROPERTIES))
+    result = conn.execute(
+        sa.update(_PROPERTIES)
+        .where(*where, sql.holds(_PROPERTIES.c.value, old))
+        .values(value=new, updated_at=now))
+    if not result.rowcount:
+        row = sql.locked(conn, _PROPERTIES, *where)
+        if row is None or not sql.same(row['value'], new):
+            raise _property_conflict(image_id, name, old, row)
+
+
+def property_remove(conn: sa.engine.Connection, image_id: str, name: str,
+                    old: Any, now: datetime.datetime) -> None:
+    """Soft-delete a property if it still holds ``old``.
+
+    :raises Conflict: it holds another value now.
+    """
+    where = (_PROPERTIES.c.image_id == image_id, _PROPERTIES.c.name == name)
+    if not sql.soft_delete(conn, _PROPERTIES, now, *where,
+                           sql.holds(_PROPERTIES.c.value, old)):
+        row = sql.locked(conn, _PROPERTIES, *where, sql.live(_PROPERTIES))
+        if row is not None:
+            raise _property_conflict(image_id, name, old, row)
+
+
+def tag_add(conn: sa.engine.Connection, image_id: str, tag: str,
+            now: datetime.datetime) -> None:
+    """Insert a tag.
+
+    :raises Duplicate: the image has that tag (on the project's schema;
+        Glance's own schema does not forbid duplicate tags).
+    """
+    with sql.duplicate_as(image_id, 'tag', tag):
+        conn.execute(sa.insert(_TAGS), [sql.child(image_id, now, value=tag)])
+
+
+def tag_remove(conn: sa.engine.Connection, image_id: str, tag: str,
+               now: datetime.datetime) -> None:
+    """Soft-delete a tag (already gone is fine: the same end)."""
+    sql.soft_delete(conn, _TAGS, now, _TAGS.c.image_id == image_id,
+                    sql.exact(_TAGS.c.value) == tag)
+
+
+def _property_conflict(image_id, name, old, row):
+    found = None if row is None else row['value']
+    return exceptions.Conflict(
+        image_id, f'property {name}', old, found,
+        reason=None if found is not None else
+        f'expected {old!r}, found it removed')

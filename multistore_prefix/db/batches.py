@@ -55,12 +55,9 @@ from multistore_prefix.db import sql
 
 _L = models.image_locations
 
-
 #: Rows per UPDATE on SQLite, whose statements take at most 32766
 #: parameters; a server takes a whole batch in one.
 SQLITE_CHUNK = 2000
-
-
 SERVER_CHUNK = 5000
 
 
@@ -69,8 +66,6 @@ def transactions(dialect_name: str, writes: Sequence) -> list[Sequence]:
 
     On PostgreSQL, several passes (:func:`multistore_prefix.db.
     batches_postgresql.passes`); other engines update rows in place: one.
-
-    :param writes: ``(location id, ...)`` each, in the batch's order.
     """
     if dialect_name == 'postgresql':
         return batches_postgresql.passes(writes)
@@ -78,12 +73,10 @@ def transactions(dialect_name: str, writes: Sequence) -> list[Sequence]:
 
 
 class MetadataWrite(NamedTuple):
-    """A compare-and-swap of one row's ``meta_data``.
+    """``meta_data`` from ``text`` (read) to ``new_text``, compare-and-swap.
 
     Any record with these four attributes will do (the backfill's
     :class:`~multistore_prefix.deciding.Write` is one).
-
-    :ivar text: the text read (the compare); :ivar new_text: the swap.
     """
 
     location_id: int
@@ -95,8 +88,8 @@ class MetadataWrite(NamedTuple):
 class Current(NamedTuple):
     """A location row as it is now, locked until the transaction ends.
 
-    :ivar url: ``value`` (``bytes`` on SQLite when not UTF-8).
-    :ivar text: ``meta_data`` (likewise).
+    ``url`` and ``text`` (``meta_data``) are ``bytes`` on SQLite when not
+    UTF-8.
     """
 
     url: str | bytes
@@ -106,7 +99,6 @@ class Current(NamedTuple):
 
     @property
     def live(self) -> bool:
-        """:func:`~multistore_prefix.db.sql.live_location` of the row."""
         return sql.is_live_location(self.deleted, self.status)
 
 
@@ -215,14 +207,14 @@ def lock_current(conn, ids: Iterable[int], lock: bool = True,
 
 def _case_updates(dialect, writes, stamp):
     """MySQL: the id-ordered UPDATEs of rows, a chunk at a time."""
-    ordered = sorted(writes, key=_by_id)
+    ordered = sorted(writes, key=lambda w: w.location_id)
     for start in range(0, len(ordered), SERVER_CHUNK):
         yield _case_update(dialect, ordered[start:start + SERVER_CHUNK],
                            stamp)
 
 
 def _case_update(dialect, writes, stamp) -> tuple[str, tuple]:
-    """The UPDATE of one chunk (see the module docstring)."""
+    """The UPDATE of one chunk (the module docstring's)."""
     groups = _groups(writes)
     parts = _Sql(dialect)
     setting = [f'WHEN {parts.among(ids)} THEN {parts.value(new)}'
@@ -240,12 +232,10 @@ def _case_update(dialect, writes, stamp) -> tuple[str, tuple]:
 
 
 class _Sql:
-    """Pieces of one statement, with their parameters in order.
-
-    :ivar params: the parameters, in the order the pieces were made.
-    """
+    """Pieces of one statement, with their parameters in order."""
 
     def __init__(self, dialect):
+        self.dialect = dialect
         self.name = dialect.name
         self.mark = '?' if self.name == 'sqlite' else '%s'
         self._params: list = []
@@ -275,9 +265,9 @@ class _Sql:
         return f'id IN ({", ".join([self.mark] * len(ids))})'
 
     def holds(self, text) -> str:
-        """``meta_data`` is exactly ``text`` (MySQL compares by bytes)."""
-        binary = 'BINARY ' if self.name == 'mysql' else ''
-        return f'{binary}meta_data = {self.value(text)}'
+        """``meta_data`` holds exactly ``text`` (:func:`sql.holds`)."""
+        mark = None if text is None else self.value(text)
+        return sql.holds_text(self.dialect, _L.c.meta_data, mark)
 
 
 def _groups(writes) -> dict[tuple[str, str], list[int]]:
@@ -287,10 +277,6 @@ def _groups(writes) -> dict[tuple[str, str], list[int]]:
         groups.setdefault((write.text, write.new_text), []).append(
             write.location_id)
     return groups
-
-
-def _by_id(write) -> int:
-    return write.location_id
 
 
 def _bind(dialect, column, value):

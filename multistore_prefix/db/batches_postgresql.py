@@ -40,16 +40,13 @@ from sqlalchemy.dialects import postgresql
 
 from multistore_prefix.db import sql
 
-#: A batch is written in this many transactions, each taking every n-th
-#: row (see :func:`passes`).
+#: A batch is written in this many transactions (:func:`passes`) once it
+#: has PASS_ROWS rows per pass.
 PASSES = 4
-#: ... once it has at least this many rows per pass.
 PASS_ROWS = 100
 
-#: The batch UPDATE (see the module docstring): a nested loop over the
-#: arrays, each row found by the primary key; a bitmap or sequential
-#: scan, a hash or a merge join would read the table from its start for
-#: every chunk.
+#: A bitmap or sequential scan, a hash or a merge join would read the
+#: table from its start for every chunk.
 JOINED_SETTINGS = (
     'SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; '
     'SET LOCAL enable_bitmapscan = off; SET LOCAL enable_seqscan = off; ')
@@ -58,8 +55,6 @@ _JOINED_UPDATE = (
     'FROM unnest(%s::integer[], %s::text[], %s::text[]) AS v(id, old, new) '
     'WHERE l.id = v.id AND l.meta_data = v.old AND '
     + sql.live_location_text(postgresql.dialect(), 'l'))
-#: The rows of images with several rows in the batch, locked in id order
-#: before the UPDATE (the lock comes after the sort, whatever the scan).
 _ORDERED_LOCK = (
     'SELECT count(*) FROM (SELECT l.id FROM unnest(%s::integer[]) AS v(id) '
     'JOIN image_locations AS l ON l.id = v.id ORDER BY l.id '
@@ -90,9 +85,6 @@ def joined_updates(writes, stamp, chunk_size: int):
     """The UPDATEs of rows in id order, a chunk at a time.
 
     One round trip each; its count is the UPDATE's (the last statement).
-
-    :param writes: :class:`~multistore_prefix.db.batches.
-        MetadataWrite` records.
     """
     per_image = collections.Counter(w.image_id for w in writes)
     ordered = sorted(writes, key=lambda w: w.location_id)
@@ -122,9 +114,6 @@ def integer_array(ids) -> str:
 
 def text_array(texts, escaped: dict) -> str:
     """The text form of a ``text[]`` (see :func:`integer_array`).
-
-    Each element is quoted, with its backslashes and double quotes
-    escaped; ``None`` is ``NULL``.
 
     :param escaped: the quoted elements so far, by text (a batch holds few
         distinct texts).

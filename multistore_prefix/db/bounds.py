@@ -14,7 +14,7 @@
 
 A tool that runs against a live Glance database must never hang, and above
 all never hang while it holds row locks Glance needs.  Three layers bound
-each wait:
+each wait, and :func:`set_up_server` puts them on a server's engine:
 
 * the driver: a connect timeout, TCP keepalive, and on MySQL read and
   write timeouts on the socket;
@@ -23,24 +23,27 @@ each wait:
   transaction (PostgreSQL ``idle_in_transaction_session_timeout``, MySQL
   ``wait_timeout``), so a client that vanished mid-transaction gives its
   locks back;
-* this process: the :class:`Watchdog` shuts down the socket of a
-  transaction that outlived its own bound (a connection that went silent:
-  no timeout of libpq's notices a peer that still acknowledges packets but
-  never answers), and of every transaction once a stop was asked for and
-  its grace has passed.  The driver then fails with a lost connection, the
-  transaction rolls back on the server, and the caller decides whether to
-  try again.
+* this process (oslo.db has no such bound): the :class:`Watchdog` shuts
+  down the socket of a transaction that outlived its own bound (a
+  connection that went silent: no timeout of libpq's notices a peer that
+  still acknowledges packets but never answers), and of every
+  transaction once a stop was asked for and its grace has passed.  The
+  driver then fails with a lost connection, the transaction rolls back on
+  the server, and the caller decides whether to try again.
 """
 
 import contextlib
 import dataclasses
 import logging
+import math
 import os
 import socket
 import threading
 import time
 
 from oslo_config import cfg
+from oslo_db import exception as db_exc
+import sqlalchemy as sa
 
 LOG = logging.getLogger(__name__)
 
@@ -101,13 +104,7 @@ OPTS = [
 
 @dataclasses.dataclass(frozen=True)
 class Bounds:
-    """The bounds of one database's waits, in seconds.
-
-    :ivar connect: establishing a connection.
-    :ivar lock_wait: waiting for another writer's row lock.
-    :ivar statement: one statement.
-    :ivar transaction: one transaction, first statement to commit.
-    """
+    """The bounds of one database's waits, in seconds (see :data:`OPTS`)."""
 
     connect: int = CONNECT
     lock_wait: int = LOCK_WAIT
@@ -133,39 +130,48 @@ class Bounds:
         if backend == 'mysql':
             # While connecting, every socket wait is the connect bound
             # (PyMySQL's connect_timeout covers the TCP connect alone);
-            # the session's own bounds replace it once connected
-            # (:meth:`socket_timeouts`).
-            return {'connect_timeout': str(self.connect),
-                    'read_timeout': str(self.connect),
-                    'write_timeout': str(self.connect)}
+            # the session's own bounds replace it once connected.
+            return dict.fromkeys(_MYSQL_CONNECT_KEYS, str(self.connect))
         return {}
 
-    @property
-    def socket_timeouts(self) -> int:
-        """A MySQL socket's read and write timeouts, once connected.
-
-        A socket read waits at most the statement's bound, plus the time
-        the server needs to say it gave up.
-        """
-        return self.statement + 5
-
-    def session_statements(self, backend: str,
-                           mariadb: bool = False) -> list[str]:
-        """What each new session of this tool sets on the server."""
+    def set_up_session(self, dbapi_connection, backend: str) -> None:
+        """Put the server's bounds on a new session of this tool."""
         if backend == 'postgresql':
-            return [f"SET statement_timeout = '{self.statement}s'",
-                    f"SET lock_timeout = '{self.lock_wait}s'",
-                    f"SET idle_in_transaction_session_timeout = "
-                    f"'{self.transaction}s'"]
-        if backend == 'mysql':
+            statements = [
+                f"SET statement_timeout = '{self.statement}s'",
+                f"SET lock_timeout = '{self.lock_wait}s'",
+                f"SET idle_in_transaction_session_timeout = "
+                f"'{self.transaction}s'"]
+        elif backend == 'mysql':
             statements = [
                 f'SET SESSION innodb_lock_wait_timeout = {self.lock_wait}',
                 f'SET SESSION wait_timeout = {self.transaction}']
-            if mariadb:
+            # (The dialect learns the server only after the first connect.)
+            server = getattr(dbapi_connection, 'get_server_info', None)
+            if callable(server) and 'mariadb' in str(server()).lower():
                 statements.append(
                     f'SET SESSION max_statement_time = {self.statement}')
-            return statements
-        return []
+        else:
+            return
+        cursor = dbapi_connection.cursor()
+        try:
+            for statement in statements:
+                cursor.execute(statement)
+        finally:
+            cursor.close()
+        if backend == 'postgresql':
+            dbapi_connection.commit()  # SET outside any transaction
+        sock = getattr(dbapi_connection, '_sock', None)  # PyMySQL
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            # Connected: from now on a socket read or write waits the
+            # statement's bound, plus the time the server needs to say
+            # it gave up.
+            dbapi_connection._read_timeout = self.statement + 5
+            dbapi_connection._write_timeout = self.statement + 5
+
+
+_MYSQL_CONNECT_KEYS = ('connect_timeout', 'read_timeout', 'write_timeout')
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
@@ -173,21 +179,53 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_opts(OPTS, group=GROUP)
 
 
+def set_up_server(engine: sa.engine.Engine, bounds: Bounds,
+                  watchdog: 'Watchdog') -> None:
+    """Bound making, setting up and checking a server's connections.
+
+    Each is watched with the connect bound; after a stop, no new
+    connection waits past its grace, and none is made after it.
+    """
+    backend = engine.dialect.name
+
+    @sa.event.listens_for(engine, 'do_connect')
+    def _do_connect(dialect, connection_record, cargs, cparams):
+        left = watchdog.time_left()
+        if left is None:
+            return
+        if left <= 0:
+            raise db_exc.DBConnectionError(
+                f'{watchdog.label}: not connecting, a stop was asked for')
+        seconds = max(1, math.ceil(min(left, bounds.connect)))
+        keys = (('connect_timeout',) if backend == 'postgresql' else
+                _MYSQL_CONNECT_KEYS)
+        cparams.update(dict.fromkeys(keys, seconds))
+
+    @sa.event.listens_for(engine, 'connect')
+    def _connect(dbapi_connection, connection_record):
+        with watchdog.watching(dbapi_connection, bounds.connect,
+                               'setting up a connection'):
+            bounds.set_up_session(dbapi_connection, backend)
+
+    # The pool checks a connection before it hands it out (oslo.db's
+    # pool_pre_ping): a check that gets no answer is cut, and the pool
+    # then makes a new one.
+    ping = engine.dialect.do_ping
+
+    def do_ping(dbapi_connection):
+        with watchdog.watching(dbapi_connection, bounds.connect,
+                               'checking a pooled connection'):
+            return ping(dbapi_connection)
+    engine.dialect.do_ping = do_ping
+
+
 def socket_of(dbapi_connection) -> int | None:
     """The file descriptor of a DBAPI connection's socket, if it has one."""
     sock = getattr(dbapi_connection, '_sock', None)  # PyMySQL
-    if sock is not None:
-        try:
-            return sock.fileno()
-        except OSError:
-            return None
-    fileno = getattr(dbapi_connection, 'fileno', None)  # psycopg2
-    if callable(fileno):
-        try:
-            return fileno()
-        except Exception:  # closed, or not a socket driver
-            return None
-    return None
+    try:
+        return (dbapi_connection if sock is None else sock).fileno()
+    except Exception:  # closed, or not a socket driver (SQLite)
+        return None
 
 
 def cut(fd: int) -> None:
@@ -212,12 +250,10 @@ def cut(fd: int) -> None:
 class Watchdog:
     """Cuts the connection of a transaction that outlived its deadline.
 
-    One daemon thread per database, started on first use.  A transaction
-    registers its socket with a deadline and unregisters when it ends;
-    :meth:`hurry` brings every deadline, present and future, to at most a
-    grace period from now (a stop was asked for).
+    One daemon thread per database, started on first use and ended when
+    idle.  :meth:`hurry` brings every deadline, present and future, to at
+    most a grace period from now (a stop was asked for).
 
-    :ivar label: what to call the database in log lines (no password).
     :ivar cuts: how many connections it cut.
     :ivar slowest: the longest each kind of watched block took, in
         seconds, by ``what`` (``'a write'``): how close a healthy run
@@ -235,7 +271,7 @@ class Watchdog:
         self._thread = None
 
     def watch(self, fd: int, seconds: float, what: str) -> int:
-        """Start watching ``fd``; returns a token for :meth:`release`."""
+        """Start watching ``fd``; a token for :meth:`release`."""
         now = time.monotonic()
         with self._lock:
             deadline = now + seconds
@@ -295,8 +331,7 @@ class Watchdog:
         while True:
             with self._lock:
                 if not self._deadlines:
-                    # Idle: end, and let the next watch() start another,
-                    # so a process with many databases keeps no threads.
+                    # A process with many databases keeps no idle threads.
                     self._lock.wait(IDLE_SECONDS)
                     if not self._deadlines:
                         self._thread = None

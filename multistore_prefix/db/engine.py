@@ -18,23 +18,19 @@ one), so a process can talk to several databases: a test to SQLite,
 PostgreSQL and MariaDB at once, a tool to Glance's database and its own.
 
 Transactions are short and explicit: :meth:`Database.reader` for reads,
-:meth:`Database.writer` for writes.  On SQLite a writer starts with ``BEGIN
-IMMEDIATE``, so concurrent writers queue on the database lock (up to
-:data:`SQLITE_BUSY_TIMEOUT_MS`) instead of failing when a read lock cannot
-be upgraded.
-
-Every wait is bounded (:mod:`multistore_prefix.db.bounds`): the driver's
-connect and socket timeouts, the server's lock-wait, statement and
-idle-in-transaction timeouts for this tool's sessions, and a watchdog that
-cuts the connection of a transaction that outlived its bound.  Connection
-failures surface as oslo.db's ``DBConnectionError`` on every engine
-(libpq's "connection to server ... failed" included), so callers retry
-them alike (:mod:`multistore_prefix.db.retry`).  What each engine needs
-set up for all this is in :mod:`multistore_prefix.db.dialects`.
+:meth:`Database.writer` for writes.  Every wait is bounded
+(:mod:`multistore_prefix.db.bounds`).  Errors that pass (a lock wait or
+a statement past its bound, libpq's newer words for a lost connection)
+surface as the oslo.db exceptions that :mod:`multistore_prefix.db.retry`
+retries, alike on every engine; a refusal no retry can cure (a wrong
+password, an unknown role or database) is left out of them: it ends a
+run at once.
 """
 
 import contextlib
+import contextvars
 import os
+import re
 import sqlite3
 import threading
 import types
@@ -47,13 +43,13 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from multistore_prefix.db import bounds as bounds_mod
-from multistore_prefix.db import dialects
 from multistore_prefix.db import exceptions
 from multistore_prefix.db import options
+from multistore_prefix.db import sql
 from multistore_prefix import masking
 
 #: How long a SQLite writer waits for another writer's lock.
-SQLITE_BUSY_TIMEOUT_MS = dialects.SQLITE_BUSY_TIMEOUT_MS
+SQLITE_BUSY_TIMEOUT_MS = 30000
 
 # Database error codes that mean "you may not write here".
 _PG_READ_ONLY = {'42501',   # insufficient_privilege
@@ -67,18 +63,42 @@ _MYSQL_READ_ONLY = {1044, 1142, 1227,  # access denied
 #: an operator sized ``max_connections`` for.
 ONE_CONNECTION = {'max_pool_size': 1, 'max_overflow': 0}
 
+_WRITING = contextvars.ContextVar('multistore_prefix_db_writing',
+                                  default=False)
+
+#: libpq's words for "could not reach the server" or "the session is
+#: gone" (oslo.db knows only the older "could not connect to server").
+_PG_CONNECT_FAILED = re.compile(
+    r'connection to server .* failed|could not connect to server|'
+    r'could not translate host name|timeout expired|'
+    r'server closed the connection unexpectedly|'
+    r'terminating connection due to (idle-in-transaction timeout|'
+    r'administrator command)|SSL SYSCALL error|connection already closed',
+    re.IGNORECASE | re.DOTALL)
+#: libpq's words for a refusal that no retry can cure: the password, the
+#: role or the database is wrong, or the role may not connect.
+_PG_REFUSED = re.compile(
+    r'password authentication failed|role ".*" does not exist|'
+    r'database ".*" does not exist|no pg_hba\.conf entry|'
+    r'permission denied|is not permitted to log in',
+    re.IGNORECASE | re.DOTALL)
+#: A statement that ran into this tool's own bounds: contention (a lock
+#: held too long) is retried like a deadlock, a statement past its bound
+#: like a lost connection.
+_PG_LOCK_TIMEOUT = re.compile(r'canceling statement due to lock timeout')
+_PG_STATEMENT_TIMEOUT = re.compile(
+    r'canceling statement due to statement timeout')
+#: MariaDB max_statement_time, MySQL max_execution_time.
+_MYSQL_STATEMENT_TIMEOUT = (1969, 3024)
+
 
 class Database:
     """An engine facade for one connection URL.
 
     :ivar connection: the SQLAlchemy URL (it may hold a password: never
         print it; :attr:`safe_url` hides it).
-    :ivar bounds: the :class:`~multistore_prefix.db.bounds.Bounds` of
-        every wait.
-    :ivar max_retries: ``[database]/max_retries``: how many times a caller
-        tries again to reach a database it lost (-1: without end).
-    :ivar retry_interval: ``[database]/retry_interval``, seconds.
-    :ivar watchdog: cuts the connections of overdue transactions.
+    :ivar max_retries: ``[database]/max_retries`` (-1: without end) and
+        ``retry_interval``, for :mod:`multistore_prefix.db.retry`.
     """
 
     def __init__(self, connection: str,
@@ -115,11 +135,7 @@ class Database:
     @classmethod
     def from_config(cls, conf: cfg.ConfigOpts,
                     **overrides) -> 'Database':
-        """The database of ``[database]`` in ``conf`` (registered here).
-
-        :param overrides: engine facade options that win over ``conf``'s
-            (:data:`ONE_CONNECTION`).
-        """
+        """``[database]`` of ``conf``; ``overrides`` win over its options."""
         facade_options = {**options.engine_options(conf), **overrides}
         return cls(bounds=bounds_mod.Bounds.from_config(conf),
                    **facade_options)
@@ -143,13 +159,8 @@ class Database:
     @contextlib.contextmanager
     def reader(self) -> Iterator[sa.engine.Connection]:
         """A read transaction (a Core connection)."""
-        if self._sqlite_file and self._keepalive is None:
-            self._keep_wal_open()
-        with self._watched('a read') as watch:
-            with self._facade.reader.connection.using(
-                    types.SimpleNamespace()) as connection:
-                watch(connection)
-                yield connection
+        with self._transaction(self._facade.reader, 'a read') as connection:
+            yield connection
 
     @contextlib.contextmanager
     def writer(self) -> Iterator[sa.engine.Connection]:
@@ -158,33 +169,34 @@ class Database:
         :raises Forbidden: the database refused to write (permissions, a
             read-only transaction, server or file).
         """
-        if self._sqlite_file and self._keepalive is None:
-            self._keep_wal_open()
+        writing = _WRITING.set(True)
         try:
-            with dialects.writing(), self._watched('a write') as watch:
-                with self._facade.writer.connection.using(
-                        types.SimpleNamespace()) as connection:
-                    watch(connection)
-                    yield connection
+            with self._transaction(self._facade.writer,
+                                   'a write') as connection:
+                yield connection
         except (db_exc.DBError, sa_exc.DBAPIError) as exc:
             reason = permission_denied(exc)
             if reason is None:
                 raise
             raise exceptions.Forbidden(reason) from exc
+        finally:
+            _WRITING.reset(writing)
 
     @contextlib.contextmanager
-    def _watched(self, what: str):
-        """Give the transaction's socket to the watchdog until it ends.
+    def _transaction(self, side, what: str):
+        """A transaction whose socket the watchdog holds until it ends.
 
         It ends after the commit or rollback (the facade's block exits
-        inside this one), so a commit that never returns is cut too.
+        inside the watch), so a commit that never returns is cut too.
         """
+        if self._sqlite_file and self._keepalive is None:
+            self._keep_wal_open()
         with contextlib.ExitStack() as watching:
-            def watch(connection):
+            with side.connection.using(types.SimpleNamespace()) as conn:
                 watching.enter_context(self.watchdog.watching(
-                    connection.connection.dbapi_connection,
+                    conn.connection.dbapi_connection,
                     self.bounds.transaction, what))
-            yield watch
+                yield conn
 
     def hurry(self, grace: float) -> None:
         """End every transaction, now and later, within ``grace`` s."""
@@ -199,11 +211,13 @@ class Database:
             self._keepalive = None
 
     def _setup_engine(self, engine: sa.engine.Engine) -> None:
-        if engine.dialect.name != 'sqlite':
-            dialects.setup_server(engine, self.bounds, self.watchdog)
-            return
-        dialects.setup_sqlite(engine, self._synchronous)
-        self._sqlite_file = engine.url.database not in (None, '', ':memory:')
+        if engine.dialect.name == 'sqlite':
+            _set_up_sqlite(engine, self._synchronous)
+            self._sqlite_file = engine.url.database not in (
+                None, '', ':memory:')
+        else:
+            bounds_mod.set_up_server(engine, self.bounds, self.watchdog)
+            _translate_transient_errors(engine)
 
     def _keep_wal_open(self) -> None:
         # oslo.db gives SQLite files no pool: each transaction opens and
@@ -222,9 +236,7 @@ class Database:
 
 def permission_denied(exc: BaseException) -> str | None:
     """Why the database refused a write, or ``None`` for other errors."""
-    if isinstance(exc, db_exc.DBError) and exc.inner_exception is not None:
-        exc = exc.inner_exception
-    orig = getattr(exc, 'orig', exc)
+    orig = sql.driver_error(exc)
     pgcode = getattr(orig, 'pgcode', None)
     if pgcode in _PG_READ_ONLY:
         return str(orig).strip().splitlines()[0]
@@ -255,3 +267,85 @@ def make_sqlite_directory(connection: str) -> None:
     path = options.sqlite_file(connection)
     if path is not None:
         os.makedirs(os.path.dirname(path), exist_ok=True)
+
+
+def _translate_transient_errors(engine: sa.engine.Engine) -> None:
+    # Ahead of oslo.db's own translation, which raises an OperationalError
+    # that is not a disconnect as it is, and nobody retries it.
+    # SQLAlchemy 2.0 keeps an engine's handle_error listeners on its
+    # dialect; 1.4 on the engine itself.
+    dispatch = engine.dialect.dispatch
+    if not hasattr(dispatch, 'handle_error'):
+        dispatch = engine.dispatch
+    _listen_first(engine, 'handle_error', _transient_errors, dispatch,
+                  retval=True)
+
+
+def _set_up_sqlite(engine: sa.engine.Engine, synchronous: bool) -> None:
+    """The busy timeout, and ``BEGIN IMMEDIATE`` for a writer.
+
+    A writer takes the database lock when it begins, so concurrent
+    writers queue on it (up to :data:`SQLITE_BUSY_TIMEOUT_MS`) instead of
+    failing when a read lock cannot be upgraded.
+    """
+    @sa.event.listens_for(engine, 'connect')
+    def _connect(dbapi_connection, connection_record):
+        dbapi_connection.execute(
+            f'PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}')
+        # In WAL mode (the project's own database, see migration.sync),
+        # NORMAL is SQLite's advice: never corrupt, durable across process
+        # crashes; only a power loss may take the last commits.
+        # sqlite_synchronous = false (oslo.db: OFF) is left alone.
+        if synchronous and dbapi_connection.execute(
+                'PRAGMA journal_mode').fetchone()[0] == 'wal':
+            dbapi_connection.execute('PRAGMA synchronous = NORMAL')
+
+    def _begin_immediate(connection):
+        if _WRITING.get() and 'in_transaction' not in connection.info:
+            connection.exec_driver_sql('BEGIN IMMEDIATE')
+            connection.info['in_transaction'] = True
+
+    # Before oslo.db's own "BEGIN" listener, which then sees the
+    # transaction open and steps aside.
+    _listen_first(engine, 'begin', _begin_immediate, engine.dispatch,
+                  retval=False)
+
+
+def _listen_first(engine, name, listener, dispatch, retval) -> None:
+    """``listener`` first, then the listeners ``engine`` had already.
+
+    (``insert=True`` is not honoured for these events.)
+    """
+    others = list(getattr(dispatch, name))
+    for other in others:
+        sa.event.remove(engine, name, other)
+    sa.event.listen(engine, name, listener)
+    for other in others:
+        sa.event.listen(engine, name, other, retval=retval)
+
+
+def _transient_errors(context) -> None:
+    """Errors that pass: say so in oslo.db's terms, so they are retried."""
+    orig = context.original_exception
+    wrapped = context.sqlalchemy_exception or orig
+    if isinstance(orig, db_exc.DBError) or not isinstance(orig, Exception):
+        return
+    # (SQLAlchemy 1.4's context has no dialect of its own.)
+    name = (getattr(context, 'dialect', None) or context.engine.dialect).name
+    if name == 'postgresql':
+        text = str(orig)
+        if _PG_LOCK_TIMEOUT.search(text):
+            raise db_exc.DBDeadlock(wrapped) from orig
+        if _PG_STATEMENT_TIMEOUT.search(text):
+            raise db_exc.DBConnectionError(wrapped) from orig
+        if (type(orig).__name__ in ('OperationalError', 'InterfaceError')
+                and _PG_CONNECT_FAILED.search(text)
+                and not _PG_REFUSED.search(text)):
+            # A lost or refused connection: say so, and let oslo.db make
+            # it a DBConnectionError (and SQLAlchemy's pre-ping reconnect
+            # quietly, and the pool drop the dead connection).
+            context.is_disconnect = True
+    elif name == 'mysql':
+        args = getattr(orig, 'args', ())
+        if args and args[0] in _MYSQL_STATEMENT_TIMEOUT:
+            raise db_exc.DBConnectionError(wrapped) from orig

@@ -13,8 +13,9 @@
 
 """Errors of the persistence layer.
 
-Each carries the values that explain it.  None prints a location URL with
-its credentials: URLs pass through :func:`multistore_prefix.urls.mask_url`.
+Each carries the values that explain it as attributes.  None prints a
+location URL with its credentials: URLs pass through
+:func:`multistore_prefix.urls.mask_url`.
 """
 
 from typing import Any
@@ -32,11 +33,7 @@ class DatabaseError(exceptions.MultistorePrefixError):
 
 
 class NotFound(DatabaseError):
-    """The image (or location) is not in the database, or is deleted.
-
-    :ivar kind: ``'image'`` or ``'location'``.
-    :ivar key: the image id or location id looked for.
-    """
+    """The image or location ``key`` (``kind``) is not there, or deleted."""
 
     def __init__(self, kind: str, key: Any):
         self.kind = kind
@@ -47,17 +44,12 @@ class NotFound(DatabaseError):
 class Conflict(DatabaseError):
     """Another writer changed what this write was based on; nothing written.
 
-    Every write compares the value read with the value in the database and
-    changes the row only if they are still equal.  When they are not, the
-    whole save is rolled back and this error names the first attribute that
-    differed.  Re-read the image, reapply the change, save again.
-
-    :ivar image_id: the image concerned.
-    :ivar attribute: what differed: an image column (``'name'``), a property
-        (``'property foo'``), a tag, or a location's ``metadata``/``status``
-        (``'location 7 metadata key store'``).
-    :ivar expected: the value this writer read (``None`` if absent).
-    :ivar found: the value in the database now (``None`` if absent/deleted).
+    Every write changes a row only if it still holds the value read; when
+    one does not, the whole save is rolled back and this names the first
+    ``attribute`` that differed: an image column (``'name'``), a property
+    (``'property foo'``), a tag, or a location's metadata or status
+    (``'location 7 metadata key store'``), with the value ``expected``
+    (read) and ``found`` (``None``: absent).  Re-read, reapply, save again.
     """
 
     def __init__(self, image_id: Any, attribute: str, expected: Any = None,
@@ -76,14 +68,10 @@ class Conflict(DatabaseError):
 
 
 class Duplicate(Conflict):
-    """An insert hit a unique constraint: that row exists already (live).
+    """An insert hit a unique constraint: a live row of that key exists.
 
-    Raised for a second live property with the same name, a second live
-    location with the same URL, a second live tag with the same value, or
-    an image id that exists.
-
-    :ivar kind: ``'image'``, ``'property'``, ``'location'`` or ``'tag'``.
-    :ivar key: the name, URL (masked), tag or image id.
+    ``kind`` is ``'image'``, ``'property'``, ``'location'`` or ``'tag'``;
+    ``key`` its image id, name, URL (masked) or tag.
     """
 
     def __init__(self, image_id: Any, kind: str, key: Any):
@@ -100,10 +88,8 @@ class Duplicate(Conflict):
 class Rejected(DatabaseError):
     """The database refused a value of one row; nothing of it was written.
 
-    :ivar image_id: the image concerned.
-    :ivar attribute: what was refused (``'location 7'``).
-    :ivar reason: the database's words (``Data too long for column
-        'meta_data'``).
+    ``reason`` is the database's words (``Data too long for column
+    'meta_data'``).
     """
 
     def __init__(self, image_id: Any, attribute: str, reason: str):
@@ -115,10 +101,7 @@ class Rejected(DatabaseError):
 
 
 class Busy(DatabaseError):
-    """Rows another transaction holds locked, asked for without waiting.
-
-    :ivar what: the rows (``'image 1f2e... locations'``).
-    """
+    """Rows another transaction holds, asked for without waiting."""
 
     def __init__(self, what: str):
         self.what = what
@@ -126,11 +109,7 @@ class Busy(DatabaseError):
 
 
 class Forbidden(DatabaseError):
-    """The caller may not write: a read-only context or database.
-
-    :ivar reason: why (``'read-only request context'``, or the database's
-        own refusal: permissions, a read-only transaction or replica).
-    """
+    """The caller may not write: a read-only context or database."""
 
     def __init__(self, reason: str):
         self.reason = reason
@@ -140,8 +119,8 @@ class Forbidden(DatabaseError):
 class ForeignSchema(DatabaseError):
     """``db sync`` refuses a database whose schema another tool manages.
 
-    :ivar owner: ``'glance'`` or ``'unknown'``.
-    :ivar evidence: what was found (a table, a revision id).
+    ``owner`` is ``'glance'`` or ``'unknown'``; ``evidence`` what was found
+    (a table, a revision id).
     """
 
     def __init__(self, owner: str, evidence: str):
@@ -159,10 +138,7 @@ class ForeignSchema(DatabaseError):
 
 
 class SchemaTooNew(DatabaseError):
-    """The database was migrated by a newer multistore-prefix.
-
-    :ivar revision: the revision found.
-    """
+    """The database was migrated by a newer multistore-prefix."""
 
     def __init__(self, revision: str):
         self.revision = revision

@@ -37,16 +37,9 @@ _LOCATIONS = models.image_locations
 
 MERGE_ATTEMPTS = 5
 
-
-MISSING = object()
-
-
-def dump_metadata(value: Any) -> str | None:
-    """The JSON text Glance stores for a new location's metadata.
-
-    Standard JSON only: a NaN or an infinity is a ValueError.
-    """
-    return metadata_text.dump(value)
+MISSING = metadata_text.MISSING
+#: The JSON text Glance stores for a new location's metadata.
+dump_metadata = metadata_text.dump
 
 
 def load_metadata(text: str | bytes | None) -> Any:
@@ -56,17 +49,14 @@ def load_metadata(text: str | bytes | None) -> Any:
     becomes a :class:`multistore_prefix.metadata.Bad` reason: the resolver
     reports it and nothing here rewrites it.
     """
-    if text is None:
-        return None
-    return metadata_text.load(text)
+    return None if text is None else metadata_text.load(text)
 
 
 class KeyConflict(Exception):
-    """A metadata key this writer changes was changed differently meanwhile.
+    """A metadata ``key`` this writer changes was changed differently.
 
-    :ivar key: the key.
-    :ivar expected: its value as this writer read it (``None`` if absent).
-    :ivar found: its value now (``None`` if absent).
+    ``expected`` is its value as read, ``found`` its value now (``None``:
+    absent).
     """
 
     def __init__(self, key, expected, found):
@@ -87,11 +77,9 @@ def merge_metadata(current: Mapping, before: Mapping,
         read nor the one it wants.
     """
     merged = dict(current)
-    for key in list(before) + [k for k in after if k not in before]:
+    for key in metadata_text.changed_keys(before, after):
         old = before.get(key, MISSING)
         new = after.get(key, MISSING)
-        if old == new:
-            continue
         found = current.get(key, MISSING)
         if found == new:
             continue
@@ -225,11 +213,8 @@ def location_remove(conn: sa.engine.Connection, image_id: str,
                     location_id: int, now: datetime.datetime,
                     status: str = 'deleted') -> None:
     """Soft-delete a location (already gone is fine: the same end)."""
-    conn.execute(
-        sa.update(_LOCATIONS).where(_LOCATIONS.c.id == location_id,
-                                    sql.live(_LOCATIONS))
-        .values(status=status, deleted=True, deleted_at=now,
-                updated_at=now))
+    sql.soft_delete(conn, _LOCATIONS, now, _LOCATIONS.c.id == location_id,
+                    status=status)
 
 
 def _merge_text(image_id, label, text, before, after):

@@ -23,9 +23,9 @@ refused with nothing changed.  The project's own history lives in a table
 of its own, :data:`VERSION_TABLE`, so the two can never be confused.
 """
 
-import dataclasses
 import os
 import re
+from typing import NamedTuple
 
 import sqlalchemy as sa
 
@@ -52,14 +52,10 @@ OWNER_GLANCE = 'glance'
 OWNER_UNKNOWN = 'unknown'
 
 
-@dataclasses.dataclass(frozen=True)
-class SchemaState:
-    """Who manages a database's schema, and the evidence.
+class SchemaState(NamedTuple):
+    """Who manages a database's schema (an ``OWNER_*``), and the evidence.
 
-    :ivar owner: :data:`OWNER_EMPTY`, :data:`OWNER_OURS`,
-        :data:`OWNER_GLANCE` or :data:`OWNER_UNKNOWN`.
-    :ivar revision: the project's revision when ``owner`` is ours.
-    :ivar evidence: what was found, for messages.
+    ``revision`` is the project's, when the schema is ours.
     """
 
     owner: str
@@ -74,9 +70,8 @@ class SchemaState:
 def alembic_config():
     """The alembic configuration of the project's migrations.
 
-    alembic is imported here, not with this module: the backfill only
-    reads the schema's state, and importing alembic is a quarter of its
-    start-up.
+    (alembic is imported here: the backfill only reads the schema's
+    state, and importing alembic is a quarter of its start-up.)
     """
     from alembic import config as alembic_cfg
     config = alembic_cfg.Config(os.path.join(_MIGRATIONS, 'alembic.ini'))
@@ -85,13 +80,11 @@ def alembic_config():
 
 
 def _scripts():
-    """The project's migration scripts (alembic's ScriptDirectory)."""
     from alembic import script as alembic_script
     return alembic_script.ScriptDirectory.from_config(alembic_config())
 
 
 def head_revision() -> str:
-    """The newest revision this code knows."""
     return _scripts().get_current_head()
 
 
@@ -177,11 +170,10 @@ def current_revision(database: db_engine.Database) -> str | None:
 
 
 def sync(database: db_engine.Database) -> str:
-    """Create or upgrade the project's schema to the newest revision.
+    """Create or upgrade the project's schema; the revision it is at.
 
     On PostgreSQL and SQLite it runs in one transaction: all or nothing.
 
-    :returns: the revision the database is at.
     :raises ForeignSchema: the database is Glance's (or unknown); nothing
         was changed.
     :raises SchemaTooNew: a newer multistore-prefix migrated it.

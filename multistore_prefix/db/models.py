@@ -20,9 +20,8 @@ project's schema (``migrations/``) adds unique constraints on top of this
 layout; the code never relies on them being there, only on the database
 saying "duplicate" when they are.
 
-These are SQLAlchemy Core tables: every statement the package sends is
-written out in :mod:`multistore_prefix.db.api`.  Nothing at run time ever
-calls ``create_all``; tests use it to make a Glance-layout database.
+These are SQLAlchemy Core tables.  Nothing at run time ever calls
+``create_all``; tests use it to make a Glance-layout database.
 """
 
 import sqlalchemy as sa

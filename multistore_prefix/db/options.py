@@ -29,12 +29,8 @@ from oslo_config import cfg
 from oslo_db import options as db_options
 import sqlalchemy as sa
 
-#: Environment variable that names the state directory.
 STATE_DIR_ENV = 'MSP_STATE_DIR'
-#: The state directory when the variable is not set, relative to the
-#: current directory.
 DEFAULT_STATE_DIR = 'state'
-#: The embedded database's file name in the state directory.
 DATABASE_FILE = 'multistore-prefix.sqlite'
 
 #: The distribution to install for a DB-API module SQLAlchemy could not
@@ -80,7 +76,7 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
 
 
 def engine_options(conf: cfg.ConfigOpts) -> dict:
-    """The ``[database]`` values the engine facade takes, from ``conf``."""
+    """The ``[database]`` values the engine facade takes."""
     register_opts(conf)
     group = conf.database
     names = ('connection', 'slave_connection', 'sqlite_synchronous',
@@ -94,8 +90,8 @@ def engine_options(conf: cfg.ConfigOpts) -> dict:
 def configured_connection(conf: cfg.ConfigOpts) -> str | None:
     """``[database]/connection`` as the configuration sets it.
 
-    :returns: the URL, or ``None`` when no source sets it (or sets it
-        empty): the embedded default does not count.
+    ``None`` when no source sets it (or sets it empty): the embedded
+    default does not count.
     """
     register_opts(conf)
     where = conf.get_location('connection', group='database')
@@ -129,7 +125,6 @@ def sqlite_file(connection: str) -> str | None:
 
 
 def _import_dbapi(dialect) -> None:
-    """Import a dialect's DB-API module (:exc:`ImportError` if it fails)."""
     # SQLAlchemy 2.0 renamed the classmethod (1.4: dbapi()).
     load = getattr(dialect, 'import_dbapi', None) or dialect.dbapi
     load()
@@ -169,11 +164,11 @@ def driver_connection(connection: str) -> str:
 
 
 def missing_driver(connection: str) -> tuple[str, str] | None:
-    """The DB-API module a URL needs and cannot import, and its package.
+    """``(module, distribution to install)`` of a URL's missing driver.
 
-    :returns: ``(module, distribution to install)``, or ``None`` when the
-        driver imports (psycopg 3 standing in for psycopg2 counts, see
-        :func:`driver_connection`).
+    ``None`` when the driver imports (psycopg 3 standing in for psycopg2
+    counts, see :func:`driver_connection`).
+
     :raises sqlalchemy.exc.ArgumentError: not a database URL.
     :raises sqlalchemy.exc.NoSuchModuleError: no such dialect or driver.
     """

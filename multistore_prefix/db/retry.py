@@ -12,25 +12,23 @@
 
 """Try a transaction again after a deadlock or a lost connection.
 
-oslo.db turns each engine's errors into the same exceptions
-(``DBDeadlock``: MySQL's 1213, which is also how Galera reports a lost
-certification, and PostgreSQL's 40P01; ``DBConnectionError``: the server
-cannot be reached or the connection broke; :mod:`multistore_prefix.db.
-engine` adds libpq's newer wording).  This runs a whole transaction again
-on either, the same way on every engine, and says so in one line that
-names the database (password masked) and the cause:
+oslo.db's ``wrap_db_retry`` (the repository's save uses it) sleeps
+without a way to stop, counts each call alone, takes ``-1`` for no
+retry at all, and ends with a traceback.  A run of the backfill needs
+what it cannot give: a stop signal that ends the pause, one count for
+every call of a job that meets the same outage (a backfill's read-ahead
+and its writes, a write that moves from its fast path to its exact one),
+``[database]/max_retries = -1`` as "without end", and one line per
+retry that names the database (password masked), the cause and the
+count:
 
-* a deadlock is retried at once, with a short growing pause, up to
-  :data:`DEADLOCK_ATTEMPTS` times;
-* a lost connection is retried ``[database]/max_retries`` times (-1:
-  without end), ``[database]/retry_interval`` seconds apart, as oslo.db
-  does for a database that cannot be reached at start.
-
-One fault is counted once: the calls of one job (a backfill's read-ahead
-and its writes, a write that moves from its fast path to its exact one)
-share a :class:`Budget`, so however many of them meet the same outage,
-it is retried at most those limits in all, and each line's count says
-so.  The count starts again once the database answers.
+* a deadlock (oslo.db's ``DBDeadlock``: MySQL's 1213, also Galera's lost
+  certification; PostgreSQL's 40P01) is retried at once, with a short
+  growing pause, up to :data:`DEADLOCK_ATTEMPTS` times;
+* a lost connection (``DBConnectionError``) is retried
+  ``[database]/max_retries`` times, ``[database]/retry_interval``
+  seconds apart, as oslo.db does for a database it cannot reach at
+  start.
 """
 
 import logging
@@ -45,8 +43,6 @@ from multistore_prefix.db import exceptions
 
 LOG = logging.getLogger(__name__)
 
-#: Deadlocks (and Galera certification failures) tried again at most this
-#: many times for one transaction.
 DEADLOCK_ATTEMPTS = 20
 #: The longest pause between two tries after a deadlock, in seconds.
 DEADLOCK_MAX_PAUSE = 2.0
@@ -59,30 +55,34 @@ class Stopped(Exception):
 
 
 class Budget:
-    """The retries spent on one fault, by every call that shares it.
+    """The retries spent on one outage, by every call that shares it.
 
-    :ivar deadlocks: deadlocks tried again.
-    :ivar lost: lost connections tried again.
+    The count starts again once a try that began after the last fault
+    succeeds: a try already in flight when the outage began (a read-ahead
+    that got its answer just before the cut) does not end the outage.
     """
 
     def __init__(self):
         self.deadlocks = 0
         self.lost = 0
+        self.faults = 0  # every fault counted so far, never reset
         self._lock = threading.Lock()
 
     def spend(self, deadlock: bool) -> int:
         """One more retry of a deadlock or a lost connection; its number."""
         with self._lock:
+            self.faults += 1
             if deadlock:
                 self.deadlocks += 1
                 return self.deadlocks
             self.lost += 1
             return self.lost
 
-    def answered(self) -> None:
-        """The database answered: the fault is over."""
+    def answered(self, faults_before: int) -> None:
+        """A try begun when ``faults`` was ``faults_before`` succeeded."""
         with self._lock:
-            self.deadlocks = self.lost = 0
+            if self.faults == faults_before:
+                self.deadlocks = self.lost = 0
 
 
 def call(database, work: Callable[[], T], what: str,
@@ -90,12 +90,8 @@ def call(database, work: Callable[[], T], what: str,
          budget: Budget | None = None) -> T:
     """``work()`` (one whole transaction), tried again as said above.
 
-    :param database: the :class:`~multistore_prefix.db.engine.Database`
-        (its ``safe_url``, ``max_retries`` and ``retry_interval``).
+    :param database: the :class:`~multistore_prefix.db.engine.Database`.
     :param what: what the transaction does, for the log line.
-    :param budget: the retries already spent on the fault by other calls
-        (counted on, and cleared once ``work()`` succeeds); a new one by
-        default.
     :raises Stopped: ``should_stop()`` became true while retrying; the
         error that was being retried is its cause.
     :raises: the last error, once the retries are spent.
@@ -103,6 +99,7 @@ def call(database, work: Callable[[], T], what: str,
     should_stop = should_stop or (lambda: False)
     budget = budget or Budget()
     while True:
+        faults_before = budget.faults
         try:
             result = work()
         except db_exc.DBDeadlock as exc:
@@ -123,7 +120,7 @@ def call(database, work: Callable[[], T], what: str,
                       database.retry_interval, attempt, limit)
             _pause(database.retry_interval, should_stop, exc)
         else:
-            budget.answered()
+            budget.answered(faults_before)
             return result
 
 

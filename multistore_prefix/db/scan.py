@@ -12,11 +12,9 @@
 
 """Live locations in bulk: keyset reads for the backfill.
 
-The statements are compiled once and run through the SQLAlchemy
-connection (``exec_driver_sql``), so oslo.db still translates every error
-(a deadlock, a lost connection), while rows skip SQLAlchemy's per-row
-work, which would otherwise be most of the cost.  The batch writes are in
-:mod:`multistore_prefix.db.batches`.
+The statements are compiled once and run as the batch writes'
+(:mod:`multistore_prefix.db.batches`): errors translated by oslo.db,
+rows without SQLAlchemy's per-row work.
 """
 
 import sqlalchemy as sa
@@ -51,12 +49,6 @@ def live_conditions(shard_low: str | None = None,
     if shard_high is not None:
         where.append(_L.c.image_id < shard_high)
     return where
-
-
-def count_dead_images(conn) -> int:
-    """Images whose locations are not live."""
-    return conn.execute(sa.select(sa.func.count()).select_from(_I).where(
-        sql.dead_image(_I))).scalar_one()
 
 
 def dead_image_ids(conn, limit: int) -> frozenset[str] | None:
@@ -183,32 +175,26 @@ def _guarded(column, as_bytes: bool):
 
 def read_one(conn, location_id: int) -> tuple | None:
     """``(id, image_id, url, meta_data)`` of one location, whatever size."""
-    sqlite = conn.dialect.name == 'sqlite'
-    row = conn.execute(sa.select(
-        _L.c.id, _L.c.image_id, sql.text_as_stored(_L.c.value, sqlite),
-        sql.text_as_stored(_L.c.meta_data, sqlite))
-        .where(_L.c.id == location_id)).first()
-    if row is None:
-        return None
-    return (row[0], row[1], sql.utf8_or_bytes(row[2]),
-            sql.utf8_or_bytes(row[3]))
+    rows = _rows(conn, _L.c.id == location_id)
+    return rows[0] if rows else None
 
 
 def image_rows(conn, image_id: str) -> list[tuple]:
-    """One live image's live locations, in id order, whatever their size.
+    """A live image's live locations (as :func:`read_one`), by id."""
+    return _rows(conn, _L.c.image_id == image_id,
+                 *live_conditions(), join=True)
 
-    ``(id, image_id, url, meta_data)`` each; none when there is no such
-    image.
-    """
+
+def _rows(conn, *where, join: bool = False) -> list[tuple]:
     sqlite = conn.dialect.name == 'sqlite'
-    return [(row[0], row[1], sql.utf8_or_bytes(row[2]),
-             sql.utf8_or_bytes(row[3])) for row in conn.execute(
-        sa.select(_L.c.id, _L.c.image_id,
-                  sql.text_as_stored(_L.c.value, sqlite),
-                  sql.text_as_stored(_L.c.meta_data, sqlite))
-        .join(_I, _I.c.id == _L.c.image_id)
-        .where(_L.c.image_id == image_id, *live_conditions())
-        .order_by(_L.c.id))]
+    query = sa.select(_L.c.id, _L.c.image_id,
+                      sql.text_as_stored(_L.c.value, sqlite),
+                      sql.text_as_stored(_L.c.meta_data, sqlite))
+    if join:
+        query = query.join(_I, _I.c.id == _L.c.image_id)
+    return [(location_id, image_id, sql.utf8_or_bytes(url),
+             sql.utf8_or_bytes(text)) for location_id, image_id, url, text
+            in conn.execute(query.where(*where).order_by(_L.c.id))]
 
 
 def metadata_limit(conn) -> int | None:

@@ -11,15 +11,16 @@
 #    under the License.
 
 
-"""The small pieces every statement of the database layer is made of.
+"""The pieces every statement of the database layer is made of.
 
 Comparing exactly (a compare-and-swap must not follow MySQL's collation),
-the live-row condition, re-reading a row locked, and turning the
-database's own refusals (a duplicate, a value too long) into this
-package's errors.  SQL lives in :mod:`multistore_prefix.db`; this is its
-shared toolbox.
+the live-row conditions (SQLAlchemy's, and compiled for the raw batch
+statements), re-reading a row locked, and turning the database's own
+refusals (a duplicate, a value too long, a lock) into this package's
+errors.
 """
 
+import contextlib
 from typing import Any
 
 from oslo_db import exception as db_exc
@@ -85,12 +86,12 @@ def live_location(locations, images=None) -> sa_expression.ColumnElement:
     Not deleted and ``active`` (never a ``pending_delete`` one); with
     ``images`` (joined), of an image that is not deleted nor dying.  Every
     read and every write of a store uses it (the raw statements through
-    :func:`live_location_text`, Python through :func:`is_live_location`).
+    :func:`live_location_text`, a row read through
+    :func:`is_live_location`).
     """
-    condition = sa.and_(locations.c.deleted == sa.false(),
-                        locations.c.status == LIVE_STATUS)
+    condition = sa.and_(live(locations), locations.c.status == LIVE_STATUS)
     if images is not None:
-        condition = sa.and_(condition, images.c.deleted == sa.false(),
+        condition = sa.and_(condition, live(images),
                             images.c.status.not_in(DEAD_IMAGE_STATUSES))
     return condition
 
@@ -106,23 +107,46 @@ def live_location_text(dialect, alias: str | None = None) -> str:
 
     :param alias: the name the statement gives ``image_locations``.
     """
-    key = (dialect.name, alias)
-    text = _LIVE_TEXT.get(key)
+    table = models.image_locations
+    return _as_text(dialect, ('live', alias), lambda: live_location(
+        table if alias is None else table.alias(alias)))
+
+
+def holds_text(dialect, column: sa.Column, mark: str | None) -> str:
+    """:func:`holds` as SQL text, for a raw statement.
+
+    :param mark: the value's placeholder; ``None`` for the value ``None``.
+    """
+    return _as_text(dialect, ('holds', column.name, mark), lambda: holds(
+        column, None if mark is None else sa.literal_column(mark)))
+
+
+def _as_text(dialect, key, condition) -> str:
+    """``condition()`` compiled once per dialect (values written in)."""
+    key = (dialect.name, *key)
+    text = _TEXT.get(key)
     if text is None:
-        table = models.image_locations
-        if alias is not None:
-            table = table.alias(alias)
-        text = _LIVE_TEXT[key] = str(live_location(table).compile(
-            dialect=dialect, compile_kwargs={'literal_binds': True}))
+        # A driver that formats doubles the ``%`` of a literal column.
+        text = _TEXT[key] = str(condition().compile(
+            dialect=dialect, compile_kwargs={'literal_binds': True})
+        ).replace('%%', '%')
     return text
 
 
-_LIVE_TEXT: dict[tuple, str] = {}
+_TEXT: dict[tuple, str] = {}
 
 
 def is_live_location(deleted, status) -> bool:
     """:func:`live_location` of a row read."""
     return not deleted and status == LIVE_STATUS
+
+
+def soft_delete(conn, table, now, *where, **values) -> int:
+    """Mark the live rows ``where`` deleted, as Glance does; how many."""
+    return conn.execute(
+        sa.update(table).where(*where, live(table))
+        .values(deleted=True, deleted_at=now, updated_at=now, **values)
+    ).rowcount
 
 
 def child(image_id, now, **values):
@@ -141,25 +165,19 @@ def same(a, b) -> bool:
     return a is b or (type(a) is type(b) and a == b)
 
 
-class rejected_as:
+@contextlib.contextmanager
+def rejected_as(image_id, label):
     """Turn the database's refusal of a value into ``Rejected``.
 
     MySQL refuses metadata longer than its column (Glance accepts metadata
     up to that limit; adding ``store`` may cross it); that statement alone
     fails, and the caller decides whether the transaction goes on.
     """
-
-    def __init__(self, image_id, label):
-        self.args = (image_id, label)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None and issubclass(exc_type, db_exc.DBDataError):
-            raise exceptions.Rejected(*self.args,
-                                      exceptions.describe(exc)) from exc
-        return False
+    try:
+        yield
+    except db_exc.DBDataError as exc:
+        raise exceptions.Rejected(image_id, label,
+                                  exceptions.describe(exc)) from exc
 
 
 #: PostgreSQL's lock_not_available; MySQL's lock wait timeout and its
@@ -168,44 +186,34 @@ _BUSY_PGCODES = frozenset(('55P03',))
 _BUSY_ERRNOS = frozenset((1205, 3572))
 
 
-class busy_as:
+@contextlib.contextmanager
+def busy_as(what, nowait=True):
     """Turn a ``NOWAIT`` lock refusal into ``Busy``."""
-
-    def __init__(self, what, nowait=True):
-        self.what = what
-        self.nowait = nowait
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc is None or not self.nowait:
-            return False
-        # oslo.db's translation wraps SQLAlchemy's, which wraps the
-        # driver's; PostgreSQL's refusal comes untranslated.
-        orig = getattr(exc, 'inner_exception', None) or exc
-        orig = getattr(orig, 'orig', None) or orig
+    try:
+        yield
+    except Exception as exc:
+        orig = driver_error(exc)
         errno = getattr(orig, 'args', (None,))[:1]
-        if (getattr(orig, 'pgcode', None) in _BUSY_PGCODES
-                or (errno and errno[0] in _BUSY_ERRNOS)):
-            raise exceptions.Busy(self.what) from exc
-        return False
+        if nowait and (getattr(orig, 'pgcode', None) in _BUSY_PGCODES
+                       or (errno and errno[0] in _BUSY_ERRNOS)):
+            raise exceptions.Busy(what) from exc
+        raise
 
 
-class duplicate_as:
+@contextlib.contextmanager
+def duplicate_as(image_id, kind, key):
     """Turn the database's duplicate-entry error into ``Duplicate``."""
+    try:
+        yield
+    except db_exc.DBDuplicateEntry as exc:
+        raise exceptions.Duplicate(image_id, kind, key) from exc
 
-    def __init__(self, image_id, kind, key):
-        self.args = (image_id, kind, key)
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is not None and issubclass(exc_type,
-                                               db_exc.DBDuplicateEntry):
-            raise exceptions.Duplicate(*self.args) from exc
-        return False
+def driver_error(exc: BaseException) -> BaseException:
+    """The driver's own exception under oslo.db's and SQLAlchemy's."""
+    # PostgreSQL's lock refusal comes untranslated by oslo.db.
+    orig = getattr(exc, 'inner_exception', None) or exc
+    return getattr(orig, 'orig', None) or orig
 
 
 def text_as_stored(column, sqlite: bool):

@@ -158,6 +158,19 @@ def test_a_refused_connection_is_retried_then_given_up(database_server,
         database.dispose()
 
 
+def test_an_answer_begun_before_an_outage_does_not_restart_its_count():
+    # A read in flight when the outage began gets its answer after a
+    # write met the outage: the outage goes on, and so does its count.
+    budget = retry.Budget()
+    read_began = budget.faults
+    assert budget.spend(deadlock=False) == 1
+    budget.answered(read_began)
+    assert budget.spend(deadlock=False) == 2
+    # A try begun after the last fault gets through: the outage is over.
+    budget.answered(budget.faults)
+    assert budget.spend(deadlock=False) == 1
+
+
 def test_a_watchdog_with_nothing_to_watch_keeps_no_thread(monkeypatch):
     monkeypatch.setattr(bounds, 'IDLE_SECONDS', 0.1)
     watchdog = bounds.Watchdog('test')
