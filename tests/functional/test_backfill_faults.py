@@ -406,8 +406,23 @@ def test_a_deadlock_with_glance_is_retried(engine, db_url, tmp_path,
     seeded = cli.seed(engine, cli.legacy_locations(200), per_image=2)
     first, last = min(seeded), max(seeded)
     image_id = cli.table_rows(engine, _L)[first]['image_id']
-    conf = cli.write_conf(tmp_path, db_url, BOUNDS)
+    # Bounds long enough for PostgreSQL to look for the deadlock.
+    conf = cli.write_conf(tmp_path, db_url, BOUNDS.replace(
+        'db_statement_timeout = 3', 'db_statement_timeout = 30').replace(
+        f'db_transaction_timeout = {TRANSACTION}',
+        'db_transaction_timeout = 30'))
+    if database_server.name == 'postgresql':
+        # PostgreSQL looks for a deadlock once, deadlock_timeout after a
+        # wait begins, and ends the session that looked.  The backfill's
+        # sessions look 8 s after their wait, long after Glance closes
+        # the cycle, and Glance's never: the backfill is the one to lose,
+        # however slowly this test gets from one step to the next.
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f'ALTER DATABASE "{engine.url.database}" '
+                                 "SET deadlock_timeout = '8s'")
     with engine.connect() as glance:
+        if database_server.name == 'postgresql':
+            glance.exec_driver_sql("SET deadlock_timeout = '60s'")
         # A big transaction of Glance's (so that on MariaDB, which rolls
         # back the smaller side of a deadlock, the backfill is the one to
         # lose), which holds the last location.
