@@ -313,7 +313,8 @@ class Decider:
     def _encrypted(self, batch, location_id, image_id, stored, text) -> None:
         """A URL Glance stored encrypted: decided on its plain text.
 
-        A URL rewrite is written back encrypted, as the row was.
+        A write carries the URL as stored (the row it compares with); a
+        URL rewrite is written back encrypted, as the row was.
         """
         url = self.cipher.decrypt(stored)
         if url is None:
@@ -330,6 +331,7 @@ class Decider:
             'no store prefix owns this encrypted URL (backends are not '
             'asked about those)') for row in alone.asked]
         alone.asked = []
+        alone.writes = [write._replace(url=stored) for write in alone.writes]
         alone.rewrites = [rewrite._replace(
             url=stored, new_url=self.cipher.encrypt(rewrite.new_url))
             for rewrite in alone.rewrites]

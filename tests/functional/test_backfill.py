@@ -27,6 +27,7 @@ import sqlalchemy as sa
 from multistore_prefix import backfill as backfill_mod
 from multistore_prefix.backfill import reading
 from multistore_prefix.backfill import revert as revert_mod
+from multistore_prefix import crypt
 from multistore_prefix.db import api as db_api
 from multistore_prefix.db import engine as db_engine
 from multistore_prefix.db import models
@@ -342,6 +343,48 @@ def test_a_write_whose_answer_was_lost_is_counted_as_the_runs(
                    for r in rows(database).values())
     finally:
         job.close()
+
+
+@pytest.mark.parametrize('race', ['changed-meanwhile', 'answer-lost'])
+def test_an_encrypted_row_written_the_exact_way_is_the_runs_update(
+        database, location_map, monkeypatch, race):
+    # The exact way reads each row back and compares it with what was
+    # read: an encrypted URL is compared as stored, so the row counts as
+    # this run's plain update, its ciphertext kept.
+    cipher = crypt.UrlCipher('0123456789abcdef')
+    stored = cipher.encrypt(IMAGES2)
+    _, ids = add_image(database, [legacy(stored),
+                                  legacy('file:///srv/a/plain')])
+    job = backfill_mod.Backfill(database, location_map, cipher=cipher,
+                                record_changes=True)
+    if race == 'changed-meanwhile':  # the other row: the batch goes exact
+        someone_writes_after_the_read(
+            job, database, monkeypatch,
+            sa.update(_L).where(_L.c.id == ids[1])
+            .values(meta_data='{"x": 1}'))
+    else:
+        writer, lost = database.writer, []
+
+        @contextlib.contextmanager
+        def answer_lost_once():
+            with writer() as conn:
+                yield conn
+            if not lost:
+                lost.append(True)
+                raise oslo_db_exc.DBConnectionError('lost after the commit')
+        monkeypatch.setattr(database, 'writer', answer_lost_once)
+        monkeypatch.setattr(database, 'retry_interval', 0)
+    report = job.run()
+    changes = {c['location_id']: c for c in job.changes}
+    job.close()
+    after = rows(database)
+    assert after[ids[0]]['value'] == stored
+    assert cipher.decrypt(after[ids[0]]['value']) == IMAGES2
+    assert json.loads(after[ids[0]]['meta_data']) == {'store': 'slow'}
+    assert (report.updated, report.conflicts_retried, report.already_set,
+            report.errors) == (2, int(race == 'changed-meanwhile'), 0, 0)
+    assert sorted(changes) == ids
+    assert changes[ids[0]]['url'] == stored
 
 
 @pytest.mark.parametrize('landed', [True, False], ids=['landed', 'lost'])
