@@ -15,15 +15,15 @@
 ``filter check``: will glance-api run the filter?  ``upgrade check``:
 oslo.upgradecheck's table and exit code (0 Success, 1 Warning, 2
 Failure), as in ``glance-status upgrade check``; its counts come from one
-read of the locations (:func:`scan`), its pipeline check is
+dry run of the backfill (:class:`Tally`), its pipeline check is
 ``filter check``'s.
 """
 
 import collections
 import contextlib
-import dataclasses
 import functools
 import importlib.util
+import operator
 import shlex
 import types
 import warnings
@@ -33,7 +33,7 @@ from cliff import lister
 from oslo_upgradecheck import upgradecheck
 import sqlalchemy as sa
 
-from multistore_prefix.backfill import reading
+from multistore_prefix import backfill as backfill_mod
 from multistore_prefix import cmd
 from multistore_prefix.cmd import db as cmd_db
 from multistore_prefix import crypt
@@ -81,80 +81,43 @@ RESULTS = {pipeline_mod.OK: Code.SUCCESS, pipeline_mod.WARN: Code.WARNING,
 #: Locations read per statement: the check writes nothing, so a batch is
 #: only as big as memory allows (a few megabytes of short rows).
 BATCH_SIZE = 20_000
-_COUNTER = functools.partial(dataclasses.field,
-                             default_factory=collections.Counter)
 
 
-@dataclasses.dataclass
-class Standing:
-    """The counts of live locations, by what the backfill would do.
+class Tally(backfill_mod.Backfill):
+    """A dry-run backfill that counts what it would do, keeping no rows.
 
-    Every live location is read as the backfill reads it and decided by
-    its own :class:`~multistore_prefix.deciding.Decider`, with the same
-    rules and no backend lookups; nothing is written.
+    Every live location is read and decided as the backfill does it, with
+    no backend lookups; nothing is written.  The unresolved are counted
+    by reason in ``report.unresolved``.
 
-    :ivar scanned: live locations read.
     :ivar without_store: (store type, store) -> locations with no
         ``store`` that the backfill gives that store.
     :ivar retired: retired store name -> locations naming it, that the
         backfill gives a store.
-    :ivar wrong: (store named, owning store) -> locations naming the
-        wrong enabled store (the ``--fix-wrong-stores`` rule).
-    :ivar unresolved: reason -> locations left without a store.
+    :ivar wrong_stores: (store named, owning store) -> locations naming
+        the wrong enabled store (the ``--fix-wrong-stores`` rule).
     """
 
-    scanned: int = 0
-    without_store: collections.Counter = _COUNTER()
-    retired: collections.Counter = _COUNTER()
-    wrong: collections.Counter = _COUNTER()
-    unresolved: collections.Counter = _COUNTER()
+    def __init__(self, database, location_map: lmap.LocationMap, cipher):
+        super().__init__(database, location_map, batch_size=BATCH_SIZE,
+                         dry_run=True, cipher=cipher)
+        self.types = {store: entry.store_entry
+                      for store, entry in location_map.stores.items()}
+        self.without_store = collections.Counter()
+        self.retired = collections.Counter()
+        self.wrong_stores = collections.Counter()
 
-    def add(self, batch: deciding.Batch, types: dict) -> None:
-        """Count a decided batch; ``types``: store -> its store_entry."""
-        self.scanned += batch.scanned
-        for write in batch.writes:
-            if write.previous is None:
-                self.without_store[types[write.store], write.store] += 1
-            else:
-                self.retired[write.previous] += 1
-        for row in batch.wrong:
-            self.wrong[row.named, row.owner] += 1
-        for row in batch.unresolved:
-            self.unresolved[row.reason] += 1
+    def changed(self, row, digests=True, unconfirmed=False):
+        if row.previous is None:
+            self.without_store[self.types[row.store], row.store] += 1
+        else:
+            self.retired[row.previous] += 1
 
+    def wrong(self, location_id, image_id, url, named, owner):
+        self.wrong_stores[named, owner] += 1
 
-def scan(database, location_map: lmap.LocationMap,
-         batch_size: int = BATCH_SIZE, cipher=None) -> Standing:
-    """Read and decide every live location; nothing is written."""
-    decider = deciding.Decider(resolver_mod.Resolver(location_map),
-                               cipher=cipher)
-    reader = reading.Reader(database, batch_size, reading.Shard().bounds(),
-                            lambda: False)
-    types = {store: entry.store_entry
-             for store, entry in location_map.stores.items()}
-    standing = Standing()
-
-    def next_batch(after):
-        rows, last_id = reader.read(after)
-        if last_id is None:
-            return None
-        return decider.classify(rows, last_id)
-
-    batches = reading.batches(next_batch, True, lambda: False,
-                              lambda: False)
-    try:
-        for batch in batches:
-            standing.add(batch, types)
-            # Rows too long for a batch read are read one by one.
-            for location_id in batch.large:
-                row = reader.read_one(location_id)
-                if row is not None:
-                    single = deciding.Batch(scanned=0, last_id=location_id)
-                    decider.one(single, *row)
-                    standing.add(single, types)
-    finally:
-        batches.close()
-    return standing
+    def unresolved(self, location_id, image_id, url, reason, detail):
+        self.report.unresolved[reason] += 1
 
 
 class UpgradeCheck(cmd.HelpWithExitCodes, command.Command):
@@ -194,8 +157,12 @@ class UpgradeCheck(cmd.HelpWithExitCodes, command.Command):
 
     def take_action(self, parsed_args):
         checks = Checks(self.app, parsed_args.paste_file)
-        with contextlib.redirect_stdout(self.app.stdout), _json(
-                parsed_args.json), warnings.catch_warnings():
+        # oslo.upgradecheck reads --json from its own CONF.
+        saved = upgradecheck.CONF
+        upgradecheck.CONF = types.SimpleNamespace(
+            command=types.SimpleNamespace(json=parsed_args.json))
+        with contextlib.redirect_stdout(self.app.stdout), \
+                warnings.catch_warnings():
             warnings.filterwarnings('ignore', message=PRETTYTABLE_WARNING,
                                     category=DeprecationWarning)
             try:
@@ -208,39 +175,28 @@ class UpgradeCheck(cmd.HelpWithExitCodes, command.Command):
                 raise cmd.CommandError(
                     f'a check broke: {urls.mask_error(exc)}',
                     exit_code=EXIT_BROKEN) from exc
-
-
-@contextlib.contextmanager
-def _json(wanted: bool):
-    """oslo.upgradecheck's --json, which it reads from its own CONF."""
-    saved = upgradecheck.CONF
-    if wanted:
-        upgradecheck.CONF = types.SimpleNamespace(
-            command=types.SimpleNamespace(json=True))
-    try:
-        yield
-    finally:
-        upgradecheck.CONF = saved
+            finally:
+                upgradecheck.CONF = saved
 
 
 def _on_counts(field: str, code: Code):
-    """A check on one count of :class:`Standing`.
+    """A check on one count of the :class:`Tally`.
 
     None counted is a Success; some, ``code`` with the details the check
     returns; a database that cannot be read, a Failure.
 
-    :param field: the count (a ``Counter``) the check reads.
+    :param field: the count (a ``Counter``) the check reads, a dotted name.
     """
     def wrap(check):
         @functools.wraps(check)
         def run(self):
             try:
-                standing = self.standing
+                tally = self.tally
             except cmd.CommandError as exc:
                 return Result(Code.FAILURE, str(exc))
-            counts = getattr(standing, field)
+            counts = operator.attrgetter(field)(tally)
             if not counts:
-                return Result(Code.SUCCESS, f'none of {standing.scanned} '
+                return Result(Code.SUCCESS, f'none of {tally.report.scanned} '
                                             f'live locations')
             return Result(code, check(self, counts))
         return run
@@ -266,15 +222,19 @@ class Checks(upgradecheck.UpgradeCommands):
         self.database = cmd_db.open_database(app.conf)
 
     @functools.cached_property
-    def standing(self) -> Standing:
+    def tally(self) -> Tally:
         """The counts, read once (CommandError: the database is unread)."""
+        tally = Tally(self.database, self.location_map, self.cipher)
         try:
             with cmd.database_errors(
-                    f'cannot read the database {self.database.safe_url}'):
+                    f'cannot read the database {self.database.safe_url}'
+            ), cmd.config_errors(self.app.conf):
                 cmd_db.check_schema(self.database)
-                return scan(self.database, self.location_map,
-                            cipher=self.cipher)
+                if tally.run().interrupted:
+                    raise KeyboardInterrupt
+            return tally
         finally:
+            tally.close()
             self.database.dispose()
 
     def command_line(self, *args: str) -> str:
@@ -293,10 +253,12 @@ class Checks(upgradecheck.UpgradeCommands):
 
     @_on_counts('retired', Code.WARNING)
     def _retired(self, counts):
+        names = ', '.join(f'{name}: {count}'
+                          for name, count in sorted(counts.items()))
         return (f'{sum(counts.values())} name a store that is not enabled '
-                f'({_counts(counts)}); run {self.command_line("backfill")}')
+                f'({names}); run {self.command_line("backfill")}')
 
-    @_on_counts('wrong', Code.FAILURE)
+    @_on_counts('wrong_stores', Code.FAILURE)
     def _wrong(self, counts):
         pairs = ', '.join(f'{named} instead of {owner}: {count}'
                           for (named, owner), count in sorted(counts.items()))
@@ -305,7 +267,7 @@ class Checks(upgradecheck.UpgradeCommands):
                 f'not hold them ({pairs}); Glance reads them from the '
                 f'wrong store: run {fix}')
 
-    @_on_counts('unresolved', Code.WARNING)
+    @_on_counts('report.unresolved', Code.WARNING)
     def _unresolved(self, counts):
         reasons = '; '.join(
             f'{reason}: {count} ({ACTIONS.get(reason, SEE_REPORT)})'
@@ -329,11 +291,6 @@ class Checks(upgradecheck.UpgradeCommands):
         ('Locations that cannot get a store', _unresolved),
         ('The filter in glance-api\'s pipeline', _filter),
     )
-
-
-def _counts(counter) -> str:
-    return ', '.join(f'{name}: {count}'
-                     for name, count in sorted(counter.items()))
 
 
 def _by_type(without_store) -> str:
@@ -387,15 +344,13 @@ class FilterCheck(cmd.HelpWithExitCodes, lister.Lister):
         with cmd.config_errors(conf):
             pipeline_mod.register_opts(conf)
             options.register_opts(conf)
-        rows = [self._pipeline(conf, parsed_args), self._stores(),
+        rows = [('pipeline', *pipeline_check(conf, parsed_args.paste_file,
+                                             parsed_args.flavor)),
+                self._stores(),
                 self._database(conf), self._options(conf), self._glance()]
         if any(row[1] == pipeline_mod.FAIL for row in rows):
             self.app.exit_code = cmd.EXIT_CHECK_FAILED
         return ('check', 'result', 'detail'), rows
-
-    def _pipeline(self, conf, parsed_args):
-        return ('pipeline', *pipeline_check(conf, parsed_args.paste_file,
-                                            parsed_args.flavor))
 
     def _stores(self):
         try:
