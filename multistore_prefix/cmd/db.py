@@ -26,6 +26,7 @@ from oslo_config import cfg
 from sqlalchemy import exc as sa_exc
 
 from multistore_prefix import cmd
+from multistore_prefix.cmd import main
 from multistore_prefix.db import engine as db_engine
 from multistore_prefix.db import migration
 from multistore_prefix.db import options as db_options
@@ -148,8 +149,10 @@ class DbSync(cmd.HelpWithExitCodes, command.Command):
     }
 
     def take_action(self, parsed_args):
-        database = open_database(self.app.conf_or_defaults(),
-                                 operator=self.app.configured, create=True)
+        configured = bool(self.app.options.config_sources)
+        database = open_database(
+            self.app.conf if configured else main.load_config([]),
+            operator=configured, create=True)
         try:
             with cmd.database_errors(f'cannot connect to {database.safe_url}'):
                 before = migration.current_revision(database)

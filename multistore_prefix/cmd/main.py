@@ -65,16 +65,13 @@ NO_CONFIG = ('no configuration given: pass --config-file with the '
              'and/or --config-dir DIR; /etc/glance is not read unless named')
 
 
-def load_config(sources: list[tuple[str, str]],
-                optional: bool = False) -> cfg.ConfigOpts:
+def load_config(sources: list[tuple[str, str]]) -> cfg.ConfigOpts:
     """A ``ConfigOpts`` that has read exactly the given sources.
 
     :param sources: (``--config-file`` or ``--config-dir``, path) pairs in
         command-line order: oslo.config reads them so, later ones win.
-    :param optional: no source means the embedded defaults, not an error.
+        none, the embedded defaults.
     """
-    if not sources and not optional:
-        raise cmd.ConfigurationError(NO_CONFIG)
     args = [word for source in sources for word in source]
     conf = cfg.ConfigOpts()
     # oslo.log's options are read from the same files, as glance-manage's.
@@ -209,8 +206,6 @@ class MultistorePrefixApp(app.App):
         """The log the configuration files name (oslo.log), if any."""
         self._log_error = None
         self.log_handlers = []
-        if not self.options.config_sources:
-            return
         try:
             conf = self.conf
         except cmd.ConfigurationError:
@@ -224,19 +219,10 @@ class MultistorePrefixApp(app.App):
     @property
     def conf(self) -> cfg.ConfigOpts:
         """The operator's configuration (read on first use)."""
+        if not self.options.config_sources:
+            raise cmd.ConfigurationError(NO_CONFIG)
         if self._conf is None:
             self._conf = load_config(self.options.config_sources)
-        return self._conf
-
-    @property
-    def configured(self) -> bool:
-        return bool(self.options.config_sources)
-
-    def conf_or_defaults(self) -> cfg.ConfigOpts:
-        """Like :attr:`conf`; no source means the embedded defaults."""
-        if self._conf is None:
-            self._conf = load_config(self.options.config_sources,
-                                     optional=True)
         return self._conf
 
     @property
@@ -326,12 +312,8 @@ def _version() -> str:
         return 'unknown'
 
 
-#: For callers that run commands in-process (tests, benchmarks).
-quiet_library_warnings = logs.quiet_library_warnings
-
-
 def main(argv: list[str] | None = None) -> int:
-    quiet_library_warnings()
+    logs.quiet_library_warnings()
     application = MultistorePrefixApp()
     return application.run(sys.argv[1:] if argv is None else argv)
 
