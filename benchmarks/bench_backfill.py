@@ -77,7 +77,7 @@ from oslo_config import cfg
 import sqlalchemy as sa
 
 from multistore_prefix import backfill as backfill_mod
-from multistore_prefix.cmd import main as cmd_main
+from multistore_prefix.cmd import logs as cmd_logs
 from multistore_prefix.db import engine as db_engine
 from multistore_prefix.db import migration
 from multistore_prefix.db import models
@@ -841,7 +841,7 @@ def main(argv=None):
                              'after')
     args = parser.parse_args(argv)
     # As the command does: import-time deprecation chatter is not ours.
-    cmd_main.quiet_library_warnings()
+    cmd_logs.quiet_library_warnings()
     logging.getLogger('oslo_config').setLevel(logging.ERROR)
     try:
         affinity = len(os.sched_getaffinity(0))

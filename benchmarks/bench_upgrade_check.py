@@ -39,7 +39,7 @@ import sqlalchemy as sa
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_backfill as data  # noqa: E402  (the seed, the servers)
 
-from multistore_prefix.cmd import main as cmd_main  # noqa: E402
+from multistore_prefix.cmd import logs as cmd_logs  # noqa: E402
 
 ROW = '{:<28} {:<10} {:>11} {:>9} {:>12}  {}'
 
@@ -94,7 +94,7 @@ def main(argv=None):
     parser.add_argument('--engines', default='sqlite,postgresql,mysql',
                         help='comma-separated engines (default: all three)')
     args = parser.parse_args(argv)
-    cmd_main.quiet_library_warnings()
+    cmd_logs.quiet_library_warnings()
     print(f'{os.cpu_count()} CPUs; load average at start: '
           f'{data.load_average()}; command: {" ".join(data.command())}')
     print(ROW.format('', 'engine', 'locations', 'seconds', 'locations/s',

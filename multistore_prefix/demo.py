@@ -89,23 +89,20 @@ def write_config(state_dir: str) -> str:
     return path
 
 
-def load_config(path: str) -> cfg.ConfigOpts:
-    conf = cfg.ConfigOpts()
-    conf(['--config-file', path], project='multistore-prefix',
-         default_config_files=[])
-    return conf
-
-
 def create(state_dir: str, images: int,
-           seed: int = 42) -> tuple[str, Seeded]:
-    """Make the demo deployment afresh; (config path, what it holds)."""
+           seed: int = 42) -> tuple[cfg.ConfigOpts, Seeded]:
+    """Make the demo deployment afresh; (its configuration, what it holds).
+
+    The configuration's file is ``conf.config_file[0]``.
+    """
     os.makedirs(state_dir, exist_ok=True)
     database_file = os.path.join(state_dir, 'demo.sqlite')
     for suffix in ('', '-wal', '-shm'):
         if os.path.exists(database_file + suffix):
             os.unlink(database_file + suffix)
-    config = write_config(state_dir)
-    conf = load_config(config)
+    conf = cfg.ConfigOpts()
+    conf(['--config-file', write_config(state_dir)],
+         project='multistore-prefix', default_config_files=[])
     location_map = lmap.LocationMap.from_config(conf)
     database = db_engine.Database.from_config(conf)
     try:
@@ -114,7 +111,7 @@ def create(state_dir: str, images: int,
                        random.Random(seed))
     finally:
         database.dispose()
-    return config, seeded
+    return conf, seeded
 
 
 def _directories(state_dir):

@@ -132,8 +132,15 @@ class _KeepParagraphs:
             if not any(line.startswith(' ') for line in lines[1:]):
                 parts.append(super()._fill_text(paragraph, width, indent))
                 continue
-            parts.append('\n'.join(_list_item(line, width, indent)
-                                   for line in lines))
+            items = []
+            for line in lines:  # "  0    done ...", continued under "done"
+                text = line.lstrip()
+                lead = indent + line[:len(line) - len(text)]
+                label = re.match(r'\S+\s*', text).group(0)
+                items.append(textwrap.fill(
+                    text, width, initial_indent=lead,
+                    subsequent_indent=lead + ' ' * len(label)))
+            parts.append('\n'.join(items))
         return '\n\n'.join(parts)
 
 
@@ -141,15 +148,6 @@ class _KeepParagraphs:
 def keep_paragraphs(base: type) -> type:
     """``base``, an argparse formatter class, keeping paragraphs apart."""
     return type(base.__name__, (_KeepParagraphs, base), {})
-
-
-def _list_item(line: str, width: int, indent: str) -> str:
-    """``  0    done ...``: wrapped, continued under "done"."""
-    text = line.lstrip()
-    lead = indent + line[:len(line) - len(text)]
-    label = re.match(r'\S+\s*', text).group(0)
-    return textwrap.fill(text, width, initial_indent=lead,
-                         subsequent_indent=lead + ' ' * len(label))
 
 
 class HelpWithExitCodes:

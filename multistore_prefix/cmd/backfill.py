@@ -50,17 +50,14 @@ class Backfill(cmd.HelpWithExitCodes, show.ShowOne):
     """Give every legacy image location the store it belongs to.
 
     Scans the live locations of live images of the Glance database named
-    by [database]/connection (which must be set: the first line on stderr
-    and the summary say which database was used) in batches, and
-    records each one's store in its metadata when it has none or names a
-    store that is no longer enabled.  Locations that name the wrong enabled
-    store are counted and listed (--fix-wrong-stores corrects them).  Only
+    by [database]/connection (the first line on stderr and the summary say
+    which) in batches, and records each one's store in its metadata when
+    it has none or names a store that is no longer enabled.  Only
     meta_data (key "store") and updated_at of such a row change, and only
     if the row still holds what was read: a row someone changed meanwhile
     is merged again, never overwritten.  Safe to interrupt at any moment
     and to run again: a rerun finishes the job, and a rerun after
-    completion changes nothing.  It never creates a database: a SQLite
-    path that does not exist is an error.
+    completion changes nothing.
     """
 
     exit_codes = {
@@ -140,7 +137,13 @@ class Backfill(cmd.HelpWithExitCodes, show.ShowOne):
         except ValueError as exc:
             raise cmd.CommandError(str(exc)) from None
         if parsed_args.report:
-            _check_report_path(parsed_args.report)
+            # Before any write: the report can be written where asked.
+            try:
+                backfill_report.check_writable(parsed_args.report)
+            except OSError as exc:
+                raise cmd.CommandError(
+                    f'--report {parsed_args.report}: cannot write there: '
+                    f'{exc.strerror or exc}; nothing was changed') from None
         to_undo = (_changes_to_undo(parsed_args.revert)
                    if parsed_args.revert else None)
         with cmd.config_errors(self.app.conf):
@@ -175,8 +178,13 @@ class Backfill(cmd.HelpWithExitCodes, show.ShowOne):
             self.app.stderr.write(f'{INTERRUPTED}\n')
             LOG.warning(INTERRUPTED, extra=logs.LOG_ONLY)
             self.app.exit_code = cmd.EXIT_INTERRUPTED
-        rows = summary_rows(report.summary(), database.safe_url,
-                            parsed_args.fix_wrong_stores)
+        rows = [('database', database.safe_url)]
+        for name, value in report.summary():
+            rows.append((name, value))
+            if (name == 'wrong_store' and value
+                    and not parsed_args.fix_wrong_stores):
+                # The next step when some are left as they are.
+                rows.append(('wrong_store_fix', FIX_WRONG_STORES))
         LOG.info('backfill: %s', ', '.join(f'{name}={value}'
                                            for name, value in rows),
                  extra=logs.LOG_ONLY)
@@ -256,16 +264,12 @@ class Backfill(cmd.HelpWithExitCodes, show.ShowOne):
 class Demo(cmd.HelpWithExitCodes, show.ShowOne):
     """Backfill a Glance-like deployment made on the spot; needs no config.
 
-    Makes STATE_DIR/demo (STATE_DIR is --state-dir, else $MSP_STATE_DIR,
-    else ./state) with a glance-api.conf of local file stores chosen to
-    trip Glance's first-match rule (two directories sharing a string
-    prefix, a store nested in another, a store with several directories)
-    and a SQLite database of legacy images, runs the backfill with its
-    progress bar, and prints the summary beside what Glance's rule would
-    have done.  Run it again to start afresh; the backfill command runs on
-    the same files with --config-file STATE_DIR/demo/glance-api.conf.
-    With --setup-only the deployment is made and left for the backfill
-    command (dry run, report, run, rerun, revert).
+    Makes demo/ (see --state-dir) with a glance-api.conf of local file
+    stores chosen to trip Glance's first-match rule (two directories
+    sharing a string prefix, a store nested in another, a store with
+    several directories) and a SQLite database of legacy images, runs the
+    backfill with its progress bar, and prints the summary beside what
+    Glance's rule would have done.  Run it again to start afresh.
     """
 
     exit_codes = {
@@ -290,7 +294,8 @@ class Demo(cmd.HelpWithExitCodes, show.ShowOne):
             '--setup-only', action='store_true',
             help='make the deployment and its legacy images, and leave '
                  'them for "multistore-prefix --config-file '
-                 'STATE_DIR/demo/glance-api.conf backfill"')
+                 'STATE_DIR/demo/glance-api.conf backfill" (dry run, '
+                 'report, run, rerun, revert)')
         return parser
 
     def take_action(self, parsed_args):
@@ -300,10 +305,11 @@ class Demo(cmd.HelpWithExitCodes, show.ShowOne):
         state_dir = os.path.abspath(os.path.join(
             parsed_args.state_dir or db_options.state_dir(), 'demo'))
         try:
-            config, seeded = demo.create(state_dir, parsed_args.images)
+            conf, seeded = demo.create(state_dir, parsed_args.images)
         except OSError as exc:
             raise cmd.CommandError(f'cannot make {state_dir}: '
                                    f'{exc.strerror}') from None
+        config = conf.config_file[0]
         rows = [('config', config), ('images', seeded.images),
                 ('locations', seeded.locations)]
         glance = [('glance_first_match_wrong',
@@ -316,7 +322,6 @@ class Demo(cmd.HelpWithExitCodes, show.ShowOne):
                 f'--dry-run\n')
             rows += [('legacy', seeded.legacy)] + glance
             return tuple(zip(*rows))
-        conf = demo.load_config(config)
         database = db_engine.Database.from_config(conf)
         job = backfill_mod.Backfill(
             database, lmap.LocationMap.from_config(conf),
@@ -330,29 +335,6 @@ class Demo(cmd.HelpWithExitCodes, show.ShowOne):
             self.app.exit_code = cmd.EXIT_INTERRUPTED
         rows += report.summary() + glance
         return tuple(zip(*rows))
-
-
-def _check_report_path(path: str) -> None:
-    """Before any write: the report can be written where asked."""
-    try:
-        backfill_report.check_writable(path)
-    except OSError as exc:
-        raise cmd.CommandError(
-            f'--report {path}: cannot write there: '
-            f'{exc.strerror or exc}; nothing was changed') from None
-
-
-def summary_rows(rows, safe_url: str, fixing: bool):
-    """The summary: the database, then the job's (field, value) rows.
-
-    After ``wrong_store``, the next step when some are left as they are.
-    """
-    table = [('database', safe_url)]
-    for name, value in rows:
-        table.append((name, value))
-        if name == 'wrong_store' and value and not fixing:
-            table.append(('wrong_store_fix', FIX_WRONG_STORES))
-    return table
 
 
 def _changes_to_undo(path: str):

@@ -29,15 +29,6 @@ class PrefixesColumn(columns.FormattableColumn):
         return '\n'.join(self._value)
 
 
-def joined(prefixes: list[str]) -> str:
-    """The prefixes as one cell of csv or value output, space-separated.
-
-    A URL holds no space of its own; a space in a directory name is
-    written ``%20``, so that splitting the cell on spaces is exact.
-    """
-    return ' '.join(prefix.replace(' ', '%20') for prefix in prefixes)
-
-
 class Stores(cmd.HelpWithExitCodes, lister.Lister):
     """List the configured stores and the location URL prefixes each owns.
 
@@ -62,28 +53,23 @@ class Stores(cmd.HelpWithExitCodes, lister.Lister):
             entry = stores[store_id]
             prefixes = [urls.mask_url(str(prefix))
                         for prefix in entry.prefixes]
-            rows.append((
-                store_id,
-                entry.store_entry,
-                joined(prefixes) if as_text else PrefixesColumn(prefixes)))
+            # In csv and value, one cell split on spaces: a URL holds no
+            # space of its own, one in a directory name is written %20.
+            cell = (' '.join(prefix.replace(' ', '%20') for prefix in prefixes)
+                    if as_text else PrefixesColumn(prefixes))
+            rows.append((store_id, entry.store_entry, cell))
         return ('store', 'type', 'prefixes'), rows
 
 
 class Resolve(cmd.HelpWithExitCodes, lister.Lister):
     """Tell which configured store owns each location URL.
 
-    One row per URL, in input order: the URL (credentials masked) and the
-    id of the store that owns it, empty when no store does (no prefix owns
-    it, its scheme has no store, it is malformed, or two stores claim its
-    prefix).  --explain adds the reason for an empty store (its code, then
-    what is wrong beyond the URL itself).  URLs come from the arguments,
-    then from --from-file (one URL a line; blank lines and lines starting
-    with # are skipped; "-" reads stdin).
-
-    A URL that no store owns is an answer too (an empty store): a script
-    can feed millions of URLs through --from-file and act on the rows
-    without the exit status getting in the way; --strict makes it a
-    check that all locations resolve.
+    One row per URL, the arguments first, then --from-file: the URL
+    (credentials masked) and the id of the store that owns it, empty when
+    no store does (no prefix owns it, its scheme has no store, it is
+    malformed, or two stores claim its prefix).  An empty store is an
+    answer too: a script can feed millions of URLs through --from-file
+    and act on the rows without the exit status getting in the way.
     """
 
     exit_codes = {
@@ -101,10 +87,12 @@ class Resolve(cmd.HelpWithExitCodes, lister.Lister):
             help='A location URL as Glance stores it.')
         parser.add_argument(
             '--from-file', metavar='FILE',
-            help='Read URLs from FILE, one a line ("-" for stdin).')
+            help='Read URLs from FILE, one a line ("-" for stdin); blank '
+                 'lines and lines starting with # are skipped.')
         parser.add_argument(
             '--explain', action='store_true',
-            help='Add a "reason" column: why a URL has no store.')
+            help='Add a "reason" column: why a URL has no store (its code, '
+                 'then what is wrong beyond the URL itself).')
         parser.add_argument(
             '--strict', action='store_true',
             help=f'Exit with status {cmd.EXIT_UNRESOLVED} when at least one '

@@ -175,9 +175,10 @@ def test_unwritable_dot_file_fails(tmp_path, caplog):
 # way its entry point will register it; no configuration anywhere.
 REAL_APP = """
 import sys
+from multistore_prefix.cmd import logs
 from multistore_prefix.cmd import main
 from multistore_prefix.cmd import status_machine
-main.quiet_library_warnings()
+logs.quiet_library_warnings()
 application = main.MultistorePrefixApp()
 application.command_manager.add_command(
     'status-machine', status_machine.StatusMachine)
