@@ -33,26 +33,21 @@ def to_dot(machine_name: str = status.IMAGE) -> str:
     The start status is drawn bold, terminal statuses as double circles,
     and each edge is labelled with its event.
     """
-    moves = status.transitions(machine_name)
-    if machine_name == status.IMAGE:
-        states, start = status.IMAGE_STATES, status.IMAGE_START
-    else:
-        states, start = status.LOCATION_STATES, status.LOCATION_START
+    machine = status.machine(machine_name)
     lines = [f'digraph {machine_name}_status {{',
              '    rankdir=LR;',
              '    node [shape=ellipse, fontsize=11];']
-    for state in states:
+    for state in machine.states:
         attrs = []
-        if state == start:
+        if state == machine.default_start_state:
             attrs.append('style=bold')
         if state in status.TERMINAL_STATES:
             attrs.append('shape=doublecircle')
         suffix = f' [{", ".join(attrs)}]' if attrs else ''
         lines.append(f'    {_quote(state)}{suffix};')
-    for move in moves:
-        lines.append(f'    {_quote(move.from_status)} -> '
-                     f'{_quote(move.to_status)} '
-                     f'[label={_quote(move.event)}];')
+    for from_status, event, to_status in machine:
+        lines.append(f'    {_quote(from_status)} -> {_quote(to_status)} '
+                     f'[label={_quote(event)}];')
     lines.append('}')
     return '\n'.join(lines) + '\n'
 
