@@ -15,6 +15,7 @@
 And ``demo``, which runs the backfill on a deployment it makes on the spot.
 """
 
+import itertools
 import logging
 import os
 import tempfile
@@ -343,22 +344,14 @@ def _changes_to_undo(path: str):
     A report that cannot be read, or is not a backfill's with changes (a
     dry run's, a revert's), stops the command before anything else.
     """
-    entries = revert_mod.changes(path)
-    try:
-        first = next(entries, None)
-    except OSError as exc:
-        raise cmd.CommandError(f'--revert {path}: cannot read it: '
-                               f'{exc.strerror or exc}') from None
-    except revert_mod.ReportError as exc:
-        raise cmd.CommandError(f'--revert {path}: {exc}') from None
-    return _chain(first, entries, path)
-
-
-def _chain(first, rest, path):
-    if first is None:
-        return
-    yield first
-    try:
-        yield from rest
-    except revert_mod.ReportError as exc:
-        raise cmd.CommandError(f'--revert {path}: {exc}') from None
+    def read():
+        try:
+            yield from revert_mod.changes(path)
+        except OSError as exc:
+            raise cmd.CommandError(f'--revert {path}: cannot read it: '
+                                   f'{exc.strerror or exc}') from None
+        except revert_mod.ReportError as exc:
+            raise cmd.CommandError(f'--revert {path}: {exc}') from None
+    entries = read()
+    first = next(entries, None)
+    return itertools.chain([] if first is None else [first], entries)
