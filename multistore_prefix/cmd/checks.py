@@ -220,10 +220,26 @@ class Checks(upgradecheck.UpgradeCommands):
             self.location_map = app.location_map
             self.cipher = crypt.from_config(app.conf)
         self.database = cmd_db.open_database(app.conf)
+        self._tally = None
 
-    @functools.cached_property
+    @property
     def tally(self) -> Tally:
-        """The counts, read once (CommandError: the database is unread)."""
+        """The counts, read once (CommandError: the database is unread).
+
+        A failed read is not tried again by the next check: each says
+        the same error.
+        """
+        if isinstance(self._tally, cmd.CommandError):
+            raise self._tally
+        if self._tally is None:
+            try:
+                self._tally = self._read()
+            except cmd.CommandError as exc:
+                self._tally = exc
+                raise
+        return self._tally
+
+    def _read(self) -> Tally:
         tally = Tally(self.database, self.location_map, self.cipher)
         try:
             with cmd.database_errors(

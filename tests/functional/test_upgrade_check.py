@@ -24,6 +24,7 @@ import json
 import pytest
 import sqlalchemy as sa
 
+from multistore_prefix import crypt
 from tests.functional import command
 from tests.functional import test_backfill_cli as cli
 from tests.functional import test_filter_check as paste
@@ -168,6 +169,29 @@ def test_unreachable_database_fails_each_count_without_password(
         assert result == 2 and detail.startswith('cannot read the database')
         assert '127.0.0.1' in detail and cli.DB_PASSWORD not in detail
     assert checks[FILTER][0] == 0
+
+
+def test_a_key_that_decrypts_nothing_fails_each_count(
+        engine, db_url, tmp_path):
+    # Glance wrote the URL encrypted with one key; the check is given
+    # another: nothing it counts could be trusted, so every count fails
+    # with the backfill's own line, which never quotes a key.
+    written_with, configured = 'Wr1tt3n-w1th-k3y', 'C0nf1gur3d-k3y-0'
+    stored = crypt.UrlCipher(written_with).encrypt(cli.url_for('fast', 1))
+    cli.seed(engine, [(stored, '{}')])
+    conf = write_conf(tmp_path, db_url)
+    conf.write_text(conf.read_text().replace(
+        '[DEFAULT]\n',
+        f'[DEFAULT]\nmetadata_encryption_key = {configured}\n', 1))
+    code, checks, stderr = upgrade_check(conf)
+    assert code == 2, stderr
+    for name in (WITHOUT, RETIRED, WRONG_STORE, UNRESOLVED):
+        result, detail = checks[name]
+        assert result == 2, (name, detail)
+        assert '[DEFAULT]/metadata_encryption_key decrypts none of the 1 ' \
+            'location URLs' in detail, detail
+    everything = json.dumps(checks) + stderr
+    assert written_with not in everything and configured not in everything
 
 
 def test_configuration_errors_are_one_line(tmp_path):
