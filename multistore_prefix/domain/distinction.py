@@ -24,9 +24,9 @@ import copy
 import dataclasses
 from typing import Any
 
-from multistore_prefix.domain import exceptions
 from multistore_prefix.domain import image as image_mod
 from multistore_prefix.domain import proxy
+from multistore_prefix import exceptions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,6 +167,16 @@ def _differs(old, new) -> bool:
     return type(old) is not type(new) or old != new
 
 
+class NotSnapshotted(exceptions.MultistorePrefixError):
+    """``save`` was given an image this repository did not return."""
+
+    def __init__(self, image_id):
+        self.image_id = image_id
+        super().__init__(
+            f'image {image_id}: save() takes the image object that get(), '
+            f'list() or add() of this repository returned')
+
+
 class ImageProxy(proxy.Proxy):
     """An image and its ``snapshot`` as read or last saved.
 
@@ -192,7 +202,7 @@ class ImageProxy(proxy.Proxy):
     def changes(self) -> ImageChanges:
         """What a save would write now."""
         if self.snapshot is None:
-            raise exceptions.NotSnapshotted(self.base.image_id)
+            raise NotSnapshotted(self.base.image_id)
         return compute(self.snapshot, ImageState.capture(self.base))
 
     def mark_saved(self) -> None:
@@ -230,7 +240,7 @@ class ImageRepoProxy(proxy.Proxy):
             changes; nothing was written.
         """
         if not isinstance(image, ImageProxy):
-            raise exceptions.NotSnapshotted(getattr(image, 'image_id', None))
+            raise NotSnapshotted(getattr(image, 'image_id', None))
         changes = image.changes()
         if from_state is not None and 'status' in changes.columns:
             changes.columns['status'] = (from_state,

@@ -24,8 +24,8 @@ gets the resolved image, in memory, and a save by one who may writes it.
 
 import logging
 
+from multistore_prefix.db import exceptions
 from multistore_prefix import deciding
-from multistore_prefix.domain import exceptions
 from multistore_prefix.domain import proxy
 
 LOG = logging.getLogger(__name__)

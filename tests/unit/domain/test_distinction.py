@@ -22,7 +22,6 @@ import copy
 import pytest
 
 from multistore_prefix.domain import distinction
-from multistore_prefix.domain import exceptions
 from multistore_prefix.domain import image as image_mod
 
 
@@ -105,9 +104,9 @@ def test_proxy_copies(repos):
 
 def test_save_needs_an_image_from_the_repository(repos):
     _base, repo = repos
-    with pytest.raises(exceptions.NotSnapshotted):
+    with pytest.raises(distinction.NotSnapshotted):
         repo.save(image_mod.Image('i', 'active'))
-    with pytest.raises(exceptions.NotSnapshotted):
+    with pytest.raises(distinction.NotSnapshotted):
         repo.save(distinction.ImageProxy(image_mod.Image('i', 'active')))
 
 
