@@ -24,8 +24,8 @@ import copy
 import dataclasses
 from typing import Any
 
+from multistore_prefix import domain
 from multistore_prefix.domain import image as image_mod
-from multistore_prefix.domain import proxy
 from multistore_prefix import exceptions
 
 
@@ -159,7 +159,7 @@ class NotSnapshotted(exceptions.MultistorePrefixError):
             f'list() or add() of this repository returned')
 
 
-class ImageProxy(proxy.Proxy):
+class ImageProxy(domain.Proxy):
     """An image and its ``snapshot`` (a deep copy) as read or last saved.
 
     ``snapshot`` is ``None`` for a new image not added yet; every other
@@ -192,7 +192,7 @@ class ImageProxy(proxy.Proxy):
         self.snapshot = copy.deepcopy(self.base)
 
 
-class ImageRepoProxy(proxy.Proxy):
+class ImageRepoProxy(domain.Proxy):
     """Snapshots images as they are read; saves only their differences."""
 
     def get(self, image_id: str) -> ImageProxy:
@@ -241,7 +241,7 @@ class ImageRepoProxy(proxy.Proxy):
         return ImageProxy(image, copy.deepcopy(image))
 
 
-class ImageFactoryProxy(proxy.Proxy):
+class ImageFactoryProxy(domain.Proxy):
     """Hands out new images wrapped for the distinction layer."""
 
     def new_image(self, *args: Any, **kwargs: Any) -> ImageProxy:
