@@ -138,26 +138,18 @@ def glance_strips_s3_credentials() -> bool:
                             None))
 
 
-def green_threads() -> bool:
-    """Whether this process's threads are eventlet's green threads."""
-    eventlet = sys.modules.get('eventlet')
-    return eventlet is not None and eventlet.patcher.is_monkey_patched(
-        'thread')
-
-
 class Worker:
     """Resolves images named by requests, for one process."""
 
     def __init__(self, gateway: gateway_mod.Gateway, timeout: float,
-                 max_running: int = MAX_RUNNING,
                  strip_s3_credentials: bool = False):
         self.gateway = gateway
         self.timeout = timeout
         self.decider = lambda: gateway.get_decider(
             glance_rules=True, strip_s3_credentials=strip_s3_credentials)
-        self._slots = threading.BoundedSemaphore(max_running)
+        self._slots = threading.BoundedSemaphore(MAX_RUNNING)
         self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=max_running, thread_name_prefix='multistore-prefix')
+            max_workers=MAX_RUNNING, thread_name_prefix='multistore-prefix')
         self._logged: set[tuple] = set()
 
     @classmethod
@@ -213,7 +205,10 @@ class Worker:
         traceback at debug level) and the request goes on.
         """
         started = time.monotonic()
-        if green_threads() and not self._may_write(image_id, context):
+        eventlet = sys.modules.get('eventlet')
+        if (eventlet is not None
+                and eventlet.patcher.is_monkey_patched('thread')
+                and not self._may_write(image_id, context)):
             return
         if time.monotonic() - started > self.timeout:
             # The read in the request's green thread outlived the bound
@@ -325,14 +320,6 @@ class Worker:
         self.gateway.close()
 
 
-def image_id_of(environ: dict) -> str | None:
-    """The image id a request's path names, or ``None``."""
-    if environ.get('REQUEST_METHOD') in _SKIPPED_METHODS:
-        return None
-    match = _IMAGE_PATH.match(environ.get('PATH_INFO') or '')
-    return match.group(1) if match else None
-
-
 class ResolveFilter:
     """The WSGI middleware over ``app``, on glance-api's ``conf``."""
 
@@ -345,10 +332,13 @@ class ResolveFilter:
         self._lock = threading.Lock()
 
     def __call__(self, environ, start_response):
-        image_id = image_id_of(environ)
-        worker = None if image_id is None else self.worker()
+        named = _IMAGE_PATH.match(environ.get('PATH_INFO') or '')
+        worker = None
+        if named and environ.get('REQUEST_METHOD') not in _SKIPPED_METHODS:
+            worker = self.worker()
         if worker is None:
             return self.app(environ, start_response)
+        image_id = named.group(1)
         context = environ.get('glance.context')
         worker.resolve(image_id, context)
         response = self.app(environ, start_response)
