@@ -232,10 +232,6 @@ class ImageRepoProxy(domain.Proxy):
         image.mark_saved()
         return changes
 
-    def remove(self, image) -> None:
-        base = image.base if isinstance(image, ImageProxy) else image
-        self.base.remove(base)
-
     @staticmethod
     def _wrap(image) -> ImageProxy:
         return ImageProxy(image, copy.deepcopy(image))
