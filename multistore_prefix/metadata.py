@@ -79,11 +79,6 @@ def _reject_constant(name):
     raise ValueError(f'{name} is not standard JSON')
 
 
-#: Standard JSON only; numbers stay text, so any size is fine.
-_STRICT = json.JSONDecoder(parse_constant=_reject_constant,
-                           parse_int=str, parse_float=str)
-
-
 def _int(text):
     # Python refuses to turn more than 4300 digits into an int.
     try:
@@ -92,12 +87,11 @@ def _int(text):
         return decimal.Decimal(text)
 
 
-#: Standard JSON, decoded to values (for readers of the metadata).
-_VALUES = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_int)
-#: The same two as Glance reads metadata (Python's ``json``: ``NaN``,
-#: ``Infinity`` and ``-Infinity`` are numbers).
-_LENIENT = json.JSONDecoder(parse_int=str, parse_float=str)
-_LENIENT_VALUES = json.JSONDecoder(parse_int=_int)
+#: Standard JSON only, numbers of any size.
+_STANDARD = json.JSONDecoder(parse_constant=_reject_constant, parse_int=_int)
+#: As Glance reads metadata (Python's ``json``: ``NaN``, ``Infinity`` and
+#: ``-Infinity`` are numbers).
+_GLANCE = json.JSONDecoder(parse_int=_int)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,18 +108,14 @@ class Member:
 class Members:
     """A JSON object's text, its top-level members in order, its braces.
 
-    :ivar standard: read as standard JSON (else as Glance reads it).
+    ``decoder`` read it: standard JSON, or JSON as Glance reads it.
     """
 
     text: str
     members: tuple[Member, ...]
     open: int
     close: int
-    standard: bool = True
-
-    @property
-    def _decoder(self) -> json.JSONDecoder:
-        return _VALUES if self.standard else _LENIENT_VALUES
+    decoder: json.JSONDecoder
 
     def find(self, key: str) -> list[Member]:
         return [m for m in self.members if m.key == key]
@@ -136,11 +126,11 @@ class Members:
         if not found:
             return MISSING
         member = found[-1]
-        return self._decoder.decode(
+        return self.decoder.decode(
             self.text[member.value_start:member.value_end])
 
     def to_dict(self) -> dict:
-        return self._decoder.decode(self.text)
+        return self.decoder.decode(self.text)
 
 
 def parse(text: str | bytes | None, standard: bool = True) -> Members | Bad:
@@ -160,7 +150,7 @@ def parse(text: str | bytes | None, standard: bool = True) -> Members | Bad:
         except UnicodeDecodeError:
             return Bad('meta_data is not valid UTF-8', text)
     try:
-        return _scan(text, _STRICT if standard else _LENIENT)
+        return _scan(text, _STANDARD if standard else _GLANCE)
     except RecursionError:
         return Bad('meta_data is nested too deep to read', text)
     except ValueError as exc:
@@ -171,7 +161,7 @@ def parse(text: str | bytes | None, standard: bool = True) -> Members | Bad:
 
 def _not_an_object(text: str) -> Bad:
     try:
-        value = _VALUES.decode(text)
+        value = _STANDARD.decode(text)
     except RecursionError:
         return Bad('meta_data is nested too deep to read', text)
     except ValueError:
@@ -213,8 +203,7 @@ def _scan(text: str, decoder: json.JSONDecoder) -> Members:
             raise ValueError('expected "," or "}"')
     if _WS.match(text, close + 1).end() != len(text):
         raise ValueError('extra data after the object')
-    return Members(text, tuple(members), opening, close,
-                   decoder is _STRICT)
+    return Members(text, tuple(members), opening, close, decoder)
 
 
 def patch(members: Members, changes: Mapping[str, Any]) -> str:

@@ -24,7 +24,7 @@ from multistore_prefix import crypt
 from multistore_prefix.db import bounds
 from multistore_prefix.db import options as msp_db_options
 from multistore_prefix import location_map
-from multistore_prefix.middleware import options as middleware_options
+from multistore_prefix import middleware
 
 
 def _database_opts():
@@ -57,4 +57,5 @@ def list_opts():
         ('DEFAULT', [location_map.ENABLED_BACKENDS_OPT, crypt.KEY_OPT]),
         ('database', _database_opts()),
         (bounds.GROUP, bounds.OPTS),
-    ] + middleware_options.list_opts()
+        (middleware.GROUP, middleware.FILTER_OPTS),
+    ]

@@ -39,7 +39,7 @@ from multistore_prefix.cmd import db as cmd_db
 from multistore_prefix import crypt
 from multistore_prefix import deciding
 from multistore_prefix import location_map as lmap
-from multistore_prefix.middleware import options
+from multistore_prefix import middleware
 from multistore_prefix.middleware import pipeline as pipeline_mod
 from multistore_prefix import resolver as resolver_mod
 from multistore_prefix import urls
@@ -359,7 +359,7 @@ class FilterCheck(cmd.HelpWithExitCodes, lister.Lister):
         conf = self.app.conf
         with cmd.config_errors(conf):
             pipeline_mod.register_opts(conf)
-            options.register_opts(conf)
+            middleware.register_opts(conf)
         rows = [('pipeline', *pipeline_check(conf, parsed_args.paste_file,
                                              parsed_args.flavor)),
                 self._stores(),
@@ -383,7 +383,7 @@ class FilterCheck(cmd.HelpWithExitCodes, lister.Lister):
 
     def _database(self, conf):
         with cmd.config_errors(conf):
-            options.register_database_opts(conf)
+            middleware.register_database_opts(conf)
             connection = conf.database.connection
         if not connection:
             return 'database', pipeline_mod.FAIL, (
@@ -401,8 +401,8 @@ class FilterCheck(cmd.HelpWithExitCodes, lister.Lister):
     def _options(self, conf):
         try:
             with cmd.config_errors(conf):
-                values = {opt.name: conf[options.GROUP][opt.name]
-                          for opt in options.FILTER_OPTS}
+                values = {opt.name: conf[middleware.GROUP][opt.name]
+                          for opt in middleware.FILTER_OPTS}
         except cmd.ConfigurationError as exc:
             return 'options', pipeline_mod.FAIL, str(exc)
         return 'options', pipeline_mod.OK, ', '.join(

@@ -10,4 +10,22 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""The domain: images, their status machines, and the repository layers."""
+"""The domain: images, their status machines, and the repository layers.
+
+Each layer is a proxy over the one below: what it does not change, it
+hands down (as Glance's ``domain/proxy.py`` does).
+"""
+
+
+class Proxy:
+    """A layer over ``base``: what it does not define is ``base``'s."""
+
+    _own = frozenset(('base',))
+
+    def __init__(self, base):
+        self.base = base
+
+    def __getattr__(self, name):
+        if name in self._own:  # not set yet (copy, pickle)
+            raise AttributeError(name)
+        return getattr(self.base, name)

@@ -13,8 +13,8 @@
 """The distinction layer: a save writes what changed since the image was read.
 
 ``get`` (and ``list``, ``add``) hand out an :class:`ImageProxy` that holds
-the image and an :class:`ImageState` of it.  ``save`` compares the image with
-that snapshot (:func:`compute`, pure) and gives the repository below only the
+the image and a deep copy of it.  ``save`` compares the image with that
+snapshot (:func:`compute`, pure) and gives the repository below only the
 :class:`ImageChanges`, each with the value that was read for the
 compare-and-swap: an unchanged image writes nothing, and two writers who
 change different attributes of one image both keep their change.
@@ -24,9 +24,9 @@ import copy
 import dataclasses
 from typing import Any
 
-from multistore_prefix.domain import exceptions
+from multistore_prefix import domain
 from multistore_prefix.domain import image as image_mod
-from multistore_prefix.domain import proxy
+from multistore_prefix import exceptions
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,32 +38,6 @@ class LocationState:
     url: Any
     metadata: Any
     status: Any
-
-
-@dataclasses.dataclass(frozen=True)
-class ImageState:
-    """An image's persistent attributes at one moment (deep copies)."""
-
-    image_id: str
-    columns: dict
-    properties: dict
-    tags: frozenset
-    locations: tuple[LocationState, ...]
-
-    @classmethod
-    def capture(cls, image) -> 'ImageState':
-        """Copy what a save would persist, so later edits do not reach it."""
-        return cls(
-            image_id=image.image_id,
-            columns={name: copy.deepcopy(getattr(image, name))
-                     for name in image_mod.COLUMN_ATTRIBUTES},
-            properties=copy.deepcopy(dict(image.extra_properties)),
-            tags=frozenset(image.tags),
-            locations=tuple(
-                LocationState(index, loc.get('id'), loc.get('url'),
-                              copy.deepcopy(loc.get('metadata', {})),
-                              loc.get('status') or 'active')
-                for index, loc in enumerate(image.locations)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,25 +83,33 @@ class ImageChanges:
                    for field in dataclasses.fields(self)[1:])
 
 
-def compute(before: ImageState, after: ImageState) -> ImageChanges:
-    """The changes that turn ``before`` into ``after``."""
+def compute(before, after) -> ImageChanges:
+    """The changes that turn image ``before`` into image ``after``."""
     changes = ImageChanges(after.image_id)
-    for name, old in before.columns.items():
-        new = after.columns[name]
+    for name in image_mod.COLUMN_ATTRIBUTES:
+        old, new = getattr(before, name), getattr(after, name)
         if _differs(old, new):
             changes.columns[name] = (old, new)
-    for name, new in after.properties.items():
-        if name not in before.properties:
+    properties = before.extra_properties
+    for name, new in after.extra_properties.items():
+        if name not in properties:
             changes.properties_added[name] = new
-        elif _differs(before.properties[name], new):
-            changes.properties_changed[name] = (before.properties[name], new)
-    for name, old in before.properties.items():
-        if name not in after.properties:
+        elif _differs(properties[name], new):
+            changes.properties_changed[name] = (properties[name], new)
+    for name, old in properties.items():
+        if name not in after.extra_properties:
             changes.properties_removed[name] = old
-    changes.tags_added = set(after.tags - before.tags)
-    changes.tags_removed = set(before.tags - after.tags)
-    _compare_locations(before.locations, after.locations, changes)
+    changes.tags_added = set(after.tags) - set(before.tags)
+    changes.tags_removed = set(before.tags) - set(after.tags)
+    _compare_locations(_locations(before), _locations(after), changes)
     return changes
+
+
+def _locations(image) -> list[LocationState]:
+    return [LocationState(index, loc.get('id'), loc.get('url'),
+                          copy.deepcopy(loc.get('metadata', {})),
+                          loc.get('status') or 'active')
+            for index, loc in enumerate(image.locations)]
 
 
 def _compare_locations(before, after, changes):
@@ -167,8 +149,18 @@ def _differs(old, new) -> bool:
     return type(old) is not type(new) or old != new
 
 
-class ImageProxy(proxy.Proxy):
-    """An image and its ``snapshot`` as read or last saved.
+class NotSnapshotted(exceptions.MultistorePrefixError):
+    """``save`` was given an image this repository did not return."""
+
+    def __init__(self, image_id):
+        self.image_id = image_id
+        super().__init__(
+            f'image {image_id}: save() takes the image object that get(), '
+            f'list() or add() of this repository returned')
+
+
+class ImageProxy(domain.Proxy):
+    """An image and its ``snapshot`` (a deep copy) as read or last saved.
 
     ``snapshot`` is ``None`` for a new image not added yet; every other
     attribute, read or written, is the image's.
@@ -176,7 +168,7 @@ class ImageProxy(proxy.Proxy):
 
     _own = frozenset(('base', 'snapshot'))
 
-    def __init__(self, base, snapshot: ImageState | None = None):
+    def __init__(self, base, snapshot=None):
         object.__setattr__(self, 'base', base)
         object.__setattr__(self, 'snapshot', snapshot)
 
@@ -192,15 +184,15 @@ class ImageProxy(proxy.Proxy):
     def changes(self) -> ImageChanges:
         """What a save would write now."""
         if self.snapshot is None:
-            raise exceptions.NotSnapshotted(self.base.image_id)
-        return compute(self.snapshot, ImageState.capture(self.base))
+            raise NotSnapshotted(self.base.image_id)
+        return compute(self.snapshot, self.base)
 
     def mark_saved(self) -> None:
         """Take the image as it is now as the state to compare with."""
-        self.snapshot = ImageState.capture(self.base)
+        self.snapshot = copy.deepcopy(self.base)
 
 
-class ImageRepoProxy(proxy.Proxy):
+class ImageRepoProxy(domain.Proxy):
     """Snapshots images as they are read; saves only their differences."""
 
     def get(self, image_id: str) -> ImageProxy:
@@ -230,7 +222,7 @@ class ImageRepoProxy(proxy.Proxy):
             changes; nothing was written.
         """
         if not isinstance(image, ImageProxy):
-            raise exceptions.NotSnapshotted(getattr(image, 'image_id', None))
+            raise NotSnapshotted(getattr(image, 'image_id', None))
         changes = image.changes()
         if from_state is not None and 'status' in changes.columns:
             changes.columns['status'] = (from_state,
@@ -240,16 +232,12 @@ class ImageRepoProxy(proxy.Proxy):
         image.mark_saved()
         return changes
 
-    def remove(self, image) -> None:
-        base = image.base if isinstance(image, ImageProxy) else image
-        self.base.remove(base)
-
     @staticmethod
     def _wrap(image) -> ImageProxy:
-        return ImageProxy(image, ImageState.capture(image))
+        return ImageProxy(image, copy.deepcopy(image))
 
 
-class ImageFactoryProxy(proxy.Proxy):
+class ImageFactoryProxy(domain.Proxy):
     """Hands out new images wrapped for the distinction layer."""
 
     def new_image(self, *args: Any, **kwargs: Any) -> ImageProxy:

@@ -24,8 +24,8 @@ import uuid
 
 from oslo_utils import timeutils
 
-from multistore_prefix.domain import exceptions
 from multistore_prefix.domain import status as status_mod
+from multistore_prefix import exceptions
 
 #: Image attributes stored as columns of ``images`` (``image_id`` is ``id``).
 COLUMN_ATTRIBUTES = ('name', 'status', 'visibility', 'size', 'virtual_size',
@@ -38,6 +38,23 @@ ATTRIBUTES = ('image_id', *COLUMN_ATTRIBUTES, 'extra_properties', 'tags',
 #: What only the system sets (Glance's read-only attributes).
 READ_ONLY = ('status', 'size', 'virtual_size', 'checksum', 'os_hash_algo',
              'os_hash_value', 'created_at', 'updated_at')
+
+
+class ReadOnlyAttribute(exceptions.MultistorePrefixError):
+    """A new image cannot be given this ``attribute``; the system sets it."""
+
+    def __init__(self, attribute: str, how: str | None = None):
+        self.attribute = attribute
+        message = f'attribute {attribute!r} is read-only'
+        super().__init__(f'{message}: {how}' if how else message)
+
+
+class ReservedProperty(exceptions.MultistorePrefixError):
+    """An extra property has the name of an image attribute."""
+
+    def __init__(self, name: str):
+        self.name = name
+        super().__init__(f'{name!r} is an image attribute, not a property')
 
 
 @dataclasses.dataclass(eq=False, repr=False)
@@ -82,7 +99,7 @@ class Image:
 
     def __setattr__(self, name, value):
         if name == 'status' and 'status' in self.__dict__:
-            raise exceptions.ReadOnlyAttribute(
+            raise ReadOnlyAttribute(
                 'status', 'it changes by an event: image.transition(event), '
                 'e.g. "deactivate" (multistore-prefix status-machine lists '
                 'them)')
@@ -141,13 +158,13 @@ class ImageFactory:
         """
         for key in other_args:
             if key in READ_ONLY:
-                raise exceptions.ReadOnlyAttribute(key)
+                raise ReadOnlyAttribute(key)
             raise TypeError(f'new_image() got an unexpected keyword '
                             f'argument {key!r}')
         extra_properties = dict(extra_properties or {})
         for key in extra_properties:
             if key in ATTRIBUTES or key == 'id':
-                raise exceptions.ReservedProperty(key)
+                raise ReservedProperty(key)
         now = timeutils.utcnow()
         return Image(image_id or str(uuid.uuid4()), 'queued', now, now,
                      name=name, visibility=visibility, min_disk=min_disk,

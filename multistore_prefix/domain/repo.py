@@ -27,7 +27,7 @@ from oslo_utils import timeutils
 
 from multistore_prefix.db import api
 from multistore_prefix.db import engine as db_engine
-from multistore_prefix.domain import exceptions
+from multistore_prefix.db import exceptions
 from multistore_prefix.domain import image as image_mod
 from multistore_prefix.domain import status
 

@@ -24,9 +24,9 @@ gets the resolved image, in memory, and a save by one who may writes it.
 
 import logging
 
+from multistore_prefix.db import exceptions
 from multistore_prefix import deciding
-from multistore_prefix.domain import exceptions
-from multistore_prefix.domain import proxy
+from multistore_prefix import domain
 
 LOG = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ _FAULTS = (deciding.BAD_METADATA, deciding.BAD_LOCATION,
            deciding.INVALID_STORE, deciding.TOO_LONG)
 
 
-class ImageRepoProxy(proxy.Proxy):
+class ImageRepoProxy(domain.Proxy):
     """Gives legacy locations their store on ``get``; writes only that."""
 
     def __init__(self, base, decider: deciding.Decider):

@@ -19,16 +19,12 @@ status targets (``glance.domain.Image.valid_state_targets``), each given the
 name of the event that causes it; ``deleted`` is terminal in both machines.
 
 Thread safety: the two automaton machines are built once at import, frozen,
-and never initialized nor fed.  :func:`next_status` reads an immutable table
-derived from them, so any number of threads may call it.
-:func:`machine` hands out shallow copies that share the frozen tables and
-each have their own current state: one copy per thread, as automaton's
-``process_event`` reads then writes the state.
+and never initialized nor fed, so any number of threads may call
+:func:`next_status`.  :func:`machine` hands out shallow copies that share
+the frozen tables and each have their own current state: one copy per
+thread, as automaton's ``process_event`` reads then writes the state.
 """
 
-from collections.abc import Callable
-from collections.abc import Mapping
-import types
 from typing import Any
 from typing import NamedTuple
 
@@ -102,6 +98,43 @@ _LOCATION_MOVES = (
     Move('pending_delete', 'restore', 'active'),
 )
 
+#: The image moves that need both formats set.  Glance checks the formats
+#: on the moves out of queued and uploading that bring data in; here they
+#: also hold on the two that finish data, because Glance lets the formats
+#: change while importing and no image may become active without them.
+#: The location machine has no guards.
+GUARDED = frozenset((
+    ('queued', 'upload_started'),
+    ('queued', 'import_started'),
+    ('queued', 'location_added'),
+    ('uploading', 'import_started'),
+    ('saving', 'upload_finished'),
+    ('importing', 'import_finished'),
+))
+
+
+def _build(states, moves, start) -> machines.FiniteMachine:
+    machine = machines.FiniteMachine()
+    for state in states:
+        machine.add_state(state, terminal=state in TERMINAL_STATES)
+    for move in moves:
+        machine.add_transition(move.from_status, move.to_status, move.event)
+    machine.default_start_state = start
+    machine.freeze()
+    return machine
+
+
+_MACHINES = {
+    IMAGE: _build(IMAGE_STATES, _IMAGE_MOVES, IMAGE_START),
+    LOCATION: _build(LOCATION_STATES, _LOCATION_MOVES, LOCATION_START),
+}
+# (machine, status, event) -> status, read from the machines once.
+_TARGETS = {(name, *move[:2]): move[2]
+            for name, frozen in _MACHINES.items() for move in frozen}
+
+IMAGE_EVENTS = tuple(sorted({move.event for move in _IMAGE_MOVES}))
+LOCATION_EVENTS = tuple(sorted({move.event for move in _LOCATION_MOVES}))
+
 
 class StatusError(exceptions.MultistorePrefixError):
     """A status event that cannot be applied; nothing was changed."""
@@ -129,21 +162,18 @@ class InvalidTransition(StatusError):
 
     def __init__(self, machine: str, image_id: Any, current: str,
                  event: str, location_id: Any = None):
-        spec = _SPECS[machine]
         self.allowed = allowed_events(current, machine)
-        if current not in spec.states:
+        if current not in _MACHINES[machine]:
+            states = ', '.join(IMAGE_STATES if machine == IMAGE
+                               else LOCATION_STATES)
             message = (f'status {current!r} is not one of the {machine} '
-                       f'statuses ({", ".join(spec.states)}); cannot apply '
-                       f'event {event!r}')
+                       f'statuses ({states}); cannot apply event {event!r}')
         else:
-            if self.allowed:
-                choices = ', '.join(self.allowed)
-            else:
-                choices = f'none, {current!r} is terminal'
-            if event in spec.events:
-                what = f'event {event!r} is not allowed'
-            else:
-                what = f'{event!r} is not one of the {machine} events'
+            choices = (', '.join(self.allowed) if self.allowed
+                       else f'none, {current!r} is terminal')
+            known = IMAGE_EVENTS if machine == IMAGE else LOCATION_EVENTS
+            what = (f'event {event!r} is not allowed' if event in known
+                    else f'{event!r} is not one of the {machine} events')
             message = (f'{what} in status {current!r}; allowed events: '
                        f'{choices}')
         super().__init__(message, machine, image_id, current, event,
@@ -153,28 +183,24 @@ class InvalidTransition(StatusError):
 class GuardFailed(StatusError):
     """The move exists but a guard refused it for this image."""
 
-    def __init__(self, machine: str, image_id: Any, current: str,
-                 event: str, target: str, reason: str,
-                 location_id: Any = None):
-        self.target = target
+    def __init__(self, image_id: Any, move: Move, reason: str):
+        self.target = move.to_status
         self.reason = reason
         super().__init__(
-            f'event {event!r} cannot move status {current!r} to '
-            f'{target!r}: {reason}',
-            machine, image_id, current, event, location_id)
+            f'event {move.event!r} cannot move status {move.from_status!r} '
+            f'to {move.to_status!r}: {reason}',
+            IMAGE, image_id, move.from_status, move.event)
 
 
 class FormatsRequired(GuardFailed):
     """``disk_format`` and ``container_format`` must be set for this move."""
 
-    def __init__(self, image_id: Any, current: str, event: str,
-                 target: str, missing: list[str]):
+    def __init__(self, image_id: Any, move: Move, missing: list[str]):
         self.missing = list(missing)
         noun = 'is' if len(missing) == 1 else 'are'
         super().__init__(
-            IMAGE, image_id, current, event, target,
-            f'{" and ".join(missing)} {noun} not set; set '
-            f'{" and ".join(FORMAT_ATTRIBUTES)} first')
+            image_id, move, f'{" and ".join(missing)} {noun} not set; set '
+                            f'{" and ".join(FORMAT_ATTRIBUTES)} first')
 
 
 class StatusConflict(StatusError):
@@ -185,8 +211,7 @@ class StatusConflict(StatusError):
     """
 
     def __init__(self, image_id: Any, expected: str, target: str,
-                 found: str | None, event: str | None = None,
-                 machine: str = IMAGE, location_id: Any = None):
+                 found: str | None, event: str | None = None):
         self.expected = expected
         self.target = target
         self.found = found
@@ -196,91 +221,12 @@ class StatusConflict(StatusError):
         super().__init__(
             f'{cause} ({expected} -> {target}) lost a race: {now}, not '
             f'{expected!r}; nothing written',
-            machine, image_id, expected, event or '', location_id)
+            IMAGE, image_id, expected, event or '')
 
 
-#: A guard checks one move for one image and raises :class:`GuardFailed`
-#: to refuse it.
-Guard = Callable[[Any, Move], None]
-
-
-def require_formats(image: Any, move: Move) -> None:
-    """Guard: the image has ``disk_format`` and ``container_format``.
-
-    A guarded move without an image is refused, never waved through.
-    """
-    if image is None:
-        raise GuardFailed(IMAGE, None, move.from_status, move.event,
-                          move.to_status,
-                          'the image is needed to check its disk_format and '
-                          'container_format')
-    missing = [name for name in FORMAT_ATTRIBUTES
-               if not getattr(image, name, None)]
-    if missing:
-        raise FormatsRequired(getattr(image, 'image_id', None),
-                              move.from_status, move.event, move.to_status,
-                              missing)
-
-
-# Glance checks the formats on the moves out of queued and uploading that
-# bring data in; here they also hold on the two that finish data, because
-# Glance lets the formats change while importing and no image may become
-# active without them.
-_IMAGE_GUARDS: dict[tuple[str, str], Guard] = {
-    ('queued', 'upload_started'): require_formats,
-    ('queued', 'import_started'): require_formats,
-    ('queued', 'location_added'): require_formats,
-    ('uploading', 'import_started'): require_formats,
-    ('saving', 'upload_finished'): require_formats,
-    ('importing', 'import_finished'): require_formats,
-}
-
-
-class _Spec(NamedTuple):
-    """One machine and what is derived from it once, at import."""
-
-    machine: machines.FiniteMachine
-    states: tuple[str, ...]
-    events: frozenset[str]
-    table: Mapping[str, Mapping[str, str]]
-    guards: Mapping[tuple[str, str], Guard]
-
-
-def _build(states: tuple[str, ...], moves: tuple[Move, ...], start: str,
-           guards: Mapping[tuple[str, str], Guard]) -> _Spec:
-    machine = machines.FiniteMachine()
-    for state in states:
-        machine.add_state(state, terminal=state in TERMINAL_STATES)
-    for move in moves:
-        machine.add_transition(move.from_status, move.to_status, move.event)
-    machine.default_start_state = start
-    machine.freeze()
-
-    table: dict[str, dict[str, str]] = {state: {} for state in states}
-    for from_status, event, to_status in machine:
-        table[from_status][event] = to_status
-    return _Spec(
-        machine=machine,
-        states=states,
-        events=frozenset(move.event for move in moves),
-        table=types.MappingProxyType(
-            {state: types.MappingProxyType(events)
-             for state, events in table.items()}),
-        guards=types.MappingProxyType(dict(guards)))
-
-
-_SPECS = {
-    IMAGE: _build(IMAGE_STATES, _IMAGE_MOVES, IMAGE_START, _IMAGE_GUARDS),
-    LOCATION: _build(LOCATION_STATES, _LOCATION_MOVES, LOCATION_START, {}),
-}
-
-IMAGE_EVENTS = tuple(sorted(_SPECS[IMAGE].events))
-LOCATION_EVENTS = tuple(sorted(_SPECS[LOCATION].events))
-
-
-def _spec(machine_name: str) -> _Spec:
+def _machine(machine_name: str) -> machines.FiniteMachine:
     try:
-        return _SPECS[machine_name]
+        return _MACHINES[machine_name]
     except KeyError:
         raise ValueError(f'unknown status machine {machine_name!r}; use one '
                          f'of: {", ".join(MACHINE_NAMES)}') from None
@@ -293,14 +239,9 @@ def machine(machine_name: str = IMAGE,
     It knows the moves but not the guards, which :func:`next_status`
     applies; automaton refuses a terminal ``start_state``.
     """
-    fresh = _spec(machine_name).machine.copy(shallow=True)
+    fresh = _machine(machine_name).copy(shallow=True)
     fresh.initialize(start_state)
     return fresh
-
-
-def guarded(machine_name: str = IMAGE) -> list[tuple[str, str]]:
-    """The ``(from_status, event)`` moves that have a guard."""
-    return list(_spec(machine_name).guards)
 
 
 def transitions(machine_name: str = IMAGE) -> list[Move]:
@@ -308,25 +249,13 @@ def transitions(machine_name: str = IMAGE) -> list[Move]:
 
     :raises ValueError: unknown machine name.
     """
-    return [Move(*row) for row in _spec(machine_name).machine]
+    return [Move(*row) for row in _machine(machine_name)]
 
 
 def allowed_events(current: str, machine_name: str = IMAGE) -> list[str]:
     """The events allowed in ``current``, sorted (empty when terminal)."""
-    return sorted(_spec(machine_name).table.get(current, {}))
-
-
-def _next(machine_name: str, current: str, event: str, subject: Any,
-          image_id: Any, location_id: Any = None) -> str:
-    spec = _SPECS[machine_name]
-    target = spec.table.get(current, {}).get(event)
-    if target is None:
-        raise InvalidTransition(machine_name, image_id, current, event,
-                                location_id)
-    guard = spec.guards.get((current, event))
-    if guard is not None:
-        guard(subject, Move(current, event, target))
-    return target
+    return sorted(event for from_status, event, _ in
+                  transitions(machine_name) if from_status == current)
 
 
 def next_status(current: str, event: str, image: Any = None) -> str:
@@ -335,14 +264,27 @@ def next_status(current: str, event: str, image: Any = None) -> str:
     Pure: it changes nothing, so a refused event leaves nothing to undo.
 
     :param image: anything with ``image_id``, ``disk_format`` and
-        ``container_format``; named in errors and checked by guards.
+        ``container_format``; named in errors and checked by guards.  A
+        guarded move without an image is refused, never waved through.
     :raises InvalidTransition: the event is not allowed in ``current``, is
         unknown, or ``current`` is not an image status.
     :raises GuardFailed: a guard refused the move (:class:`FormatsRequired`
         when a format is missing).
     """
-    return _next(IMAGE, current, event, image,
-                 getattr(image, 'image_id', None))
+    image_id = getattr(image, 'image_id', None)
+    target = _TARGETS.get((IMAGE, current, event))
+    if target is None:
+        raise InvalidTransition(IMAGE, image_id, current, event)
+    move = Move(current, event, target)
+    if (current, event) in GUARDED:
+        if image is None:
+            raise GuardFailed(None, move, 'the image is needed to check its '
+                                          'disk_format and container_format')
+        missing = [name for name in FORMAT_ATTRIBUTES
+                   if not getattr(image, name, None)]
+        if missing:
+            raise FormatsRequired(image_id, move, missing)
+    return target
 
 
 def next_location_status(current: str, event: str, image_id: Any = None,
@@ -353,4 +295,8 @@ def next_location_status(current: str, event: str, image_id: Any = None,
 
     :raises InvalidTransition: the event is not allowed in ``current``.
     """
-    return _next(LOCATION, current, event, None, image_id, location_id)
+    target = _TARGETS.get((LOCATION, current, event))
+    if target is None:
+        raise InvalidTransition(LOCATION, image_id, current, event,
+                                location_id)
+    return target

@@ -42,16 +42,56 @@ import threading
 import time
 
 from oslo_config import cfg
+from oslo_db import options as db_options
 
+from multistore_prefix.db import exceptions as db_exc
 from multistore_prefix import deciding
-from multistore_prefix.domain import exceptions as domain_exc
 from multistore_prefix import gateway as gateway_mod
 from multistore_prefix import location_map as lmap
-from multistore_prefix.middleware import options
 from multistore_prefix import misconfiguration
 from multistore_prefix import urls
 
 LOG = logging.getLogger('multistore_prefix.middleware')
+
+# The filter's options; others of the group belong to the modules that
+# read them.
+GROUP = 'multistore_prefix'
+FILTER_OPTS = [
+    cfg.BoolOpt(
+        'fix_wrong_stores', default=True,
+        help='glance-api filter: also correct a location that names an '
+             'enabled store whose own directories or prefixes do not hold '
+             'its URL while another store\'s do (Glance\'s first-match '
+             'rule gives ".../images2/x" to the store of ".../images", and '
+             'labels so every location added later), as "multistore-prefix '
+             'backfill --fix-wrong-stores" does, on every request naming '
+             'the image and again after a request that may add locations.  '
+             'On by default: a wrong label makes "DELETE /v2/stores/'
+             '{store}/{image}" delete the data of the location that only '
+             'carries it.  A name is called wrong only when that is '
+             'certain: nested directories and URLs that no store owns keep '
+             'their name.'),
+    cfg.BoolOpt(
+        'backend_lookups', default=True,
+        help='glance-api filter: ask the store\'s backend about legacy URLs '
+             'that no prefix owns (cinder://<volume id>: Cinder says the '
+             'volume type, as Glance itself does on GET).  False: resolve '
+             'by prefix only, never touch the network.'),
+    cfg.FloatOpt(
+        'backend_lookup_timeout', default=3.0, min=0.1,
+        help='glance-api filter: seconds a store\'s backend has to answer '
+             'about one URL, retries included.  Keep it below '
+             'request_timeout.'),
+    cfg.FloatOpt(
+        'request_timeout', default=5.0, min=0.1,
+        help='glance-api filter: seconds it may spend on one request before '
+             'it hands the request to Glance unchanged (one warning line '
+             'says so); the work it gave up on then writes nothing '
+             '(unless its write was already waiting for a lock), and '
+             'Glance\'s own rule runs for that request.  At most a few '
+             'resolutions run at once per process; requests beyond them '
+             'pass through untouched.'),
+]
 
 _UUID = ('[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-'
          '[0-9a-fA-F]{12}')
@@ -71,6 +111,18 @@ MAX_RUNNING = 4
 LOGGED_ROWS = 10000
 
 
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    conf.register_opts(FILTER_OPTS, group=GROUP)
+
+
+def register_database_opts(conf: cfg.ConfigOpts) -> None:
+    """oslo.db's ``[database]`` options, as Glance registers them.
+
+    Never the command's embedded default: the filter writes Glance's rows.
+    """
+    conf.register_opts(db_options.database_opts, group='database')
+
+
 def glance_strips_s3_credentials() -> bool:
     """Whether the running Glance takes credentials out of S3 URLs on get.
 
@@ -86,26 +138,18 @@ def glance_strips_s3_credentials() -> bool:
                             None))
 
 
-def green_threads() -> bool:
-    """Whether this process's threads are eventlet's green threads."""
-    eventlet = sys.modules.get('eventlet')
-    return eventlet is not None and eventlet.patcher.is_monkey_patched(
-        'thread')
-
-
 class Worker:
     """Resolves images named by requests, for one process."""
 
     def __init__(self, gateway: gateway_mod.Gateway, timeout: float,
-                 max_running: int = MAX_RUNNING,
                  strip_s3_credentials: bool = False):
         self.gateway = gateway
         self.timeout = timeout
         self.decider = lambda: gateway.get_decider(
             glance_rules=True, strip_s3_credentials=strip_s3_credentials)
-        self._slots = threading.BoundedSemaphore(max_running)
+        self._slots = threading.BoundedSemaphore(MAX_RUNNING)
         self._pool = concurrent.futures.ThreadPoolExecutor(
-            max_workers=max_running, thread_name_prefix='multistore-prefix')
+            max_workers=MAX_RUNNING, thread_name_prefix='multistore-prefix')
         self._logged: set[tuple] = set()
 
     @classmethod
@@ -130,20 +174,19 @@ class Worker:
 
     @classmethod
     def _build(cls, conf):
-        options.register_opts(conf)
         lmap.register_opts(conf)
         if not conf.enabled_backends:
             LOG.info('multistore_prefix filter: [DEFAULT]/enabled_backends '
                      'is not set (a single store); every request passes '
                      'through')
             return None
-        options.register_database_opts(conf)
+        register_database_opts(conf)
         if not conf.database.connection:
             LOG.error('multistore_prefix filter: off, every request passes '
                       'through: [database]/connection is not set; it must '
                       'be Glance\'s database')
             return None
-        own = conf[options.GROUP]
+        own = conf[GROUP]
         gateway = gateway_mod.Gateway(
             conf, one_connection=True, backend_lookups=own.backend_lookups,
             lookup_timeout=own.backend_lookup_timeout,
@@ -162,7 +205,10 @@ class Worker:
         traceback at debug level) and the request goes on.
         """
         started = time.monotonic()
-        if green_threads() and not self._may_write(image_id, context):
+        eventlet = sys.modules.get('eventlet')
+        if (eventlet is not None
+                and eventlet.patcher.is_monkey_patched('thread')
+                and not self._may_write(image_id, context)):
             return
         if time.monotonic() - started > self.timeout:
             # The read in the request's green thread outlived the bound
@@ -218,7 +264,7 @@ class Worker:
         try:
             batch = self._resolve_stores(
                 image_id, context, lambda: wanted.append(True) and False)
-        except domain_exc.NotFound:
+        except db_exc.NotFound:
             return False
         except Exception:
             return True
@@ -232,11 +278,11 @@ class Worker:
                                          lambda: not given_up.is_set())
             if batch is not None:
                 self._log_left(batch)
-        except domain_exc.NotFound as exc:
+        except db_exc.NotFound as exc:
             # Glance answers 404 itself.
             LOG.debug('multistore_prefix filter: image %s: %s', image_id,
                       exc)
-        except domain_exc.Busy:
+        except db_exc.Busy:
             # A backfill batch (or Glance's own save) is writing these
             # rows: the request does not wait for it.
             LOG.info('multistore_prefix filter: image %s passed through: '
@@ -274,30 +320,25 @@ class Worker:
         self.gateway.close()
 
 
-def image_id_of(environ: dict) -> str | None:
-    """The image id a request's path names, or ``None``."""
-    if environ.get('REQUEST_METHOD') in _SKIPPED_METHODS:
-        return None
-    match = _IMAGE_PATH.match(environ.get('PATH_INFO') or '')
-    return match.group(1) if match else None
-
-
 class ResolveFilter:
     """The WSGI middleware over ``app``, on glance-api's ``conf``."""
 
     def __init__(self, app, conf: cfg.ConfigOpts | None = None):
         self.app = app
         self.conf = cfg.CONF if conf is None else conf
-        options.register_opts(self.conf)
+        register_opts(self.conf)
         self._worker: Worker | None = None
         self._worker_pid: int | None = None
         self._lock = threading.Lock()
 
     def __call__(self, environ, start_response):
-        image_id = image_id_of(environ)
-        worker = None if image_id is None else self.worker()
+        named = _IMAGE_PATH.match(environ.get('PATH_INFO') or '')
+        worker = None
+        if named and environ.get('REQUEST_METHOD') not in _SKIPPED_METHODS:
+            worker = self.worker()
         if worker is None:
             return self.app(environ, start_response)
+        image_id = named.group(1)
         context = environ.get('glance.context')
         worker.resolve(image_id, context)
         response = self.app(environ, start_response)
@@ -329,7 +370,7 @@ def filter_factory(global_conf: dict, **local_conf):
     if local_conf:
         LOG.warning('multistore_prefix filter: paste options %s ignored; '
                     'set them in [%s] of glance-api.conf',
-                    ', '.join(sorted(local_conf)), options.GROUP)
+                    ', '.join(sorted(local_conf)), GROUP)
 
     def make(app):
         return ResolveFilter(app)

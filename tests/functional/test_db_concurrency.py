@@ -26,7 +26,8 @@ import threading
 
 import pytest
 
-from multistore_prefix.domain import exceptions
+from multistore_prefix.db import exceptions
+
 
 LEGACY = 'file:///var/lib/glance/images2/legacy-image'
 

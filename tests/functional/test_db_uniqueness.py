@@ -24,8 +24,8 @@ import threading
 import pytest
 import sqlalchemy as sa
 
+from multistore_prefix.db import exceptions
 from multistore_prefix.db import models
-from multistore_prefix.domain import exceptions
 
 URL = 'file:///var/lib/glance/images/twin'
 WRITERS = 8

@@ -19,7 +19,7 @@ from oslo_utils import timeutils
 import pytest
 
 from multistore_prefix.db import api
-from multistore_prefix.domain import exceptions
+from multistore_prefix.domain import image as image_mod
 from multistore_prefix.domain import status
 
 ALLOWED = status.transitions('image')
@@ -82,7 +82,7 @@ def test_every_forbidden_move_is_refused_and_nothing_written(gateway):
 
 def test_status_is_set_only_by_an_event(gateway):
     image = gateway.get_repo().get(stored(gateway, 'active'))
-    with pytest.raises(exceptions.ReadOnlyAttribute, match='transition'):
+    with pytest.raises(image_mod.ReadOnlyAttribute, match='transition'):
         image.status = 'deleted'
 
 

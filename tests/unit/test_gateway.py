@@ -17,9 +17,9 @@ from oslo_config import cfg
 from oslo_context import context as oslo_context
 import pytest
 
+from multistore_prefix.db import exceptions
 from multistore_prefix.db import options
 from multistore_prefix.domain import distinction
-from multistore_prefix.domain import exceptions
 from multistore_prefix.domain import repo as repo_mod
 from multistore_prefix.domain import resolution
 from multistore_prefix import gateway as gateway_mod

@@ -22,7 +22,6 @@ import copy
 import pytest
 
 from multistore_prefix.domain import distinction
-from multistore_prefix.domain import exceptions
 from multistore_prefix.domain import image as image_mod
 
 
@@ -105,9 +104,9 @@ def test_proxy_copies(repos):
 
 def test_save_needs_an_image_from_the_repository(repos):
     _base, repo = repos
-    with pytest.raises(exceptions.NotSnapshotted):
+    with pytest.raises(distinction.NotSnapshotted):
         repo.save(image_mod.Image('i', 'active'))
-    with pytest.raises(exceptions.NotSnapshotted):
+    with pytest.raises(distinction.NotSnapshotted):
         repo.save(distinction.ImageProxy(image_mod.Image('i', 'active')))
 
 
@@ -156,22 +155,24 @@ def _image(**kwargs):
 
 def _changes(edit):
     image = _image()
-    before = distinction.ImageState.capture(image)
+    before = copy.deepcopy(image)
     edit(image)
-    return distinction.compute(before, distinction.ImageState.capture(image))
+    return distinction.compute(before, image)
 
 
 def test_nothing_changed():
     assert not _changes(lambda image: None)
 
 
-def test_capture_is_a_deep_copy():
+def test_snapshot_is_a_deep_copy():
     image = _image()
-    state = distinction.ImageState.capture(image)
+    proxy = distinction.ImageProxy(image)
+    proxy.mark_saved()
     image.locations[0]['metadata']['k'] = 'changed'
     image.extra_properties['foo'] = 'changed'
-    assert state.locations[0].metadata == {'k': 'v'}
-    assert state.properties['foo'] == 'bar'
+    assert proxy.snapshot.locations[0]['metadata'] == {'k': 'v'}
+    assert proxy.snapshot.extra_properties['foo'] == 'bar'
+    assert proxy.changes().properties_changed == {'foo': ('bar', 'changed')}
 
 
 def test_columns():

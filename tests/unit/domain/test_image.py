@@ -15,7 +15,6 @@
 
 import pytest
 
-from multistore_prefix.domain import exceptions
 from multistore_prefix.domain import image as image_mod
 
 
@@ -44,11 +43,11 @@ def test_new_image_defaults():
 
 def test_read_only_and_unknown_arguments():
     factory = image_mod.ImageFactory()
-    with pytest.raises(exceptions.ReadOnlyAttribute):
+    with pytest.raises(image_mod.ReadOnlyAttribute):
         factory.new_image(status='active')
     with pytest.raises(TypeError):
         factory.new_image(colour='blue')
-    with pytest.raises(exceptions.ReservedProperty):
+    with pytest.raises(image_mod.ReservedProperty):
         factory.new_image(extra_properties={'name': 'x'})
 
 
