@@ -26,6 +26,7 @@ from oslo_config import cfg
 
 from multistore_prefix import drivers
 from multistore_prefix import exceptions
+from multistore_prefix import masking
 from multistore_prefix import urls
 
 LOG = logging.getLogger(__name__)
@@ -363,7 +364,7 @@ class LocationMap:
                 if unowned is not None:
                     return Resolution(None, *unowned)
             return Resolution(None, NO_PREFIX,
-                              f'no store prefix owns {urls.mask_url(url)}')
+                              f'no store prefix owns {masking.mask_url(url)}')
         if found.__class__ is str:
             return Resolution(found)
         return Resolution(None, found.reason, found.detail)

@@ -23,6 +23,7 @@ from typing import Iterable
 
 from multistore_prefix.drivers import base
 from multistore_prefix import location_map as lmap
+from multistore_prefix import masking
 from multistore_prefix import urls
 
 # Seconds a store's backend has to answer about one URL, retries included.
@@ -69,7 +70,7 @@ class BackendLookups:
         canon = _canonical(url)
         if canon is None:
             return lmap.Resolution(None, lmap.INVALID_URL,
-                                   f'{urls.mask_url(url)} cannot be parsed')
+                                   f'{masking.mask_url(url)} cannot be parsed')
         answers = []
         for store_id, lookup in self.lookups:
             if not lookup.wants(canon):
@@ -111,7 +112,7 @@ def _combine(url, answers) -> lmap.Resolution:
     if len(owners) == 1 and not silent:
         store_id, answer = owners[0]
         return lmap.Resolution(store_id, url=answer.url)
-    masked = urls.mask_url(url)
+    masked = masking.mask_url(url)
     if len(owners) == 1:
         # Another store could not answer and might claim it too: one
         # owner is no proof, and a wrong store is worse than none.
@@ -119,7 +120,7 @@ def _combine(url, answers) -> lmap.Resolution:
         reason = next(r for r in _PRECEDENCE
                       if any(a.reason == r for _, a in silent))
         details = '; '.join(a.detail for _, a in silent if a.detail)
-        return lmap.Resolution(None, reason=reason, detail=urls.mask_text(
+        return lmap.Resolution(None, reason=reason, detail=masking.mask_text(
             f'store {store_id} claims {masked}, but not every store could '
             f'answer ({details}); run again when they can'))
     if owners:
@@ -138,4 +139,5 @@ def _combine(url, answers) -> lmap.Resolution:
     if reason == base.ELSEWHERE:
         details = (f'no configured store claims it ({details})' if details
                    else 'no configured store claims it')
-    return lmap.Resolution(None, reason=reason, detail=urls.mask_text(details))
+    return lmap.Resolution(None, reason=reason,
+                           detail=masking.mask_text(details))

@@ -32,7 +32,7 @@ from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1.identity import v3 as ks_v3
 from keystoneauth1 import session as ks_session
 
-from multistore_prefix import urls
+from multistore_prefix import masking
 
 #: Facts one Cinder connection remembers (volume types, the default type).
 CACHE_SIZE = 10_000
@@ -341,7 +341,7 @@ class Connection:
         raise Refused(detail)
 
     def _keystone(self) -> str:
-        return urls.mask_url(self.settings.auth_url)
+        return masking.mask_url(self.settings.auth_url)
 
 
 def left(deadline: float) -> float:
@@ -351,7 +351,7 @@ def left(deadline: float) -> float:
 
 def describe(exc: Exception) -> str:
     """An exception as a sentence, URL credentials masked."""
-    return urls.mask_text(str(exc) or type(exc).__name__)
+    return masking.mask_text(str(exc) or type(exc).__name__)
 
 
 def _retried(status: int | None) -> bool:
