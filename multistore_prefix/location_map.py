@@ -25,6 +25,7 @@ import posixpath
 from oslo_config import cfg
 
 from multistore_prefix import drivers
+from multistore_prefix.drivers import base
 from multistore_prefix import exceptions
 from multistore_prefix import masking
 from multistore_prefix import urls
@@ -43,8 +44,8 @@ INVALID_URL = 'invalid-url'
 UNKNOWN_SCHEME = 'unknown-scheme'
 NO_PREFIX = 'no-matching-prefix'
 CONFLICT = 'conflicting-stores'
-NO_STORE_IN_URL = drivers.base.NO_STORE_IN_URL
-NOT_INSTALLED = drivers.base.NOT_INSTALLED
+NO_STORE_IN_URL = base.NO_STORE_IN_URL
+NOT_INSTALLED = base.NOT_INSTALLED
 RESERVED = 'reserved-store'
 # glance_store adds these file stores of Glance's own to enabled_backends
 # inside glance-api (an operator may not name a store so); import and task
@@ -105,20 +106,6 @@ class Unowned:
 
     def __str__(self):
         return self.name
-
-
-@dataclasses.dataclass(frozen=True)
-class Resolution:
-    """The answer for one URL, with the reason when there is no store.
-
-    :ivar url: a backend lookup's URL to record instead (``None`` keeps it).
-    :ivar detail: a sentence for the operator, credentials masked.
-    """
-
-    store: str | None
-    reason: str | None = None
-    detail: str = ''
-    url: str | None = None
 
 
 @dataclasses.dataclass(slots=True)
@@ -343,14 +330,14 @@ class LocationMap:
                 pos = shorter
         return self.explain(url).store
 
-    def explain(self, url: str) -> Resolution:
+    def explain(self, url: str) -> base.Resolution:
         """Like :meth:`resolve`, with the reason when there is no store."""
         try:
             canon = urls.canonicalize(url)
         except urls.InvalidURL as exc:
-            return Resolution(None, INVALID_URL, str(exc))
+            return base.Resolution(None, INVALID_URL, str(exc))
         if canon.scheme not in self._aliases:
-            return Resolution(
+            return base.Resolution(
                 None, UNKNOWN_SCHEME,
                 f'no configured store handles scheme {canon.scheme!r}')
         key = canon.key
@@ -362,12 +349,12 @@ class LocationMap:
             for driver in self._drivers[canon.scheme]:
                 unowned = driver.unowned(canon)
                 if unowned is not None:
-                    return Resolution(None, *unowned)
-            return Resolution(None, NO_PREFIX,
-                              f'no store prefix owns {masking.mask_url(url)}')
+                    return base.Resolution(None, *unowned)
+            return base.Resolution(None, NO_PREFIX, f'no store prefix owns '
+                                   f'{masking.mask_url(url)}')
         if found.__class__ is str:
-            return Resolution(found)
-        return Resolution(None, found.reason, found.detail)
+            return base.Resolution(found)
+        return base.Resolution(None, found.reason, found.detail)
 
     def _walk(self, key, authority_end, canon):
         # Look key up at each component boundary, longest first.

@@ -101,12 +101,14 @@ class Prefix:
         return text
 
 
-# LookupAnswer reasons: the backend has no such object, refused the
-# question, could not be reached in time, or holds it elsewhere.
+# Why a backend lookup gives no store: the backend has no such object,
+# refused the question, could not be reached in time, or holds it elsewhere.
+# The first two are no answer (the backend may still own it), the others are.
 NOT_FOUND = 'backend-not-found'
 FORBIDDEN = 'backend-forbidden'
 UNAVAILABLE = 'backend-unavailable'
 ELSEWHERE = 'backend-elsewhere'
+UNANSWERED = frozenset((UNAVAILABLE, FORBIDDEN))
 # Driver.unowned's reasons: a single-store form names no store
 # (rbd://<image>; cinder://<volume id>, which only the backend can tell
 # and was not asked), or the packages to ask the backend are missing.
@@ -115,38 +117,20 @@ NOT_INSTALLED = 'backend-not-installed'
 
 
 @dataclasses.dataclass(frozen=True)
-class LookupAnswer:
-    """What a store's backend says about one URL.
+class Resolution:
+    """The store of one URL, or why it has none.
 
-    :ivar owned: ``True``, ``False``, or ``None``: the backend could not
-        tell (see ``reason``: ``NOT_FOUND``, ``FORBIDDEN``... when not
-        owned).
-    :ivar url: when owned, the URL to record instead (the store's own
-        form, e.g. ``cinder://<store id>/<volume id>``); ``None`` keeps it.
-    :ivar detail: a sentence for the operator, with no secret in it.
+    From the location map, or from a store's backend lookup.
+
+    :ivar url: the URL to record instead (a backend's own form, e.g.
+        ``cinder://<store id>/<volume id>``); ``None`` keeps it.
+    :ivar detail: a sentence for the operator, credentials masked.
     """
 
-    owned: bool | None
-    url: str | None = None
+    store: str | None
     reason: str | None = None
     detail: str = ''
-
-
-class BackendLookup(abc.ABC):
-    """A store's way to claim URLs no prefix can: it asks its backend.
-
-    Building one is offline; only :meth:`lookup` talks to the backend, and
-    only about a URL that no prefix owns and that it :meth:`wants`.
-    """
-
-    @abc.abstractmethod
-    def wants(self, canon: urls.CanonicalURL) -> bool:
-        """Whether this lookup can answer ``canon`` (cheap, offline)."""
-
-    @abc.abstractmethod
-    def lookup(self, canon: urls.CanonicalURL,
-               timeout: float) -> LookupAnswer:
-        """Ask the backend, within ``timeout`` seconds; never raises."""
+    url: str | None = None
 
 
 class Driver(abc.ABC):
@@ -206,11 +190,14 @@ class Driver(abc.ABC):
         """
         return None
 
-    def backend_lookup(self) -> BackendLookup | None:
-        """The store's backend-assisted lookup, if its type has one.
+    def backend_lookup(self):
+        """The store's way to claim URLs no prefix can: it asks its backend.
 
-        Most types need none: their URLs name their store.  It must not
-        touch the network.
+        ``None`` for most types: their URLs name their store.  Building one
+        is offline; its ``wants(canon)`` says (offline, cheaply) whether it
+        can answer a URL no prefix owns, and only its ``lookup(canon,
+        timeout)`` asks the backend, returning a :class:`Resolution` within
+        ``timeout`` seconds and never raising.
         """
         return None
 

@@ -202,7 +202,7 @@ class CinderDriver(base.Driver):
         return self.option('cinder_ca_certificates_file') or True
 
 
-class CinderLookup(base.BackendLookup):
+class CinderLookup:
     """Whether a legacy ``cinder://<volume_id>`` belongs to one store.
 
     By the rule of the module (``volume_type`` ``None``: Cinder's default
@@ -210,7 +210,7 @@ class CinderLookup(base.BackendLookup):
     Two stores that both leave ``cinder_volume_type`` unset both claim the
     default type: a conflict for the caller.
 
-    Answers: owned; another volume type (``ELSEWHERE``); HTTP 404
+    Answers: the store; another volume type (``ELSEWHERE``); HTTP 404
     (``NOT_FOUND``); HTTP 401/403 on the volume or the token
     (``FORBIDDEN``); timeouts, connection errors, 5xx and 429 after
     ``cinder_http_retries`` retries, anything else (``UNAVAILABLE``, also
@@ -234,7 +234,7 @@ class CinderLookup(base.BackendLookup):
         return legacy_volume(canon)
 
     def lookup(self, canon: urls.CanonicalURL,
-               timeout: float) -> base.LookupAnswer:
+               timeout: float) -> base.Resolution:
         volume_id = canon.authority
         where = f'store {self.store_id!r}, volume {volume_id}'
         if self.problem is not None:
@@ -242,36 +242,32 @@ class CinderLookup(base.BackendLookup):
                 self._warned.set()
                 LOG.warning('No Cinder lookups for store %s: %s',
                             self.store_id, self.problem)
-            return base.LookupAnswer(None, reason=base.UNAVAILABLE,
-                                     detail=f'{where}: {self.problem}')
+            return base.Resolution(None, base.UNAVAILABLE,
+                                   f'{where}: {self.problem}')
         deadline = time.monotonic() + timeout
         try:
             return self._answer(volume_id, where, deadline)
         except client.NoAnswer as exc:
-            reason = (base.FORBIDDEN if isinstance(exc, client.Refused)
-                      else base.UNAVAILABLE)
-            return base.LookupAnswer(None, reason=reason,
-                                     detail=f'{where}: {exc.detail}')
+            return base.Resolution(None, exc.reason, f'{where}: {exc.detail}')
         except Exception as exc:  # a lookup never raises
             LOG.warning('Cinder lookup of %s failed: %s', where,
                         client.describe(exc),
                         exc_info=LOG.isEnabledFor(logging.DEBUG))
-            return base.LookupAnswer(None, reason=base.UNAVAILABLE,
-                                     detail=f'{where}: unexpected '
-                                            f'{type(exc).__name__}')
+            return base.Resolution(None, base.UNAVAILABLE, f'{where}: '
+                                   f'unexpected {type(exc).__name__}')
 
     def _answer(self, volume_id: str, where: str,
-                deadline: float) -> base.LookupAnswer:
+                deadline: float) -> base.Resolution:
         volume = self._connection.volume_type(volume_id, deadline)
         if volume.status == 404:
-            return base.LookupAnswer(
-                False, reason=base.NOT_FOUND,
+            return base.Resolution(
+                None, base.NOT_FOUND,
                 detail=f'{where}: Cinder at {self._connection.where()} has '
                        f'no such volume that the store\'s user can see '
                        f'(HTTP 404)')
         if volume.status == 403:
-            return base.LookupAnswer(
-                None, reason=base.FORBIDDEN,
+            return base.Resolution(
+                None, base.FORBIDDEN,
                 detail=f'{where}: Cinder at {self._connection.where()} '
                        f'refused to show the volume to the store\'s user '
                        f'(HTTP 403)')
@@ -279,24 +275,24 @@ class CinderLookup(base.BackendLookup):
         if wanted is None:
             default = self._connection.default_type(deadline)
             if default.status == 403:
-                return base.LookupAnswer(
-                    None, reason=base.FORBIDDEN,
+                return base.Resolution(
+                    None, base.FORBIDDEN,
                     detail=f'{where}: Cinder refused to tell the default '
                            f'volume type (HTTP 403); set the store\'s '
                            f'cinder_volume_type')
             if default.status == 404:
-                return base.LookupAnswer(
-                    False, reason=base.ELSEWHERE,
+                return base.Resolution(
+                    None, base.ELSEWHERE,
                     detail=f'{where}: the store sets no cinder_volume_type '
                            f'and Cinder has no default volume type, so the '
                            f'store claims no volume')
             wanted, source = default.name, 'Cinder\'s default type'
         if volume.name == wanted:
-            return base.LookupAnswer(
-                True, url=f'cinder://{self.store_id}/{volume_id}',
+            return base.Resolution(
+                self.store_id, url=f'cinder://{self.store_id}/{volume_id}',
                 detail=f'{where}: volume type {volume.name!r} is {source}')
-        return base.LookupAnswer(
-            False, reason=base.ELSEWHERE,
+        return base.Resolution(
+            None, base.ELSEWHERE,
             detail=f'{where}: volume type {volume.name!r} is not '
                    f'{wanted!r} ({source})')
 

@@ -16,9 +16,8 @@ The cinder driver's lookup asks two things about a legacy
 ``cinder://<volume id>``: the volume's type and Cinder's default type.  It
 speaks through keystoneauth (a dependency of glance_store), not
 cinderclient, with retries, a deadline per question and a cache of what
-Cinder said.  Errors are :class:`Unavailable` (rerun later) and
-:class:`Refused` (Keystone or Cinder said no to the credentials); their
-text names the endpoint and never a secret.
+Cinder said.  Errors are :class:`NoAnswer`; their text names the endpoint
+and never a secret.
 """
 
 import concurrent.futures
@@ -32,6 +31,7 @@ from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1.identity import v3 as ks_v3
 from keystoneauth1 import session as ks_session
 
+from multistore_prefix.drivers import base
 from multistore_prefix import masking
 
 #: Facts one Cinder connection remembers (volume types, the default type).
@@ -47,19 +47,17 @@ _CONNECTIONS_LOCK = threading.Lock()
 
 
 class NoAnswer(Exception):
-    """Cinder could not say; ``detail`` is a sentence with no secret."""
+    """Cinder could not say; ``detail`` is a sentence with no secret.
 
-    def __init__(self, detail: str):
+    ``reason`` is ``UNAVAILABLE`` (rerun later: unreachable, 5xx, 429, an
+    odd body, no endpoint) or ``FORBIDDEN`` (Keystone or Cinder refused
+    the credentials).
+    """
+
+    def __init__(self, detail: str, reason: str = base.UNAVAILABLE):
         super().__init__(detail)
         self.detail = detail
-
-
-class Unavailable(NoAnswer):
-    """No answer in time: unreachable, 5xx, 429, an odd body, no endpoint."""
-
-
-class Refused(NoAnswer):
-    """Keystone or Cinder refused the credentials or the question."""
+        self.reason = reason
 
 
 @dataclasses.dataclass(frozen=True)
@@ -190,7 +188,7 @@ class Connection:
     def volume_type(self, volume_id: str, deadline: float) -> Fact:
         """``GET /volumes/<id>`` by ``deadline`` (``time.monotonic()``).
 
-        :raises NoAnswer: :class:`Unavailable` or :class:`Refused`.
+        :raises NoAnswer:
         """
         return self._remember(('volume', volume_id), deadline,
                               f'/volumes/{volume_id}', 'volume')
@@ -211,12 +209,12 @@ class Connection:
                 key, lambda: self._fetch(path, member, deadline),
                 timeout=left(deadline))
         except TimeoutError:
-            raise Unavailable(f'no answer from Cinder at {self.where()} '
-                              f'in time') from None
+            raise NoAnswer(f'no answer from Cinder at {self.where()} '
+                           f'in time') from None
         except NoAnswer as exc:
             # A fresh one: threads that waited for the same fact share the
             # exception object, and would share its traceback.
-            raise type(exc)(exc.detail) from None
+            raise NoAnswer(exc.detail, exc.reason) from None
 
     def _fetch(self, path: str, member: str, deadline: float) -> Fact:
         response = self._get(path, deadline)
@@ -227,14 +225,14 @@ class Connection:
         if status in (403, 404):
             return Fact(status)
         if status != 200:
-            raise Unavailable(f'Cinder at {self.where()} answered HTTP '
-                              f'{status} to GET {path}')
+            raise NoAnswer(f'Cinder at {self.where()} answered HTTP '
+                           f'{status} to GET {path}')
         try:
             name = response.json()[member]['volume_type' if member == 'volume'
                                            else 'name']
         except (ValueError, KeyError, TypeError):
-            raise Unavailable(f'Cinder at {self.where()} answered GET {path} '
-                              f'with no {member} in the body') from None
+            raise NoAnswer(f'Cinder at {self.where()} answered GET {path} '
+                           f'with no {member} in the body') from None
         return Fact(status, name)
 
     def _get(self, path: str, deadline: float):
@@ -271,33 +269,33 @@ class Connection:
                            f'HTTP {status} to the token request')
                 if _retried(status):
                     continue
-                raise Unavailable(failure) from None
+                raise NoAnswer(failure) from None
             except ks_exc.RetriableConnectionFailure as exc:
                 failure = describe(exc)
                 continue
             except ks_exc.SSLError as exc:
-                raise Unavailable(f'{describe(exc)} (see the store\'s '
-                                  f'cinder_ca_certificates_file and '
-                                  f'cinder_api_insecure)') from None
+                raise NoAnswer(f'{describe(exc)} (see the store\'s '
+                               f'cinder_ca_certificates_file and '
+                               f'cinder_api_insecure)') from None
             except ks_exc.EndpointNotFound:
-                raise Unavailable(self._no_endpoint()) from None
+                raise NoAnswer(self._no_endpoint()) from None
             except ks_exc.ClientException as exc:
-                raise Unavailable(describe(exc)) from None
+                raise NoAnswer(describe(exc)) from None
             if _retried(response.status_code):
                 failure = (f'Cinder at {self.where()} answered HTTP '
                            f'{response.status_code}')
                 continue
             return response
-        raise Unavailable(f'{failure}; gave up')
+        raise NoAnswer(f'{failure}; gave up')
 
     def _connect(self, deadline: float) -> tuple[ks_session.Session, str]:
         """The session and the volume endpoint; authenticates once."""
         if not self._lock.acquire(timeout=max(left(deadline), 0)):
-            raise Unavailable(f'no token from Keystone at '
-                              f'{self._keystone()} in time')
+            raise NoAnswer(f'no token from Keystone at '
+                           f'{self._keystone()} in time')
         try:
             if self._refused:
-                raise Refused(self._refused)
+                raise NoAnswer(self._refused, base.FORBIDDEN)
             if self._session is None:
                 self._session = ks_session.Session(
                     auth=self.settings.auth(), verify=self.settings.verify,
@@ -338,7 +336,7 @@ class Connection:
     def _refuse(self, detail: str):
         """Stop asking: more tries would only lock the account out."""
         self._refused = detail
-        raise Refused(detail)
+        raise NoAnswer(detail, base.FORBIDDEN)
 
     def _keystone(self) -> str:
         return masking.mask_url(self.settings.auth_url)
