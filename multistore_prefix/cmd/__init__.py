@@ -29,8 +29,8 @@ from oslo_config import cfg
 from oslo_db import exception as db_exc
 from sqlalchemy import exc as sa_exc
 
+from multistore_prefix import exceptions
 from multistore_prefix import masking
-from multistore_prefix import misconfiguration
 
 # What each code means is said once, in the help (MAIN_EXIT_CODES and
 # each command's exit_codes).  1 is cliff's code for a command that
@@ -90,9 +90,9 @@ def config_errors(conf: cfg.ConfigOpts | None = None):
         yield
     except CommandError:
         raise
-    except misconfiguration.ERRORS as exc:
+    except exceptions.CONFIG_ERRORS as exc:
         raise ConfigurationError(
-            masking.mask_text(misconfiguration.describe(exc, conf))) from exc
+            masking.mask_text(exceptions.describe(exc, conf))) from exc
 
 
 @contextlib.contextmanager

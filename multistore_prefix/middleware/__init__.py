@@ -45,11 +45,11 @@ from oslo_config import cfg
 
 from multistore_prefix import deciding
 from multistore_prefix.domain import exceptions as domain_exc
+from multistore_prefix import exceptions
 from multistore_prefix import gateway as gateway_mod
 from multistore_prefix import location_map as lmap
 from multistore_prefix import masking
 from multistore_prefix.middleware import options
-from multistore_prefix import misconfiguration
 
 LOG = logging.getLogger('multistore_prefix.middleware')
 
@@ -118,8 +118,8 @@ class Worker:
         try:
             return cls._build(conf)
         except Exception as exc:
-            if isinstance(exc, misconfiguration.ERRORS):
-                reason = misconfiguration.describe(exc, conf)
+            if isinstance(exc, exceptions.CONFIG_ERRORS):
+                reason = exceptions.describe(exc, conf)
             else:
                 reason = f'{type(exc).__name__}: {masking.mask_error(exc)}'
             LOG.error('multistore_prefix filter: off, every request passes '
