@@ -103,7 +103,7 @@ class Prefix:
 
 # Why a backend lookup gives no store: the backend has no such object,
 # refused the question, could not be reached in time, or holds it elsewhere.
-# The first two are no answer (the backend may still own it), the others are.
+# A refusal or no reply is no answer (the backend may still own it).
 NOT_FOUND = 'backend-not-found'
 FORBIDDEN = 'backend-forbidden'
 UNAVAILABLE = 'backend-unavailable'
@@ -146,12 +146,12 @@ class Driver(abc.ABC):
     schemes_without_glance_store: tuple[str, ...] = ()
     # What to install when glance_store's driver module won't import.
     import_fix = 'install the packages that glance_store\'s driver imports'
+    # See endpoint.
+    endpoint_schemes: tuple[str, str, str] = ('', '', '')
 
-    def __init__(self, conf: cfg.ConfigOpts, store_id: str,
-                 store_entry: str | None = None):
+    def __init__(self, conf: cfg.ConfigOpts, store_id: str):
         self.conf = conf
         self.store_id = store_id
-        self.store_entry = store_entry or self.glance_store_entry
         try:
             self.glance_store_class = self._load_glance_store_class()
         except exceptions.StoreConfigError as exc:
@@ -218,7 +218,7 @@ class Driver(abc.ABC):
                 pass  # another store type shares the name; first one wins
 
     def option(self, name: str):
-        """An option's value as glance_store reads it.
+        """An option's value as glance_store reads it, a string stripped.
 
         The store's own group first, then ``[backend_defaults]``, then the
         option's default.
@@ -231,12 +231,13 @@ class Driver(abc.ABC):
             if (not self.set_by_operator(name)
                     and self.set_by_operator(name, SHARED_GROUP)):
                 group = SHARED_GROUP
-            return getattr(self.conf[group], name)
+            value = getattr(self.conf[group], name)
         except (cfg.ConfigFileValueError, ValueError) as exc:
             where = '' if group == self.store_id else f' (from [{group}])'
             raise self.error(name, f'invalid value{where}: '
                              f'{_value_error(exc)}',
                              'correct it in the configuration file') from None
+        return value.strip() if isinstance(value, str) else value
 
     def set_by_operator(self, name: str, group: str | None = None) -> bool:
         location = self.conf.get_location(name, group or self.store_id)
@@ -250,19 +251,20 @@ class Driver(abc.ABC):
 
     def require(self, name: str, fix: str):
         value = self.option(name)
-        if value is None or (isinstance(value, str) and not value.strip()):
+        if value is None or value == '':
             raise self.error(name, 'is not set', fix)
         return value
 
-    def endpoint(self, option: str, address: str, fix: str,
-                 schemes: tuple[str, str, str]
-                 ) -> tuple[str, urls.CanonicalURL]:
+    def endpoint(self, option: str, address: str,
+                 fix: str) -> tuple[str, urls.CanonicalURL]:
         """An ``http(s)://host[:port]/path`` option as its store's URL.
 
-        :param schemes: the store scheme for an ``http://``, an
-            ``https://`` and a bare address, in that order.
+        ``endpoint_schemes`` names the store scheme for an ``http://``, an
+        ``https://`` and a bare address, in that order.
+
         :returns: (store scheme, canonical URL with that scheme).
         """
+        schemes = self.endpoint_schemes
         scheme, rest = schemes[2], address.strip()
         if rest.lower().startswith(('http://', 'https://')):
             secure, rest = rest.split('://', 1)

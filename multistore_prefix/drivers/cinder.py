@@ -50,10 +50,6 @@ LOG = logging.getLogger(__name__)
 _INTERFACES = {'publicURL': 'public', 'internalURL': 'internal',
                'adminURL': 'admin', 'public': 'public',
                'internal': 'internal', 'admin': 'admin'}
-# What cinder_endpoint_template may use: the names of glance's request
-# context that the store's own service user gives as well.
-_TEMPLATE_KEYS = ('tenant', 'project_id', 'project_name', 'user',
-                  'user_id', 'user_name')
 _CREDENTIALS_FIX = (
     'lookups of legacy cinder://<volume id> locations ask Cinder as the '
     'store\'s own service user: set cinder_store_auth_address, '
@@ -61,6 +57,13 @@ _CREDENTIALS_FIX = (
     'cinder_store_project_name (or cinder_store_application_credential_id '
     'and cinder_store_application_credential_secret) in the store\'s group '
     'or in [backend_defaults]')
+# keystoneauth's Password arguments, from the store's options.
+_PASSWORD_OPTIONS = {
+    'username': 'cinder_store_user_name',
+    'password': 'cinder_store_password',
+    'user_domain_name': 'cinder_store_user_domain_name',
+    'project_name': 'cinder_store_project_name',
+    'project_domain_name': 'cinder_store_project_domain_name'}
 INSTALL = "pip install 'multistore-prefix[cinder]'"
 # Cinder volume ids are UUIDs, written in lower case (as canonical URLs are).
 _UUID = re.compile(r'[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}'
@@ -120,7 +123,7 @@ class CinderDriver(base.Driver):
             return None
         try:
             settings = self._settings()
-            volume_type = (self.option('cinder_volume_type') or '').strip()
+            volume_type = self.option('cinder_volume_type')
         except exceptions.StoreConfigError as exc:
             return CinderLookup(self.store_id, None, None, problem=str(exc))
         return CinderLookup(self.store_id, volume_type or None,
@@ -128,41 +131,33 @@ class CinderDriver(base.Driver):
 
     def _settings(self) -> client.Settings:
         """:raises StoreConfigError: naming the option missing or bad."""
-        def value(name):
-            found = self.option(name)
-            return found.strip() if isinstance(found, str) else found
-
-        ac_id = value('cinder_store_application_credential_id')
-        ac_secret = value('cinder_store_application_credential_secret')
         # As glance_store: application credentials win when both are set.
-        needed = ['cinder_store_auth_address']
-        if not (ac_id and ac_secret):
-            ac_id = ac_secret = None
+        plugin, needed = 'ApplicationCredential', ['cinder_store_auth_address']
+        options = {name: self.option(f'cinder_store_{name}') for name in (
+            'application_credential_id', 'application_credential_secret')}
+        if not all(options.values()):
+            plugin = 'Password'
             needed += ['cinder_store_user_name', 'cinder_store_password',
                        'cinder_store_project_name']
+            options = {argument: self.option(name) for argument, name in
+                       _PASSWORD_OPTIONS.items()}
         for name in needed:
-            if not value(name):
+            if not self.option(name):
                 raise self.error(name, 'is not set', _CREDENTIALS_FIX)
-        template = value('cinder_endpoint_template') or None
+        template = self.option('cinder_endpoint_template') or None
         if template:
             self._check_template(template)
         return client.Settings(
-            auth_url=value('cinder_store_auth_address'),
-            user_name=value('cinder_store_user_name'),
-            user_domain_name=value('cinder_store_user_domain_name'),
-            project_name=value('cinder_store_project_name'),
-            project_domain_name=value('cinder_store_project_domain_name'),
-            password=None if ac_id else value('cinder_store_password'),
-            application_credential_id=ac_id,
-            application_credential_secret=ac_secret,
+            auth_url=self.option('cinder_store_auth_address'),
+            auth=(plugin, tuple(sorted(options.items()))),
             endpoint_template=template,
             catalog=self._catalog_info(),
-            region=value('cinder_os_region_name') or None,
+            region=self.option('cinder_os_region_name') or None,
             verify=self._verify(),
-            retries=value('cinder_http_retries'))
+            retries=self.option('cinder_http_retries'))
 
     def _catalog_info(self) -> tuple[str, str | None, str]:
-        info = (self.option('cinder_catalog_info') or '').strip()
+        info = self.option('cinder_catalog_info') or ''
         parts = info.split(':')
         fix = ('write <service_type>:<service_name>:<interface>, e.g. '
                'volumev3::publicURL')
@@ -185,7 +180,7 @@ class CinderDriver(base.Driver):
                              'write e.g. http://cinder.example.com:8776/v3/'
                              '%(project_id)s')
         try:
-            template % dict.fromkeys(_TEMPLATE_KEYS, 'x')
+            template % dict.fromkeys(client.TEMPLATE_KEYS, 'x')
         except KeyError as exc:
             raise self.error(option, f'uses %({exc.args[0]})s, which is not '
                              f'known', 'use %(tenant)s or %(project_id)s '

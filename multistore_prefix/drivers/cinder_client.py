@@ -40,6 +40,13 @@ CACHE_SIZE = 10_000
 BACKOFF = 0.5
 MAX_BACKOFF = 8.0
 
+# What cinder_endpoint_template may use: the names of glance's request
+# context that the store's own service user gives as well (keystoneauth's
+# AccessInfo attribute of each).
+TEMPLATE_KEYS = {'tenant': 'project_id', 'project_id': 'project_id',
+                 'project_name': 'project_name', 'user': 'user_id',
+                 'user_id': 'user_id', 'user_name': 'username'}
+
 # Connections with the same settings share their session and their facts.
 _CONNECTIONS: 'weakref.WeakValueDictionary[Settings, Connection]' = (
     weakref.WeakValueDictionary())
@@ -64,6 +71,8 @@ class NoAnswer(Exception):
 class Settings:
     """How to reach one Cinder as one user; secrets stay out of repr.
 
+    :ivar auth: the keystoneauth v3 plugin (``Password`` or
+        ``ApplicationCredential``) and its arguments beside ``auth_url``.
     :ivar catalog: (service type, service name or ``None``, interface) to
         find the endpoint in the token's catalog, unless
         ``endpoint_template`` is set.
@@ -71,33 +80,13 @@ class Settings:
     """
 
     auth_url: str
-    user_name: str | None
-    user_domain_name: str | None
-    project_name: str | None
-    project_domain_name: str | None
-    password: str | None = dataclasses.field(repr=False)
-    application_credential_id: str | None
-    application_credential_secret: str | None = dataclasses.field(
-        repr=False)
+    auth: tuple[str, tuple[tuple[str, str | None], ...]] = (
+        dataclasses.field(repr=False))
     endpoint_template: str | None
     catalog: tuple[str, str | None, str]
     region: str | None
     verify: bool | str
     retries: int
-
-    def auth(self):
-        """The keystoneauth plugin for these credentials (offline)."""
-        if self.application_credential_id:
-            return ks_v3.ApplicationCredential(
-                auth_url=self.auth_url,
-                application_credential_id=self.application_credential_id,
-                application_credential_secret=(
-                    self.application_credential_secret))
-        return ks_v3.Password(
-            auth_url=self.auth_url, username=self.user_name,
-            password=self.password, user_domain_name=self.user_domain_name,
-            project_name=self.project_name,
-            project_domain_name=self.project_domain_name)
 
 
 class FactCache:
@@ -297,8 +286,11 @@ class Connection:
             if self._refused:
                 raise NoAnswer(self._refused, base.FORBIDDEN)
             if self._session is None:
+                plugin, options = self.settings.auth
                 self._session = ks_session.Session(
-                    auth=self.settings.auth(), verify=self.settings.verify,
+                    auth=getattr(ks_v3, plugin)(
+                        auth_url=self.settings.auth_url, **dict(options)),
+                    verify=self.settings.verify,
                     timeout=max(left(deadline), 1.0),
                     app_name='multistore-prefix')
             if self._endpoint is None:
@@ -311,11 +303,8 @@ class Connection:
         access = self._session.auth.get_access(self._session)
         template = self.settings.endpoint_template
         if template:
-            found = template % {
-                'tenant': access.project_id, 'project_id': access.project_id,
-                'project_name': access.project_name,
-                'user': access.user_id, 'user_id': access.user_id,
-                'user_name': access.username}
+            found = template % {key: getattr(access, attribute)
+                                for key, attribute in TEMPLATE_KEYS.items()}
         else:
             service_type, service_name, interface = self.settings.catalog
             found = access.service_catalog.url_for(

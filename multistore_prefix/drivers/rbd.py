@@ -87,7 +87,7 @@ class RbdDriver(base.Driver):
         Where: ``''`` for ``rbd_store_ceph_conf``, else a phrase for
         messages.
         """
-        configured = (self.option(_OPTION) or '').strip()
+        configured = self.option(_OPTION)
         if configured:
             return os.path.expanduser(configured), ''
         from_env = (os.environ.get('CEPH_CONF') or '').strip()
