@@ -70,42 +70,28 @@ class StoreEntry:
 
 
 @dataclasses.dataclass(frozen=True)
-class Conflict:
-    """Two or more stores claim the same prefix: their URLs stay unresolved.
-
-    :ivar stores: the store ids that claim it, sorted.
-    """
-
-    prefix: str
-    stores: tuple[str, ...]
-    reason = CONFLICT
-
-    def __str__(self):
-        return (f'stores {", ".join(self.stores)} all claim prefix '
-                f'{self.prefix}')
-
-    @property
-    def detail(self):
-        return str(self)
-
-
-@dataclasses.dataclass(frozen=True)
 class Unowned:
     """A claim whose URLs get no store, and why.
 
-    A doubted claim that is not alone (see
-    :class:`~multistore_prefix.drivers.base.Doubt`), or the directory of a
-    reserved store.
+    Two or more stores claim the same prefix (a conflict), a doubted claim
+    is not alone (see :class:`~multistore_prefix.drivers.base.Doubt`), or
+    the claim is the directory of a reserved store.
 
-    :ivar name: the store that made the claim.
+    :ivar stores: the stores that made the claim, sorted.
     """
 
-    name: str
+    stores: tuple[str, ...]
     reason: str
     detail: str
 
     def __str__(self):
-        return self.name
+        return ', '.join(self.stores)
+
+
+def _conflict(prefix, owners) -> Unowned:
+    stores = tuple(sorted(map(str, owners)))
+    return Unowned(stores, CONFLICT,
+                   f'stores {", ".join(stores)} all claim prefix {prefix}')
 
 
 @dataclasses.dataclass(slots=True)
@@ -166,7 +152,7 @@ class LocationMap:
                  reserved: dict[str, drivers.Prefix] | None = None):
         self.stores = dict(stores)
         self.reserved = dict(reserved or {})
-        self.conflicts: list[Conflict] = []
+        self.conflicts: list[Unowned] = []
         self._index: dict[str, object] = {}
         self._wild: dict[str, list[_Wild]] = {}
         self._aliases: dict[str, tuple[str, ...]] = {}
@@ -220,12 +206,13 @@ class LocationMap:
             store_ids = tuple(sorted({s for s, _ in owners}))
             prefix = owners[0][1]
             if len(store_ids) > 1:
-                owner = Conflict(str(prefix), store_ids)
+                owner = _conflict(prefix, store_ids)
                 self.conflicts.append(owner)
                 LOG.warning('Configuration conflict: %s; their URLs stay '
-                            'unresolved until one of them changes', owner)
+                            'unresolved until one of them changes',
+                            owner.detail)
             elif store_ids[0] in self.reserved:
-                owner = Unowned(store_ids[0], RESERVED, (
+                owner = Unowned(store_ids, RESERVED, (
                     f'under the directory of Glance\'s reserved store '
                     f'{store_ids[0]} (import and task data): no image\'s '
                     f'store; left as it is'))
@@ -245,7 +232,7 @@ class LocationMap:
                         - {owner})
         if not others:
             return owner
-        doubted = Unowned(owner, doubt.reason, doubt.detail(others))
+        doubted = Unowned((owner,), doubt.reason, doubt.detail(others))
         LOG.warning('Configuration: %s; such URLs stay unresolved (%s)',
                     doubted.detail, doubted.reason)
         return doubted
@@ -390,7 +377,7 @@ class LocationMap:
             if len(owners) == 1:
                 return owners.pop()
             if len(owners) > 1:
-                return Conflict(node.label, tuple(sorted(map(str, owners))))
+                return _conflict(node.label, owners)
         return node.store if node.store is not None else _MISS
 
     def _match_wild(self, canon):
@@ -403,9 +390,7 @@ class LocationMap:
                 if best is None:
                     best = claim
                 elif best.owner != claim.owner:
-                    return Conflict(str(best.prefix),
-                                    tuple(sorted(map(str, (best.owner,
-                                                           claim.owner)))))
+                    return _conflict(best.prefix, (best.owner, claim.owner))
         return _MISS if best is None else best.owner
 
 
