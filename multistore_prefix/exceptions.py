@@ -108,12 +108,7 @@ def _invalid_value(conf: cfg.ConfigOpts):
         try:
             read()
         except cfg.ConfigSourceValueError as exc:
-            # The type's own ValueError says what is wrong with the value;
-            # oslo.config's message around it says where it came from.
-            cause = exc.__cause__ or exc.__context__
-            reason = str(cause) if isinstance(cause, ValueError) else ''
-            if not reason or isinstance(cause, cfg.ConfigSourceValueError):
-                reason = str(exc).rpartition(' is not valid: ')[2]
+            reason = value_reason(exc)
             if _SECRET_NAMES.search(name):
                 reason = 'the value does not parse (not shown: secret)'
             where = _LOCATION_DETAIL.search(str(exc))
@@ -135,6 +130,19 @@ def _invalid_value(conf: cfg.ConfigOpts):
             if found:
                 return found
     return None
+
+
+def value_reason(exc: Exception) -> str:
+    """What is wrong with an option's value, as its type says it.
+
+    oslo.config's message around the type's ValueError says where the
+    value came from, in words an operator cannot act on.
+    """
+    cause = exc.__cause__ or exc.__context__
+    if (isinstance(cause, ValueError) and str(cause)
+            and not isinstance(cause, cfg.ConfigSourceValueError)):
+        return str(cause)
+    return str(exc).rpartition(' is not valid: ')[2]
 
 
 def _cause_chain(exc: BaseException):

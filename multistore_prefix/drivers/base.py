@@ -235,7 +235,7 @@ class Driver(abc.ABC):
         except (cfg.ConfigFileValueError, ValueError) as exc:
             where = '' if group == self.store_id else f' (from [{group}])'
             raise self.error(name, f'invalid value{where}: '
-                             f'{_value_error(exc)}',
+                             f'{exceptions.value_reason(exc)}',
                              'correct it in the configuration file') from None
         return value.strip() if isinstance(value, str) else value
 
@@ -335,10 +335,3 @@ class Driver(abc.ABC):
             return cls.get_schemes()
         except TypeError:
             return cls.get_schemes(None)
-
-
-def _value_error(exc: Exception) -> str:
-    # oslo.config's message without its LocationInfo noise.
-    text = str(exc)
-    marker = 'is not valid: '
-    return text.split(marker, 1)[1] if marker in text else text
