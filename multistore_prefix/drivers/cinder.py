@@ -46,10 +46,6 @@ from multistore_prefix import urls
 
 LOG = logging.getLogger(__name__)
 
-# cinder_catalog_info names interfaces the keystone v2 way.
-_INTERFACES = {'publicURL': 'public', 'internalURL': 'internal',
-               'adminURL': 'admin', 'public': 'public',
-               'internal': 'internal', 'admin': 'admin'}
 _CREDENTIALS_FIX = (
     'lookups of legacy cinder://<volume id> locations ask Cinder as the '
     'store\'s own service user: set cinder_store_auth_address, '
@@ -167,11 +163,13 @@ class CinderDriver(base.Driver):
                              f'<service_type>:<service_name>:<interface>',
                              fix)
         service_type, service_name, interface = parts
-        if interface not in _INTERFACES:
+        # It names interfaces the keystone v2 way (publicURL).
+        interface = interface.removesuffix('URL')
+        if interface not in ('public', 'internal', 'admin'):
             raise self.error('cinder_catalog_info',
-                             f'unknown interface {interface!r}',
+                             f'unknown interface {parts[2]!r}',
                              'use publicURL, internalURL or adminURL')
-        return service_type, service_name or None, _INTERFACES[interface]
+        return service_type, service_name or None, interface
 
     def _check_template(self, template: str) -> None:
         option = 'cinder_endpoint_template'
