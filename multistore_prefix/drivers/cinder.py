@@ -128,9 +128,10 @@ class CinderDriver(base.Driver):
     def _settings(self) -> client.Settings:
         """:raises StoreConfigError: naming the option missing or bad."""
         # As glance_store: application credentials win when both are set.
-        plugin, needed = 'ApplicationCredential', ['cinder_store_auth_address']
+        plugin = 'ApplicationCredential'
         options = {name: self.option(f'cinder_store_{name}') for name in (
             'application_credential_id', 'application_credential_secret')}
+        needed = ['cinder_store_auth_address']
         if not all(options.values()):
             plugin = 'Password'
             needed += ['cinder_store_user_name', 'cinder_store_password',
