@@ -104,6 +104,12 @@ def _canonical(url):
         return None
 
 
+def _most_actionable(answers) -> str:
+    reasons = {answer.reason for answer in answers}
+    return next((r for r in _PRECEDENCE if r in reasons),
+                min((r for r in reasons if r), default=base.ELSEWHERE))
+
+
 def _combine(url, answers) -> base.Resolution:
     owners = [(store_id, answer) for store_id, answer in answers
               if answer.store]
@@ -116,12 +122,11 @@ def _combine(url, answers) -> base.Resolution:
     if len(owners) == 1:
         # Another store could not answer and might claim it too: one
         # owner is no proof, and a wrong store is worse than none.
-        reason = next(r for r in _PRECEDENCE
-                      if any(a.reason == r for a in silent))
         details = '; '.join(a.detail for a in silent if a.detail)
-        return base.Resolution(None, reason, masking.mask_text(
-            f'store {owners[0][0]} claims {masked}, but not every store '
-            f'could answer ({details}); run again when they can'))
+        return base.Resolution(
+            None, _most_actionable(silent), masking.mask_text(
+                f'store {owners[0][0]} claims {masked}, but not every '
+                f'store could answer ({details}); run again when they can'))
     if owners:
         stores = ', '.join(store_id for store_id, _ in owners)
         return base.Resolution(None, lmap.CONFLICT, f'the backends of '
@@ -129,10 +134,7 @@ def _combine(url, answers) -> base.Resolution:
     if not answers:
         return base.Resolution(None, lmap.NO_PREFIX,
                                f'no store prefix or backend owns {masked}')
-    reasons = {answer.reason for _, answer in answers}
-    reason = next((r for r in _PRECEDENCE if r in reasons),
-                  sorted(r for r in reasons if r)[0] if any(reasons)
-                  else base.ELSEWHERE)
+    reason = _most_actionable(answer for _, answer in answers)
     details = '; '.join(answer.detail for _, answer in answers
                         if answer.detail)
     if reason == base.ELSEWHERE:
