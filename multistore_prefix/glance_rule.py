@@ -32,20 +32,14 @@ class GlanceFirstMatch:
         # scheme -> {store id: url_prefix}, in configuration order
         self.by_scheme: dict[str, dict[str, str]] = {}
         for store_id, entry in location_map.stores.items():
-            url_prefix = self._url_prefix(entry)
-            if url_prefix is None:
+            if not entry.prefixes:
                 continue
+            url_prefix = str(entry.prefixes[0])
+            if entry.store_entry == 'file':
+                best = entry.store.datadirs(by_priority=True)[0]
+                url_prefix = f'file://{best}'
             for scheme in entry.store.schemes:
                 self.by_scheme.setdefault(scheme, {})[store_id] = url_prefix
-
-    @staticmethod
-    def _url_prefix(entry: lmap.StoreEntry) -> str | None:
-        if not entry.prefixes:
-            return None
-        if entry.store_entry == 'file':
-            best = entry.store.datadirs(by_priority=True)[0]
-            return f'file://{best}'
-        return str(entry.prefixes[0])
 
     def resolve(self, uri: str) -> str | None:
         """The store glance would record for ``uri``, or ``None``."""

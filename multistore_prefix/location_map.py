@@ -25,7 +25,9 @@ import posixpath
 from oslo_config import cfg
 
 from multistore_prefix import drivers
+from multistore_prefix.drivers import base
 from multistore_prefix import exceptions
+from multistore_prefix import masking
 from multistore_prefix import urls
 
 LOG = logging.getLogger(__name__)
@@ -42,8 +44,8 @@ INVALID_URL = 'invalid-url'
 UNKNOWN_SCHEME = 'unknown-scheme'
 NO_PREFIX = 'no-matching-prefix'
 CONFLICT = 'conflicting-stores'
-NO_STORE_IN_URL = drivers.base.NO_STORE_IN_URL
-NOT_INSTALLED = drivers.base.NOT_INSTALLED
+NO_STORE_IN_URL = base.NO_STORE_IN_URL
+NOT_INSTALLED = base.NOT_INSTALLED
 RESERVED = 'reserved-store'
 # glance_store adds these file stores of Glance's own to enabled_backends
 # inside glance-api (an operator may not name a store so); import and task
@@ -68,56 +70,28 @@ class StoreEntry:
 
 
 @dataclasses.dataclass(frozen=True)
-class Conflict:
-    """Two or more stores claim the same prefix: their URLs stay unresolved.
-
-    :ivar stores: the store ids that claim it, sorted.
-    """
-
-    prefix: str
-    stores: tuple[str, ...]
-    reason = CONFLICT
-
-    def __str__(self):
-        return (f'stores {", ".join(self.stores)} all claim prefix '
-                f'{self.prefix}')
-
-    @property
-    def detail(self):
-        return str(self)
-
-
-@dataclasses.dataclass(frozen=True)
 class Unowned:
     """A claim whose URLs get no store, and why.
 
-    A doubted claim that is not alone (see
-    :class:`~multistore_prefix.drivers.base.Doubt`), or the directory of a
-    reserved store.
+    Two or more stores claim the same prefix (a conflict), a doubted claim
+    is not alone (see :class:`~multistore_prefix.drivers.base.Doubt`), or
+    the claim is the directory of a reserved store.
 
-    :ivar name: the store that made the claim.
+    :ivar stores: the stores that made the claim, sorted.
     """
 
-    name: str
+    stores: tuple[str, ...]
     reason: str
     detail: str
 
     def __str__(self):
-        return self.name
+        return ', '.join(self.stores)
 
 
-@dataclasses.dataclass(frozen=True)
-class Resolution:
-    """The answer for one URL, with the reason when there is no store.
-
-    :ivar url: a backend lookup's URL to record instead (``None`` keeps it).
-    :ivar detail: a sentence for the operator, credentials masked.
-    """
-
-    store: str | None
-    reason: str | None = None
-    detail: str = ''
-    url: str | None = None
+def _conflict(prefix, owners) -> Unowned:
+    stores = tuple(sorted(map(str, owners)))
+    return Unowned(stores, CONFLICT,
+                   f'stores {", ".join(stores)} all claim prefix {prefix}')
 
 
 @dataclasses.dataclass(slots=True)
@@ -178,7 +152,7 @@ class LocationMap:
                  reserved: dict[str, drivers.Prefix] | None = None):
         self.stores = dict(stores)
         self.reserved = dict(reserved or {})
-        self.conflicts: list[Conflict] = []
+        self.conflicts: list[Unowned] = []
         self._index: dict[str, object] = {}
         self._wild: dict[str, list[_Wild]] = {}
         self._aliases: dict[str, tuple[str, ...]] = {}
@@ -232,12 +206,13 @@ class LocationMap:
             store_ids = tuple(sorted({s for s, _ in owners}))
             prefix = owners[0][1]
             if len(store_ids) > 1:
-                owner = Conflict(str(prefix), store_ids)
+                owner = _conflict(prefix, store_ids)
                 self.conflicts.append(owner)
                 LOG.warning('Configuration conflict: %s; their URLs stay '
-                            'unresolved until one of them changes', owner)
+                            'unresolved until one of them changes',
+                            owner.detail)
             elif store_ids[0] in self.reserved:
-                owner = Unowned(store_ids[0], RESERVED, (
+                owner = Unowned(store_ids, RESERVED, (
                     f'under the directory of Glance\'s reserved store '
                     f'{store_ids[0]} (import and task data): no image\'s '
                     f'store; left as it is'))
@@ -257,7 +232,7 @@ class LocationMap:
                         - {owner})
         if not others:
             return owner
-        doubted = Unowned(owner, doubt.reason, doubt.detail(others))
+        doubted = Unowned((owner,), doubt.reason, doubt.detail(others))
         LOG.warning('Configuration: %s; such URLs stay unresolved (%s)',
                     doubted.detail, doubted.reason)
         return doubted
@@ -342,14 +317,14 @@ class LocationMap:
                 pos = shorter
         return self.explain(url).store
 
-    def explain(self, url: str) -> Resolution:
+    def explain(self, url: str) -> base.Resolution:
         """Like :meth:`resolve`, with the reason when there is no store."""
         try:
             canon = urls.canonicalize(url)
         except urls.InvalidURL as exc:
-            return Resolution(None, INVALID_URL, str(exc))
+            return base.Resolution(None, INVALID_URL, str(exc))
         if canon.scheme not in self._aliases:
-            return Resolution(
+            return base.Resolution(
                 None, UNKNOWN_SCHEME,
                 f'no configured store handles scheme {canon.scheme!r}')
         key = canon.key
@@ -361,12 +336,12 @@ class LocationMap:
             for driver in self._drivers[canon.scheme]:
                 unowned = driver.unowned(canon)
                 if unowned is not None:
-                    return Resolution(None, *unowned)
-            return Resolution(None, NO_PREFIX,
-                              f'no store prefix owns {urls.mask_url(url)}')
+                    return base.Resolution(None, *unowned)
+            return base.Resolution(None, NO_PREFIX, f'no store prefix owns '
+                                   f'{masking.mask_url(url)}')
         if found.__class__ is str:
-            return Resolution(found)
-        return Resolution(None, found.reason, found.detail)
+            return base.Resolution(found)
+        return base.Resolution(None, found.reason, found.detail)
 
     def _walk(self, key, authority_end, canon):
         # Look key up at each component boundary, longest first.
@@ -402,7 +377,7 @@ class LocationMap:
             if len(owners) == 1:
                 return owners.pop()
             if len(owners) > 1:
-                return Conflict(node.label, tuple(sorted(map(str, owners))))
+                return _conflict(node.label, owners)
         return node.store if node.store is not None else _MISS
 
     def _match_wild(self, canon):
@@ -415,9 +390,7 @@ class LocationMap:
                 if best is None:
                     best = claim
                 elif best.owner != claim.owner:
-                    return Conflict(str(best.prefix),
-                                    tuple(sorted(map(str, (best.owner,
-                                                           claim.owner)))))
+                    return _conflict(best.prefix, (best.owner, claim.owner))
         return _MISS if best is None else best.owner
 
 

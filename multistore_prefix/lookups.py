@@ -14,8 +14,8 @@
 
 Some legacy URLs name no store at all (``cinder://<volume id>``): no prefix
 can own them, only the backend knows.  The stores whose driver offers a
-:class:`~multistore_prefix.drivers.base.BackendLookup` are asked; exactly
-one must say "mine".  This runs only for URLs no prefix owns.
+lookup (:meth:`~multistore_prefix.drivers.base.Driver.backend_lookup`) are
+asked; exactly one must say "mine".  This runs only for URLs no prefix owns.
 """
 
 import concurrent.futures
@@ -23,6 +23,7 @@ from typing import Iterable
 
 from multistore_prefix.drivers import base
 from multistore_prefix import location_map as lmap
+from multistore_prefix import masking
 from multistore_prefix import urls
 
 # Seconds a store's backend has to answer about one URL, retries included.
@@ -40,7 +41,7 @@ _PRECEDENCE = (base.UNAVAILABLE, base.FORBIDDEN, base.NOT_FOUND,
 class BackendLookups:
     """(store id, lookup) of each store of a location map that has one."""
 
-    def __init__(self, lookups: Iterable[tuple[str, base.BackendLookup]],
+    def __init__(self, lookups: Iterable[tuple[str, object]],
                  timeout: float = TIMEOUT, max_workers: int = MAX_WORKERS):
         self.lookups = list(lookups)
         self.timeout = timeout
@@ -64,12 +65,13 @@ class BackendLookups:
         return canon is not None and any(
             lookup.wants(canon) for _, lookup in self.lookups)
 
-    def resolve(self, url: str) -> lmap.Resolution:
+    def resolve(self, url: str) -> base.Resolution:
         """Ask every store that wants ``url``; never raises."""
         canon = _canonical(url)
         if canon is None:
-            return lmap.Resolution(None, lmap.INVALID_URL,
-                                   f'{urls.mask_url(url)} cannot be parsed')
+            return base.Resolution(None, lmap.INVALID_URL,
+                                   f'{masking.mask_url(url)} cannot be '
+                                   f'parsed')
         answers = []
         for store_id, lookup in self.lookups:
             if not lookup.wants(canon):
@@ -77,14 +79,13 @@ class BackendLookups:
             try:
                 answer = lookup.lookup(canon, self.timeout)
             except Exception as exc:  # a lookup must not raise; be sure
-                answer = base.LookupAnswer(
-                    None, reason=base.UNAVAILABLE,
-                    detail=f'store {store_id}: lookup failed: '
-                           f'{type(exc).__name__}')
+                answer = base.Resolution(
+                    None, base.UNAVAILABLE, f'store {store_id}: lookup '
+                    f'failed: {type(exc).__name__}')
             answers.append((store_id, answer))
         return _combine(url, answers)
 
-    def resolve_many(self, urls_: Iterable[str]) -> dict[str, lmap.Resolution]:
+    def resolve_many(self, urls_: Iterable[str]) -> dict[str, base.Resolution]:
         unique = list(dict.fromkeys(urls_))
         if not unique:
             return {}
@@ -103,39 +104,40 @@ def _canonical(url):
         return None
 
 
-def _combine(url, answers) -> lmap.Resolution:
+def _most_actionable(answers) -> str:
+    reasons = {answer.reason for answer in answers}
+    return next((r for r in _PRECEDENCE if r in reasons),
+                min((r for r in reasons if r), default=base.ELSEWHERE))
+
+
+def _combine(url, answers) -> base.Resolution:
     owners = [(store_id, answer) for store_id, answer in answers
-              if answer.owned]
-    silent = [(store_id, answer) for store_id, answer in answers
-              if answer.owned is None]
+              if answer.store]
+    silent = [answer for _, answer in answers
+              if answer.reason in base.UNANSWERED]
     if len(owners) == 1 and not silent:
         store_id, answer = owners[0]
-        return lmap.Resolution(store_id, url=answer.url)
-    masked = urls.mask_url(url)
+        return base.Resolution(store_id, url=answer.url)
+    masked = masking.mask_url(url)
     if len(owners) == 1:
         # Another store could not answer and might claim it too: one
         # owner is no proof, and a wrong store is worse than none.
-        store_id = owners[0][0]
-        reason = next(r for r in _PRECEDENCE
-                      if any(a.reason == r for _, a in silent))
-        details = '; '.join(a.detail for _, a in silent if a.detail)
-        return lmap.Resolution(None, reason=reason, detail=urls.mask_text(
-            f'store {store_id} claims {masked}, but not every store could '
-            f'answer ({details}); run again when they can'))
+        details = '; '.join(a.detail for a in silent if a.detail)
+        return base.Resolution(
+            None, _most_actionable(silent), masking.mask_text(
+                f'store {owners[0][0]} claims {masked}, but not every '
+                f'store could answer ({details}); run again when they can'))
     if owners:
         stores = ', '.join(store_id for store_id, _ in owners)
-        return lmap.Resolution(None, lmap.CONFLICT, f'the backends of '
+        return base.Resolution(None, lmap.CONFLICT, f'the backends of '
                                f'stores {stores} all claim {masked}')
     if not answers:
-        return lmap.Resolution(None, lmap.NO_PREFIX,
+        return base.Resolution(None, lmap.NO_PREFIX,
                                f'no store prefix or backend owns {masked}')
-    reasons = {answer.reason for _, answer in answers}
-    reason = next((r for r in _PRECEDENCE if r in reasons),
-                  sorted(r for r in reasons if r)[0] if any(reasons)
-                  else base.ELSEWHERE)
+    reason = _most_actionable(answer for _, answer in answers)
     details = '; '.join(answer.detail for _, answer in answers
                         if answer.detail)
     if reason == base.ELSEWHERE:
         details = (f'no configured store claims it ({details})' if details
                    else 'no configured store claims it')
-    return lmap.Resolution(None, reason=reason, detail=urls.mask_text(details))
+    return base.Resolution(None, reason, masking.mask_text(details))

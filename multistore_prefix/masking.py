@@ -10,11 +10,7 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""Credentials out of everything printed: URLs and text that quotes them.
-
-The rest of the code calls these functions by their names in
-:mod:`multistore_prefix.urls`.
-"""
+"""Credentials out of everything printed: URLs and text that quotes them."""
 
 import functools
 import re
@@ -187,3 +183,16 @@ def _spaced_credentials(text: str, body: int, end: int) -> int:
         # the driver's ("Access denied for user 'glance'@'10.0.0.5'").
         return -1
     return at + 1
+
+
+def mask_error(exc: BaseException) -> str:
+    """An error in one line: the driver's own words, credentials masked.
+
+    For log lines and one-line messages: a database driver's message may
+    quote a connection URL; its later lines (SQL, hints) are left out.
+    """
+    inner = getattr(exc, 'inner_exception', None) or exc
+    inner = getattr(inner, 'orig', None) or inner
+    lines = [line.strip() for line in str(inner).splitlines()
+             if line.strip()]
+    return mask_text(lines[0] if lines else type(inner).__name__)

@@ -12,9 +12,8 @@
 
 """Canonical location URLs: the one place that says what "the same" means.
 
-Every other module compares URLs through :func:`canonicalize`, and prints
-them through :func:`mask_url` or :func:`mask_text` (from
-:mod:`multistore_prefix.masking`).  The rules (see DESIGN.md):
+Every other module compares URLs through :func:`canonicalize` (and prints
+them through :mod:`multistore_prefix.masking`).  The rules (see DESIGN.md):
 
 * scheme and host compare case-insensitively; the default port of the
   scheme drops; IPv6 hosts keep their brackets;
@@ -34,9 +33,6 @@ import re
 import urllib.parse
 
 from multistore_prefix import masking
-
-mask_url = masking.mask_url
-mask_text = masking.mask_text
 
 # Ports that a scheme implies; written out explicitly they are dropped.
 DEFAULT_PORTS = {
@@ -64,7 +60,7 @@ class InvalidURL(ValueError):
     """A URL that cannot be put in canonical form; ``url`` is masked."""
 
     def __init__(self, url, reason: str):
-        self.url = mask_url(url)
+        self.url = masking.mask_url(url)
         self.reason = reason
         super().__init__(f'{self.url}: {reason}')
 
@@ -102,19 +98,6 @@ class CanonicalURL:
                                                   keep_blank_values=True):
             params.setdefault(name, value)
         return params
-
-
-def mask_error(exc: BaseException) -> str:
-    """An error in one line: the driver's own words, credentials masked.
-
-    For log lines and one-line messages: a database driver's message may
-    quote a connection URL; its later lines (SQL, hints) are left out.
-    """
-    inner = getattr(exc, 'inner_exception', None) or exc
-    inner = getattr(inner, 'orig', None) or inner
-    lines = [line.strip() for line in str(inner).splitlines()
-             if line.strip()]
-    return mask_text(lines[0] if lines else type(inner).__name__)
 
 
 def _normalize_escapes(text: str, url: str) -> str:

@@ -35,8 +35,8 @@ from multistore_prefix.db import retry
 from multistore_prefix.db import scan as db_scan
 from multistore_prefix import deciding
 from multistore_prefix import location_map as lmap
+from multistore_prefix import masking
 from multistore_prefix import resolver as resolver_mod
-from multistore_prefix import urls
 
 #: Locations read and written per transaction, by default.  Bigger
 #: batches pay the per-statement and per-commit costs less often (1000 ->
@@ -159,7 +159,7 @@ class Backfill(report_mod.Recorder):
             # The database lost for good, or a bug: the caller says so;
             # the report (written whichever way the run ends) says the
             # run did not finish.
-            self.report.failed = urls.mask_error(exc)
+            self.report.failed = masking.mask_error(exc)
             raise
         finally:
             self.report.elapsed = time.monotonic() - started

@@ -27,8 +27,8 @@ import os
 import tempfile
 from typing import Iterator
 
+from multistore_prefix import masking
 from multistore_prefix import metadata as metadata_text
-from multistore_prefix import urls
 
 LOG = logging.getLogger(__name__)
 
@@ -155,20 +155,20 @@ class Recorder:
     def wrong(self, location_id, image_id, url, named, owner) -> None:
         self.wrong_rows.add({
             'image_id': image_id, 'location_id': location_id,
-            'url': urls.mask_url(url), 'store': named, 'owner': owner})
+            'url': masking.mask_url(url), 'store': named, 'owner': owner})
 
     def unresolved(self, location_id, image_id, url, reason, detail) -> None:
         self.report.unresolved[reason] += 1
         self.unresolved_rows.add({
             'image_id': image_id, 'location_id': location_id,
-            'url': urls.mask_url(url), 'reason': reason,
-            'detail': urls.mask_text(detail)})
+            'url': masking.mask_url(url), 'reason': reason,
+            'detail': masking.mask_text(detail)})
 
     def left(self, location_id, image_id, detail) -> None:
         """A row left for a rerun (it kept changing)."""
         self.report.errors += 1
         LOG.warning('location %s of image %s: %s; left for a rerun',
-                    location_id, image_id, urls.mask_text(detail))
+                    location_id, image_id, masking.mask_text(detail))
 
     def changed(self, row, digests=True, unconfirmed=False) -> None:
         """A Write or a Rewrite, for the report (and for ``--revert``).
@@ -180,11 +180,11 @@ class Recorder:
         if self.changes is None:
             return
         change = {'image_id': row.image_id, 'location_id': row.location_id,
-                  'url': urls.mask_url(row.url), 'store': row.store,
+                  'url': masking.mask_url(row.url), 'store': row.store,
                   'previous_store': row.previous}
         new_url = getattr(row, 'new_url', None)
         if new_url and new_url != row.url:
-            change['new_url'] = urls.mask_url(new_url)
+            change['new_url'] = masking.mask_url(new_url)
         if digests and hasattr(row, 'new_text'):
             change['previous_sha256'] = metadata_text.digest(row.text)
             change['sha256'] = metadata_text.digest(row.new_text)

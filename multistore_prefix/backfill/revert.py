@@ -34,6 +34,7 @@ from multistore_prefix.backfill import writing
 from multistore_prefix.db import batches
 from multistore_prefix.db import exceptions as db_exceptions
 from multistore_prefix.db import retry
+from multistore_prefix import masking
 from multistore_prefix import metadata as metadata_text
 from multistore_prefix import urls
 
@@ -196,7 +197,7 @@ class Revert:
             self.left_rows.add({
                 'image_id': entry.get('image_id'),
                 'location_id': entry.get('location_id'),
-                'url': urls.mask_url(entry.get('url')), 'reason': reason,
+                'url': masking.mask_url(entry.get('url')), 'reason': reason,
                 'detail': detail})
 
     def _undo(self, entries) -> list[tuple]:

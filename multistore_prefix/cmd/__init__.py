@@ -29,8 +29,8 @@ from oslo_config import cfg
 from oslo_db import exception as db_exc
 from sqlalchemy import exc as sa_exc
 
-from multistore_prefix import misconfiguration
-from multistore_prefix import urls
+from multistore_prefix import exceptions
+from multistore_prefix import masking
 
 # What each code means is said once, in the help (MAIN_EXIT_CODES and
 # each command's exit_codes).  1 is cliff's code for a command that
@@ -90,9 +90,9 @@ def config_errors(conf: cfg.ConfigOpts | None = None):
         yield
     except CommandError:
         raise
-    except misconfiguration.ERRORS as exc:
+    except exceptions.CONFIG_ERRORS as exc:
         raise ConfigurationError(
-            urls.mask_text(misconfiguration.describe(exc, conf))) from exc
+            masking.mask_text(exceptions.describe(exc, conf))) from exc
 
 
 @contextlib.contextmanager
@@ -105,7 +105,7 @@ def database_errors(what: str, fix: str = ''):
     try:
         yield
     except (db_exc.DBError, sa_exc.DBAPIError) as exc:
-        raise CommandError(f'{what}: {urls.mask_error(exc)}{fix}',
+        raise CommandError(f'{what}: {masking.mask_error(exc)}{fix}',
                            exit_code=EXIT_FAILURE) from None
 
 

@@ -39,10 +39,10 @@ from multistore_prefix.cmd import db as cmd_db
 from multistore_prefix import crypt
 from multistore_prefix import deciding
 from multistore_prefix import location_map as lmap
+from multistore_prefix import masking
 from multistore_prefix import middleware
 from multistore_prefix.middleware import pipeline as pipeline_mod
 from multistore_prefix import resolver as resolver_mod
-from multistore_prefix import urls
 
 Code = upgradecheck.Code
 Result = upgradecheck.Result
@@ -173,7 +173,7 @@ class UpgradeCheck(cmd.HelpWithExitCodes, command.Command):
                 # oslo.upgradecheck's code for a check that broke: never
                 # mistaken for a Warning or a Failure.
                 raise cmd.CommandError(
-                    f'a check broke: {urls.mask_error(exc)}',
+                    f'a check broke: {masking.mask_error(exc)}',
                     exit_code=EXIT_BROKEN) from exc
             finally:
                 upgradecheck.CONF = saved

@@ -16,7 +16,7 @@ from cliff import columns
 from cliff import lister
 
 from multistore_prefix import cmd
-from multistore_prefix import urls
+from multistore_prefix import masking
 
 #: Formats whose cells are plain text: a list becomes one string there.
 TEXT_FORMATS = ('csv', 'value')
@@ -51,7 +51,7 @@ class Stores(cmd.HelpWithExitCodes, lister.Lister):
         rows = []
         for store_id in sorted(stores):
             entry = stores[store_id]
-            prefixes = [urls.mask_url(str(prefix))
+            prefixes = [masking.mask_url(str(prefix))
                         for prefix in entry.prefixes]
             # In csv and value, one cell split on spaces: a URL holds no
             # space of its own, one in a directory name is written %20.
@@ -147,7 +147,7 @@ class Resolve(cmd.HelpWithExitCodes, lister.Lister):
             store = location_map.resolve(url)
             if store is None and parsed_args.strict:
                 self.app.exit_code = cmd.EXIT_UNRESOLVED
-            row = (urls.mask_url(url), store or '')
+            row = (masking.mask_url(url), store or '')
             if parsed_args.explain:
                 row += (self._reason(location_map, url, store),)
             yield row
@@ -159,7 +159,7 @@ class Resolve(cmd.HelpWithExitCodes, lister.Lister):
         why = location_map.explain(url)
         detail = _beyond_the_url(why.detail or '', url)
         text = f'{why.reason}: {detail}' if detail else why.reason
-        return urls.mask_text(text or '')
+        return masking.mask_text(text or '')
 
 
 def _beyond_the_url(detail: str, url: str) -> str:
@@ -169,7 +169,7 @@ def _beyond_the_url(detail: str, url: str) -> str:
     detail that is a sentence about the URL ("no store prefix owns <url>")
     says nothing the reason code does not.
     """
-    for spelling in (url, urls.mask_url(url)):
+    for spelling in (url, masking.mask_url(url)):
         if spelling and detail.startswith(spelling + ': '):
             return detail[len(spelling) + 2:]
         if spelling and spelling in detail:

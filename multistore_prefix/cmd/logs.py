@@ -35,7 +35,7 @@ from oslo_config import cfg
 from oslo_log import log
 
 from multistore_prefix import cmd
-from multistore_prefix import urls
+from multistore_prefix import masking
 
 #: The name oslo.log gives the program (in the log's lines).
 PRODUCT = 'multistore-prefix'
@@ -97,14 +97,14 @@ class MaskingFormatter(logging.Formatter):
         elif record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         elif record.exc_text:
-            record.exc_text = urls.mask_text(record.exc_text)
+            record.exc_text = masking.mask_text(record.exc_text)
         text = self.inner.format(record)
         if self.level_prefix and record.levelno >= logging.WARNING:
             text = f'{record.levelname}: {text}'
-        return urls.mask_text(text)
+        return masking.mask_text(text)
 
     def formatException(self, ei):
-        return urls.mask_text(self.inner.formatException(ei))
+        return masking.mask_text(self.inner.formatException(ei))
 
 
 def one_line(record: logging.LogRecord) -> logging.LogRecord:
@@ -201,7 +201,7 @@ def setup(conf: cfg.ConfigOpts, terminal: tuple, version: str) -> list:
             ValueError) as exc:
         _restore(root, kept, levels)
         raise cmd.ConfigurationError(
-            f'the log cannot be set up: {urls.mask_text(exc)}; check '
+            f'the log cannot be set up: {masking.mask_text(exc)}; check '
             f'[DEFAULT]/log_config_append, log_file, log_dir, use_syslog '
             f'and use_journal') from None
     added = [handler for handler in root.handlers if handler not in kept

@@ -37,8 +37,8 @@ from oslo_config import cfg
 
 from multistore_prefix import cmd
 from multistore_prefix.cmd import logs
+from multistore_prefix import exceptions
 from multistore_prefix import location_map as lmap
-from multistore_prefix import misconfiguration
 
 COMMAND_NAMESPACE = 'multistore_prefix.commands'
 DISTRIBUTION = 'multistore-prefix'
@@ -287,7 +287,7 @@ class MultistorePrefixApp(app.App):
         result = super().run_subcommand(argv)
         if result and isinstance(self._failure, cmd.CommandError):
             return self._failure.exit_code
-        if result and isinstance(self._failure, misconfiguration.ERRORS):
+        if result and isinstance(self._failure, exceptions.CONFIG_ERRORS):
             return cmd.EXIT_CONFIG
         return result or self.exit_code or 0
 

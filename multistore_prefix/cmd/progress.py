@@ -27,7 +27,7 @@ import signal
 import threading
 import time
 
-from multistore_prefix import urls
+from multistore_prefix import masking
 
 LOG = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ class Progress:
             self._counted = count()
         except Exception as exc:  # progress without a total, not a failure
             LOG.debug('counting the live locations failed: %s',
-                      urls.mask_text(exc))
+                      masking.mask_text(exc))
 
     def _take_total(self) -> None:
         """Show the total once the counting thread has it."""

@@ -15,17 +15,17 @@
 
 Each carries the values that explain it as attributes.  None prints a
 location URL with its credentials: URLs pass through
-:func:`multistore_prefix.urls.mask_url`.
+:func:`multistore_prefix.masking.mask_url`.
 """
 
 from typing import Any
 
 from multistore_prefix import exceptions
-from multistore_prefix import urls
+from multistore_prefix import masking
 
 
 #: A database error in the driver's own words: one line, masked.
-describe = urls.mask_error
+describe = masking.mask_error
 
 
 class DatabaseError(exceptions.MultistorePrefixError):
@@ -76,7 +76,7 @@ class Duplicate(Conflict):
 
     def __init__(self, image_id: Any, kind: str, key: Any):
         self.kind = kind
-        self.key = urls.mask_url(key) if kind == 'location' else key
+        self.key = masking.mask_url(key) if kind == 'location' else key
         super().__init__(image_id, f'{kind} {self.key}', None, self.key,
                          'already exists')
 
@@ -95,7 +95,7 @@ class Rejected(DatabaseError):
     def __init__(self, image_id: Any, attribute: str, reason: str):
         self.image_id = image_id
         self.attribute = attribute
-        self.reason = urls.mask_text(reason)
+        self.reason = masking.mask_text(reason)
         super().__init__(f'image {image_id}: the database refused '
                          f'{attribute}: {self.reason}')
 

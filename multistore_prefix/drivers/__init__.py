@@ -52,7 +52,6 @@ def load_driver(conf: cfg.ConfigOpts, store_id: str,
             NAMESPACE, store_type,
             invoke_on_load=True,
             invoke_args=(conf, store_id),
-            invoke_kwds={'store_entry': store_type},
             on_load_failure_callback=on_failure)
     except sd_exception.NoMatches:
         raise exceptions.UnknownStoreType(store_id, store_type,

@@ -101,12 +101,14 @@ class Prefix:
         return text
 
 
-# LookupAnswer reasons: the backend has no such object, refused the
-# question, could not be reached in time, or holds it elsewhere.
+# Why a backend lookup gives no store: the backend has no such object,
+# refused the question, could not be reached in time, or holds it elsewhere.
+# A refusal or no reply is no answer (the backend may still own it).
 NOT_FOUND = 'backend-not-found'
 FORBIDDEN = 'backend-forbidden'
 UNAVAILABLE = 'backend-unavailable'
 ELSEWHERE = 'backend-elsewhere'
+UNANSWERED = frozenset((UNAVAILABLE, FORBIDDEN))
 # Driver.unowned's reasons: a single-store form names no store
 # (rbd://<image>; cinder://<volume id>, which only the backend can tell
 # and was not asked), or the packages to ask the backend are missing.
@@ -115,38 +117,20 @@ NOT_INSTALLED = 'backend-not-installed'
 
 
 @dataclasses.dataclass(frozen=True)
-class LookupAnswer:
-    """What a store's backend says about one URL.
+class Resolution:
+    """The store of one URL, or why it has none.
 
-    :ivar owned: ``True``, ``False``, or ``None``: the backend could not
-        tell (see ``reason``: ``NOT_FOUND``, ``FORBIDDEN``... when not
-        owned).
-    :ivar url: when owned, the URL to record instead (the store's own
-        form, e.g. ``cinder://<store id>/<volume id>``); ``None`` keeps it.
-    :ivar detail: a sentence for the operator, with no secret in it.
+    From the location map, or from a store's backend lookup.
+
+    :ivar url: the URL to record instead (a backend's own form, e.g.
+        ``cinder://<store id>/<volume id>``); ``None`` keeps it.
+    :ivar detail: a sentence for the operator, credentials masked.
     """
 
-    owned: bool | None
-    url: str | None = None
+    store: str | None
     reason: str | None = None
     detail: str = ''
-
-
-class BackendLookup(abc.ABC):
-    """A store's way to claim URLs no prefix can: it asks its backend.
-
-    Building one is offline; only :meth:`lookup` talks to the backend, and
-    only about a URL that no prefix owns and that it :meth:`wants`.
-    """
-
-    @abc.abstractmethod
-    def wants(self, canon: urls.CanonicalURL) -> bool:
-        """Whether this lookup can answer ``canon`` (cheap, offline)."""
-
-    @abc.abstractmethod
-    def lookup(self, canon: urls.CanonicalURL,
-               timeout: float) -> LookupAnswer:
-        """Ask the backend, within ``timeout`` seconds; never raises."""
+    url: str | None = None
 
 
 class Driver(abc.ABC):
@@ -162,12 +146,12 @@ class Driver(abc.ABC):
     schemes_without_glance_store: tuple[str, ...] = ()
     # What to install when glance_store's driver module won't import.
     import_fix = 'install the packages that glance_store\'s driver imports'
+    # See endpoint.
+    endpoint_schemes: tuple[str, str, str] = ('', '', '')
 
-    def __init__(self, conf: cfg.ConfigOpts, store_id: str,
-                 store_entry: str | None = None):
+    def __init__(self, conf: cfg.ConfigOpts, store_id: str):
         self.conf = conf
         self.store_id = store_id
-        self.store_entry = store_entry or self.glance_store_entry
         try:
             self.glance_store_class = self._load_glance_store_class()
         except exceptions.StoreConfigError as exc:
@@ -206,11 +190,14 @@ class Driver(abc.ABC):
         """
         return None
 
-    def backend_lookup(self) -> BackendLookup | None:
-        """The store's backend-assisted lookup, if its type has one.
+    def backend_lookup(self):
+        """The store's way to claim URLs no prefix can: it asks its backend.
 
-        Most types need none: their URLs name their store.  It must not
-        touch the network.
+        ``None`` for most types: their URLs name their store.  Building one
+        is offline; its ``wants(canon)`` says (offline, cheaply) whether it
+        can answer a URL no prefix owns, and only its ``lookup(canon,
+        timeout)`` asks the backend, returning a :class:`Resolution` within
+        ``timeout`` seconds and never raising.
         """
         return None
 
@@ -231,7 +218,7 @@ class Driver(abc.ABC):
                 pass  # another store type shares the name; first one wins
 
     def option(self, name: str):
-        """An option's value as glance_store reads it.
+        """An option's value as glance_store reads it, a string stripped.
 
         The store's own group first, then ``[backend_defaults]``, then the
         option's default.
@@ -244,12 +231,13 @@ class Driver(abc.ABC):
             if (not self.set_by_operator(name)
                     and self.set_by_operator(name, SHARED_GROUP)):
                 group = SHARED_GROUP
-            return getattr(self.conf[group], name)
+            value = getattr(self.conf[group], name)
         except (cfg.ConfigFileValueError, ValueError) as exc:
             where = '' if group == self.store_id else f' (from [{group}])'
             raise self.error(name, f'invalid value{where}: '
-                             f'{_value_error(exc)}',
+                             f'{exceptions.value_reason(exc)}',
                              'correct it in the configuration file') from None
+        return value.strip() if isinstance(value, str) else value
 
     def set_by_operator(self, name: str, group: str | None = None) -> bool:
         location = self.conf.get_location(name, group or self.store_id)
@@ -263,19 +251,20 @@ class Driver(abc.ABC):
 
     def require(self, name: str, fix: str):
         value = self.option(name)
-        if value is None or (isinstance(value, str) and not value.strip()):
+        if value is None or value == '':
             raise self.error(name, 'is not set', fix)
         return value
 
-    def endpoint(self, option: str, address: str, fix: str,
-                 schemes: tuple[str, str, str]
-                 ) -> tuple[str, urls.CanonicalURL]:
+    def endpoint(self, option: str, address: str,
+                 fix: str) -> tuple[str, urls.CanonicalURL]:
         """An ``http(s)://host[:port]/path`` option as its store's URL.
 
-        :param schemes: the store scheme for an ``http://``, an
-            ``https://`` and a bare address, in that order.
+        ``endpoint_schemes`` names the store scheme for an ``http://``, an
+        ``https://`` and a bare address, in that order.
+
         :returns: (store scheme, canonical URL with that scheme).
         """
+        schemes = self.endpoint_schemes
         scheme, rest = schemes[2], address.strip()
         if rest.lower().startswith(('http://', 'https://')):
             secure, rest = rest.split('://', 1)
@@ -346,10 +335,3 @@ class Driver(abc.ABC):
             return cls.get_schemes()
         except TypeError:
             return cls.get_schemes(None)
-
-
-def _value_error(exc: Exception) -> str:
-    # oslo.config's message without its LocationInfo noise.
-    text = str(exc)
-    marker = 'is not valid: '
-    return text.split(marker, 1)[1] if marker in text else text

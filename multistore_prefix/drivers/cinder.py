@@ -46,14 +46,6 @@ from multistore_prefix import urls
 
 LOG = logging.getLogger(__name__)
 
-# cinder_catalog_info names interfaces the keystone v2 way.
-_INTERFACES = {'publicURL': 'public', 'internalURL': 'internal',
-               'adminURL': 'admin', 'public': 'public',
-               'internal': 'internal', 'admin': 'admin'}
-# What cinder_endpoint_template may use: the names of glance's request
-# context that the store's own service user gives as well.
-_TEMPLATE_KEYS = ('tenant', 'project_id', 'project_name', 'user',
-                  'user_id', 'user_name')
 _CREDENTIALS_FIX = (
     'lookups of legacy cinder://<volume id> locations ask Cinder as the '
     'store\'s own service user: set cinder_store_auth_address, '
@@ -61,6 +53,13 @@ _CREDENTIALS_FIX = (
     'cinder_store_project_name (or cinder_store_application_credential_id '
     'and cinder_store_application_credential_secret) in the store\'s group '
     'or in [backend_defaults]')
+# keystoneauth's Password arguments, from the store's options.
+_PASSWORD_OPTIONS = {
+    'username': 'cinder_store_user_name',
+    'password': 'cinder_store_password',
+    'user_domain_name': 'cinder_store_user_domain_name',
+    'project_name': 'cinder_store_project_name',
+    'project_domain_name': 'cinder_store_project_domain_name'}
 INSTALL = "pip install 'multistore-prefix[cinder]'"
 # Cinder volume ids are UUIDs, written in lower case (as canonical URLs are).
 _UUID = re.compile(r'[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}'
@@ -120,7 +119,7 @@ class CinderDriver(base.Driver):
             return None
         try:
             settings = self._settings()
-            volume_type = (self.option('cinder_volume_type') or '').strip()
+            volume_type = self.option('cinder_volume_type')
         except exceptions.StoreConfigError as exc:
             return CinderLookup(self.store_id, None, None, problem=str(exc))
         return CinderLookup(self.store_id, volume_type or None,
@@ -128,41 +127,34 @@ class CinderDriver(base.Driver):
 
     def _settings(self) -> client.Settings:
         """:raises StoreConfigError: naming the option missing or bad."""
-        def value(name):
-            found = self.option(name)
-            return found.strip() if isinstance(found, str) else found
-
-        ac_id = value('cinder_store_application_credential_id')
-        ac_secret = value('cinder_store_application_credential_secret')
         # As glance_store: application credentials win when both are set.
+        plugin = 'ApplicationCredential'
+        options = {name: self.option(f'cinder_store_{name}') for name in (
+            'application_credential_id', 'application_credential_secret')}
         needed = ['cinder_store_auth_address']
-        if not (ac_id and ac_secret):
-            ac_id = ac_secret = None
+        if not all(options.values()):
+            plugin = 'Password'
             needed += ['cinder_store_user_name', 'cinder_store_password',
                        'cinder_store_project_name']
+            options = {argument: self.option(name) for argument, name in
+                       _PASSWORD_OPTIONS.items()}
         for name in needed:
-            if not value(name):
+            if not self.option(name):
                 raise self.error(name, 'is not set', _CREDENTIALS_FIX)
-        template = value('cinder_endpoint_template') or None
+        template = self.option('cinder_endpoint_template') or None
         if template:
             self._check_template(template)
         return client.Settings(
-            auth_url=value('cinder_store_auth_address'),
-            user_name=value('cinder_store_user_name'),
-            user_domain_name=value('cinder_store_user_domain_name'),
-            project_name=value('cinder_store_project_name'),
-            project_domain_name=value('cinder_store_project_domain_name'),
-            password=None if ac_id else value('cinder_store_password'),
-            application_credential_id=ac_id,
-            application_credential_secret=ac_secret,
+            auth_url=self.option('cinder_store_auth_address'),
+            auth=(plugin, tuple(sorted(options.items()))),
             endpoint_template=template,
             catalog=self._catalog_info(),
-            region=value('cinder_os_region_name') or None,
+            region=self.option('cinder_os_region_name') or None,
             verify=self._verify(),
-            retries=value('cinder_http_retries'))
+            retries=self.option('cinder_http_retries'))
 
     def _catalog_info(self) -> tuple[str, str | None, str]:
-        info = (self.option('cinder_catalog_info') or '').strip()
+        info = self.option('cinder_catalog_info') or ''
         parts = info.split(':')
         fix = ('write <service_type>:<service_name>:<interface>, e.g. '
                'volumev3::publicURL')
@@ -172,11 +164,13 @@ class CinderDriver(base.Driver):
                              f'<service_type>:<service_name>:<interface>',
                              fix)
         service_type, service_name, interface = parts
-        if interface not in _INTERFACES:
+        # It names interfaces the keystone v2 way (publicURL).
+        interface = interface.removesuffix('URL')
+        if interface not in ('public', 'internal', 'admin'):
             raise self.error('cinder_catalog_info',
-                             f'unknown interface {interface!r}',
+                             f'unknown interface {parts[2]!r}',
                              'use publicURL, internalURL or adminURL')
-        return service_type, service_name or None, _INTERFACES[interface]
+        return service_type, service_name or None, interface
 
     def _check_template(self, template: str) -> None:
         option = 'cinder_endpoint_template'
@@ -185,7 +179,7 @@ class CinderDriver(base.Driver):
                              'write e.g. http://cinder.example.com:8776/v3/'
                              '%(project_id)s')
         try:
-            template % dict.fromkeys(_TEMPLATE_KEYS, 'x')
+            template % dict.fromkeys(client.TEMPLATE_KEYS, 'x')
         except KeyError as exc:
             raise self.error(option, f'uses %({exc.args[0]})s, which is not '
                              f'known', 'use %(tenant)s or %(project_id)s '
@@ -202,7 +196,7 @@ class CinderDriver(base.Driver):
         return self.option('cinder_ca_certificates_file') or True
 
 
-class CinderLookup(base.BackendLookup):
+class CinderLookup:
     """Whether a legacy ``cinder://<volume_id>`` belongs to one store.
 
     By the rule of the module (``volume_type`` ``None``: Cinder's default
@@ -210,7 +204,7 @@ class CinderLookup(base.BackendLookup):
     Two stores that both leave ``cinder_volume_type`` unset both claim the
     default type: a conflict for the caller.
 
-    Answers: owned; another volume type (``ELSEWHERE``); HTTP 404
+    Answers: the store; another volume type (``ELSEWHERE``); HTTP 404
     (``NOT_FOUND``); HTTP 401/403 on the volume or the token
     (``FORBIDDEN``); timeouts, connection errors, 5xx and 429 after
     ``cinder_http_retries`` retries, anything else (``UNAVAILABLE``, also
@@ -234,7 +228,7 @@ class CinderLookup(base.BackendLookup):
         return legacy_volume(canon)
 
     def lookup(self, canon: urls.CanonicalURL,
-               timeout: float) -> base.LookupAnswer:
+               timeout: float) -> base.Resolution:
         volume_id = canon.authority
         where = f'store {self.store_id!r}, volume {volume_id}'
         if self.problem is not None:
@@ -242,36 +236,32 @@ class CinderLookup(base.BackendLookup):
                 self._warned.set()
                 LOG.warning('No Cinder lookups for store %s: %s',
                             self.store_id, self.problem)
-            return base.LookupAnswer(None, reason=base.UNAVAILABLE,
-                                     detail=f'{where}: {self.problem}')
+            return base.Resolution(None, base.UNAVAILABLE,
+                                   f'{where}: {self.problem}')
         deadline = time.monotonic() + timeout
         try:
             return self._answer(volume_id, where, deadline)
         except client.NoAnswer as exc:
-            reason = (base.FORBIDDEN if isinstance(exc, client.Refused)
-                      else base.UNAVAILABLE)
-            return base.LookupAnswer(None, reason=reason,
-                                     detail=f'{where}: {exc.detail}')
+            return base.Resolution(None, exc.reason, f'{where}: {exc.detail}')
         except Exception as exc:  # a lookup never raises
             LOG.warning('Cinder lookup of %s failed: %s', where,
                         client.describe(exc),
                         exc_info=LOG.isEnabledFor(logging.DEBUG))
-            return base.LookupAnswer(None, reason=base.UNAVAILABLE,
-                                     detail=f'{where}: unexpected '
-                                            f'{type(exc).__name__}')
+            return base.Resolution(None, base.UNAVAILABLE, f'{where}: '
+                                   f'unexpected {type(exc).__name__}')
 
     def _answer(self, volume_id: str, where: str,
-                deadline: float) -> base.LookupAnswer:
+                deadline: float) -> base.Resolution:
         volume = self._connection.volume_type(volume_id, deadline)
         if volume.status == 404:
-            return base.LookupAnswer(
-                False, reason=base.NOT_FOUND,
+            return base.Resolution(
+                None, base.NOT_FOUND,
                 detail=f'{where}: Cinder at {self._connection.where()} has '
                        f'no such volume that the store\'s user can see '
                        f'(HTTP 404)')
         if volume.status == 403:
-            return base.LookupAnswer(
-                None, reason=base.FORBIDDEN,
+            return base.Resolution(
+                None, base.FORBIDDEN,
                 detail=f'{where}: Cinder at {self._connection.where()} '
                        f'refused to show the volume to the store\'s user '
                        f'(HTTP 403)')
@@ -279,24 +269,24 @@ class CinderLookup(base.BackendLookup):
         if wanted is None:
             default = self._connection.default_type(deadline)
             if default.status == 403:
-                return base.LookupAnswer(
-                    None, reason=base.FORBIDDEN,
+                return base.Resolution(
+                    None, base.FORBIDDEN,
                     detail=f'{where}: Cinder refused to tell the default '
                            f'volume type (HTTP 403); set the store\'s '
                            f'cinder_volume_type')
             if default.status == 404:
-                return base.LookupAnswer(
-                    False, reason=base.ELSEWHERE,
+                return base.Resolution(
+                    None, base.ELSEWHERE,
                     detail=f'{where}: the store sets no cinder_volume_type '
                            f'and Cinder has no default volume type, so the '
                            f'store claims no volume')
             wanted, source = default.name, 'Cinder\'s default type'
         if volume.name == wanted:
-            return base.LookupAnswer(
-                True, url=f'cinder://{self.store_id}/{volume_id}',
+            return base.Resolution(
+                self.store_id, url=f'cinder://{self.store_id}/{volume_id}',
                 detail=f'{where}: volume type {volume.name!r} is {source}')
-        return base.LookupAnswer(
-            False, reason=base.ELSEWHERE,
+        return base.Resolution(
+            None, base.ELSEWHERE,
             detail=f'{where}: volume type {volume.name!r} is not '
                    f'{wanted!r} ({source})')
 

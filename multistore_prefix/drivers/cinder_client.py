@@ -16,9 +16,8 @@ The cinder driver's lookup asks two things about a legacy
 ``cinder://<volume id>``: the volume's type and Cinder's default type.  It
 speaks through keystoneauth (a dependency of glance_store), not
 cinderclient, with retries, a deadline per question and a cache of what
-Cinder said.  Errors are :class:`Unavailable` (rerun later) and
-:class:`Refused` (Keystone or Cinder said no to the credentials); their
-text names the endpoint and never a secret.
+Cinder said.  Errors are :class:`NoAnswer`; their text names the endpoint
+and never a secret.
 """
 
 import concurrent.futures
@@ -32,13 +31,21 @@ from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1.identity import v3 as ks_v3
 from keystoneauth1 import session as ks_session
 
-from multistore_prefix import urls
+from multistore_prefix.drivers import base
+from multistore_prefix import masking
 
 #: Facts one Cinder connection remembers (volume types, the default type).
 CACHE_SIZE = 10_000
 #: Seconds before the first retry; each retry doubles it, up to MAX_BACKOFF.
 BACKOFF = 0.5
 MAX_BACKOFF = 8.0
+
+# What cinder_endpoint_template may use: the names of glance's request
+# context that the store's own service user gives as well (keystoneauth's
+# AccessInfo attribute of each).
+TEMPLATE_KEYS = {'tenant': 'project_id', 'project_id': 'project_id',
+                 'project_name': 'project_name', 'user': 'user_id',
+                 'user_id': 'user_id', 'user_name': 'username'}
 
 # Connections with the same settings share their session and their facts.
 _CONNECTIONS: 'weakref.WeakValueDictionary[Settings, Connection]' = (
@@ -47,25 +54,25 @@ _CONNECTIONS_LOCK = threading.Lock()
 
 
 class NoAnswer(Exception):
-    """Cinder could not say; ``detail`` is a sentence with no secret."""
+    """Cinder could not say; ``detail`` is a sentence with no secret.
 
-    def __init__(self, detail: str):
+    ``reason`` is ``UNAVAILABLE`` (rerun later: unreachable, 5xx, 429, an
+    odd body, no endpoint) or ``FORBIDDEN`` (Keystone or Cinder refused
+    the credentials).
+    """
+
+    def __init__(self, detail: str, reason: str = base.UNAVAILABLE):
         super().__init__(detail)
         self.detail = detail
-
-
-class Unavailable(NoAnswer):
-    """No answer in time: unreachable, 5xx, 429, an odd body, no endpoint."""
-
-
-class Refused(NoAnswer):
-    """Keystone or Cinder refused the credentials or the question."""
+        self.reason = reason
 
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
     """How to reach one Cinder as one user; secrets stay out of repr.
 
+    :ivar auth: the keystoneauth v3 plugin (``Password`` or
+        ``ApplicationCredential``) and its arguments beside ``auth_url``.
     :ivar catalog: (service type, service name or ``None``, interface) to
         find the endpoint in the token's catalog, unless
         ``endpoint_template`` is set.
@@ -73,33 +80,13 @@ class Settings:
     """
 
     auth_url: str
-    user_name: str | None
-    user_domain_name: str | None
-    project_name: str | None
-    project_domain_name: str | None
-    password: str | None = dataclasses.field(repr=False)
-    application_credential_id: str | None
-    application_credential_secret: str | None = dataclasses.field(
-        repr=False)
+    auth: tuple[str, tuple[tuple[str, str | None], ...]] = (
+        dataclasses.field(repr=False))
     endpoint_template: str | None
     catalog: tuple[str, str | None, str]
     region: str | None
     verify: bool | str
     retries: int
-
-    def auth(self):
-        """The keystoneauth plugin for these credentials (offline)."""
-        if self.application_credential_id:
-            return ks_v3.ApplicationCredential(
-                auth_url=self.auth_url,
-                application_credential_id=self.application_credential_id,
-                application_credential_secret=(
-                    self.application_credential_secret))
-        return ks_v3.Password(
-            auth_url=self.auth_url, username=self.user_name,
-            password=self.password, user_domain_name=self.user_domain_name,
-            project_name=self.project_name,
-            project_domain_name=self.project_domain_name)
 
 
 class FactCache:
@@ -190,7 +177,7 @@ class Connection:
     def volume_type(self, volume_id: str, deadline: float) -> Fact:
         """``GET /volumes/<id>`` by ``deadline`` (``time.monotonic()``).
 
-        :raises NoAnswer: :class:`Unavailable` or :class:`Refused`.
+        :raises NoAnswer:
         """
         return self._remember(('volume', volume_id), deadline,
                               f'/volumes/{volume_id}', 'volume')
@@ -211,12 +198,12 @@ class Connection:
                 key, lambda: self._fetch(path, member, deadline),
                 timeout=left(deadline))
         except TimeoutError:
-            raise Unavailable(f'no answer from Cinder at {self.where()} '
-                              f'in time') from None
+            raise NoAnswer(f'no answer from Cinder at {self.where()} '
+                           f'in time') from None
         except NoAnswer as exc:
             # A fresh one: threads that waited for the same fact share the
             # exception object, and would share its traceback.
-            raise type(exc)(exc.detail) from None
+            raise NoAnswer(exc.detail, exc.reason) from None
 
     def _fetch(self, path: str, member: str, deadline: float) -> Fact:
         response = self._get(path, deadline)
@@ -227,14 +214,14 @@ class Connection:
         if status in (403, 404):
             return Fact(status)
         if status != 200:
-            raise Unavailable(f'Cinder at {self.where()} answered HTTP '
-                              f'{status} to GET {path}')
+            raise NoAnswer(f'Cinder at {self.where()} answered HTTP '
+                           f'{status} to GET {path}')
         try:
             name = response.json()[member]['volume_type' if member == 'volume'
                                            else 'name']
         except (ValueError, KeyError, TypeError):
-            raise Unavailable(f'Cinder at {self.where()} answered GET {path} '
-                              f'with no {member} in the body') from None
+            raise NoAnswer(f'Cinder at {self.where()} answered GET {path} '
+                           f'with no {member} in the body') from None
         return Fact(status, name)
 
     def _get(self, path: str, deadline: float):
@@ -271,36 +258,39 @@ class Connection:
                            f'HTTP {status} to the token request')
                 if _retried(status):
                     continue
-                raise Unavailable(failure) from None
+                raise NoAnswer(failure) from None
             except ks_exc.RetriableConnectionFailure as exc:
                 failure = describe(exc)
                 continue
             except ks_exc.SSLError as exc:
-                raise Unavailable(f'{describe(exc)} (see the store\'s '
-                                  f'cinder_ca_certificates_file and '
-                                  f'cinder_api_insecure)') from None
+                raise NoAnswer(f'{describe(exc)} (see the store\'s '
+                               f'cinder_ca_certificates_file and '
+                               f'cinder_api_insecure)') from None
             except ks_exc.EndpointNotFound:
-                raise Unavailable(self._no_endpoint()) from None
+                raise NoAnswer(self._no_endpoint()) from None
             except ks_exc.ClientException as exc:
-                raise Unavailable(describe(exc)) from None
+                raise NoAnswer(describe(exc)) from None
             if _retried(response.status_code):
                 failure = (f'Cinder at {self.where()} answered HTTP '
                            f'{response.status_code}')
                 continue
             return response
-        raise Unavailable(f'{failure}; gave up')
+        raise NoAnswer(f'{failure}; gave up')
 
     def _connect(self, deadline: float) -> tuple[ks_session.Session, str]:
         """The session and the volume endpoint; authenticates once."""
         if not self._lock.acquire(timeout=max(left(deadline), 0)):
-            raise Unavailable(f'no token from Keystone at '
-                              f'{self._keystone()} in time')
+            raise NoAnswer(f'no token from Keystone at '
+                           f'{self._keystone()} in time')
         try:
             if self._refused:
-                raise Refused(self._refused)
+                raise NoAnswer(self._refused, base.FORBIDDEN)
             if self._session is None:
+                plugin, options = self.settings.auth
                 self._session = ks_session.Session(
-                    auth=self.settings.auth(), verify=self.settings.verify,
+                    auth=getattr(ks_v3, plugin)(
+                        auth_url=self.settings.auth_url, **dict(options)),
+                    verify=self.settings.verify,
                     timeout=max(left(deadline), 1.0),
                     app_name='multistore-prefix')
             if self._endpoint is None:
@@ -313,11 +303,8 @@ class Connection:
         access = self._session.auth.get_access(self._session)
         template = self.settings.endpoint_template
         if template:
-            found = template % {
-                'tenant': access.project_id, 'project_id': access.project_id,
-                'project_name': access.project_name,
-                'user': access.user_id, 'user_id': access.user_id,
-                'user_name': access.username}
+            found = template % {key: getattr(access, attribute)
+                                for key, attribute in TEMPLATE_KEYS.items()}
         else:
             service_type, service_name, interface = self.settings.catalog
             found = access.service_catalog.url_for(
@@ -338,10 +325,10 @@ class Connection:
     def _refuse(self, detail: str):
         """Stop asking: more tries would only lock the account out."""
         self._refused = detail
-        raise Refused(detail)
+        raise NoAnswer(detail, base.FORBIDDEN)
 
     def _keystone(self) -> str:
-        return urls.mask_url(self.settings.auth_url)
+        return masking.mask_url(self.settings.auth_url)
 
 
 def left(deadline: float) -> float:
@@ -351,7 +338,7 @@ def left(deadline: float) -> float:
 
 def describe(exc: Exception) -> str:
     """An exception as a sentence, URL credentials masked."""
-    return urls.mask_text(str(exc) or type(exc).__name__)
+    return masking.mask_text(str(exc) or type(exc).__name__)
 
 
 def _retried(status: int | None) -> bool:

@@ -36,8 +36,7 @@ class FileDriver(base.Driver):
         datadirs = self.option('filesystem_store_datadirs') or []
         # glance_store wants filesystem_store_datadir blanked out (its
         # default is not empty) when filesystem_store_datadirs is used.
-        datadir = self.option('filesystem_store_datadir') or ''
-        if (datadirs and datadir.strip()
+        if (datadirs and self.option('filesystem_store_datadir')
                 and self.set_by_operator('filesystem_store_datadir')):
             raise self.error(
                 'filesystem_store_datadir',

@@ -56,12 +56,12 @@ class RbdDriver(base.Driver):
         pool = self.require('rbd_store_pool',
                             'set it to the Ceph pool that holds the images')
         path = '/' + urllib.parse.quote(pool, '')
-        conf_path, source = self.ceph_conf()
+        conf_path, name = self.ceph_conf()
         if conf_path is None:
             fsid, why = None, ('rbd_store_ceph_conf is empty and no '
                                'ceph.conf was found where librados looks')
         else:
-            fsid, why = self.read_fsid(conf_path, source)
+            fsid, why = self.read_fsid(conf_path, name)
         if fsid is not None:
             return [base.Prefix('rbd', urllib.parse.quote(fsid, ''), path)]
         LOG.warning('Store %s: %s; its rbd locations are matched on pool %r '
@@ -82,71 +82,64 @@ class RbdDriver(base.Driver):
                 'be told from it; set its store by hand')
 
     def ceph_conf(self) -> tuple[str | None, str]:
-        """(ceph.conf librados would read or ``None``, where it comes from).
+        """(ceph.conf librados would read or ``None``, how to name it).
 
-        Where: ``''`` for ``rbd_store_ceph_conf``, else a phrase for
-        messages.
+        The name is the path, and why librados reads it when
+        ``rbd_store_ceph_conf`` does not name it.
         """
-        configured = (self.option(_OPTION) or '').strip()
+        configured = self.option(_OPTION)
         if configured:
-            return os.path.expanduser(configured), ''
+            path = os.path.expanduser(configured)
+            return path, path
         from_env = (os.environ.get('CEPH_CONF') or '').strip()
         if from_env:
-            return (os.path.expanduser(from_env),
-                    f'from $CEPH_CONF, as {_OPTION} is empty')
+            path = os.path.expanduser(from_env)
+            return path, f'{path} (from $CEPH_CONF, as {_OPTION} is empty)'
         for candidate in DEFAULT_CEPH_CONFS:
-            candidate = os.path.expanduser(candidate)
-            if os.path.lexists(candidate):
-                return candidate, (f'where librados looks, as {_OPTION} is '
-                                   f'empty')
+            path = os.path.expanduser(candidate)
+            if os.path.lexists(path):
+                return path, (f'{path} (where librados looks, as {_OPTION} '
+                              f'is empty)')
         return None, ''
 
-    def read_fsid(self, path: str, source: str = ''
-                  ) -> tuple[str | None, str]:
+    def read_fsid(self, path: str, name: str) -> tuple[str | None, str]:
         """(fsid or ``None``, why there is none) from a ceph.conf.
 
         :raises StoreConfigError: naming ``rbd_store_ceph_conf`` and the
-            path (and its ``source``, see :meth:`ceph_conf`): the file is
-            missing, unreadable, a directory, not text, or not a ceph.conf.
+            file's ``name`` (see :meth:`ceph_conf`): it is missing,
+            unreadable, a directory, not text, or not a ceph.conf.
         """
-        text = self._read(path, source)
+        def unusable(what):
+            return self.error(_OPTION, f'{name} {what}', _FIX)
+
+        if os.path.isdir(path):
+            raise unusable('is a directory')
+        try:
+            with open(path, encoding='utf-8') as stream:
+                text = stream.read()
+        except FileNotFoundError:
+            raise unusable('does not exist') from None
+        except OSError as exc:
+            raise unusable(f'cannot be read ({exc.strerror})') from None
+        except UnicodeDecodeError:
+            raise unusable('is not text (not UTF-8)') from None
+        if '\0' in text:
+            raise unusable('is not text (NUL bytes)')
         parser = configparser.RawConfigParser(
             strict=False, comment_prefixes=('#', ';'),
             inline_comment_prefixes=('#', ';'))
         try:
-            parser.read_string(text, source=path)
+            # ceph.conf indents its keys; configparser would read an
+            # indented line as the continuation of the one above.
+            parser.read_string('\n'.join(line.strip()
+                                         for line in text.splitlines()),
+                               source=path)
         except configparser.MissingSectionHeaderError:
-            raise self._unusable(path, source, 'is not a ceph.conf (an '
-                                 'option before any [section])') from None
+            raise unusable('is not a ceph.conf (an option before any '
+                           '[section])') from None
         except configparser.ParsingError:
             pass  # the lines that parsed are kept; fsid is all we need
         fsid = parser.get('global', 'fsid', fallback='').strip().strip('"\'')
         if not fsid:
             return None, f'{path} has no fsid in [global]'
         return fsid, ''
-
-    def _read(self, path: str, source: str) -> str:
-        if os.path.isdir(path):
-            raise self._unusable(path, source, 'is a directory')
-        try:
-            with open(path, 'rb') as stream:
-                data = stream.read()
-        except FileNotFoundError:
-            raise self._unusable(path, source, 'does not exist') from None
-        except OSError as exc:
-            raise self._unusable(path, source, f'cannot be read '
-                                 f'({exc.strerror})') from None
-        try:
-            text = data.decode('utf-8')
-        except UnicodeDecodeError:
-            raise self._unusable(path, source, 'is not text (not UTF-8)'
-                                 ) from None
-        if '\0' in text:
-            raise self._unusable(path, source, 'is not text (NUL bytes)')
-        # ceph.conf indents its keys; configparser would read an indented
-        # line as the continuation of the one above.
-        return '\n'.join(line.strip() for line in text.splitlines())
-
-    def _unusable(self, path: str, source: str, what: str):
-        where = f'{path} ({source})' if source else path
-        return self.error(_OPTION, f'{where} {what}', _FIX)

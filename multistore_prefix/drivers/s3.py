@@ -32,14 +32,16 @@ BUCKET_URL_FORMATS = ('auto', 'virtual', 'path')
 
 class S3Driver(base.Driver):
     glance_store_entry = 's3'
+    # glance_store writes s3+https for an https endpoint, else s3.
+    endpoint_schemes = ('s3', 's3+https', 's3')
 
     def compute_prefixes(self) -> list[base.Prefix]:
         host = self.require(
             's3_store_host',
-            'set it to the S3 endpoint, e.g. https://s3.example.com').strip()
+            'set it to the S3 endpoint, e.g. https://s3.example.com')
         bucket = self.require(
             's3_store_bucket',
-            'set it to the bucket that holds the images').strip().strip('/')
+            'set it to the bucket that holds the images').strip('/')
         if not bucket or '/' in bucket:
             raise self.error('s3_store_bucket',
                              f'{bucket!r} is not a bucket name',
@@ -49,9 +51,7 @@ class S3Driver(base.Driver):
             raise self.error('s3_store_bucket_url_format',
                              f'{url_format!r} is not a known format',
                              f'use one of: {", ".join(BUCKET_URL_FORMATS)}')
-        # glance_store writes s3+https for an https endpoint, else s3.
         scheme, canon = self.endpoint(
             's3_store_host', host,
-            'set it to http(s)://<host>[:<port>] with no credentials',
-            ('s3', 's3+https', 's3'))
+            'set it to http(s)://<host>[:<port>] with no credentials')
         return [base.Prefix(scheme, canon.authority, f'{canon.path}/{bucket}')]

@@ -41,12 +41,13 @@ from multistore_prefix import urls
 
 class SwiftDriver(base.Driver):
     glance_store_entry = 'swift'
+    endpoint_schemes = ('swift+http', 'swift+https', 'swift+https')
 
     def compute_prefixes(self) -> list[base.Prefix]:
         container = self.require(
             'swift_store_container',
             'set it to the container (or container prefix) of the images')
-        container = container.strip().strip('/')
+        container = container.strip('/')
         if not container or '/' in container:
             raise self.error('swift_store_container',
                              f'{container!r} is not a container name',
@@ -75,15 +76,15 @@ class SwiftDriver(base.Driver):
         return prefixes
 
     def _multi_tenant(self, container: str) -> list[base.Prefix]:
-        if (self.option('swift_store_config_file') or '').strip():
+        if self.option('swift_store_config_file'):
             raise self.error(
                 'swift_store_multi_tenant',
                 'cannot be used with swift_store_config_file (glance_store '
                 'refuses the pair)', 'unset one of them')
-        endpoint = (self.option('swift_store_endpoint') or '').strip()
+        endpoint = self.option('swift_store_endpoint')
         if not endpoint:
             return [base.Prefix('swift+https', None, '', container=container)]
-        scheme, canon = self._endpoint(
+        scheme, canon = self.endpoint(
             'swift_store_endpoint', endpoint,
             'set it to http(s)://<host>[:<port>]/<path>')
         return [base.Prefix(scheme, canon.authority, '', container=container)]
@@ -91,13 +92,13 @@ class SwiftDriver(base.Driver):
     def _auth_url(self, reference: str
                   ) -> tuple[str, urls.CanonicalURL, bool]:
         # (scheme, canonical auth URL, whether it came from the file)
-        config_file = (self.option('swift_store_config_file') or '').strip()
+        config_file = self.option('swift_store_config_file')
         if not config_file:
             address = self.require(
                 'swift_store_auth_address',
                 'set swift_store_config_file and default_swift_reference '
                 '(or the deprecated swift_store_auth_address)')
-            return *self._endpoint(
+            return *self.endpoint(
                 'swift_store_auth_address', address,
                 'set it to http(s)://<host>[:<port>]/<path>'), False
         option = 'swift_store_config_file'
@@ -119,7 +120,7 @@ class SwiftDriver(base.Driver):
         if not address:
             raise self.error(option, f'[{reference}] has no auth_address',
                              fix)
-        return *self._endpoint(option, address, fix), True
+        return *self.endpoint(option, address, fix), True
 
     def _read_accounts(self, config_file: str) -> configparser.RawConfigParser:
         # The accounts file, found where glance_store looks for it.
@@ -148,11 +149,6 @@ class SwiftDriver(base.Driver):
                              'write "name = value" lines under [reference] '
                              'sections') from None
         return parser
-
-    def _endpoint(self, option: str, address: str,
-                  fix: str) -> tuple[str, urls.CanonicalURL]:
-        return self.endpoint(option, address, fix,
-                             ('swift+http', 'swift+https', 'swift+https'))
 
 
 def _line_number(exc: configparser.Error):

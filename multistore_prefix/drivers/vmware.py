@@ -38,7 +38,7 @@ class VMwareDriver(base.Driver):
 
     def compute_prefixes(self) -> list[base.Prefix]:
         host = self.require('vmware_server_host',
-                            'set it to the vCenter or ESXi address').strip()
+                            'set it to the vCenter or ESXi address')
         datastores = [d for d in self.option('vmware_datastores') or []
                       if d.strip()]
         if not datastores:

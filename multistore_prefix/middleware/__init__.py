@@ -46,10 +46,10 @@ from oslo_db import options as db_options
 
 from multistore_prefix.db import exceptions as db_exc
 from multistore_prefix import deciding
+from multistore_prefix import exceptions
 from multistore_prefix import gateway as gateway_mod
 from multistore_prefix import location_map as lmap
-from multistore_prefix import misconfiguration
-from multistore_prefix import urls
+from multistore_prefix import masking
 
 LOG = logging.getLogger('multistore_prefix.middleware')
 
@@ -162,12 +162,12 @@ class Worker:
         try:
             return cls._build(conf)
         except Exception as exc:
-            if isinstance(exc, misconfiguration.ERRORS):
-                reason = misconfiguration.describe(exc, conf)
+            if isinstance(exc, exceptions.CONFIG_ERRORS):
+                reason = exceptions.describe(exc, conf)
             else:
-                reason = f'{type(exc).__name__}: {urls.mask_error(exc)}'
+                reason = f'{type(exc).__name__}: {masking.mask_error(exc)}'
             LOG.error('multistore_prefix filter: off, every request passes '
-                      'through: %s', urls.mask_text(reason))
+                      'through: %s', masking.mask_text(reason))
             LOG.debug('multistore_prefix filter: set-up failed',
                       exc_info=True)
             return None
@@ -238,7 +238,7 @@ class Worker:
         except Exception as exc:
             LOG.warning('multistore_prefix filter: image %s passed through '
                         'unresolved: %s: %s', image_id, type(exc).__name__,
-                        urls.mask_error(exc))
+                        masking.mask_error(exc))
             LOG.debug('multistore_prefix filter: image %s', image_id,
                       exc_info=True)
         else:
@@ -313,7 +313,8 @@ class Worker:
             self._logged.add(key)
             LOG.warning('multistore_prefix filter: image %s location %s (%s) '
                         'left as it is (%s): %s', image_id, location_id,
-                        urls.mask_url(url), reason, urls.mask_text(detail))
+                        masking.mask_url(url), reason,
+                        masking.mask_text(detail))
 
     def close(self) -> None:
         self._pool.shutdown(wait=False)

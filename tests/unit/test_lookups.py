@@ -31,7 +31,7 @@ CONF = """
 """
 
 
-class VolumeTypes(base.BackendLookup):
+class VolumeTypes:
     """A backend that knows which volumes are a store's (a table)."""
 
     def __init__(self, store_id, volumes, delay=0.0, fail=None):
@@ -53,17 +53,16 @@ class VolumeTypes(base.BackendLookup):
             raise self.fail
         answer = self.volumes.get(canon.authority)
         if answer is None:
-            return base.LookupAnswer(False, reason=base.NOT_FOUND,
-                                     detail=f'{self.store_id}: no volume')
+            return base.Resolution(None, base.NOT_FOUND,
+                                   f'{self.store_id}: no volume')
         if isinstance(answer, str) and answer.startswith('backend-'):
-            return base.LookupAnswer(None, reason=answer,
-                                     detail=f'{self.store_id}: {answer}')
+            return base.Resolution(None, answer,
+                                   f'{self.store_id}: {answer}')
         if answer != self.store_id:
-            return base.LookupAnswer(False, reason=base.ELSEWHERE,
-                                     detail=f'{self.store_id}: type '
-                                            f'{answer}')
-        return base.LookupAnswer(
-            True, url=f'cinder://{self.store_id}/{canon.authority}')
+            return base.Resolution(None, base.ELSEWHERE,
+                                   f'{self.store_id}: type {answer}')
+        return base.Resolution(
+            self.store_id, url=f'cinder://{self.store_id}/{canon.authority}')
 
 
 @pytest.fixture

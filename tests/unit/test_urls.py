@@ -96,22 +96,6 @@ def test_not_a_string():
         urls.canonicalize(None)
 
 
-@pytest.mark.parametrize('url, masked', [
-    ('swift+https://user:key@auth/c/o', 'swift+https://***@auth/c/o'),
-    ('s3://a:s@cr@et@h/b/o', 's3://***@h/b/o'),
-    ('file:///var/x@y', 'file:///var/x@y'),
-    ('user:pw@host/path', '***@host/path'),
-    ('http://h/p?u=a@b', 'http://h/p?u=a@b'),
-])
-def test_mask_url(url, masked):
-    assert urls.mask_url(url) == masked
-
-
-def test_mask_url_never_raises():
-    assert urls.mask_url(None) == 'None'
-    assert urls.mask_url(b'x') == "b'x'"
-
-
 @pytest.mark.parametrize('url, expected', [
     ('s3://key:secret@host/bucket/o', 's3://host/bucket/o'),
     # A secret may hold '/'; the last '@' before the query ends it.

@@ -178,7 +178,8 @@ def gets(requests_mock, url):
 def test_no_network_at_init(requests_mock, lookups):
     found = lookups()
     assert set(found) == {'fast', 'slow'}
-    assert all(isinstance(x, base.BackendLookup) for x in found.values())
+    assert all(isinstance(x, cinder_lookup.CinderLookup)
+               for x in found.values())
     assert requests_mock.call_count == 0
 
 
@@ -205,7 +206,7 @@ def test_wants_legacy_urls_only(lookups, url, wanted):
 
 def test_volume_of_the_store_type_is_owned(requests_mock, volume, lookups):
     answer = ask(lookups()['fast'])
-    assert answer.owned is True
+    assert answer.store == 'fast'
     assert answer.url == f'cinder://fast/{VOLUME}'
     assert answer.reason is None
     assert "'fast-ssd'" in answer.detail
@@ -240,7 +241,7 @@ def test_store_id_is_written_as_configured(requests_mock, keystone,
 
 def test_volume_of_another_type_is_elsewhere(volume, lookups):
     answer = ask(lookups()['slow'])
-    assert (answer.owned, answer.reason) == (False, base.ELSEWHERE)
+    assert (answer.store, answer.reason) == (None, base.ELSEWHERE)
     assert answer.url is None
     assert "store 'slow'" in answer.detail and VOLUME in answer.detail
     assert "'fast-ssd'" in answer.detail and "'slow-hdd'" in answer.detail
@@ -249,7 +250,7 @@ def test_volume_of_another_type_is_elsewhere(volume, lookups):
 def test_missing_volume_is_not_found(requests_mock, keystone, lookups):
     requests_mock.get(volume_url(), status_code=404, json=NOT_FOUND)
     answer = ask(lookups()['fast'])
-    assert (answer.owned, answer.reason) == (False, base.NOT_FOUND)
+    assert (answer.store, answer.reason) == (None, base.NOT_FOUND)
     assert "store 'fast'" in answer.detail and VOLUME in answer.detail
     assert '404' in answer.detail and CINDER in answer.detail
 
@@ -257,7 +258,7 @@ def test_missing_volume_is_not_found(requests_mock, keystone, lookups):
 def test_volume_forbidden(requests_mock, keystone, lookups):
     requests_mock.get(volume_url(), status_code=403, json=FORBIDDEN)
     answer = ask(lookups()['fast'])
-    assert (answer.owned, answer.reason) == (None, base.FORBIDDEN)
+    assert (answer.store, answer.reason) == (None, base.FORBIDDEN)
     assert "store 'fast'" in answer.detail and '403' in answer.detail
 
 
@@ -266,7 +267,7 @@ def test_refused_credentials_are_forbidden_and_not_tried_again(
     token = requests_mock.post(TOKEN_URL, status_code=401, json=UNAUTHORIZED)
     found = lookups()
     answer = ask(found['fast'])
-    assert (answer.owned, answer.reason) == (None, base.FORBIDDEN)
+    assert (answer.store, answer.reason) == (None, base.FORBIDDEN)
     assert AUTH in answer.detail and '401' in answer.detail
     # Asking again would only lock the service user out.
     for lookup in found.values():
@@ -299,7 +300,7 @@ def test_server_errors_are_retried(requests_mock, keystone, lookups, status):
         {'status_code': 200, 'json': volume_body()},
     ])
     answer = ask(lookups()['fast'])
-    assert answer.owned is True
+    assert answer.store == 'fast'
     assert get.call_count == 3
 
 
@@ -309,7 +310,7 @@ def test_server_errors_after_the_retries_are_unavailable(
                             json={'error': 'down'})
     found = lookups(more('fast', 'cinder_http_retries = 2'))
     answer = ask(found['fast'])
-    assert (answer.owned, answer.reason) == (None, base.UNAVAILABLE)
+    assert (answer.store, answer.reason) == (None, base.UNAVAILABLE)
     assert '503' in answer.detail and "store 'fast'" in answer.detail
     assert get.call_count == 3  # the first try and two retries
     # An unavailable Cinder is no answer: the next question asks again.
@@ -326,7 +327,7 @@ def test_cinder_unreachable_is_unavailable(requests_mock, keystone, lookups,
                                            error):
     get = requests_mock.get(volume_url(), exc=error)
     answer = ask(lookups()['fast'])
-    assert (answer.owned, answer.reason) == (None, base.UNAVAILABLE)
+    assert (answer.store, answer.reason) == (None, base.UNAVAILABLE)
     assert "store 'fast'" in answer.detail and VOLUME in answer.detail
     assert get.call_count == 4  # cinder_http_retries defaults to 3
 
@@ -336,7 +337,7 @@ def test_connection_error_then_success(requests_mock, keystone, lookups):
         {'exc': requests.exceptions.ConnectTimeout},
         {'json': volume_body()},
     ])
-    assert ask(lookups()['fast']).owned is True
+    assert ask(lookups()['fast']).store == 'fast'
     assert get.call_count == 2
 
 
@@ -348,7 +349,7 @@ def test_keystone_unreachable_is_unavailable(requests_mock, lookups, token):
     post = requests_mock.post(TOKEN_URL, **token)
     found = lookups(more('fast', 'cinder_http_retries = 1'))
     answer = ask(found['fast'])
-    assert (answer.owned, answer.reason) == (None, base.UNAVAILABLE)
+    assert (answer.store, answer.reason) == (None, base.UNAVAILABLE)
     assert post.call_count == 2
     # Not a refusal: the next question tries again.
     ask(found['fast'])
@@ -383,7 +384,7 @@ def test_odd_body_is_unavailable(requests_mock, keystone, lookups, body):
     else:
         requests_mock.get(volume_url(), json=body)
     answer = ask(lookups()['fast'])
-    assert (answer.owned, answer.reason) == (None, base.UNAVAILABLE)
+    assert (answer.store, answer.reason) == (None, base.UNAVAILABLE)
 
 
 def test_unexpected_error_is_unavailable_never_raised(volume, lookups,
@@ -392,7 +393,7 @@ def test_unexpected_error_is_unavailable_never_raised(volume, lookups,
         raise RuntimeError('boom')
     monkeypatch.setattr(client.Connection, '_fetch', boom)
     answer = ask(lookups()['fast'])
-    assert (answer.owned, answer.reason) == (None, base.UNAVAILABLE)
+    assert (answer.store, answer.reason) == (None, base.UNAVAILABLE)
     assert 'RuntimeError' in answer.detail
     assert 'boom' in caplog.text
 
@@ -409,7 +410,7 @@ def test_endpoint_template(requests_mock, lookups):
                             json=volume_body())
     found = lookups(more('fast', 'cinder_endpoint_template = '
                          f'{block}/%(tenant)s/'))
-    assert ask(found['fast']).owned is True
+    assert ask(found['fast']).store == 'fast'
     assert get.call_count == 1
 
 
@@ -418,7 +419,7 @@ def test_endpoint_template_with_project_id(requests_mock, keystone, lookups):
         'cinder.', 'cinder-int.')), json=volume_body())
     found = lookups(more('fast', 'cinder_endpoint_template = http://'
                          'cinder-int.example.com:8776/v3/%(project_id)s'))
-    assert ask(found['fast']).owned is True
+    assert ask(found['fast']).store == 'fast'
     assert get.call_count == 1
 
 
@@ -452,7 +453,7 @@ def test_catalog_info_and_region(requests_mock, lookups, options, region,
     for url in found_urls.values():
         requests_mock.get(volume_url(base_url=url), json=volume_body())
     found = lookups(more('fast', options))
-    assert ask(found['fast']).owned is True
+    assert ask(found['fast']).store == 'fast'
     [get] = [r for r in requests_mock.request_history if r.method == 'GET']
     assert get.url == volume_url(base_url=found_urls[region, interface])
 
@@ -467,7 +468,7 @@ def test_no_endpoint_in_the_catalog(requests_mock, keystone, lookups,
                                     options, named):
     found = lookups(more('fast', options))
     answer = ask(found['fast'])
-    assert (answer.owned, answer.reason) == (None, base.UNAVAILABLE)
+    assert (answer.store, answer.reason) == (None, base.UNAVAILABLE)
     assert named in answer.detail
     assert 'cinder_catalog_info' in answer.detail
     assert requests_mock.call_count == 1  # the token, nothing else
@@ -490,7 +491,7 @@ def test_application_credentials(requests_mock, lookups):
         cinder_store_application_credential_id = ac-1
         cinder_store_application_credential_secret = {AC_SECRET}
     """)
-    assert ask(found['fast']).owned is True
+    assert ask(found['fast']).store == 'fast'
     token = keystone_request(requests_mock)
     assert token.json() == {'auth': {'identity': {
         'methods': ['application_credential'],
@@ -501,7 +502,7 @@ def test_half_an_application_credential_falls_back_to_the_password(
         requests_mock, volume, lookups):
     found = lookups(more('fast',
                          'cinder_store_application_credential_id = ac-1'))
-    assert ask(found['fast']).owned is True
+    assert ask(found['fast']).store == 'fast'
     methods = keystone_request(requests_mock).json()['auth']['identity']
     assert methods['methods'] == ['password']
 
@@ -521,7 +522,7 @@ def test_tls_verification(requests_mock, volume, lookups, options, verify,
     monkeypatch.delenv('REQUESTS_CA_BUNDLE', raising=False)
     monkeypatch.delenv('CURL_CA_BUNDLE', raising=False)
     found = lookups(more('fast', options))
-    assert ask(found['fast']).owned is True
+    assert ask(found['fast']).store == 'fast'
     assert {r.verify for r in requests_mock.request_history} == {verify}
 
 
@@ -554,13 +555,13 @@ def test_default_type_when_the_store_sets_none(requests_mock, keystone,
                       json=volume_body('fast-ssd', OTHER_VOLUME))
     found = lookups(DEFAULT_STORE)
     answer = ask(found['plain'])
-    assert answer.owned is True
+    assert answer.store == 'plain'
     assert answer.url == f'cinder://plain/{VOLUME}'
     assert 'default' in answer.detail
     other = ask(found['plain'], f'cinder://{OTHER_VOLUME}')
-    assert (other.owned, other.reason) == (False, base.ELSEWHERE)
+    assert (other.store, other.reason) == (None, base.ELSEWHERE)
     assert "'__DEFAULT__'" in other.detail
-    assert ask(found['fast'], f'cinder://{OTHER_VOLUME}').owned is True
+    assert ask(found['fast'], f'cinder://{OTHER_VOLUME}').store == 'fast'
     # the default type is asked for once, and only by the store that uses it
     assert default.call_count == 1
 
@@ -571,7 +572,7 @@ def test_no_default_type_claims_nothing(requests_mock, keystone, lookups):
                          'message': 'Default volume type can not be found.'}})
     requests_mock.get(volume_url(), json=volume_body('__DEFAULT__'))
     answer = ask(lookups(DEFAULT_STORE)['plain'])
-    assert (answer.owned, answer.reason) == (False, base.ELSEWHERE)
+    assert (answer.store, answer.reason) == (None, base.ELSEWHERE)
     assert 'no default volume type' in answer.detail
 
 
@@ -580,7 +581,7 @@ def test_default_type_forbidden(requests_mock, keystone, lookups):
                       json=FORBIDDEN)
     requests_mock.get(volume_url(), json=volume_body('__DEFAULT__'))
     answer = ask(lookups(DEFAULT_STORE)['plain'])
-    assert (answer.owned, answer.reason) == (None, base.FORBIDDEN)
+    assert (answer.store, answer.reason) == (None, base.FORBIDDEN)
     assert 'cinder_volume_type' in answer.detail
 
 
@@ -619,7 +620,7 @@ def test_cache_is_bounded(requests_mock, volume, lookups, monkeypatch):
 def test_stores_with_the_same_credentials_share_one_get(requests_mock,
                                                         volume, lookups):
     found = lookups()
-    assert ask(found['fast']).owned is True
+    assert ask(found['fast']).store == 'fast'
     assert ask(found['slow']).reason == base.ELSEWHERE
     assert volume.call_count == 1
     assert len([r for r in requests_mock.request_history
@@ -670,7 +671,7 @@ def test_concurrent_lookups_make_one_request(requests_mock, keystone,
         thread.join(5)
     assert get.call_count == 1
     assert keystone.call_count == 1
-    assert sorted(a.owned is True for a in answers) == [False] * 4 + [True] * 5
+    assert sorted(a.store or '' for a in answers) == [''] * 4 + ['fast'] * 5
 
 
 def test_concurrent_waiter_times_out(requests_mock, keystone, lookups):
@@ -754,7 +755,7 @@ def test_missing_credentials_leave_prefixes_alone(requests_mock, load_conf,
     assert lookup.wants(legacy)
     with caplog.at_level(logging.WARNING):
         answers = [lookup.lookup(legacy, 5.0) for _ in range(3)]
-    assert {(a.owned, a.reason) for a in answers} == {(None,
+    assert {(a.store, a.reason) for a in answers} == {(None,
                                                        base.UNAVAILABLE)}
     assert answers[0].detail.startswith(f"store 'fast', volume {VOLUME}: "
                                         f"[fast]/{missing}: is not set")
@@ -780,7 +781,7 @@ def test_bad_options_name_themselves(requests_mock, lookups, options,
                                      option):
     found = lookups(more('fast', options))
     answer = ask(found['fast'])
-    assert (answer.owned, answer.reason) == (None, base.UNAVAILABLE)
+    assert (answer.store, answer.reason) == (None, base.UNAVAILABLE)
     assert f'[fast]/{option}:' in answer.detail
     assert requests_mock.call_count == 0
     # the other store is fine
