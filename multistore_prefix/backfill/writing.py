@@ -201,7 +201,7 @@ class Writer:
             try:
                 with self.database.writer() as conn:
                     return self._exact_once(conn, writes)
-            except _RowsChanged:
+            except db_exceptions.Conflict:
                 continue
         return [(ERROR, w, None, 'the row kept changing') for w in writes]
 
@@ -228,10 +228,7 @@ class Writer:
         final_ids = {w.location_id for w in final}
         self._in_flight = lambda: [o for o in outcomes
                                    if o.write.location_id in final_ids]
-        changed = batches.set_metadata(conn, final, timeutils.utcnow(),
-                                       locked=True)
-        if changed != len(final):  # locked: only a bug gets here
-            raise _RowsChanged()
+        batches.set_metadata(conn, final, timeutils.utcnow(), locked=True)
         return outcomes
 
     def _again(self, write, row) -> tuple:

@@ -50,6 +50,7 @@ from typing import Iterable, NamedTuple, Sequence
 import sqlalchemy as sa
 
 from multistore_prefix.db import batches_postgresql
+from multistore_prefix.db import exceptions
 from multistore_prefix.db import models
 from multistore_prefix.db import sql
 
@@ -111,6 +112,8 @@ def set_metadata(conn, writes: Sequence[tuple], now,
     :param now: the ``updated_at`` to write (a naive UTC datetime).
     :param locked: this transaction holds the rows' locks already (any
         order of writing them is then safe).
+    :raises Conflict: with ``locked``, a row did not change: only a bug
+        gets there, and the caller's transaction must roll back.
     """
     if not writes:
         return 0
@@ -137,6 +140,10 @@ def set_metadata(conn, writes: Sequence[tuple], now,
     changed = 0
     for statement, params in statements:
         changed += _execute(conn, statement, params)
+    if locked and changed != len(writes):
+        raise exceptions.Conflict(None, 'locations', reason=(
+            f'{len(writes) - changed} of {len(writes)} locked rows did not '
+            f'change'))
     return changed
 
 
