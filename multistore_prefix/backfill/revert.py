@@ -155,7 +155,7 @@ class Revert:
         """Finish the chunk in flight, then stop (as the backfill's)."""
         self._stop = True
         if grace is not None:
-            self.database.hurry(grace)
+            self.database.watchdog.hurry(grace)
 
     abort = stop
 

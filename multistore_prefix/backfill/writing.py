@@ -48,6 +48,7 @@ from multistore_prefix.db import retry
 from multistore_prefix import deciding
 from multistore_prefix import exceptions
 from multistore_prefix import location_map as lmap
+from multistore_prefix import urls
 
 #: What became of a write.
 UPDATED = 'updated'          # written as decided
@@ -157,7 +158,7 @@ class Writer:
         """Find the rows the database refuses; write the others."""
         if len(writes) == 1:
             return [Outcome(UNRESOLVED, writes[0], WRITE_REFUSED,
-                            db_exceptions.describe(exc))]
+                            urls.mask_error(exc))]
         half = len(writes) // 2
         return self._write(writes[:half]) + self._write(writes[half:])
 

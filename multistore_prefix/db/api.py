@@ -76,7 +76,7 @@ def image_get(conn: sa.engine.Connection, image_id: str) -> dict:
     """
     images = image_get_all(conn, filters={'id': image_id})
     if not images:
-        raise exceptions.NotFound('image', image_id)
+        raise exceptions.NotFound(image_id)
     return images[0]
 
 
@@ -194,7 +194,7 @@ def image_update(conn: sa.engine.Connection, image_id: str,
             return
         row = sql.locked(conn, _IMAGES, _IMAGES.c.id == image_id)
         if row is None or row['deleted']:
-            raise exceptions.NotFound('image', image_id)
+            raise exceptions.NotFound(image_id)
         for name, (old, new) in list(pending.items()):
             # Status moves are events: another writer's identical move
             # is its move, not this one's.
@@ -216,7 +216,7 @@ def image_destroy(conn: sa.engine.Connection, image_id: str,
     """
     if not sql.soft_delete(conn, _IMAGES, now, _IMAGES.c.id == image_id,
                            status='deleted'):
-        raise exceptions.NotFound('image', image_id)
+        raise exceptions.NotFound(image_id)
     for table in (_PROPERTIES, _TAGS):
         sql.soft_delete(conn, table, now, table.c.image_id == image_id)
     sql.soft_delete(conn, _LOCATIONS, now,
@@ -479,12 +479,11 @@ def rewrite_location(conn: sa.engine.Connection, rewrite,
                         url=(rewrite.url, rewrite.new_url))
 
 
-def location_remove(conn: sa.engine.Connection, image_id: str,
-                    location_id: int, now: datetime.datetime,
-                    status: str = 'deleted') -> None:
+def location_remove(conn: sa.engine.Connection, location_id: int,
+                    now: datetime.datetime) -> None:
     """Soft-delete a location (already gone is fine: the same end)."""
     sql.soft_delete(conn, _LOCATIONS, now, _LOCATIONS.c.id == location_id,
-                    status=status)
+                    status='deleted')
 
 
 def _merge_text(image_id, label, text, before, after):

@@ -143,7 +143,8 @@ class Current(NamedTuple):
 
     @property
     def live(self) -> bool:
-        return sql.is_live_location(self.deleted, self.status)
+        """:func:`multistore_prefix.db.sql.live_location` of this row."""
+        return not self.deleted and self.status == sql.LIVE_STATUS
 
 
 def set_metadata(conn, writes: Sequence[tuple], now,
@@ -161,7 +162,10 @@ def set_metadata(conn, writes: Sequence[tuple], now,
     if not writes:
         return 0
     dialect = conn.dialect
-    stamp = _bind(dialect, _L.c.updated_at, now)
+    # As the DBAPI wants it for the column (SQLite: text).
+    process = _L.c.updated_at.type.dialect_impl(dialect).bind_processor(
+        dialect)
+    stamp = process(now) if process else now
     name = dialect.name
     if name == 'sqlite' or locked:
         # SQLite: the writer holds the whole database's lock.
@@ -255,29 +259,23 @@ def lock_current(conn, ids: Iterable[int], lock: bool = True,
 
 
 def _case_updates(dialect, writes, stamp):
-    """MySQL: the id-ordered UPDATEs of rows, a chunk at a time."""
+    """MySQL: the id-ordered UPDATEs, a chunk at a time (see above)."""
     ordered = sorted(writes, key=lambda w: w.location_id)
     for start in range(0, len(ordered), SERVER_CHUNK):
-        yield _case_update(dialect, ordered[start:start + SERVER_CHUNK],
-                           stamp)
-
-
-def _case_update(dialect, writes, stamp) -> tuple[str, tuple]:
-    """The UPDATE of one chunk (the module docstring's)."""
-    groups = _groups(writes)
-    parts = _Sql(dialect)
-    setting = [f'WHEN {parts.among(ids)} THEN {parts.value(new)}'
-               for (_old, new), ids in groups.items()]
-    when = parts.value(stamp)
-    chunk = parts.among([w.location_id for w in writes])
-    swaps = [f'({parts.among(ids)} AND {parts.holds(old)})'
-             for (old, _new), ids in groups.items()]
-    statement = (f'UPDATE image_locations SET meta_data = CASE '
-                 f'{" ".join(setting)} ELSE meta_data END, '
-                 f'updated_at = {when} WHERE {chunk} AND '
-                 f'{sql.live_location_text(dialect)} '
-                 f"AND ({' OR '.join(swaps)})")
-    return statement, parts.params
+        chunk = ordered[start:start + SERVER_CHUNK]
+        groups = _groups(chunk)
+        parts = _Sql(dialect)
+        setting = [f'WHEN {parts.among(ids)} THEN {parts.value(new)}'
+                   for (_old, new), ids in groups.items()]
+        when = parts.value(stamp)
+        among = parts.among([w.location_id for w in chunk])
+        swaps = [f'({parts.among(ids)} AND {parts.holds(old)})'
+                 for (old, _new), ids in groups.items()]
+        yield (f'UPDATE image_locations SET meta_data = CASE '
+               f'{" ".join(setting)} ELSE meta_data END, '
+               f'updated_at = {when} WHERE {among} AND '
+               f'{sql.live_location_text(dialect)} '
+               f"AND ({' OR '.join(swaps)})", parts.params)
 
 
 class _Sql:
@@ -326,12 +324,6 @@ def _groups(writes) -> dict[tuple[str, str], list[int]]:
         groups.setdefault((write.text, write.new_text), []).append(
             write.location_id)
     return groups
-
-
-def _bind(dialect, column, value):
-    """``value`` as the DBAPI wants it for ``column`` (SQLite: text)."""
-    process = column.type.dialect_impl(dialect).bind_processor(dialect)
-    return process(value) if process else value
 
 
 def joined_updates(writes, stamp, chunk_size: int):

@@ -214,8 +214,7 @@ class ImageRepo:
             for tag in sorted(changes.tags_added):
                 api.tag_add(conn, image_id, tag, now)
             for location in changes.locations_removed:
-                api.location_remove(conn, image_id, location.location_id,
-                                    now)
+                api.location_remove(conn, location.location_id, now)
             for update in changes.locations_updated:
                 merged[update.location_id] = api.location_update(
                     conn, image_id, update.location_id, now,

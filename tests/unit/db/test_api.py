@@ -233,7 +233,7 @@ def test_location_update_status_and_removal(database):
                                 status=('active', 'deleted'))
     assert caught.value.found == 'pending_delete'
     with database.writer() as conn:
-        api.location_remove(conn, IMAGE, location_id, _now())
+        api.location_remove(conn, location_id, _now())
     with pytest.raises(exceptions.Conflict) as caught:
         with database.writer() as conn:
             api.location_update(conn, IMAGE, location_id, _now(),
