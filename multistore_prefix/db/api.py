@@ -55,8 +55,6 @@ from multistore_prefix import metadata as metadata_text
 
 MERGE_ATTEMPTS = 5
 MISSING = metadata_text.MISSING
-#: The JSON text Glance stores for a new location's metadata.
-dump_metadata = metadata_text.dump
 
 _IMAGES = models.images
 _PROPERTIES = models.image_properties
@@ -379,7 +377,7 @@ def location_add(conn: sa.engine.Connection, image_id: str, url: str,
     """
     with sql.duplicate_as(image_id, 'location', url):
         result = conn.execute(sa.insert(_LOCATIONS), [sql.child(
-            image_id, now, value=url, meta_data=dump_metadata(metadata),
+            image_id, now, value=url, meta_data=metadata_text.dump(metadata),
             status=status)])
     return result.inserted_primary_key[0]
 
@@ -408,9 +406,9 @@ def location_update(conn: sa.engine.Connection, image_id: str,
     """
     label = f'location {location_id}'
     meta_before, meta_after = metadata if metadata else (None, None)
-    text = dump_metadata(meta_before)
+    text = metadata_text.dump(meta_before)
     wanted_meta = meta_after
-    wanted_text = dump_metadata(meta_after)
+    wanted_text = metadata_text.dump(meta_after)
     current_status = status[0] if status else None
     current_url = url[0] if url else None
     for _attempt in range(MERGE_ATTEMPTS):
@@ -526,4 +524,4 @@ def _merge_text(image_id, label, text, before, after):
     if current != before and text != before:
         raise exceptions.Conflict(image_id, f'{label} metadata', before,
                                   current)
-    return dump_metadata(after), after
+    return metadata_text.dump(after), after

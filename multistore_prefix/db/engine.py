@@ -29,7 +29,6 @@ run at once.
 
 import contextlib
 import contextvars
-import os
 import re
 import sqlite3
 import threading
@@ -242,17 +241,6 @@ def permission_denied(exc: BaseException) -> str | None:
     if isinstance(orig, sqlite3.Error) and 'readonly' in str(orig):
         return str(orig)
     return None
-
-
-def make_sqlite_directory(connection: str) -> None:
-    """Make the directory of a SQLite file, for a command that creates it.
-
-    A :class:`Database` never does: a mistyped path must be an error, not
-    an empty database (SQLite itself creates the file).
-    """
-    path = options.sqlite_file(connection)
-    if path is not None:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
 
 
 def _translate_transient_errors(engine: sa.engine.Engine) -> None:

@@ -61,7 +61,7 @@ def dead_image_ids(conn, limit: int) -> frozenset[str] | None:
     during the run is caught by the write, which checks the location's
     own status (Glance changes it when it deletes an image).
     """
-    ids = conn.execute(sa.select(_I.c.id).where(sql.dead_image(_I))
+    ids = conn.execute(sa.select(_I.c.id).where(sa.not_(sql.live_image(_I)))
                        .limit(limit + 1)).scalars().all()
     return None if len(ids) > limit else frozenset(ids)
 
@@ -81,7 +81,7 @@ def count_live(conn, shard_low=None, shard_high=None) -> int:
             sa.select(sa.func.count())
             .select_from(_L.join(_I, _I.c.id == _L.c.image_id))
             .where(*live_conditions(shard_low, shard_high))).scalar_one()
-    dead = sa.select(_I.c.id).where(sql.dead_image(_I))
+    dead = sa.select(_I.c.id).where(sa.not_(sql.live_image(_I)))
     return conn.execute(
         sa.select(sa.func.count()).select_from(_L)
         .where(*live_conditions(shard_low, shard_high, join=False),

@@ -92,15 +92,13 @@ def live_location(locations, images=None) -> sa_expression.ColumnElement:
     """
     condition = sa.and_(live(locations), locations.c.status == LIVE_STATUS)
     if images is not None:
-        condition = sa.and_(condition, live(images),
-                            images.c.status.not_in(DEAD_IMAGE_STATUSES))
+        condition = sa.and_(condition, live_image(images))
     return condition
 
 
-def dead_image(images) -> sa_expression.ColumnElement:
-    """An image whose locations are not live (see :func:`live_location`)."""
-    return sa.or_(images.c.deleted == sa.true(),
-                  images.c.status.in_(DEAD_IMAGE_STATUSES))
+def live_image(images) -> sa_expression.ColumnElement:
+    """An image whose locations may be live: not deleted nor dying."""
+    return sa.and_(live(images), images.c.status.not_in(DEAD_IMAGE_STATUSES))
 
 
 def live_location_text(dialect, alias: str | None = None) -> str:
