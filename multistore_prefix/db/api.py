@@ -321,20 +321,6 @@ def load_metadata(text: str | bytes | None) -> Any:
     return None if text is None else metadata_text.load(text)
 
 
-class KeyConflict(Exception):
-    """A metadata ``key`` this writer changes was changed differently.
-
-    ``expected`` is its value as read, ``found`` its value now (``None``:
-    absent).
-    """
-
-    def __init__(self, key, expected, found):
-        self.key = key
-        self.expected = None if expected is MISSING else expected
-        self.found = None if found is MISSING else found
-        super().__init__(key)
-
-
 def merge_metadata(current: Mapping, before: Mapping,
                    after: Mapping) -> dict:
     """Apply one writer's change (``before`` -> ``after``) to ``current``.
@@ -342,8 +328,9 @@ def merge_metadata(current: Mapping, before: Mapping,
     Only the keys this writer changed are touched; every other key keeps
     the value it has in ``current``, whoever set it.
 
-    :raises KeyConflict: a changed key holds neither the value this writer
-        read nor the one it wants.
+    :raises Conflict: a changed key holds neither the value this writer
+        read nor the one it wants (``found``; ``None``: absent); the image
+        and the location are the caller's to name.
     """
     merged = dict(current)
     for key in metadata_text.changed_keys(before, after):
@@ -353,7 +340,8 @@ def merge_metadata(current: Mapping, before: Mapping,
         if found == new:
             continue
         if found != old:
-            raise KeyConflict(key, old, found)
+            raise exceptions.Conflict(None, f'metadata key {key!r}', *(
+                None if value is MISSING else value for value in (old, found)))
         if new is MISSING:
             del merged[key]
         else:
@@ -507,10 +495,9 @@ def _merge_text(image_id, label, text, before, after):
             new_text = metadata_text.patch(members, {
                 key: merged.get(key, metadata_text.DELETE)
                 for key in changed})
-        except KeyConflict as exc:
-            raise exceptions.Conflict(
-                image_id, f'{label} metadata key {exc.key!r}', exc.expected,
-                exc.found) from None
+        except exceptions.Conflict as exc:
+            raise exceptions.Conflict(image_id, f'{label} {exc.attribute}',
+                                      exc.expected, exc.found) from None
         except ValueError as exc:
             raise exceptions.Conflict(image_id, f'{label} metadata',
                                       reason=str(exc)) from None

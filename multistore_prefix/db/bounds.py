@@ -51,40 +51,54 @@ GROUP = 'multistore_prefix'
 #: A watchdog with nothing to watch for this long ends its thread.
 IDLE_SECONDS = 5.0
 
-# The defaults.  When the network goes silent mid-transaction, the server
-# ends the statement in flight within STATEMENT and the idle transaction
-# TRANSACTION later: Glance gets its rows back within 25 s, inside the
-# 30 s it may wait for them (InnoDB's own lock wait is 50 s).  A healthy
-# write transaction of the 1,000,000-row benchmark took at most 0.54 s
-# (MariaDB; 0.18 s on PostgreSQL), so a slow server has a wide margin.
-CONNECT = 10
-LOCK_WAIT = 5
-STATEMENT = 10
-TRANSACTION = 15
-
 #: What this tool's sessions call themselves on PostgreSQL
 #: (``pg_stat_activity.application_name``), so an operator tells its
 #: connections from Glance's.
 APPLICATION_NAME = 'multistore-prefix'
 
+
+@dataclasses.dataclass(frozen=True)
+class Bounds:
+    """The bounds of one database's waits, in seconds (see :data:`OPTS`)."""
+
+    # When the network goes silent mid-transaction, the server ends the
+    # statement in flight within ``statement`` and the idle transaction
+    # ``transaction`` later: Glance gets its rows back within 25 s, inside
+    # the 30 s it may wait for them (InnoDB's own lock wait is 50 s).  A
+    # healthy write transaction of the 1,000,000-row benchmark took at
+    # most 0.54 s (MariaDB; 0.18 s on PostgreSQL), so a slow server has a
+    # wide margin.
+    connect: int = 10
+    lock_wait: int = 5
+    statement: int = 10
+    transaction: int = 15
+
+    @classmethod
+    def from_config(cls, conf: cfg.ConfigOpts) -> 'Bounds':
+        conf.register_opts(OPTS, group=GROUP)
+        group = conf[GROUP]
+        return cls(group.db_connect_timeout, group.db_lock_wait_timeout,
+                   group.db_statement_timeout, group.db_transaction_timeout)
+
+
 OPTS = [
-    cfg.IntOpt('db_connect_timeout', default=CONNECT, min=1,
+    cfg.IntOpt('db_connect_timeout', default=Bounds.connect, min=1,
                help='Seconds to wait for a database connection to be '
                     'established (the driver\'s connect timeout).'),
-    cfg.IntOpt('db_lock_wait_timeout', default=LOCK_WAIT, min=1,
+    cfg.IntOpt('db_lock_wait_timeout', default=Bounds.lock_wait, min=1,
                help='Seconds a statement of multistore-prefix waits for a '
                     'row lock that another writer (glance-api) holds before '
                     'it gives up; the transaction is then tried again. '
                     'PostgreSQL lock_timeout, MySQL/MariaDB '
                     'innodb_lock_wait_timeout.  (A SQLite writer waits up '
                     'to 30 s for the database lock.)'),
-    cfg.IntOpt('db_statement_timeout', default=STATEMENT, min=1,
+    cfg.IntOpt('db_statement_timeout', default=Bounds.statement, min=1,
                help='Seconds one statement of multistore-prefix may run '
                     '(PostgreSQL statement_timeout, MariaDB '
                     'max_statement_time, and the MySQL driver\'s socket '
                     'read and write timeouts).  The statements of a batch '
                     'take well under a second on a healthy server.'),
-    cfg.IntOpt('db_transaction_timeout', default=TRANSACTION, min=1,
+    cfg.IntOpt('db_transaction_timeout', default=Bounds.transaction, min=1,
                help='Seconds a transaction of multistore-prefix may stay '
                     'open.  Past it, the connection is cut and the server '
                     'rolls the transaction back.  The server is also told '
@@ -100,23 +114,6 @@ OPTS = [
                     'benchmark; the backfill\'s summary shows a run\'s '
                     '(slowest_write_seconds).'),
 ]
-
-
-@dataclasses.dataclass(frozen=True)
-class Bounds:
-    """The bounds of one database's waits, in seconds (see :data:`OPTS`)."""
-
-    connect: int = CONNECT
-    lock_wait: int = LOCK_WAIT
-    statement: int = STATEMENT
-    transaction: int = TRANSACTION
-
-    @classmethod
-    def from_config(cls, conf: cfg.ConfigOpts) -> 'Bounds':
-        conf.register_opts(OPTS, group=GROUP)
-        group = conf[GROUP]
-        return cls(group.db_connect_timeout, group.db_lock_wait_timeout,
-                   group.db_statement_timeout, group.db_transaction_timeout)
 
 
 def set_up_server(engine: sa.engine.Engine, bounds: Bounds,

@@ -308,9 +308,9 @@ def test_merge_metadata(current, before, after, merged):
     ({'a': 2}, {}, {'a': 3}),
 ])
 def test_merge_metadata_conflicts(current, before, after):
-    with pytest.raises(api.KeyConflict) as caught:
+    with pytest.raises(exceptions.Conflict) as caught:
         api.merge_metadata(current, before, after)
-    assert caught.value.key == 'a'
+    assert caught.value.attribute == "metadata key 'a'"
 
 
 def test_metadata_text():
