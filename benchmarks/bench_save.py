@@ -46,11 +46,11 @@ from oslo_config import cfg
 from oslo_utils import timeutils
 import sqlalchemy as sa
 
-from multistore_prefix.db import api
 from multistore_prefix.db import engine as db_engine
 from multistore_prefix.db import migration
 from multistore_prefix.db import models
 from multistore_prefix import gateway as gateway_mod
+from multistore_prefix import metadata as metadata_text
 
 ADMIN_URLS = {
     'postgresql': ('MSP_TEST_POSTGRESQL_URL',
@@ -90,7 +90,7 @@ def glance_style_save(database, image):
             conn.execute(sa.update(locs).where(
                 locs.c.id == location['id']).values(
                     value=location['url'],
-                    meta_data=api.dump_metadata(location['metadata']),
+                    meta_data=metadata_text.dump(location['metadata']),
                     status=location['status'], updated_at=now))
 
 

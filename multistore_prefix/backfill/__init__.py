@@ -118,7 +118,7 @@ class Backfill(report_mod.Recorder):
         """
         self._stop = True
         if grace is not None:
-            self.database.hurry(grace)
+            self.database.watchdog.hurry(grace)
 
     def abort(self, grace: float | None = None) -> None:
         """Stop now: the transaction in flight rolls back whole.

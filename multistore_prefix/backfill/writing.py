@@ -48,6 +48,7 @@ from multistore_prefix.db import retry
 from multistore_prefix import deciding
 from multistore_prefix import exceptions
 from multistore_prefix import location_map as lmap
+from multistore_prefix import masking
 
 #: What became of a write.
 UPDATED = 'updated'          # written as decided
@@ -157,7 +158,7 @@ class Writer:
         """Find the rows the database refuses; write the others."""
         if len(writes) == 1:
             return [Outcome(UNRESOLVED, writes[0], WRITE_REFUSED,
-                            db_exceptions.describe(exc))]
+                            masking.mask_error(exc))]
         half = len(writes) // 2
         return self._write(writes[:half]) + self._write(writes[half:])
 
@@ -201,7 +202,7 @@ class Writer:
             try:
                 with self.database.writer() as conn:
                     return self._exact_once(conn, writes)
-            except _RowsChanged:
+            except db_exceptions.Conflict:
                 continue
         return [(ERROR, w, None, 'the row kept changing') for w in writes]
 
@@ -228,10 +229,7 @@ class Writer:
         final_ids = {w.location_id for w in final}
         self._in_flight = lambda: [o for o in outcomes
                                    if o.write.location_id in final_ids]
-        changed = batches.set_metadata(conn, final, timeutils.utcnow(),
-                                       locked=True)
-        if changed != len(final):  # locked: only a bug gets here
-            raise _RowsChanged()
+        batches.set_metadata(conn, final, timeutils.utcnow(), locked=True)
         return outcomes
 
     def _again(self, write, row) -> tuple:

@@ -62,7 +62,7 @@ def open_database(conf: cfg.ConfigOpts, *, operator: bool = True,
     path = db_options.sqlite_file(connection)
     if path is not None and create:
         try:
-            db_engine.make_sqlite_directory(connection)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
         except OSError as exc:
             raise cmd.ConfigurationError(
                 f'[database]/connection: cannot make the directory of '

@@ -51,40 +51,54 @@ GROUP = 'multistore_prefix'
 #: A watchdog with nothing to watch for this long ends its thread.
 IDLE_SECONDS = 5.0
 
-# The defaults.  When the network goes silent mid-transaction, the server
-# ends the statement in flight within STATEMENT and the idle transaction
-# TRANSACTION later: Glance gets its rows back within 25 s, inside the
-# 30 s it may wait for them (InnoDB's own lock wait is 50 s).  A healthy
-# write transaction of the 1,000,000-row benchmark took at most 0.54 s
-# (MariaDB; 0.18 s on PostgreSQL), so a slow server has a wide margin.
-CONNECT = 10
-LOCK_WAIT = 5
-STATEMENT = 10
-TRANSACTION = 15
-
 #: What this tool's sessions call themselves on PostgreSQL
 #: (``pg_stat_activity.application_name``), so an operator tells its
 #: connections from Glance's.
 APPLICATION_NAME = 'multistore-prefix'
 
+
+@dataclasses.dataclass(frozen=True)
+class Bounds:
+    """The bounds of one database's waits, in seconds (see :data:`OPTS`)."""
+
+    # When the network goes silent mid-transaction, the server ends the
+    # statement in flight within ``statement`` and the idle transaction
+    # ``transaction`` later: Glance gets its rows back within 25 s, inside
+    # the 30 s it may wait for them (InnoDB's own lock wait is 50 s).  A
+    # healthy write transaction of the 1,000,000-row benchmark took at
+    # most 0.54 s (MariaDB; 0.18 s on PostgreSQL), so a slow server has a
+    # wide margin.
+    connect: int = 10
+    lock_wait: int = 5
+    statement: int = 10
+    transaction: int = 15
+
+    @classmethod
+    def from_config(cls, conf: cfg.ConfigOpts) -> 'Bounds':
+        conf.register_opts(OPTS, group=GROUP)
+        group = conf[GROUP]
+        return cls(group.db_connect_timeout, group.db_lock_wait_timeout,
+                   group.db_statement_timeout, group.db_transaction_timeout)
+
+
 OPTS = [
-    cfg.IntOpt('db_connect_timeout', default=CONNECT, min=1,
+    cfg.IntOpt('db_connect_timeout', default=Bounds.connect, min=1,
                help='Seconds to wait for a database connection to be '
                     'established (the driver\'s connect timeout).'),
-    cfg.IntOpt('db_lock_wait_timeout', default=LOCK_WAIT, min=1,
+    cfg.IntOpt('db_lock_wait_timeout', default=Bounds.lock_wait, min=1,
                help='Seconds a statement of multistore-prefix waits for a '
                     'row lock that another writer (glance-api) holds before '
                     'it gives up; the transaction is then tried again. '
                     'PostgreSQL lock_timeout, MySQL/MariaDB '
                     'innodb_lock_wait_timeout.  (A SQLite writer waits up '
                     'to 30 s for the database lock.)'),
-    cfg.IntOpt('db_statement_timeout', default=STATEMENT, min=1,
+    cfg.IntOpt('db_statement_timeout', default=Bounds.statement, min=1,
                help='Seconds one statement of multistore-prefix may run '
                     '(PostgreSQL statement_timeout, MariaDB '
                     'max_statement_time, and the MySQL driver\'s socket '
                     'read and write timeouts).  The statements of a batch '
                     'take well under a second on a healthy server.'),
-    cfg.IntOpt('db_transaction_timeout', default=TRANSACTION, min=1,
+    cfg.IntOpt('db_transaction_timeout', default=Bounds.transaction, min=1,
                help='Seconds a transaction of multistore-prefix may stay '
                     'open.  Past it, the connection is cut and the server '
                     'rolls the transaction back.  The server is also told '
@@ -102,94 +116,35 @@ OPTS = [
 ]
 
 
-@dataclasses.dataclass(frozen=True)
-class Bounds:
-    """The bounds of one database's waits, in seconds (see :data:`OPTS`)."""
-
-    connect: int = CONNECT
-    lock_wait: int = LOCK_WAIT
-    statement: int = STATEMENT
-    transaction: int = TRANSACTION
-
-    @classmethod
-    def from_config(cls, conf: cfg.ConfigOpts) -> 'Bounds':
-        register_opts(conf)
-        group = conf[GROUP]
-        return cls(group.db_connect_timeout, group.db_lock_wait_timeout,
-                   group.db_statement_timeout, group.db_transaction_timeout)
-
-    def connect_parameters(self, backend: str) -> dict[str, str]:
-        """Driver parameters, for the connection URL's query."""
-        if backend == 'postgresql':
-            return {'application_name': APPLICATION_NAME,
-                    'connect_timeout': str(self.connect),
-                    'keepalives': '1', 'keepalives_idle': '30',
-                    'keepalives_interval': '10', 'keepalives_count': '3',
-                    # Unacknowledged data: the peer is gone.
-                    'tcp_user_timeout': str(self.statement * 1000)}
-        if backend == 'mysql':
-            # While connecting, every socket wait is the connect bound
-            # (PyMySQL's connect_timeout covers the TCP connect alone);
-            # the session's own bounds replace it once connected.
-            return dict.fromkeys(_MYSQL_CONNECT_KEYS, str(self.connect))
-        return {}
-
-    def set_up_session(self, dbapi_connection, backend: str) -> None:
-        """Put the server's bounds on a new session of this tool."""
-        if backend == 'postgresql':
-            statements = [
-                f"SET statement_timeout = '{self.statement}s'",
-                f"SET lock_timeout = '{self.lock_wait}s'",
-                f"SET idle_in_transaction_session_timeout = "
-                f"'{self.transaction}s'"]
-        elif backend == 'mysql':
-            statements = [
-                f'SET SESSION innodb_lock_wait_timeout = {self.lock_wait}',
-                f'SET SESSION wait_timeout = {self.transaction}']
-            # (The dialect learns the server only after the first connect.)
-            server = getattr(dbapi_connection, 'get_server_info', None)
-            if callable(server) and 'mariadb' in str(server()).lower():
-                statements.append(
-                    f'SET SESSION max_statement_time = {self.statement}')
-        else:
-            return
-        cursor = dbapi_connection.cursor()
-        try:
-            for statement in statements:
-                cursor.execute(statement)
-        finally:
-            cursor.close()
-        if backend == 'postgresql':
-            dbapi_connection.commit()  # SET outside any transaction
-        sock = getattr(dbapi_connection, '_sock', None)  # PyMySQL
-        if sock is not None:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-            # Connected: from now on a socket read or write waits the
-            # statement's bound, plus the time the server needs to say
-            # it gave up.
-            dbapi_connection._read_timeout = self.statement + 5
-            dbapi_connection._write_timeout = self.statement + 5
-
-
-_MYSQL_CONNECT_KEYS = ('connect_timeout', 'read_timeout', 'write_timeout')
-
-
-def register_opts(conf: cfg.ConfigOpts) -> None:
-    """Register the options (harmless when registered already)."""
-    conf.register_opts(OPTS, group=GROUP)
-
-
 def set_up_server(engine: sa.engine.Engine, bounds: Bounds,
                   watchdog: 'Watchdog') -> None:
     """Bound making, setting up and checking a server's connections.
 
     Each is watched with the connect bound; after a stop, no new
-    connection waits past its grace, and none is made after it.
+    connection waits past its grace, and none is made after it.  The
+    driver parameters below are defaults: the operator's
+    ``[database]/connection_parameters`` win.
     """
     backend = engine.dialect.name
+    if backend == 'postgresql':
+        connect_keys = ('connect_timeout',)
+        parameters = {'application_name': APPLICATION_NAME,
+                      'keepalives': 1, 'keepalives_idle': 30,
+                      'keepalives_interval': 10, 'keepalives_count': 3,
+                      # Unacknowledged data: the peer is gone.
+                      'tcp_user_timeout': bounds.statement * 1000}
+    else:
+        # MySQL: while connecting, every socket wait is the connect bound
+        # (PyMySQL's connect_timeout covers the TCP connect alone); the
+        # session's own bounds replace it once connected.
+        connect_keys = ('connect_timeout', 'read_timeout', 'write_timeout')
+        parameters = {}
+    parameters.update(dict.fromkeys(connect_keys, bounds.connect))
 
     @sa.event.listens_for(engine, 'do_connect')
     def _do_connect(dialect, connection_record, cargs, cparams):
+        for key, value in parameters.items():
+            cparams.setdefault(key, value)
         left = watchdog.time_left()
         if left is None:
             return
@@ -197,15 +152,13 @@ def set_up_server(engine: sa.engine.Engine, bounds: Bounds,
             raise db_exc.DBConnectionError(
                 f'{watchdog.label}: not connecting, a stop was asked for')
         seconds = max(1, math.ceil(min(left, bounds.connect)))
-        keys = (('connect_timeout',) if backend == 'postgresql' else
-                _MYSQL_CONNECT_KEYS)
-        cparams.update(dict.fromkeys(keys, seconds))
+        cparams.update(dict.fromkeys(connect_keys, seconds))
 
     @sa.event.listens_for(engine, 'connect')
     def _connect(dbapi_connection, connection_record):
         with watchdog.watching(dbapi_connection, bounds.connect,
                                'setting up a connection'):
-            bounds.set_up_session(dbapi_connection, backend)
+            _set_up_session(dbapi_connection, backend, bounds)
 
     # The pool checks a connection before it hands it out (oslo.db's
     # pool_pre_ping): a check that gets no answer is cut, and the pool
@@ -217,6 +170,43 @@ def set_up_server(engine: sa.engine.Engine, bounds: Bounds,
                                'checking a pooled connection'):
             return ping(dbapi_connection)
     engine.dialect.do_ping = do_ping
+
+
+def _set_up_session(dbapi_connection, backend: str, bounds: Bounds) -> None:
+    """Put the server's bounds on a new session of this tool."""
+    if backend == 'postgresql':
+        statements = [
+            f"SET statement_timeout = '{bounds.statement}s'",
+            f"SET lock_timeout = '{bounds.lock_wait}s'",
+            f"SET idle_in_transaction_session_timeout = "
+            f"'{bounds.transaction}s'"]
+    elif backend == 'mysql':
+        statements = [
+            f'SET SESSION innodb_lock_wait_timeout = {bounds.lock_wait}',
+            f'SET SESSION wait_timeout = {bounds.transaction}']
+        # (The dialect learns the server only after the first connect.)
+        server = getattr(dbapi_connection, 'get_server_info', None)
+        if callable(server) and 'mariadb' in str(server()).lower():
+            statements.append(
+                f'SET SESSION max_statement_time = {bounds.statement}')
+    else:
+        return
+    cursor = dbapi_connection.cursor()
+    try:
+        for statement in statements:
+            cursor.execute(statement)
+    finally:
+        cursor.close()
+    if backend == 'postgresql':
+        dbapi_connection.commit()  # SET outside any transaction
+    sock = getattr(dbapi_connection, '_sock', None)  # PyMySQL
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        # Connected: from now on a socket read or write waits the
+        # statement's bound, plus the time the server needs to say it
+        # gave up.
+        dbapi_connection._read_timeout = bounds.statement + 5
+        dbapi_connection._write_timeout = bounds.statement + 5
 
 
 def socket_of(dbapi_connection) -> int | None:

@@ -29,7 +29,6 @@ run at once.
 
 import contextlib
 import contextvars
-import os
 import re
 import sqlite3
 import threading
@@ -62,6 +61,13 @@ _MYSQL_READ_ONLY = {1044, 1142, 1227,  # access denied
 #: filter): one connection at most beside the host's own, which is what
 #: an operator sized ``max_connections`` for.
 ONE_CONNECTION = {'max_pool_size': 1, 'max_overflow': 0}
+
+#: The ``[database]`` options the engine facade takes.
+_FACADE_OPTIONS = (
+    'connection', 'slave_connection', 'sqlite_synchronous', 'mysql_sql_mode',
+    'mysql_wsrep_sync_wait', 'connection_recycle_time', 'connection_debug',
+    'max_pool_size', 'max_overflow', 'pool_timeout', 'max_retries',
+    'retry_interval', 'connection_trace', 'connection_parameters')
 
 _WRITING = contextvars.ContextVar('multistore_prefix_db_writing',
                                   default=False)
@@ -108,10 +114,6 @@ class Database:
         self.bounds = bounds or bounds_mod.Bounds()
         self.max_retries = facade_options.pop('max_retries', 10)
         self.retry_interval = facade_options.pop('retry_interval', 10)
-        backend = sa.engine.make_url(connection).get_backend_name()
-        parameters = _merge_query(
-            self.bounds.connect_parameters(backend),
-            facade_options.pop('connection_parameters', None) or '')
         self._facade = enginefacade.transaction_context()
         # sqlite_fk: Glance's foreign keys hold on SQLite too.
         # max_retries 0: oslo.db makes no test connection of its own at
@@ -121,7 +123,6 @@ class Database:
         # request's turn to Glance's other green threads mid-request.
         self._facade.configure(**{'sqlite_fk': True, **facade_options,
                                   'thread_checkin': False,
-                                  'connection_parameters': parameters,
                                   'max_retries': 0,
                                   'connection':
                                   options.driver_connection(connection)})
@@ -136,9 +137,12 @@ class Database:
     def from_config(cls, conf: cfg.ConfigOpts,
                     **overrides) -> 'Database':
         """``[database]`` of ``conf``; ``overrides`` win over its options."""
-        facade_options = {**options.engine_options(conf), **overrides}
+        options.register_opts(conf)
+        group = conf.database
+        facade_options = {name: group[name] for name in _FACADE_OPTIONS
+                          if name in group}
         return cls(bounds=bounds_mod.Bounds.from_config(conf),
-                   **facade_options)
+                   **{**facade_options, **overrides})
 
     @property
     def engine(self) -> sa.engine.Engine:
@@ -148,13 +152,7 @@ class Database:
     @property
     def safe_url(self) -> str:
         """The URL with its password (and query credentials) hidden."""
-        url = sa.engine.make_url(self.connection)
-        if '@' in (url.host or ''):
-            # A raw '@' in the password: SQLAlchemy took its tail for the
-            # host, so its rendering would show it.
-            return masking.mask_url(self.connection)
-        return masking.mask_parameters(url.render_as_string(
-            hide_password=True))
+        return masking.mask_url(self.connection)
 
     @contextlib.contextmanager
     def reader(self) -> Iterator[sa.engine.Connection]:
@@ -197,10 +195,6 @@ class Database:
                     conn.connection.dbapi_connection,
                     self.bounds.transaction, what))
                 yield conn
-
-    def hurry(self, grace: float) -> None:
-        """End every transaction, now and later, within ``grace`` s."""
-        self.watchdog.hurry(grace)
 
     def dispose(self) -> None:
         """Close every pooled connection."""
@@ -247,26 +241,6 @@ def permission_denied(exc: BaseException) -> str | None:
     if isinstance(orig, sqlite3.Error) and 'readonly' in str(orig):
         return str(orig)
     return None
-
-
-def _merge_query(ours: dict[str, str], operators: str) -> str:
-    """Our driver parameters, then the operator's (which win)."""
-    given = {part.split('=', 1)[0] for part in operators.split('&') if part}
-    merged = [f'{k}={v}' for k, v in ours.items() if k not in given]
-    if operators:
-        merged.append(operators)
-    return '&'.join(merged)
-
-
-def make_sqlite_directory(connection: str) -> None:
-    """Make the directory of a SQLite file, for a command that creates it.
-
-    A :class:`Database` never does: a mistyped path must be an error, not
-    an empty database (SQLite itself creates the file).
-    """
-    path = options.sqlite_file(connection)
-    if path is not None:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
 
 
 def _translate_transient_errors(engine: sa.engine.Engine) -> None:

@@ -15,7 +15,8 @@
 
 Each carries the values that explain it as attributes.  None prints a
 location URL with its credentials: URLs pass through
-:func:`multistore_prefix.masking.mask_url`.
+:func:`multistore_prefix.masking.mask_url`, the database's own words through
+:func:`multistore_prefix.masking.mask_error`.
 """
 
 from typing import Any
@@ -24,21 +25,16 @@ from multistore_prefix import exceptions
 from multistore_prefix import masking
 
 
-#: A database error in the driver's own words: one line, masked.
-describe = masking.mask_error
-
-
 class DatabaseError(exceptions.MultistorePrefixError):
     """Base class of the errors below."""
 
 
 class NotFound(DatabaseError):
-    """The image or location ``key`` (``kind``) is not there, or deleted."""
+    """The image is not there, or deleted."""
 
-    def __init__(self, kind: str, key: Any):
-        self.kind = kind
-        self.key = key
-        super().__init__(f'{kind} {key} not found')
+    def __init__(self, image_id: Any):
+        self.image_id = image_id
+        super().__init__(f'image {image_id} not found')
 
 
 class Conflict(DatabaseError):
@@ -58,13 +54,13 @@ class Conflict(DatabaseError):
         self.attribute = attribute
         self.expected = expected
         self.found = found
-        self.reason = reason or f'expected {expected!r}, found {found!r}'
-        super().__init__(self._message())
+        reason = reason or f'expected {expected!r}, found {found!r}'
+        super().__init__(self._message(reason))
 
-    def _message(self) -> str:
+    def _message(self, reason: str) -> str:
         return (f'image {self.image_id}: {self.attribute} was changed by '
-                f'another writer ({self.reason}); nothing was saved, re-read '
-                f'and retry')
+                f'another writer ({reason}); nothing was saved, re-read and '
+                f'retry')
 
 
 class Duplicate(Conflict):
@@ -77,10 +73,9 @@ class Duplicate(Conflict):
     def __init__(self, image_id: Any, kind: str, key: Any):
         self.kind = kind
         self.key = masking.mask_url(key) if kind == 'location' else key
-        super().__init__(image_id, f'{kind} {self.key}', None, self.key,
-                         'already exists')
+        super().__init__(image_id, f'{kind} {self.key}', None, self.key)
 
-    def _message(self) -> str:
+    def _message(self, reason: str) -> str:
         return (f'image {self.image_id}: a live {self.kind} {self.key!r} '
                 f'exists already; nothing was saved')
 
@@ -93,8 +88,6 @@ class Rejected(DatabaseError):
     """
 
     def __init__(self, image_id: Any, attribute: str, reason: str):
-        self.image_id = image_id
-        self.attribute = attribute
         self.reason = masking.mask_text(reason)
         super().__init__(f'image {image_id}: the database refused '
                          f'{attribute}: {self.reason}')
@@ -104,7 +97,6 @@ class Busy(DatabaseError):
     """Rows another transaction holds, asked for without waiting."""
 
     def __init__(self, what: str):
-        self.what = what
         super().__init__(f'{what}: locked by another writer')
 
 
@@ -119,13 +111,11 @@ class Forbidden(DatabaseError):
 class ForeignSchema(DatabaseError):
     """``db sync`` refuses a database whose schema another tool manages.
 
-    ``owner`` is ``'glance'`` or ``'unknown'``; ``evidence`` what was found
-    (a table, a revision id).
+    ``owner`` is ``'glance'`` or ``'unknown'``.
     """
 
     def __init__(self, owner: str, evidence: str):
         self.owner = owner
-        self.evidence = evidence
         who = ('Glance manages this database'
                if owner == 'glance' else
                'this database holds a schema multistore-prefix did not '
@@ -141,7 +131,6 @@ class SchemaTooNew(DatabaseError):
     """The database was migrated by a newer multistore-prefix."""
 
     def __init__(self, revision: str):
-        self.revision = revision
         super().__init__(
             f'the database schema is at revision {revision!r}, which this '
             f'multistore-prefix does not know; upgrade multistore-prefix')

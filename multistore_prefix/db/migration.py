@@ -187,16 +187,12 @@ def sync(database: db_engine.Database) -> str:
             config.attributes['connection'] = conn
             alembic_command.upgrade(config, 'head')
     if database.engine.dialect.name == 'sqlite':
-        _use_wal(database.engine)
+        # Readers and one writer at a time, without readers blocking the
+        # writer.  The journal mode is a property of the file: set once
+        # here, on the project's own database only.
+        raw = database.engine.raw_connection()
+        try:
+            raw.driver_connection.execute('PRAGMA journal_mode=WAL')
+        finally:
+            raw.close()
     return head
-
-
-def _use_wal(engine: sa.engine.Engine) -> None:
-    # Readers and one writer at a time, without readers blocking the
-    # writer.  The journal mode is a property of the file: set once here,
-    # on the project's own database only.
-    raw = engine.raw_connection()
-    try:
-        raw.driver_connection.execute('PRAGMA journal_mode=WAL')
-    finally:
-        raw.close()

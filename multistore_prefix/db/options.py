@@ -75,18 +75,6 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     db_options.set_defaults(conf, connection=default_connection())
 
 
-def engine_options(conf: cfg.ConfigOpts) -> dict:
-    """The ``[database]`` values the engine facade takes."""
-    register_opts(conf)
-    group = conf.database
-    names = ('connection', 'slave_connection', 'sqlite_synchronous',
-             'mysql_sql_mode', 'mysql_wsrep_sync_wait',
-             'connection_recycle_time', 'connection_debug', 'max_pool_size',
-             'max_overflow', 'pool_timeout', 'max_retries', 'retry_interval',
-             'connection_trace', 'connection_parameters')
-    return {name: group[name] for name in names if name in group}
-
-
 def configured_connection(conf: cfg.ConfigOpts) -> str | None:
     """``[database]/connection`` as the configuration sets it.
 

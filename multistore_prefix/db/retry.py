@@ -39,7 +39,7 @@ from typing import Callable, TypeVar
 
 from oslo_db import exception as db_exc
 
-from multistore_prefix.db import exceptions
+from multistore_prefix import masking
 
 LOG = logging.getLogger(__name__)
 
@@ -128,14 +128,14 @@ def _announce(database, what, kind, exc, pause, attempt, limit):
     of = 'without end' if limit == -1 else f'of {limit}'
     LOG.warning('database %s: %s while %s (%s); trying again in %.1f s '
                 '(retry %d %s)', database.safe_url, kind, what,
-                exceptions.describe(exc), pause, attempt, of)
+                masking.mask_error(exc), pause, attempt, of)
 
 
 def _pause(seconds: float, should_stop, cause: BaseException) -> None:
     end = time.monotonic() + seconds
     while True:
         if should_stop():
-            raise Stopped(exceptions.describe(cause)) from cause
+            raise Stopped(masking.mask_error(cause)) from cause
         left = end - time.monotonic()
         if left <= 0:
             return

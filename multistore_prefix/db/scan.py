@@ -61,7 +61,7 @@ def dead_image_ids(conn, limit: int) -> frozenset[str] | None:
     during the run is caught by the write, which checks the location's
     own status (Glance changes it when it deletes an image).
     """
-    ids = conn.execute(sa.select(_I.c.id).where(sql.dead_image(_I))
+    ids = conn.execute(sa.select(_I.c.id).where(sa.not_(sql.live_image(_I)))
                        .limit(limit + 1)).scalars().all()
     return None if len(ids) > limit else frozenset(ids)
 
@@ -81,7 +81,7 @@ def count_live(conn, shard_low=None, shard_high=None) -> int:
             sa.select(sa.func.count())
             .select_from(_L.join(_I, _I.c.id == _L.c.image_id))
             .where(*live_conditions(shard_low, shard_high))).scalar_one()
-    dead = sa.select(_I.c.id).where(sql.dead_image(_I))
+    dead = sa.select(_I.c.id).where(sa.not_(sql.live_image(_I)))
     return conn.execute(
         sa.select(sa.func.count()).select_from(_L)
         .where(*live_conditions(shard_low, shard_high, join=False),
@@ -127,7 +127,15 @@ class BatchReader:
                  .where(_L.c.id > sa.bindparam('b_after', 0),
                         *live_conditions(shard_low, shard_high, join))
                  .order_by(_L.c.id).limit(sa.bindparam('b_limit', 1)))
-        return _compile(query, self.dialect)
+        # SQL text, positional names and fixed values.
+        compiled = query.compile(dialect=self.dialect, compile_kwargs={
+            'render_postcompile': True})
+        literal = {key: value for key, value
+                   in compiled.construct_params().items()
+                   if not key.startswith('b_')}
+        return (str(compiled),
+                compiled.positiontup if compiled.positional else None,
+                literal)
 
     def read(self, conn, after: int, limit: int
              ) -> tuple[list[tuple], int | None]:
@@ -158,8 +166,11 @@ class BatchReader:
 
 
 def _fetch(conn, compiled, values) -> list[tuple]:
-    sql, names, literal = compiled
-    result = conn.exec_driver_sql(sql, _params(names, literal, values))
+    text, names, literal = compiled
+    params = {**literal, **values}
+    if names is not None:
+        params = tuple(params[name] for name in names)
+    result = conn.exec_driver_sql(text, params)
     try:
         return result.cursor.fetchall()
     finally:
@@ -206,20 +217,3 @@ def metadata_limit(conn) -> int | None:
         "WHERE table_schema = DATABASE() AND table_name = 'image_locations' "
         "AND column_name = 'meta_data'").scalar()
     return int(found) if found else MYSQL_TEXT_BYTES
-
-
-def _compile(statement, dialect):
-    """SQL text, positional names and fixed values of a statement."""
-    sql = statement.compile(dialect=dialect,
-                            compile_kwargs={'render_postcompile': True})
-    names = sql.positiontup if sql.positional else None
-    literal = {key: value for key, value in sql.construct_params().items()
-               if not key.startswith('b_')}
-    return str(sql), names, literal
-
-
-def _params(names, literal, values):
-    params = {**literal, **values}
-    if names is None:
-        return params
-    return tuple(params[name] for name in names)

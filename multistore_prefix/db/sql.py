@@ -31,6 +31,7 @@ from sqlalchemy.sql import expression as sa_expression
 
 from multistore_prefix.db import exceptions
 from multistore_prefix.db import models
+from multistore_prefix import masking
 
 
 class exact(sa.sql.functions.FunctionElement):
@@ -86,20 +87,18 @@ def live_location(locations, images=None) -> sa_expression.ColumnElement:
     Not deleted and ``active`` (never a ``pending_delete`` one); with
     ``images`` (joined), of an image that is not deleted nor dying.  Every
     read and every write of a store uses it (the raw statements through
-    :func:`live_location_text`, a row read through
-    :func:`is_live_location`).
+    :func:`live_location_text`, a locked row through
+    :attr:`multistore_prefix.db.batches.Current.live`).
     """
     condition = sa.and_(live(locations), locations.c.status == LIVE_STATUS)
     if images is not None:
-        condition = sa.and_(condition, live(images),
-                            images.c.status.not_in(DEAD_IMAGE_STATUSES))
+        condition = sa.and_(condition, live_image(images))
     return condition
 
 
-def dead_image(images) -> sa_expression.ColumnElement:
-    """An image whose locations are not live (see :func:`live_location`)."""
-    return sa.or_(images.c.deleted == sa.true(),
-                  images.c.status.in_(DEAD_IMAGE_STATUSES))
+def live_image(images) -> sa_expression.ColumnElement:
+    """An image whose locations may be live: not deleted nor dying."""
+    return sa.and_(live(images), images.c.status.not_in(DEAD_IMAGE_STATUSES))
 
 
 def live_location_text(dialect, alias: str | None = None) -> str:
@@ -134,11 +133,6 @@ def _as_text(dialect, key, condition) -> str:
 
 
 _TEXT: dict[tuple, str] = {}
-
-
-def is_live_location(deleted, status) -> bool:
-    """:func:`live_location` of a row read."""
-    return not deleted and status == LIVE_STATUS
 
 
 def soft_delete(conn, table, now, *where, **values) -> int:
@@ -177,7 +171,7 @@ def rejected_as(image_id, label):
         yield
     except db_exc.DBDataError as exc:
         raise exceptions.Rejected(image_id, label,
-                                  exceptions.describe(exc)) from exc
+                                  masking.mask_error(exc)) from exc
 
 
 #: PostgreSQL's lock_not_available; MySQL's lock wait timeout and its

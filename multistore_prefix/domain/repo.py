@@ -26,8 +26,10 @@ from oslo_db import api as oslo_db_api
 from oslo_utils import timeutils
 
 from multistore_prefix.db import api
+from multistore_prefix.db import batches
 from multistore_prefix.db import engine as db_engine
 from multistore_prefix.db import exceptions
+from multistore_prefix.db import scan
 from multistore_prefix.domain import image as image_mod
 from multistore_prefix.domain import status
 
@@ -75,7 +77,7 @@ class ImageRepo:
             was written (nor waited for).
         """
         with self.database.reader() as conn:
-            rows = api.image_location_rows(conn, image_id)
+            rows = scan.image_rows(conn, image_id)
         batch = decide(rows)
         if not batch.writes:
             return batch
@@ -85,13 +87,13 @@ class ImageRepo:
         # Never waits for a lock (nor retries): rows another writer holds
         # are that writer's to write (a backfill batch, Glance's save).
         with self.database.writer() as conn:
-            current = api.lock_location_rows(
+            current = batches.lock_current(
                 conn, [w.location_id for w in batch.writes], nowait=True)
             writes = decide([(location_id, image_id, row.url, row.text)
                              for location_id, row in sorted(current.items())
                              if row.live]).writes
-            api.set_location_metadata(conn, writes, timeutils.utcnow(),
-                                      locked=True)
+            batches.set_metadata(conn, writes, timeutils.utcnow(),
+                                 locked=True)
         batch.writes = writes
         return batch
 
@@ -117,7 +119,7 @@ class ImageRepo:
     def metadata_limit(self) -> int | None:
         """The most bytes a location's ``meta_data`` holds (None: any)."""
         with self.database.reader() as conn:
-            return api.metadata_limit(conn)
+            return scan.metadata_limit(conn)
 
     def list(self, filters: Mapping[str, Any] | None = None,
              marker: str | None = None,
@@ -212,8 +214,7 @@ class ImageRepo:
             for tag in sorted(changes.tags_added):
                 api.tag_add(conn, image_id, tag, now)
             for location in changes.locations_removed:
-                api.location_remove(conn, image_id, location.location_id,
-                                    now)
+                api.location_remove(conn, location.location_id, now)
             for update in changes.locations_updated:
                 merged[update.location_id] = api.location_update(
                     conn, image_id, update.location_id, now,

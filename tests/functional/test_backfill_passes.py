@@ -12,7 +12,7 @@
 
 """PostgreSQL writes a batch in passes, so that rows can stay on their page.
 
-See :func:`multistore_prefix.db.batches_postgresql.passes`; the share of
+See :func:`multistore_prefix.db.batches.transactions`; the share of
 heap-only updates is a figure of ``benchmarks/bench_backfill.py``.
 """
 
@@ -23,7 +23,7 @@ import pytest
 import sqlalchemy as sa
 
 from multistore_prefix import backfill as backfill_mod
-from multistore_prefix.db import batches_postgresql
+from multistore_prefix.db import batches
 from multistore_prefix.db import engine as db_engine
 from multistore_prefix.db import models
 from tests.functional import test_backfill_cli as cli
@@ -87,8 +87,7 @@ def test_a_batch_is_written_in_passes_each_row_once(
     report = job.run()
     job.close()
     database.dispose()  # its server processes report their counts
-    assert passes == [legacy_rows // batches_postgresql.PASSES] * \
-        batches_postgresql.PASSES
+    assert passes == [legacy_rows // batches.PASSES] * batches.PASSES
     assert (report.scanned, report.updated, report.errors) == (
         legacy_rows, legacy_rows, 0)
     updated, _hot = _updates(database, legacy_rows)
@@ -125,8 +124,7 @@ def test_a_stop_during_a_batch_finishes_every_pass_of_it(
     # A first Ctrl-C lets the batch in flight finish: all of its passes.
     passes, report = _stopped_after_the_first_pass(
         fresh, location_map, monkeypatch, 'stop')
-    assert passes == [legacy_rows // batches_postgresql.PASSES] * \
-        batches_postgresql.PASSES
+    assert passes == [legacy_rows // batches.PASSES] * batches.PASSES
     assert report.interrupted
     assert (report.scanned, report.updated) == (legacy_rows, legacy_rows)
 
@@ -138,11 +136,11 @@ def test_an_abort_between_passes_reports_the_passes_that_committed(
     # kept and reported, the others not made.
     passes, report = _stopped_after_the_first_pass(
         fresh, location_map, monkeypatch, 'abort')
-    per_pass = legacy_rows // batches_postgresql.PASSES
+    per_pass = legacy_rows // batches.PASSES
     assert passes == [per_pass]
     assert report.interrupted
     assert report.updated == per_pass
     with database.reader() as conn:
         stored = dict(conn.execute(sa.select(_L.c.id, _L.c.meta_data)).all())
     changed = sorted(i for i, text in stored.items() if text != '{}')
-    assert changed == sorted(stored)[0::batches_postgresql.PASSES]
+    assert changed == sorted(stored)[0::batches.PASSES]

@@ -30,6 +30,7 @@ from oslo_config import cfg
 import pytest
 import sqlalchemy as sa
 
+from multistore_prefix.db import batches
 from multistore_prefix import middleware
 from tests import faults
 
@@ -539,3 +540,24 @@ def test_rows_another_writer_holds_are_never_waited_for(
     call(resolve, f'/v2/images/{image_id}')
     [row] = location_rows(db_url).values()
     assert row['meta_data'] == '{"store": "slow"}'
+
+
+def test_a_locked_write_that_changes_too_few_rows_passes_through(
+        db_url, make_gateway, make_filter, caplog, monkeypatch):
+    image_id = add_image(make_gateway, db_url, (LEGACY, {}))
+    resolve, app = make_filter(db_url)
+    real = batches._execute
+
+    def short(conn, statement, params):
+        real(conn, statement, params)
+        return 0  # as a bug would count it
+    monkeypatch.setattr(batches, '_execute', short)
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        status, body, environ = call(resolve, f'/v2/images/{image_id}')
+    assert (status, body, app.calls) == ('200 OK', b'glance', [environ])
+    [line] = [r.getMessage() for r in filter_records(caplog)]
+    assert (f'image {image_id} passed through unresolved' in line
+            and '1 of 1 locked rows did not change' in line), line
+    # The transaction rolled back: nothing of the write stands.
+    [row] = location_rows(db_url).values()
+    assert row['meta_data'] == '{}'

@@ -233,7 +233,7 @@ def test_location_update_status_and_removal(database):
                                 status=('active', 'deleted'))
     assert caught.value.found == 'pending_delete'
     with database.writer() as conn:
-        api.location_remove(conn, IMAGE, location_id, _now())
+        api.location_remove(conn, location_id, _now())
     with pytest.raises(exceptions.Conflict) as caught:
         with database.writer() as conn:
             api.location_update(conn, IMAGE, location_id, _now(),
@@ -308,14 +308,14 @@ def test_merge_metadata(current, before, after, merged):
     ({'a': 2}, {}, {'a': 3}),
 ])
 def test_merge_metadata_conflicts(current, before, after):
-    with pytest.raises(api.KeyConflict) as caught:
+    with pytest.raises(exceptions.Conflict) as caught:
         api.merge_metadata(current, before, after)
-    assert caught.value.key == 'a'
+    assert caught.value.attribute == "metadata key 'a'"
 
 
 def test_metadata_text():
-    assert api.dump_metadata({'a': 1}) == '{"a": 1}'
-    assert api.dump_metadata(None) is None
+    assert metadata_text.dump({'a': 1}) == '{"a": 1}'
+    assert metadata_text.dump(None) is None
     assert api.load_metadata('{"a": 1}') == {'a': 1}
     # Text that is not a JSON object loads as the reason, never a guess;
     # it keeps the text it stands for.
@@ -324,4 +324,4 @@ def test_metadata_text():
     assert isinstance(bad, metadata_text.Bad)
     assert api.load_metadata(None) is None
     with pytest.raises(ValueError):
-        api.dump_metadata({'a': float('nan')})
+        metadata_text.dump({'a': float('nan')})

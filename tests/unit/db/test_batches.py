@@ -21,7 +21,6 @@ import pytest
 import sqlalchemy as sa
 
 from multistore_prefix.db import batches
-from multistore_prefix.db import batches_postgresql
 from multistore_prefix.db import engine as db_engine
 from multistore_prefix.db import models
 
@@ -129,10 +128,10 @@ def _plans(database, writes, analyze):
     if analyze:
         with database.writer() as conn:
             conn.exec_driver_sql('ANALYZE image_locations')
-    ((statement, params),) = batches_postgresql.joined_updates(
+    ((statement, params),) = batches.joined_updates(
         writes, NOW, batches.SERVER_CHUNK)
-    settings, rest = (batches_postgresql.JOINED_SETTINGS,
-                      statement[len(batches_postgresql.JOINED_SETTINGS):])
+    settings, rest = (batches.JOINED_SETTINGS,
+                      statement[len(batches.JOINED_SETTINGS):])
     *lock, update = rest.split('; ')
     values = list(params)
     plans = []
@@ -194,12 +193,12 @@ def test_postgresql_locks_first_only_rows_that_share_an_image(database):
     # in a cycle, and no lock statement is sent; two rows of one image
     # among them: those two are locked first.
     alone = _writes(database, range(1, ROWS + 1, 2))
-    ((statement, params),) = batches_postgresql.joined_updates(
+    ((statement, params),) = batches.joined_updates(
         alone, NOW, batches.SERVER_CHUNK)
     assert 'FOR UPDATE' not in statement
     assert _array(params[1]) == list(range(1, ROWS + 1, 2))
     mixed = alone[:1] + _writes(database, [3, 4]) + alone[5:]
-    ((statement, params),) = batches_postgresql.joined_updates(
+    ((statement, params),) = batches.joined_updates(
         mixed, NOW, batches.SERVER_CHUNK)
     assert 'FOR UPDATE' in statement and _array(params[0]) == [3, 4]
     with database.writer() as conn:
@@ -222,12 +221,12 @@ def test_postgresql_arrays_carry_every_text_as_it_is(database, texts):
     with database.reader() as conn:
         back = conn.exec_driver_sql(
             'SELECT unnest(%s::text[])',
-            (batches_postgresql.text_array(texts, {}),)).scalars().all()
+            (batches.text_array(texts, {}),)).scalars().all()
     assert back == texts
 
 
 @pytest.mark.parametrize('name, passes', [
-    ('postgresql', batches_postgresql.PASSES), ('mysql', 1),
+    ('postgresql', batches.PASSES), ('mysql', 1),
     ('sqlite', 1)])
 def test_postgresql_writes_a_batch_in_passes_of_every_nth_row(name, passes):
     writes = [(n, f'image-{n // 2}', '{}', '{"store": "s"}')

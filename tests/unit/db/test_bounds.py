@@ -65,7 +65,7 @@ def test_hurry_cuts_what_is_in_flight(database_server, db_url):
         thread.start()
         time.sleep(0.5)
         started = time.monotonic()
-        database.hurry(0.5)
+        database.watchdog.hurry(0.5)
         thread.join(10)
         assert not thread.is_alive()
         assert time.monotonic() - started < 5

@@ -49,9 +49,6 @@ def test_from_config_embedded_default(monkeypatch, tmp_path):
         f'sqlite:///{tmp_path}/state/multistore-prefix.sqlite')
     # Only a command that makes the database makes its directory.
     assert not os.path.exists(tmp_path / 'state')
-    db_engine.make_sqlite_directory(database.connection)
-    assert os.path.isdir(tmp_path / 'state')
-    assert not os.path.exists(tmp_path / 'state' / 'multistore-prefix.sqlite')
 
 
 def test_a_database_never_creates_a_missing_directory(tmp_path):
