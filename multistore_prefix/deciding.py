@@ -30,12 +30,8 @@ from multistore_prefix import metadata as metadata_text
 from multistore_prefix import resolver as resolver_mod
 from multistore_prefix import urls
 
-BAD_METADATA = resolver_mod.BAD_METADATA
-BAD_LOCATION = resolver_mod.BAD_LOCATION
-INVALID_STORE = resolver_mod.INVALID_STORE
 #: The new metadata would not fit in the column (MySQL's TEXT).
 TOO_LONG = 'metadata-too-long'
-BACKEND_KEY = resolver_mod.BACKEND_KEY
 #: A stored URL that is not one, and the key does not decrypt.
 UNDECRYPTABLE = 'undecryptable-url'
 
@@ -63,7 +59,7 @@ class Batch:
     wrong: list['Wrong'] = dataclasses.field(default_factory=list)
     unresolved: list['Unresolved'] = dataclasses.field(default_factory=list)
     writes: list['Write'] = dataclasses.field(default_factory=list)
-    asked: list['Asked'] = dataclasses.field(default_factory=list)
+    asked: list['Rewrite'] = dataclasses.field(default_factory=list)
     large: list[int] = dataclasses.field(default_factory=list)
     rewrites: list['Rewrite'] = dataclasses.field(default_factory=list)
 
@@ -100,16 +96,6 @@ class Unresolved(NamedTuple):
     store: str | None = None
 
 
-class Asked(NamedTuple):
-    """A row only a store's backend can place (no prefix owns its URL)."""
-
-    location_id: int
-    image_id: str
-    url: str
-    metadata: dict
-    previous: object
-
-
 class Write(NamedTuple):
     """A row to give its store.
 
@@ -131,15 +117,19 @@ class Write(NamedTuple):
 
 
 class Rewrite(NamedTuple):
-    """A row whose URL and store change (a compare-and-swap of both)."""
+    """A row whose URL and store change (a compare-and-swap of both).
+
+    Asked of a store's backend (no prefix owns the URL), it has no
+    ``store`` nor ``new_url`` until :meth:`Decider.ask_backends`.
+    """
 
     location_id: int
     image_id: str
     url: str
     metadata: dict
-    store: str
-    new_url: str
     previous: object
+    store: str | None = None
+    new_url: str | None = None
 
 
 class _Decided(NamedTuple):
@@ -257,14 +247,15 @@ class Decider:
         # that was not a name; for the report, and for --revert.
         previous = decided.store
         if kind == _BAD:
-            reason, detail = BAD_METADATA, str(decided.members)
+            reason, detail = resolver_mod.BAD_METADATA, str(decided.members)
         elif kind == _TRAIN:
-            reason, detail = BACKEND_KEY, decided.members
+            reason, detail = resolver_mod.BACKEND_KEY, decided.members
         elif kind == _INVALID and not self.resolver.replace_invalid_stores:
-            reason, detail = INVALID_STORE, resolver_mod.invalid_store_detail(
-                previous, self.glance_rules)
+            reason = resolver_mod.INVALID_STORE
+            detail = resolver_mod.invalid_store_detail(previous,
+                                                       self.glance_rules)
         elif url.__class__ is not str:
-            reason, detail = BAD_LOCATION, (
+            reason, detail = resolver_mod.BAD_LOCATION, (
                 'the URL is not valid UTF-8' if isinstance(url, bytes)
                 else f'the URL is {type(url).__name__}, not text')
         elif (store := self.location_map.resolve(url)) is not None:
@@ -275,8 +266,9 @@ class Decider:
             why = self.location_map.explain(url)
             if (why.reason in lmap.LOOKUP_REASONS and self.lookups
                     and self.lookups.wants(url)):
-                batch.asked.append(Asked(location_id, image_id, url,
-                                         decided.members.to_dict(), previous))
+                batch.asked.append(Rewrite(location_id, image_id, url,
+                                           decided.members.to_dict(),
+                                           previous))
                 return
             reason, detail = why.reason or lmap.NO_PREFIX, why.detail
         batch.unresolved.append(Unresolved(location_id, image_id, url,
@@ -294,9 +286,8 @@ class Decider:
                     row.location_id, row.image_id, row.url, answer.reason,
                     answer.detail))
             else:
-                batch.rewrites.append(Rewrite(
-                    row.location_id, row.image_id, row.url, row.metadata,
-                    answer.store, answer.url or row.url, row.previous))
+                batch.rewrites.append(row._replace(
+                    store=answer.store, new_url=answer.url or row.url))
         batch.asked = []
 
     def _named(self, batch, location_id, image_id, url, text, decided):
@@ -366,7 +357,7 @@ class Decider:
         if metadata is None:
             if alone.writes:
                 alone.unresolved.append(Unresolved(
-                    location_id, image_id, url, BAD_METADATA,
+                    location_id, image_id, url, resolver_mod.BAD_METADATA,
                     'the metadata holds NaN or an infinity, which a URL '
                     'rewrite cannot write back: left as it is'))
             alone.writes = []
@@ -374,7 +365,7 @@ class Decider:
             return
         batch.wrong.extend(alone.wrong)
         batch.rewrites.append(Rewrite(location_id, image_id, url, metadata,
-                                      store, bare, previous))
+                                      previous, store, bare))
 
     def _write(self, batch, location_id, image_id, url, text, members,
                store, previous, fixing) -> None:
