@@ -104,7 +104,7 @@ class Reader:
         with self.database.reader() as conn:
             return db_scan.count_live(conn, *self.shard_bounds)
 
-    def read(self, after: int) -> tuple[list[tuple], int | None]:
+    def read(self, after: int) -> tuple[list[db_scan.Row], int | None]:
         """The rows after location id ``after``; the last id read or None."""
         try:
             return retry.call(self.database, lambda: self._read(after),
@@ -121,7 +121,7 @@ class Reader:
                     dead=db_scan.dead_image_ids(conn, DEAD_IN_MEMORY))
             return self._statement.read(conn, after, self.batch_size)
 
-    def read_one(self, location_id: int) -> tuple | None:
+    def read_one(self, location_id: int) -> db_scan.Row | None:
         """One location, whatever its size (``None``: gone)."""
         def read():
             with self.database.reader() as conn:
