@@ -196,7 +196,7 @@ class Decider:
         self._text_limit = value
 
     def classify(self, rows, last_id: int) -> Batch:
-        """Decide a batch read: ``(id, image id, URL, meta_data)`` rows.
+        """Decide a batch of :class:`~multistore_prefix.db.scan.Row`.
 
         :param last_id: the last location id read (rows of dead images
             may have been left out after it).
@@ -301,6 +301,12 @@ class Decider:
             self._write(batch, location_id, image_id, url, text,
                         decided.members, owner, named, named)
 
+    def alone(self, location_id, image_id, url, text) -> Batch:
+        """One row decided in a batch of its own (that scanned nothing)."""
+        batch = Batch(scanned=0, last_id=location_id)
+        self.one(batch, location_id, image_id, url, text)
+        return batch
+
     def _encrypted(self, batch, location_id, image_id, stored, text) -> None:
         """A URL Glance stored encrypted: decided on its plain text.
 
@@ -314,8 +320,7 @@ class Decider:
                 f'the location\'s value is no URL, and {crypt.OPTION} does '
                 f'not decrypt it: left as it is'))
             return
-        alone = Batch(scanned=0, last_id=location_id)
-        self.one(alone, location_id, image_id, url, text)
+        alone = self.alone(location_id, image_id, url, text)
         # A backend's answer would be written back over the plain URL.
         alone.unresolved += [Unresolved(
             row.location_id, row.image_id, row.url, lmap.NO_PREFIX,
@@ -333,39 +338,35 @@ class Decider:
 
         Rewritten when the row ends with a store (one written or one it
         names already); otherwise it is left with its credentials and
-        reported as decided.
+        reported as decided, with the URL as stored.
         """
-        alone = Batch(scanned=0, last_id=location_id)
-        self.one(alone, location_id, image_id, bare, text)
-        decided = self._decide(text)
-        store = previous = None
-        if alone.writes:
-            store, previous = alone.writes[0].store, alone.writes[0].previous
-        elif alone.already_set or (alone.wrong and not self.fix_wrong_stores):
-            store = decided.store
-        metadata = None
-        if store is not None:
-            try:
-                metadata = decided.members.to_dict()
-                metadata_text.dump(metadata)  # NaN: not for this write
-            except (ValueError, RecursionError):
-                metadata = None
-        # Reported with the URL as stored.
+        alone = self.alone(location_id, image_id, bare, text)
         for name in ('unresolved', 'wrong', 'asked'):
             setattr(alone, name, [row._replace(url=url)
                                   for row in getattr(alone, name)])
-        if metadata is None:
+        decided = self._decide(text)
+        if alone.writes:
+            store, previous = alone.writes[0].store, alone.writes[0].previous
+        elif alone.already_set or (alone.wrong and not self.fix_wrong_stores):
+            store, previous = decided.store, None
+        else:
+            batch.add(alone)
+            return
+        try:
+            metadata = decided.members.to_dict()
+            metadata_text.dump(metadata)  # NaN: not for this write
+        except (ValueError, RecursionError):
             if alone.writes:
                 alone.unresolved.append(Unresolved(
                     location_id, image_id, url, resolver_mod.BAD_METADATA,
                     'the metadata holds NaN or an infinity, which a URL '
                     'rewrite cannot write back: left as it is'))
-            alone.writes = []
-            batch.add(alone)
-            return
-        batch.wrong.extend(alone.wrong)
-        batch.rewrites.append(Rewrite(location_id, image_id, url, metadata,
-                                      previous, store, bare))
+        else:
+            alone.already_set = 0
+            alone.rewrites.append(Rewrite(location_id, image_id, url,
+                                          metadata, previous, store, bare))
+        alone.writes = []
+        batch.add(alone)
 
     def _write(self, batch, location_id, image_id, url, text, members,
                store, previous, fixing) -> None:

@@ -24,12 +24,13 @@ half-written.  :mod:`.revert` undoes a run.
 
 import logging
 import time
-from typing import Callable, Iterator
+from typing import Iterator
 
 from multistore_prefix.backfill import reading
 from multistore_prefix.backfill.reading import Shard
 from multistore_prefix.backfill import report as report_mod
 from multistore_prefix.backfill import writing
+from multistore_prefix.db import batches
 from multistore_prefix.db import engine as db_engine
 from multistore_prefix.db import retry
 from multistore_prefix.db import scan as db_scan
@@ -47,11 +48,6 @@ LOG = logging.getLogger(__name__)
 #: few tens of megabytes (texts past ``LARGE_TEXT`` are read one by one),
 #: and the most an interruption can take back.
 BATCH_SIZE = 5000
-
-#: Outcomes of rows that another writer changed between read and write.
-_CHANGED_MEANWHILE = (writing.MERGED, writing.ALREADY_SET, writing.GONE,
-                      writing.ERROR, writing.WRONG, writing.FIXED)
-
 
 BackfillError = writing.BackfillError
 
@@ -98,14 +94,14 @@ class Job:
     def _stopping(self) -> bool:
         return self._stop
 
-    def _run(self, batches: Iterator[int]):
-        """Work through ``batches`` (each yields its size once done).
+    def _run(self, steps: Iterator[int]):
+        """Work through ``steps`` (each yields its batch's size once done).
 
         Until done, stopped or interrupted; the report says which.
         """
         started = time.monotonic()
         try:
-            for done in batches:
+            for done in steps:
                 self.progress(done)
                 if self._stop:
                     break
@@ -118,7 +114,7 @@ class Job:
             self.report.failed = urls.mask_error(exc)
             raise
         finally:
-            batches.close()
+            steps.close()
             self.report.elapsed = time.monotonic() - started
         self.report.interrupted |= self._stop
         return self.report
@@ -152,8 +148,7 @@ class Backfill(Job):
                  replace_invalid_stores: bool = False,
                  strip_s3_credentials: bool = False,
                  cipher=None,
-                 lookups=None,
-                 progress: Callable[[int], None] | None = None):
+                 lookups=None):
         """Prepare a run.
 
         The rule options are the :class:`~multistore_prefix.deciding.
@@ -177,8 +172,6 @@ class Backfill(Job):
             'unresolved_locations': self.unresolved_rows,
             'wrong_store_locations': self.wrong_rows,
             ('would_change' if dry_run else 'changed'): self.changes})
-        if progress is not None:
-            self.progress = progress
         self.prefetch = True
         resolver = resolver_mod.Resolver(
             location_map, replace_invalid_stores=replace_invalid_stores)
@@ -211,17 +204,17 @@ class Backfill(Job):
         if not self.dry_run:
             with self.database.reader() as conn:
                 self.decider.text_limit = db_scan.metadata_limit(conn)
-        batches = reading.batches(
+        decided = reading.batches(
             self._next_batch, self.prefetch and self.reads_beside_writes(),
-            lambda: self._stop, lambda: self._aborted)
+            self._stopping, lambda: self._aborted)
         try:
-            for batch in batches:
+            for batch in decided:
                 self._process(batch)
                 yield batch.scanned
         finally:
-            batches.close()
+            decided.close()
 
-    def _unconfirmed(self, in_doubt: list[tuple], rewrites: bool) -> None:
+    def _unconfirmed(self, in_doubt: list[writing.Outcome]) -> None:
         """Writes whose commit may have landed, as the run ends."""
         for _, write, _, _ in in_doubt:
             self.report.unconfirmed += 1
@@ -242,7 +235,10 @@ class Backfill(Job):
             self.decider.cipher.check()
         self._apply(batch)
         for location_id in batch.large:
-            self._process_large(location_id)
+            # Too long to read with its batch: read, decided, written alone.
+            row = self.reader.read_one(location_id)
+            if row is not None:
+                self._apply(self.decider.alone(*row))
 
     def _apply(self, batch: deciding.Batch) -> None:
         """Count and list what a batch holds, and write it."""
@@ -260,7 +256,8 @@ class Backfill(Job):
             for change in batch.writes + rewrites:
                 self.changed(change, digests=False)
             return
-        for writes in self.writer.transactions(batch.writes):
+        for writes in batches.transactions(self.database.engine.dialect.name,
+                                           batch.writes):
             # Counted as each commits: an aborted batch reports the
             # transactions it did commit.
             if self._aborted:
@@ -283,27 +280,17 @@ class Backfill(Job):
             else:
                 self.left(rewrite.location_id, rewrite.image_id, detail)
 
-    def _process_large(self, location_id: int) -> None:
-        """A row too long to read with its batch: read, decide, write it."""
-        row = self.reader.read_one(location_id)
-        if row is None:
-            return
-        single = deciding.Batch(scanned=1, last_id=location_id)
-        self.decider.one(single, *row)
-        self._apply(single)
-
     def _outcome(self, outcome, write, reason, detail) -> None:
         report = self.report
-        if outcome in _CHANGED_MEANWHILE or (
-                outcome == writing.UNRESOLVED
-                and reason != writing.WRITE_REFUSED):
+        if outcome != writing.UPDATED and reason != writing.WRITE_REFUSED:
+            # Another writer changed the row between read and write.
             report.conflicts_retried += 1
         if outcome in (writing.FIXED, writing.WRONG):
             # A wrong store written since this run read the row.
             report.wrong_store += 1
             self.wrong(*(write if outcome == writing.WRONG else (
                 *write[:3], write.fixing, write.store)))
-        if outcome in (writing.UPDATED, writing.MERGED, writing.FIXED):
+        if outcome in writing.WRITTEN:
             report.updated += 1
             self.changed(write)
         elif outcome == writing.ALREADY_SET:
