@@ -66,9 +66,9 @@ class Batch:
     def add(self, other: 'Batch') -> None:
         """Take in what ``other`` (one row decided alone) holds."""
         self.already_set += other.already_set
-        for name in ('wrong', 'unresolved', 'writes', 'asked', 'large',
-                     'rewrites'):
-            getattr(self, name).extend(getattr(other, name))
+        for name, rows in vars(other).items():
+            if isinstance(rows, list):
+                getattr(self, name).extend(rows)
 
 
 class Wrong(NamedTuple):

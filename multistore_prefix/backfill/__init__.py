@@ -58,16 +58,18 @@ class Job:
     Its report is written whole, the counts and then each section's rows
     (spooled on disk, so memory stays flat whatever the table size).
 
-    :ivar sections: the report's lists of rows, by key (``None``: not
-        recorded).
+    :ivar sections: the report's lists of rows, by key (one given as
+        ``None`` is not recorded).
     :ivar progress: called with the number of rows of each batch done.
     """
 
     def __init__(self, database: db_engine.Database, report,
                  sections: dict[str, report_mod.Spool | None]):
         self.database = database
+        self.dry_run = report.dry_run
         self.report = report
-        self.sections = sections
+        self.sections = {key: rows for key, rows in sections.items()
+                         if rows is not None}
         self.progress = lambda done: None
         self._stop = self._aborted = False
 
@@ -120,14 +122,11 @@ class Job:
         return self.report
 
     def write_report(self, path: str) -> None:
-        report_mod.write(path, self.report, [
-            (key, rows) for key, rows in self.sections.items()
-            if rows is not None])
+        report_mod.write(path, self.report, self.sections.items())
 
     def close(self) -> None:
         for rows in self.sections.values():
-            if rows is not None:
-                rows.close()
+            rows.close()
 
 
 class Backfill(Job):
@@ -162,7 +161,6 @@ class Backfill(Job):
         """
         if batch_size < 1:
             raise ValueError('--batch-size must be at least 1')
-        self.dry_run = dry_run
         self.unresolved_rows = report_mod.Spool()
         self.wrong_rows = report_mod.Spool()
         self.changes = (report_mod.Spool() if record_changes or dry_run

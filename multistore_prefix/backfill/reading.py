@@ -98,7 +98,6 @@ class Reader:
         self.should_stop = should_stop
         self.budget = budget or retry.Budget()
         self._statement = None
-        self._reads_beside_writes = None
 
     def count(self) -> int:
         with self.database.reader() as conn:
@@ -135,15 +134,11 @@ class Reader:
         On SQLite only in WAL mode (the project's own database): with a
         rollback journal a reader blocks the writer's commit.
         """
-        if self._reads_beside_writes is None:
-            if self.database.engine.dialect.name != 'sqlite':
-                self._reads_beside_writes = True
-            else:
-                with self.database.reader() as conn:
-                    mode = conn.exec_driver_sql(
-                        'PRAGMA journal_mode').scalar()
-                self._reads_beside_writes = str(mode).lower() == 'wal'
-        return self._reads_beside_writes
+        if self.database.engine.dialect.name != 'sqlite':
+            return True
+        with self.database.reader() as conn:
+            mode = conn.exec_driver_sql('PRAGMA journal_mode').scalar()
+        return str(mode).lower() == 'wal'
 
 
 def batches(next_batch: Callable[[int], object], prefetch: bool,

@@ -24,7 +24,7 @@ import dataclasses
 import json
 import os
 import tempfile
-from typing import Iterator
+from typing import Iterable, Iterator
 
 
 @dataclasses.dataclass
@@ -145,8 +145,8 @@ def check_writable(path: str) -> None:
     probe.close()
 
 
-def write(path: str, report: Report, sections: list[tuple[str, Spool]]
-          ) -> None:
+def write(path: str, report: Summarised,
+          sections: Iterable[tuple[str, Spool]]) -> None:
     """The JSON report: the counts, then one list per section.
 
     Written to a temporary file beside ``path`` and renamed, so a report

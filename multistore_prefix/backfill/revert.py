@@ -140,7 +140,6 @@ class Revert(backfill.Job):
 
     def __init__(self, database, dry_run: bool = False,
                  record_reverted: bool = False):
-        self.dry_run = dry_run
         self.left_rows = report_mod.Spool()
         self.reverted_rows = (report_mod.Spool()
                               if record_reverted or dry_run else None)
