@@ -132,7 +132,8 @@ class Job:
 class Backfill(Job):
     """One backfill run over a database, recording what it does.
 
-    Every URL and detail is masked on its way into the report.
+    Each row recorded is counted, and every URL and detail masked, on its
+    way into the report.
 
     :ivar prefetch: read the next batch while one is written.
     :ivar changes: the changes for the report, or ``None``.
@@ -215,7 +216,6 @@ class Backfill(Job):
     def _unconfirmed(self, in_doubt: list[writing.Outcome]) -> None:
         """Writes whose commit may have landed, as the run ends."""
         for _, write, _, _ in in_doubt:
-            self.report.unconfirmed += 1
             self.changed(write, unconfirmed=True)
 
     def _next_batch(self, after: int) -> deciding.Batch | None:
@@ -240,17 +240,14 @@ class Backfill(Job):
 
     def _apply(self, batch: deciding.Batch) -> None:
         """Count and list what a batch holds, and write it."""
-        report = self.report
         self.decider.ask_backends(batch)
-        report.already_set += batch.already_set
-        report.wrong_store += len(batch.wrong)
+        self.report.already_set += batch.already_set
         for row in batch.wrong:
             self.wrong(*row)
         for row in batch.unresolved:
             self.unresolved(*row[:5])
         rewrites = batch.rewrites
         if self.dry_run:
-            report.updated += len(batch.writes) + len(rewrites)
             for change in batch.writes + rewrites:
                 self.changed(change, digests=False)
             return
@@ -266,12 +263,11 @@ class Backfill(Job):
                     self._outcome(*outcome)
                 else:  # the common case, counted in bulk
                     written += 1
-            report.updated += written
+            self.report.updated += written
         if self._aborted:
             raise KeyboardInterrupt
         for outcome, rewrite, reason, detail in self.writer.rewrite(rewrites):
             if outcome == writing.UPDATED:
-                self.report.updated += 1
                 self.changed(rewrite)
             elif outcome == writing.UNRESOLVED:
                 self.unresolved(*rewrite[:3], reason, detail)
@@ -279,26 +275,24 @@ class Backfill(Job):
                 self.left(rewrite.location_id, rewrite.image_id, detail)
 
     def _outcome(self, outcome, write, reason, detail) -> None:
-        report = self.report
         if outcome != writing.UPDATED and reason != writing.WRITE_REFUSED:
             # Another writer changed the row between read and write.
-            report.conflicts_retried += 1
+            self.report.conflicts_retried += 1
         if outcome in (writing.FIXED, writing.WRONG):
             # A wrong store written since this run read the row.
-            report.wrong_store += 1
             self.wrong(*(write if outcome == writing.WRONG else (
                 *write[:3], write.fixing, write.store)))
         if outcome in writing.WRITTEN:
-            report.updated += 1
             self.changed(write)
         elif outcome == writing.ALREADY_SET:
-            report.already_set += 1
+            self.report.already_set += 1
         elif outcome == writing.UNRESOLVED:
             self.unresolved(*write[:3], reason, detail)
         elif outcome == writing.ERROR:
             self.left(write.location_id, write.image_id, detail)
 
     def wrong(self, location_id, image_id, url, named, owner) -> None:
+        self.report.wrong_store += 1
         self.wrong_rows.add({
             'image_id': image_id, 'location_id': location_id,
             'url': urls.mask_url(url), 'store': named, 'owner': owner})
@@ -317,12 +311,16 @@ class Backfill(Job):
                     location_id, image_id, urls.mask_text(detail))
 
     def changed(self, row, digests=True, unconfirmed=False) -> None:
-        """A Write or a Rewrite, for the report (and for ``--revert``).
+        """A Write or a Rewrite made: counted, and kept for ``--revert``.
 
         A write's ``digests`` (of the text before and the text written)
         let a revert check that the row still holds exactly what this run
         wrote, and that undoing it gives back exactly what was there.
         """
+        if unconfirmed:
+            self.report.unconfirmed += 1
+        else:
+            self.report.updated += 1
         if self.changes is None:
             return
         change = {'image_id': row.image_id, 'location_id': row.location_id,
