@@ -21,7 +21,7 @@ long ones every time, so the caches stay small whatever the metadata size.
 """
 
 import dataclasses
-import threading
+import functools
 from typing import Callable, NamedTuple
 
 from multistore_prefix import crypt
@@ -152,8 +152,9 @@ class Decider:
         a wrong enabled store.
     :ivar lookups: the backends' lookups for URLs no prefix owns, or
         ``None``.
-    :ivar text_limit: the most bytes ``meta_data`` holds (``None``: no
-        limit); given as a callable, it is asked on the first write.
+    :ivar text_limit: asked, on the first write only, for the most bytes
+        ``meta_data`` holds (``None``: no limit); given as that callable
+        or as its answer.
     :ivar glance_rules: inside glance-api, where Glance's own rule writes
         a store next: metadata is read as Glance reads it (``NaN`` too),
         and a ``store`` value Glance's rule replaces
@@ -175,25 +176,13 @@ class Decider:
         self.location_map = resolver.location_map
         self.fix_wrong_stores = fix_wrong_stores
         self.lookups = lookups or None
-        self.text_limit = text_limit
+        self.text_limit = functools.cache(
+            text_limit if callable(text_limit) else lambda: text_limit)
         self.glance_rules = glance_rules
         self.strip_s3_credentials = strip_s3_credentials
         self.cipher = cipher
         self._decided: dict[str, _Decided] = {}
-        self._limit_lock = threading.Lock()
         self._new_text: dict[tuple[str, str], str] = {}
-
-    @property
-    def text_limit(self) -> int | None:
-        if callable(self._text_limit):
-            with self._limit_lock:
-                if callable(self._text_limit):
-                    self._text_limit = self._text_limit()
-        return self._text_limit
-
-    @text_limit.setter
-    def text_limit(self, value) -> None:
-        self._text_limit = value
 
     def classify(self, rows, last_id: int) -> Batch:
         """Decide a batch of :class:`~multistore_prefix.db.scan.Row`.
@@ -374,7 +363,7 @@ class Decider:
         new = self._new_text.get(key)
         if new is None:
             new = metadata_text.patch(members, {'store': store})
-            limit = self.text_limit
+            limit = self.text_limit()
             if limit is not None and len(new) * 4 > limit and len(
                     new.encode('utf-8')) > limit:
                 size = len(text.encode('utf-8')) + len(store) + 12

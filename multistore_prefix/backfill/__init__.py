@@ -176,6 +176,7 @@ class Backfill(Job):
             location_map, replace_invalid_stores=replace_invalid_stores)
         self.decider = deciding.Decider(
             resolver, fix_wrong_stores=fix_wrong_stores, lookups=lookups,
+            text_limit=None if dry_run else self._text_limit,
             strip_s3_credentials=strip_s3_credentials, cipher=cipher)
         # One outage met by the read-ahead and a write is one fault.
         budget = retry.Budget()
@@ -199,10 +200,11 @@ class Backfill(Job):
             self.report.slowest_write = self.database.watchdog.slowest.get(
                 'a write', 0.0)
 
+    def _text_limit(self) -> int | None:
+        with self.database.reader() as conn:
+            return db_scan.metadata_limit(conn)
+
     def _batches(self) -> Iterator[int]:
-        if not self.dry_run:
-            with self.database.reader() as conn:
-                self.decider.text_limit = db_scan.metadata_limit(conn)
         decided = reading.batches(
             self._next_batch, self.prefetch and self.reads_beside_writes(),
             self._stopping, lambda: self._aborted)
