@@ -21,7 +21,7 @@ long ones every time, so the caches stay small whatever the metadata size.
 """
 
 import dataclasses
-import threading
+import functools
 from typing import Callable, NamedTuple
 
 from multistore_prefix import crypt
@@ -30,12 +30,8 @@ from multistore_prefix import metadata as metadata_text
 from multistore_prefix import resolver as resolver_mod
 from multistore_prefix import urls
 
-BAD_METADATA = resolver_mod.BAD_METADATA
-BAD_LOCATION = resolver_mod.BAD_LOCATION
-INVALID_STORE = resolver_mod.INVALID_STORE
 #: The new metadata would not fit in the column (MySQL's TEXT).
 TOO_LONG = 'metadata-too-long'
-BACKEND_KEY = resolver_mod.BACKEND_KEY
 #: A stored URL that is not one, and the key does not decrypt.
 UNDECRYPTABLE = 'undecryptable-url'
 
@@ -63,16 +59,16 @@ class Batch:
     wrong: list['Wrong'] = dataclasses.field(default_factory=list)
     unresolved: list['Unresolved'] = dataclasses.field(default_factory=list)
     writes: list['Write'] = dataclasses.field(default_factory=list)
-    asked: list['Asked'] = dataclasses.field(default_factory=list)
+    asked: list['Rewrite'] = dataclasses.field(default_factory=list)
     large: list[int] = dataclasses.field(default_factory=list)
     rewrites: list['Rewrite'] = dataclasses.field(default_factory=list)
 
     def add(self, other: 'Batch') -> None:
         """Take in what ``other`` (one row decided alone) holds."""
         self.already_set += other.already_set
-        for name in ('wrong', 'unresolved', 'writes', 'asked', 'large',
-                     'rewrites'):
-            getattr(self, name).extend(getattr(other, name))
+        for name, rows in vars(other).items():
+            if isinstance(rows, list):
+                getattr(self, name).extend(rows)
 
 
 class Wrong(NamedTuple):
@@ -100,16 +96,6 @@ class Unresolved(NamedTuple):
     store: str | None = None
 
 
-class Asked(NamedTuple):
-    """A row only a store's backend can place (no prefix owns its URL)."""
-
-    location_id: int
-    image_id: str
-    url: str
-    metadata: dict
-    previous: object
-
-
 class Write(NamedTuple):
     """A row to give its store.
 
@@ -131,15 +117,19 @@ class Write(NamedTuple):
 
 
 class Rewrite(NamedTuple):
-    """A row whose URL and store change (a compare-and-swap of both)."""
+    """A row whose URL and store change (a compare-and-swap of both).
+
+    Asked of a store's backend (no prefix owns the URL), it has no
+    ``store`` nor ``new_url`` until :meth:`Decider.ask_backends`.
+    """
 
     location_id: int
     image_id: str
     url: str
     metadata: dict
-    store: str
-    new_url: str
     previous: object
+    store: str | None = None
+    new_url: str | None = None
 
 
 class _Decided(NamedTuple):
@@ -162,8 +152,9 @@ class Decider:
         a wrong enabled store.
     :ivar lookups: the backends' lookups for URLs no prefix owns, or
         ``None``.
-    :ivar text_limit: the most bytes ``meta_data`` holds (``None``: no
-        limit); given as a callable, it is asked on the first write.
+    :ivar text_limit: asked, on the first write only, for the most bytes
+        ``meta_data`` holds (``None``: no limit); given as that callable
+        or as its answer.
     :ivar glance_rules: inside glance-api, where Glance's own rule writes
         a store next: metadata is read as Glance reads it (``NaN`` too),
         and a ``store`` value Glance's rule replaces
@@ -185,28 +176,16 @@ class Decider:
         self.location_map = resolver.location_map
         self.fix_wrong_stores = fix_wrong_stores
         self.lookups = lookups or None
-        self.text_limit = text_limit
+        self.text_limit = functools.cache(
+            text_limit if callable(text_limit) else lambda: text_limit)
         self.glance_rules = glance_rules
         self.strip_s3_credentials = strip_s3_credentials
         self.cipher = cipher
         self._decided: dict[str, _Decided] = {}
-        self._limit_lock = threading.Lock()
         self._new_text: dict[tuple[str, str], str] = {}
 
-    @property
-    def text_limit(self) -> int | None:
-        if callable(self._text_limit):
-            with self._limit_lock:
-                if callable(self._text_limit):
-                    self._text_limit = self._text_limit()
-        return self._text_limit
-
-    @text_limit.setter
-    def text_limit(self, value) -> None:
-        self._text_limit = value
-
     def classify(self, rows, last_id: int) -> Batch:
-        """Decide a batch read: ``(id, image id, URL, meta_data)`` rows.
+        """Decide a batch of :class:`~multistore_prefix.db.scan.Row`.
 
         :param last_id: the last location id read (rows of dead images
             may have been left out after it).
@@ -257,14 +236,15 @@ class Decider:
         # that was not a name; for the report, and for --revert.
         previous = decided.store
         if kind == _BAD:
-            reason, detail = BAD_METADATA, str(decided.members)
+            reason, detail = resolver_mod.BAD_METADATA, str(decided.members)
         elif kind == _TRAIN:
-            reason, detail = BACKEND_KEY, decided.members
+            reason, detail = resolver_mod.BACKEND_KEY, decided.members
         elif kind == _INVALID and not self.resolver.replace_invalid_stores:
-            reason, detail = INVALID_STORE, resolver_mod.invalid_store_detail(
-                previous, self.glance_rules)
+            reason = resolver_mod.INVALID_STORE
+            detail = resolver_mod.invalid_store_detail(previous,
+                                                       self.glance_rules)
         elif url.__class__ is not str:
-            reason, detail = BAD_LOCATION, (
+            reason, detail = resolver_mod.BAD_LOCATION, (
                 'the URL is not valid UTF-8' if isinstance(url, bytes)
                 else f'the URL is {type(url).__name__}, not text')
         elif (store := self.location_map.resolve(url)) is not None:
@@ -275,8 +255,9 @@ class Decider:
             why = self.location_map.explain(url)
             if (why.reason in lmap.LOOKUP_REASONS and self.lookups
                     and self.lookups.wants(url)):
-                batch.asked.append(Asked(location_id, image_id, url,
-                                         decided.members.to_dict(), previous))
+                batch.asked.append(Rewrite(location_id, image_id, url,
+                                           decided.members.to_dict(),
+                                           previous))
                 return
             reason, detail = why.reason or lmap.NO_PREFIX, why.detail
         batch.unresolved.append(Unresolved(location_id, image_id, url,
@@ -294,9 +275,8 @@ class Decider:
                     row.location_id, row.image_id, row.url, answer.reason,
                     answer.detail))
             else:
-                batch.rewrites.append(Rewrite(
-                    row.location_id, row.image_id, row.url, row.metadata,
-                    answer.store, answer.url or row.url, row.previous))
+                batch.rewrites.append(row._replace(
+                    store=answer.store, new_url=answer.url or row.url))
         batch.asked = []
 
     def _named(self, batch, location_id, image_id, url, text, decided):
@@ -309,6 +289,12 @@ class Decider:
         if self.fix_wrong_stores:
             self._write(batch, location_id, image_id, url, text,
                         decided.members, owner, named, named)
+
+    def alone(self, location_id, image_id, url, text) -> Batch:
+        """One row decided in a batch of its own (that scanned nothing)."""
+        batch = Batch(scanned=0, last_id=location_id)
+        self.one(batch, location_id, image_id, url, text)
+        return batch
 
     def _encrypted(self, batch, location_id, image_id, stored, text) -> None:
         """A URL Glance stored encrypted: decided on its plain text.
@@ -323,8 +309,7 @@ class Decider:
                 f'the location\'s value is no URL, and {crypt.OPTION} does '
                 f'not decrypt it: left as it is'))
             return
-        alone = Batch(scanned=0, last_id=location_id)
-        self.one(alone, location_id, image_id, url, text)
+        alone = self.alone(location_id, image_id, url, text)
         # A backend's answer would be written back over the plain URL.
         alone.unresolved += [Unresolved(
             row.location_id, row.image_id, row.url, lmap.NO_PREFIX,
@@ -342,39 +327,35 @@ class Decider:
 
         Rewritten when the row ends with a store (one written or one it
         names already); otherwise it is left with its credentials and
-        reported as decided.
+        reported as decided, with the URL as stored.
         """
-        alone = Batch(scanned=0, last_id=location_id)
-        self.one(alone, location_id, image_id, bare, text)
-        decided = self._decide(text)
-        store = previous = None
-        if alone.writes:
-            store, previous = alone.writes[0].store, alone.writes[0].previous
-        elif alone.already_set or (alone.wrong and not self.fix_wrong_stores):
-            store = decided.store
-        metadata = None
-        if store is not None:
-            try:
-                metadata = decided.members.to_dict()
-                metadata_text.dump(metadata)  # NaN: not for this write
-            except (ValueError, RecursionError):
-                metadata = None
-        # Reported with the URL as stored.
+        alone = self.alone(location_id, image_id, bare, text)
         for name in ('unresolved', 'wrong', 'asked'):
             setattr(alone, name, [row._replace(url=url)
                                   for row in getattr(alone, name)])
-        if metadata is None:
-            if alone.writes:
-                alone.unresolved.append(Unresolved(
-                    location_id, image_id, url, BAD_METADATA,
-                    'the metadata holds NaN or an infinity, which a URL '
-                    'rewrite cannot write back: left as it is'))
-            alone.writes = []
+        decided = self._decide(text)
+        if alone.writes:
+            store, previous = alone.writes[0].store, alone.writes[0].previous
+        elif alone.already_set or (alone.wrong and not self.fix_wrong_stores):
+            store, previous = decided.store, None
+        else:
             batch.add(alone)
             return
-        batch.wrong.extend(alone.wrong)
-        batch.rewrites.append(Rewrite(location_id, image_id, url, metadata,
-                                      store, bare, previous))
+        try:
+            metadata = decided.members.to_dict()
+            metadata_text.dump(metadata)  # NaN: not for this write
+        except (ValueError, RecursionError):
+            if alone.writes:
+                alone.unresolved.append(Unresolved(
+                    location_id, image_id, url, resolver_mod.BAD_METADATA,
+                    'the metadata holds NaN or an infinity, which a URL '
+                    'rewrite cannot write back: left as it is'))
+        else:
+            alone.already_set = 0
+            alone.rewrites.append(Rewrite(location_id, image_id, url,
+                                          metadata, previous, store, bare))
+        alone.writes = []
+        batch.add(alone)
 
     def _write(self, batch, location_id, image_id, url, text, members,
                store, previous, fixing) -> None:
@@ -382,7 +363,7 @@ class Decider:
         new = self._new_text.get(key)
         if new is None:
             new = metadata_text.patch(members, {'store': store})
-            limit = self.text_limit
+            limit = self.text_limit()
             if limit is not None and len(new) * 4 > limit and len(
                     new.encode('utf-8')) > limit:
                 size = len(text.encode('utf-8')) + len(store) + 12

@@ -22,21 +22,25 @@ interruption loses at most the batch in flight, whole: nothing is ever
 half-written.  :mod:`.revert` undoes a run.
 """
 
+import logging
 import time
-from typing import Callable
+from typing import Iterator
 
 from multistore_prefix.backfill import reading
 from multistore_prefix.backfill.reading import Shard
 from multistore_prefix.backfill import report as report_mod
-from multistore_prefix.backfill.report import Report  # noqa: F401
 from multistore_prefix.backfill import writing
+from multistore_prefix.db import batches
 from multistore_prefix.db import engine as db_engine
 from multistore_prefix.db import retry
 from multistore_prefix.db import scan as db_scan
 from multistore_prefix import deciding
 from multistore_prefix import location_map as lmap
 from multistore_prefix import masking
+from multistore_prefix import metadata as metadata_text
 from multistore_prefix import resolver as resolver_mod
+
+LOG = logging.getLogger(__name__)
 
 #: Locations read and written per transaction, by default.  Bigger
 #: batches pay the per-statement and per-commit costs less often (1000 ->
@@ -45,71 +49,29 @@ from multistore_prefix import resolver as resolver_mod
 #: and the most an interruption can take back.
 BATCH_SIZE = 5000
 
-#: Outcomes of rows that another writer changed between read and write.
-_CHANGED_MEANWHILE = (writing.MERGED, writing.ALREADY_SET, writing.GONE,
-                      writing.ERROR, writing.WRONG, writing.FIXED)
-
-
 BackfillError = writing.BackfillError
 
 
-class Backfill(report_mod.Recorder):
-    """One backfill run over a database, recording what it does.
+class Job:
+    """A run over a database, a batch at a time, that a signal may stop.
 
-    :ivar prefetch: read the next batch while one is written.
+    Its report is written whole, the counts and then each section's rows
+    (spooled on disk, so memory stays flat whatever the table size).
+
+    :ivar sections: the report's lists of rows, by key (one given as
+        ``None`` is not recorded).
+    :ivar progress: called with the number of rows of each batch done.
     """
 
-    def __init__(self, database: db_engine.Database,
-                 location_map: lmap.LocationMap, *,
-                 batch_size: int = BATCH_SIZE, dry_run: bool = False,
-                 shard: Shard = Shard(),
-                 record_changes: bool = False,
-                 fix_wrong_stores: bool = False,
-                 replace_invalid_stores: bool = False,
-                 strip_s3_credentials: bool = False,
-                 cipher=None,
-                 lookups=None,
-                 progress: Callable[[int], None] | None = None):
-        """Prepare a run.
-
-        The rule options are the :class:`~multistore_prefix.deciding.
-        Decider`'s and its resolver's.
-
-        :param lookups: a :class:`~multistore_prefix.lookups.
-            BackendLookups` for the URLs no prefix owns (legacy
-            ``cinder://<volume>``), or ``None``: prefixes only.
-        :param record_changes: keep every change for the report (a dry
-            run always does: saying what would change is its point).
-        :param progress: called with the number of locations of each batch
-            once it is done.
-        """
-        if batch_size < 1:
-            raise ValueError('--batch-size must be at least 1')
+    def __init__(self, database: db_engine.Database, report,
+                 sections: dict[str, report_mod.Spool | None]):
         self.database = database
-        self.dry_run = dry_run
-        self.progress = progress or (lambda done: None)
-        super().__init__(report_mod.Report(dry_run=dry_run, shard=str(shard)),
-                         record_changes or dry_run)
-        self.prefetch = True
+        self.dry_run = report.dry_run
+        self.report = report
+        self.sections = {key: rows for key, rows in sections.items()
+                         if rows is not None}
+        self.progress = lambda done: None
         self._stop = self._aborted = False
-        resolver = resolver_mod.Resolver(
-            location_map, replace_invalid_stores=replace_invalid_stores)
-        self.decider = deciding.Decider(
-            resolver, fix_wrong_stores=fix_wrong_stores, lookups=lookups,
-            strip_s3_credentials=strip_s3_credentials, cipher=cipher)
-        # One outage met by the read-ahead and a write is one fault.
-        budget = retry.Budget()
-        self.reader = reading.Reader(database, batch_size, shard.bounds(),
-                                     self._stopping, budget)
-        self.writer = writing.Writer(database, self.decider, self._stopping,
-                                     self._unconfirmed, budget)
-
-    def count(self) -> int:
-        """How many live locations this run will scan (for progress)."""
-        return self.reader.count()
-
-    def reads_beside_writes(self) -> bool:
-        return self.reader.reads_beside_writes()
 
     def stop(self, grace: float | None = None) -> None:
         """Finish the batch in flight, then stop (a signal handler's job).
@@ -134,25 +96,17 @@ class Backfill(report_mod.Recorder):
     def _stopping(self) -> bool:
         return self._stop
 
-    def run(self) -> report_mod.Report:
-        """Scan, decide and write until done, stopped or interrupted."""
+    def _run(self, steps: Iterator[int]):
+        """Work through ``steps`` (each yields its batch's size once done).
+
+        Until done, stopped or interrupted; the report says which.
+        """
         started = time.monotonic()
         try:
-            if not self.dry_run:
-                with self.database.reader() as conn:
-                    self.decider.text_limit = db_scan.metadata_limit(conn)
-            batches = reading.batches(
-                self._next_batch,
-                self.prefetch and self.reads_beside_writes(),
-                lambda: self._stop, lambda: self._aborted)
-            try:
-                for batch in batches:
-                    self._process(batch)
-                    self.progress(batch.scanned)
-                    if self._stop:
-                        break
-            finally:
-                batches.close()
+            for done in steps:
+                self.progress(done)
+                if self._stop:
+                    break
         except (KeyboardInterrupt, retry.Stopped):
             self.report.interrupted = True
         except Exception as exc:
@@ -162,17 +116,108 @@ class Backfill(report_mod.Recorder):
             self.report.failed = masking.mask_error(exc)
             raise
         finally:
+            steps.close()
             self.report.elapsed = time.monotonic() - started
-            self.report.slowest_write = self.database.watchdog.slowest.get(
-                'a write', 0.0)
-        if self._stop:
-            self.report.interrupted = True
+        self.report.interrupted |= self._stop
         return self.report
 
-    def _unconfirmed(self, in_doubt: list[tuple], rewrites: bool) -> None:
+    def write_report(self, path: str) -> None:
+        report_mod.write(path, self.report, self.sections.items())
+
+    def close(self) -> None:
+        for rows in self.sections.values():
+            rows.close()
+
+
+class Backfill(Job):
+    """One backfill run over a database, recording what it does.
+
+    Each row recorded is counted, and every URL and detail masked, on its
+    way into the report.
+
+    :ivar prefetch: read the next batch while one is written.
+    :ivar changes: the changes for the report, or ``None``.
+    """
+
+    def __init__(self, database: db_engine.Database,
+                 location_map: lmap.LocationMap, *,
+                 batch_size: int = BATCH_SIZE, dry_run: bool = False,
+                 shard: Shard = Shard(),
+                 record_changes: bool = False,
+                 fix_wrong_stores: bool = False,
+                 replace_invalid_stores: bool = False,
+                 strip_s3_credentials: bool = False,
+                 cipher=None,
+                 lookups=None):
+        """Prepare a run.
+
+        The rule options are the :class:`~multistore_prefix.deciding.
+        Decider`'s and its resolver's.
+
+        :param lookups: a :class:`~multistore_prefix.lookups.
+            BackendLookups` for the URLs no prefix owns (legacy
+            ``cinder://<volume>``), or ``None``: prefixes only.
+        :param record_changes: keep every change for the report (a dry
+            run always does: saying what would change is its point).
+        """
+        if batch_size < 1:
+            raise ValueError('--batch-size must be at least 1')
+        self.unresolved_rows = report_mod.Spool()
+        self.wrong_rows = report_mod.Spool()
+        self.changes = (report_mod.Spool() if record_changes or dry_run
+                        else None)
+        super().__init__(database, report_mod.Report(
+            dry_run=dry_run, shard=str(shard)), {
+            'unresolved_locations': self.unresolved_rows,
+            'wrong_store_locations': self.wrong_rows,
+            ('would_change' if dry_run else 'changed'): self.changes})
+        self.prefetch = True
+        resolver = resolver_mod.Resolver(
+            location_map, replace_invalid_stores=replace_invalid_stores)
+        self.decider = deciding.Decider(
+            resolver, fix_wrong_stores=fix_wrong_stores, lookups=lookups,
+            text_limit=None if dry_run else self._text_limit,
+            strip_s3_credentials=strip_s3_credentials, cipher=cipher)
+        # One outage met by the read-ahead and a write is one fault.
+        budget = retry.Budget()
+        self.reader = reading.Reader(database, batch_size, shard.bounds(),
+                                     self._stopping, budget)
+        self.writer = writing.Writer(database, self.decider, self._stopping,
+                                     self._unconfirmed, budget)
+
+    def count(self) -> int:
+        """How many live locations this run will scan (for progress)."""
+        return self.reader.count()
+
+    def reads_beside_writes(self) -> bool:
+        return self.reader.reads_beside_writes()
+
+    def run(self) -> report_mod.Report:
+        """Scan, decide and write until done, stopped or interrupted."""
+        try:
+            return self._run(self._batches())
+        finally:
+            self.report.slowest_write = self.database.watchdog.slowest.get(
+                'a write', 0.0)
+
+    def _text_limit(self) -> int | None:
+        with self.database.reader() as conn:
+            return db_scan.metadata_limit(conn)
+
+    def _batches(self) -> Iterator[int]:
+        decided = reading.batches(
+            self._next_batch, self.prefetch and self.reads_beside_writes(),
+            self._stopping, lambda: self._aborted)
+        try:
+            for batch in decided:
+                self._process(batch)
+                yield batch.scanned
+        finally:
+            decided.close()
+
+    def _unconfirmed(self, in_doubt: list[writing.Outcome]) -> None:
         """Writes whose commit may have landed, as the run ends."""
         for _, write, _, _ in in_doubt:
-            self.report.unconfirmed += 1
             self.changed(write, unconfirmed=True)
 
     def _next_batch(self, after: int) -> deciding.Batch | None:
@@ -190,25 +235,26 @@ class Backfill(report_mod.Recorder):
             self.decider.cipher.check()
         self._apply(batch)
         for location_id in batch.large:
-            self._process_large(location_id)
+            # Too long to read with its batch: read, decided, written alone.
+            row = self.reader.read_one(location_id)
+            if row is not None:
+                self._apply(self.decider.alone(*row))
 
     def _apply(self, batch: deciding.Batch) -> None:
         """Count and list what a batch holds, and write it."""
-        report = self.report
         self.decider.ask_backends(batch)
-        report.already_set += batch.already_set
-        report.wrong_store += len(batch.wrong)
+        self.report.already_set += batch.already_set
         for row in batch.wrong:
             self.wrong(*row)
         for row in batch.unresolved:
             self.unresolved(*row[:5])
         rewrites = batch.rewrites
         if self.dry_run:
-            report.updated += len(batch.writes) + len(rewrites)
             for change in batch.writes + rewrites:
                 self.changed(change, digests=False)
             return
-        for writes in self.writer.transactions(batch.writes):
+        for writes in batches.transactions(self.database.engine.dialect.name,
+                                           batch.writes):
             # Counted as each commits: an aborted batch reports the
             # transactions it did commit.
             if self._aborted:
@@ -219,44 +265,75 @@ class Backfill(report_mod.Recorder):
                     self._outcome(*outcome)
                 else:  # the common case, counted in bulk
                     written += 1
-            report.updated += written
+            self.report.updated += written
         if self._aborted:
             raise KeyboardInterrupt
         for outcome, rewrite, reason, detail in self.writer.rewrite(rewrites):
             if outcome == writing.UPDATED:
-                self.report.updated += 1
                 self.changed(rewrite)
             elif outcome == writing.UNRESOLVED:
                 self.unresolved(*rewrite[:3], reason, detail)
             else:
                 self.left(rewrite.location_id, rewrite.image_id, detail)
 
-    def _process_large(self, location_id: int) -> None:
-        """A row too long to read with its batch: read, decide, write it."""
-        row = self.reader.read_one(location_id)
-        if row is None:
-            return
-        single = deciding.Batch(scanned=1, last_id=location_id)
-        self.decider.one(single, *row)
-        self._apply(single)
-
     def _outcome(self, outcome, write, reason, detail) -> None:
-        report = self.report
-        if outcome in _CHANGED_MEANWHILE or (
-                outcome == writing.UNRESOLVED
-                and reason != writing.WRITE_REFUSED):
-            report.conflicts_retried += 1
+        if outcome != writing.UPDATED and reason != writing.WRITE_REFUSED:
+            # Another writer changed the row between read and write.
+            self.report.conflicts_retried += 1
         if outcome in (writing.FIXED, writing.WRONG):
             # A wrong store written since this run read the row.
-            report.wrong_store += 1
             self.wrong(*(write if outcome == writing.WRONG else (
                 *write[:3], write.fixing, write.store)))
-        if outcome in (writing.UPDATED, writing.MERGED, writing.FIXED):
-            report.updated += 1
+        if outcome in writing.WRITTEN:
             self.changed(write)
         elif outcome == writing.ALREADY_SET:
-            report.already_set += 1
+            self.report.already_set += 1
         elif outcome == writing.UNRESOLVED:
             self.unresolved(*write[:3], reason, detail)
         elif outcome == writing.ERROR:
             self.left(write.location_id, write.image_id, detail)
+
+    def wrong(self, location_id, image_id, url, named, owner) -> None:
+        self.report.wrong_store += 1
+        self.wrong_rows.add({
+            'image_id': image_id, 'location_id': location_id,
+            'url': masking.mask_url(url), 'store': named, 'owner': owner})
+
+    def unresolved(self, location_id, image_id, url, reason, detail) -> None:
+        self.report.unresolved[reason] += 1
+        self.unresolved_rows.add({
+            'image_id': image_id, 'location_id': location_id,
+            'url': masking.mask_url(url), 'reason': reason,
+            'detail': masking.mask_text(detail)})
+
+    def left(self, location_id, image_id, detail) -> None:
+        """A row left for a rerun (it kept changing)."""
+        self.report.errors += 1
+        LOG.warning('location %s of image %s: %s; left for a rerun',
+                    location_id, image_id, masking.mask_text(detail))
+
+    def changed(self, row, digests=True, unconfirmed=False) -> None:
+        """A Write or a Rewrite made: counted, and kept for ``--revert``.
+
+        A write's ``digests`` (of the text before and the text written)
+        let a revert check that the row still holds exactly what this run
+        wrote, and that undoing it gives back exactly what was there.
+        """
+        if unconfirmed:
+            self.report.unconfirmed += 1
+        else:
+            self.report.updated += 1
+        if self.changes is None:
+            return
+        change = {'image_id': row.image_id, 'location_id': row.location_id,
+                  'url': masking.mask_url(row.url), 'store': row.store,
+                  'previous_store': row.previous}
+        new_url = getattr(row, 'new_url', None)
+        if new_url and new_url != row.url:
+            change['new_url'] = masking.mask_url(new_url)
+        if digests and hasattr(row, 'new_text'):
+            change['previous_sha256'] = metadata_text.digest(row.text)
+            change['sha256'] = metadata_text.digest(row.new_text)
+        if unconfirmed:
+            change['unconfirmed'] = True
+        self.changes.add(change)

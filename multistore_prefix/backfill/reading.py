@@ -98,13 +98,12 @@ class Reader:
         self.should_stop = should_stop
         self.budget = budget or retry.Budget()
         self._statement = None
-        self._reads_beside_writes = None
 
     def count(self) -> int:
         with self.database.reader() as conn:
             return db_scan.count_live(conn, *self.shard_bounds)
 
-    def read(self, after: int) -> tuple[list[tuple], int | None]:
+    def read(self, after: int) -> tuple[list[db_scan.Row], int | None]:
         """The rows after location id ``after``; the last id read or None."""
         try:
             return retry.call(self.database, lambda: self._read(after),
@@ -121,7 +120,7 @@ class Reader:
                     dead=db_scan.dead_image_ids(conn, DEAD_IN_MEMORY))
             return self._statement.read(conn, after, self.batch_size)
 
-    def read_one(self, location_id: int) -> tuple | None:
+    def read_one(self, location_id: int) -> db_scan.Row | None:
         """One location, whatever its size (``None``: gone)."""
         def read():
             with self.database.reader() as conn:
@@ -135,15 +134,11 @@ class Reader:
         On SQLite only in WAL mode (the project's own database): with a
         rollback journal a reader blocks the writer's commit.
         """
-        if self._reads_beside_writes is None:
-            if self.database.engine.dialect.name != 'sqlite':
-                self._reads_beside_writes = True
-            else:
-                with self.database.reader() as conn:
-                    mode = conn.exec_driver_sql(
-                        'PRAGMA journal_mode').scalar()
-                self._reads_beside_writes = str(mode).lower() == 'wal'
-        return self._reads_beside_writes
+        if self.database.engine.dialect.name != 'sqlite':
+            return True
+        with self.database.reader() as conn:
+            mode = conn.exec_driver_sql('PRAGMA journal_mode').scalar()
+        return str(mode).lower() == 'wal'
 
 
 def batches(next_batch: Callable[[int], object], prefetch: bool,

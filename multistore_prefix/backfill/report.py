@@ -22,23 +22,27 @@ import collections
 import contextlib
 import dataclasses
 import json
-import logging
 import os
 import tempfile
-from typing import Iterator
-
-from multistore_prefix import masking
-from multistore_prefix import metadata as metadata_text
-
-LOG = logging.getLogger(__name__)
+from typing import Iterable, Iterator
 
 
+@dataclasses.dataclass
 class Summarised:
     """A report whose summary table is its :meth:`as_dict`, in order.
 
     A count by reason is its total and then one row per reason; the run's
     settings are left out, and ``interrupted`` is shown only when it was.
+
+    :ivar failed: the error that ended the run before it finished (the
+        database lost past the retries, a bug), one masked line; ``None``
+        for a run that finished or was stopped.
     """
+
+    dry_run: bool = False
+    elapsed: float = 0.0
+    interrupted: bool = False
+    failed: str | None = None
 
     _SETTINGS = ('revert', 'dry_run', 'shard', 'failed')
 
@@ -77,15 +81,11 @@ class Report(Summarised):
         among ``updated``; listed in the report's changes with
         ``"unconfirmed": true`` (``--revert`` undoes those that landed).
         Shown only when there are some.
-    :ivar failed: the error that ended the run before it finished (the
-        database lost past the retries, a bug), one masked line; ``None``
-        for a run that finished or was stopped.
     :ivar slowest_write: seconds the longest write transaction took on a
         server (how close the run came to ``db_transaction_timeout``);
         shown only on a server.
     """
 
-    dry_run: bool = False
     shard: str = '1/1'
     scanned: int = 0
     updated: int = 0
@@ -96,9 +96,6 @@ class Report(Summarised):
     conflicts_retried: int = 0
     errors: int = 0
     unconfirmed: int = 0
-    elapsed: float = 0.0
-    interrupted: bool = False
-    failed: str | None = None
     slowest_write: float = 0.0
 
     def as_dict(self) -> dict:
@@ -139,75 +136,6 @@ class Spool:
         self._file.close()
 
 
-class Recorder:
-    """Counts what a run did and keeps the rows behind the counts.
-
-    Every URL and detail is masked on the way in.  ``changes`` is ``None``
-    when changes are not recorded.
-    """
-
-    def __init__(self, report: Report, record_changes: bool):
-        self.report = report
-        self.unresolved_rows = Spool()
-        self.wrong_rows = Spool()
-        self.changes = Spool() if record_changes else None
-
-    def wrong(self, location_id, image_id, url, named, owner) -> None:
-        self.wrong_rows.add({
-            'image_id': image_id, 'location_id': location_id,
-            'url': masking.mask_url(url), 'store': named, 'owner': owner})
-
-    def unresolved(self, location_id, image_id, url, reason, detail) -> None:
-        self.report.unresolved[reason] += 1
-        self.unresolved_rows.add({
-            'image_id': image_id, 'location_id': location_id,
-            'url': masking.mask_url(url), 'reason': reason,
-            'detail': masking.mask_text(detail)})
-
-    def left(self, location_id, image_id, detail) -> None:
-        """A row left for a rerun (it kept changing)."""
-        self.report.errors += 1
-        LOG.warning('location %s of image %s: %s; left for a rerun',
-                    location_id, image_id, masking.mask_text(detail))
-
-    def changed(self, row, digests=True, unconfirmed=False) -> None:
-        """A Write or a Rewrite, for the report (and for ``--revert``).
-
-        A write's ``digests`` (of the text before and the text written)
-        let a revert check that the row still holds exactly what this run
-        wrote, and that undoing it gives back exactly what was there.
-        """
-        if self.changes is None:
-            return
-        change = {'image_id': row.image_id, 'location_id': row.location_id,
-                  'url': masking.mask_url(row.url), 'store': row.store,
-                  'previous_store': row.previous}
-        new_url = getattr(row, 'new_url', None)
-        if new_url and new_url != row.url:
-            change['new_url'] = masking.mask_url(new_url)
-        if digests and hasattr(row, 'new_text'):
-            change['previous_sha256'] = metadata_text.digest(row.text)
-            change['sha256'] = metadata_text.digest(row.new_text)
-        if unconfirmed:
-            change['unconfirmed'] = True
-        self.changes.add(change)
-
-    def write_report(self, path: str) -> None:
-        """The JSON report: the counts, then the rows behind them."""
-        sections = [('unresolved_locations', self.unresolved_rows),
-                    ('wrong_store_locations', self.wrong_rows)]
-        if self.changes is not None:
-            key = 'would_change' if self.report.dry_run else 'changed'
-            sections.append((key, self.changes))
-        write(path, self.report, sections)
-
-    def close(self) -> None:
-        self.unresolved_rows.close()
-        self.wrong_rows.close()
-        if self.changes is not None:
-            self.changes.close()
-
-
 def check_writable(path: str) -> None:
     """Fail now (OSError, naming the path) if the report can't be written."""
     if os.path.isdir(path):
@@ -217,8 +145,8 @@ def check_writable(path: str) -> None:
     probe.close()
 
 
-def write(path: str, report: Report, sections: list[tuple[str, Spool]]
-          ) -> None:
+def write(path: str, report: Summarised,
+          sections: Iterable[tuple[str, Spool]]) -> None:
     """The JSON report: the counts, then one list per section.
 
     Written to a temporary file beside ``path`` and renamed, so a report

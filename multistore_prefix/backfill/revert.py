@@ -24,11 +24,11 @@ backfill's.  A row someone changed since is left as it is and listed.
 import dataclasses
 import itertools
 import json
-import time
 from typing import Iterator
 
 from oslo_utils import timeutils
 
+from multistore_prefix import backfill
 from multistore_prefix.backfill import report as report_mod
 from multistore_prefix.backfill import writing
 from multistore_prefix.db import batches
@@ -67,13 +67,10 @@ class RevertReport(report_mod.Summarised):
     :ivar left: changes left as they are, by reason.
     """
 
-    dry_run: bool = False
     entries: int = 0
     reverted: int = 0
     already_reverted: int = 0
     left: dict = dataclasses.field(default_factory=dict)
-    elapsed: float = 0.0
-    interrupted: bool = False
 
     def as_dict(self) -> dict:
         return {'revert': True, 'dry_run': self.dry_run,
@@ -83,7 +80,8 @@ class RevertReport(report_mod.Summarised):
                 'already_reverted': self.already_reverted,
                 'left': dict(sorted(self.left.items())),
                 'elapsed_seconds': round(self.elapsed, 3),
-                'interrupted': self.interrupted}
+                'interrupted': self.interrupted,
+                **({'failed': self.failed} if self.failed else {})}
 
 
 def changes(path: str) -> Iterator[dict]:
@@ -138,50 +136,33 @@ def _whole(path):
     yield from body['changed']
 
 
-class Revert:
+class Revert(backfill.Job):
     """Undoes the changes of one backfill run (``dry_run``: checks them)."""
 
     def __init__(self, database, dry_run: bool = False,
                  record_reverted: bool = False):
-        self.database = database
-        self.dry_run = dry_run
-        self.report = RevertReport(dry_run=dry_run)
         self.left_rows = report_mod.Spool()
         self.reverted_rows = (report_mod.Spool()
                               if record_reverted or dry_run else None)
-        self.progress = lambda done: None
-        self._stop = False
-
-    def stop(self, grace: float | None = None) -> None:
-        """Finish the chunk in flight, then stop (as the backfill's)."""
-        self._stop = True
-        if grace is not None:
-            self.database.watchdog.hurry(grace)
-
-    abort = stop
+        super().__init__(database, RevertReport(dry_run=dry_run), {
+            'left_locations': self.left_rows,
+            ('would_revert' if dry_run else 'reverted_changes'):
+                self.reverted_rows})
 
     def run(self, entries) -> RevertReport:
-        started = time.monotonic()
-        entries = iter(entries)
-        try:
-            while chunk := list(itertools.islice(entries, CHUNK)):
-                self._chunk(chunk)
-                self.progress(len(chunk))
-                if self._stop:
-                    break
-        except (KeyboardInterrupt, retry.Stopped):
-            self.report.interrupted = True
-        finally:
-            self.report.elapsed = time.monotonic() - started
-        self.report.interrupted |= self._stop
-        return self.report
+        return self._run(self._chunks(iter(entries)))
+
+    def _chunks(self, entries) -> Iterator[int]:
+        while chunk := list(itertools.islice(entries, CHUNK)):
+            self._chunk(chunk)
+            yield len(chunk)
 
     def _chunk(self, entries) -> None:
         self.report.entries += len(entries)
         try:
             outcomes = retry.call(self.database,
                                   lambda: self._undo(entries),
-                                  'undoing a batch', lambda: self._stop)
+                                  'undoing a batch', self._stopping)
         except db_exceptions.Forbidden as exc:
             raise writing.refused(exc, 'undoing a batch') from exc
         for entry, reason, detail in outcomes:
@@ -219,18 +200,6 @@ class Revert:
             batches.set_metadata(conn, writes, timeutils.utcnow(),
                                  locked=True)
         return outcomes
-
-    def write_report(self, path: str) -> None:
-        sections = [('left_locations', self.left_rows)]
-        if self.reverted_rows is not None:
-            key = 'would_revert' if self.dry_run else 'reverted_changes'
-            sections.append((key, self.reverted_rows))
-        report_mod.write(path, self.report, sections)
-
-    def close(self) -> None:
-        self.left_rows.close()
-        if self.reverted_rows is not None:
-            self.reverted_rows.close()
 
 
 def _decide(entry, current) -> tuple:

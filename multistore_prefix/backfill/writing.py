@@ -60,6 +60,8 @@ GONE = 'gone'                # the row is no longer live
 UNRESOLVED = 'unresolved'    # a reason and a detail say why not
 ERROR = 'error'              # left for a rerun: it kept changing
 
+#: Outcomes whose write changes the row (in doubt when its answer is lost).
+WRITTEN = (UPDATED, MERGED, FIXED)
 #: The database refused the row (see the module docstring).
 WRITE_REFUSED = 'write-refused'
 #: Exact passes over a batch before its still-changing rows are left.
@@ -100,37 +102,30 @@ class _RowsChanged(Exception):
 class Writer:
     """Writes decided batches.
 
-    :ivar unconfirmed: called with ``(outcomes, rewrites)`` when a write
-        ends with rows whose commit may have landed: the outcomes that
-        write would have had, and whether they are :meth:`rewrite`'s.
+    :ivar unconfirmed: called with the outcomes a write would have had
+        when it ends with rows whose commit may have landed.
     """
 
     def __init__(self, database, decider: deciding.Decider, should_stop,
-                 unconfirmed: Callable[[list[tuple], bool], None],
+                 unconfirmed: Callable[[list[Outcome]], None],
                  budget: retry.Budget | None = None):
         self.database = database
         self.decider = decider
         self.should_stop = should_stop
         self.unconfirmed = unconfirmed
         self.budget = budget or retry.Budget()
-        # The outcomes of the write in flight (made only when needed: the
-        # fast path pays nothing for it); after a lost connection, those
-        # whose commit may have landed, by location id.
-        self._in_flight = list
-        self._in_doubt: dict[int, tuple] = {}
-
-    def transactions(self, writes: list) -> list[list]:
-        """The batch's writes in transactions, each a :meth:`write`."""
-        return batches.transactions(
-            self.database.engine.dialect.name, writes)
+        # The outcomes of the write in flight; after a lost connection,
+        # those whose commit may have landed, by location id.
+        self._in_flight: list[Outcome] = []
+        self._in_doubt: dict[int, Outcome] = {}
 
     def write(self, writes: list) -> list[Outcome]:
         return self._whole(self._write, writes)
 
     def rewrite(self, rewrites: list) -> list[Outcome]:
         """URL and store in one compare-and-swap each."""
-        return self._whole(lambda rows: self._retried(
-            self._rewrite, rows, rewrites=True), rewrites)
+        return self._whole(lambda rows: self._retried(self._rewrite, rows),
+                           rewrites)
 
     def _whole(self, work, rows) -> list[Outcome]:
         if not rows:
@@ -162,16 +157,17 @@ class Writer:
         half = len(writes) // 2
         return self._write(writes[:half]) + self._write(writes[half:])
 
-    def _retried(self, work, writes, rewrites: bool = False):
+    def _retried(self, work, writes):
         def attempt():
             try:
                 return work(writes)
             except db_exc.DBConnectionError:
                 self._in_doubt.update((o.write.location_id, o)
-                                      for o in self._in_flight())
+                                      for o in self._in_flight
+                                      if o.outcome in WRITTEN)
                 raise
             finally:
-                self._in_flight = list
+                self._in_flight = []
         try:
             return retry.call(self.database, attempt, 'writing a batch',
                               self.should_stop, self.budget)
@@ -182,7 +178,7 @@ class Writer:
             # the doubt kept, the exact way or by halving.)
             if self._in_doubt and not isinstance(
                     exc, (_RowsChanged, db_exc.DBDataError)):
-                self.unconfirmed(list(self._in_doubt.values()), rewrites)
+                self.unconfirmed(list(self._in_doubt.values()))
                 self._in_doubt.clear()
             raise
 
@@ -190,12 +186,12 @@ class Writer:
         if self._in_doubt and self._in_doubt.keys() & {
                 w.location_id for w in writes}:
             raise _RowsChanged()  # read back what landed, the exact way
-        self._in_flight = lambda: [Outcome(UPDATED, w) for w in writes]
+        outcomes = self._in_flight = [Outcome(UPDATED, w) for w in writes]
         with self.database.writer() as conn:
             changed = batches.set_metadata(conn, writes, timeutils.utcnow())
             if changed != len(writes):
                 raise _RowsChanged()  # rolls this transaction back
-        return [Outcome(UPDATED, w) for w in writes]
+        return outcomes
 
     def _exact(self, writes) -> list[tuple]:
         for _attempt in range(EXACT_ATTEMPTS):
@@ -209,7 +205,8 @@ class Writer:
     def _exact_once(self, conn, writes) -> list[tuple]:
         current = batches.lock_current(
             conn, [w.location_id for w in writes])
-        outcomes, final = [], []
+        outcomes = self._in_flight = []
+        final = []
         for write in writes:
             row = current.get(write.location_id)
             landed = self._in_doubt.get(write.location_id)
@@ -226,17 +223,13 @@ class Writer:
                 outcomes.append(outcome)
                 if outcome.outcome in (MERGED, FIXED):
                     final.append(outcome.write)
-        final_ids = {w.location_id for w in final}
-        self._in_flight = lambda: [o for o in outcomes
-                                   if o.write.location_id in final_ids]
         batches.set_metadata(conn, final, timeutils.utcnow(), locked=True)
         return outcomes
 
     def _again(self, write, row) -> tuple:
         """Decide a row changed since it was read, on its fresh text."""
-        batch = deciding.Batch(scanned=1, last_id=write.location_id)
-        self.decider.one(batch, write.location_id, write.image_id, row.url,
-                         row.text)
+        batch = self.decider.alone(write.location_id, write.image_id,
+                                   row.url, row.text)
         # Judged as on a first read: a store written meanwhile (Glance's
         # first-match rule) that is certainly wrong is one, and is fixed
         # when wrong stores are.
@@ -256,9 +249,7 @@ class Writer:
 
     def _rewrite(self, rewrites) -> list[tuple]:
         now = timeutils.utcnow()
-        outcomes = []
-        self._in_flight = lambda: [o for o in outcomes
-                                   if o.outcome == UPDATED]
+        outcomes = self._in_flight = []
         # After a lost answer, a row whose rewrite landed already holds
         # what is wanted: location_update finds nothing to change, and it
         # counts as this run's.

@@ -17,6 +17,8 @@ The statements are compiled once and run as the batch writes'
 rows without SQLAlchemy's per-row work.
 """
 
+from typing import NamedTuple
+
 import sqlalchemy as sa
 
 from multistore_prefix.db import models
@@ -32,6 +34,20 @@ _I = models.images
 LARGE_TEXT = 8192
 #: MySQL's TEXT holds at most this many bytes (Glance's ``meta_data``).
 MYSQL_TEXT_BYTES = 65535
+
+
+class Row(NamedTuple):
+    """A location row as read to be decided.
+
+    ``url`` and ``text`` (``meta_data``) are ``bytes`` on SQLite when not
+    UTF-8, and both :data:`~multistore_prefix.metadata.LARGE` in a batch
+    row that holds a text longer than :data:`LARGE_TEXT`.
+    """
+
+    location_id: int
+    image_id: str
+    url: str | bytes | metadata_text.Large
+    text: str | bytes | metadata_text.Large | None
 
 
 def live_conditions(shard_low: str | None = None,
@@ -91,12 +107,10 @@ def count_live(conn, shard_low=None, shard_high=None) -> int:
 class BatchReader:
     """Reads live locations in id order, a batch at a time.
 
-    The statement is compiled once per reader.  A row is ``(id, image_id,
-    url, meta_data)``; in a row with a text longer than :data:`LARGE_TEXT`
-    both come as :data:`~multistore_prefix.metadata.LARGE` (read it with
-    :func:`read_one`), and on
-    SQLite text that is not UTF-8 comes as ``bytes`` instead of failing the
-    batch.
+    The statement is compiled once per reader.  A row with a long text
+    comes as :data:`~multistore_prefix.metadata.LARGE` (read it with
+    :func:`read_one`); on SQLite, text that is not UTF-8 comes as
+    ``bytes`` instead of failing the batch.
 
     :ivar dead: ids of images whose rows are left out here (``None``: the
         statement joins ``images`` and checks them itself).
@@ -138,7 +152,7 @@ class BatchReader:
                 literal)
 
     def read(self, conn, after: int, limit: int
-             ) -> tuple[list[tuple], int | None]:
+             ) -> tuple[list[Row], int | None]:
         """(rows, the last id read: ``None`` at the end of the table)."""
         values = {'b_after': after, 'b_limit': limit, 'b_large': LARGE_TEXT}
         try:
@@ -161,7 +175,7 @@ class BatchReader:
             elif as_bytes:
                 url = sql.utf8_or_bytes(url)
                 text = sql.utf8_or_bytes(text)
-            rows.append((location_id, image_id, url, text))
+            rows.append(Row(location_id, image_id, url, text))
         return rows, raw[-1][0]
 
 
@@ -184,27 +198,27 @@ def _guarded(column, as_bytes: bool):
     return sa.case((short, value), else_=sa.null())
 
 
-def read_one(conn, location_id: int) -> tuple | None:
-    """``(id, image_id, url, meta_data)`` of one location, whatever size."""
+def read_one(conn, location_id: int) -> Row | None:
+    """One location, whatever its size."""
     rows = _rows(conn, _L.c.id == location_id)
     return rows[0] if rows else None
 
 
-def image_rows(conn, image_id: str) -> list[tuple]:
+def image_rows(conn, image_id: str) -> list[Row]:
     """A live image's live locations (as :func:`read_one`), by id."""
     return _rows(conn, _L.c.image_id == image_id,
                  *live_conditions(), join=True)
 
 
-def _rows(conn, *where, join: bool = False) -> list[tuple]:
+def _rows(conn, *where, join: bool = False) -> list[Row]:
     sqlite = conn.dialect.name == 'sqlite'
     query = sa.select(_L.c.id, _L.c.image_id,
                       sql.text_as_stored(_L.c.value, sqlite),
                       sql.text_as_stored(_L.c.meta_data, sqlite))
     if join:
         query = query.join(_I, _I.c.id == _L.c.image_id)
-    return [(location_id, image_id, sql.utf8_or_bytes(url),
-             sql.utf8_or_bytes(text)) for location_id, image_id, url, text
+    return [Row(location_id, image_id, sql.utf8_or_bytes(url),
+                sql.utf8_or_bytes(text)) for location_id, image_id, url, text
             in conn.execute(query.where(*where).order_by(_L.c.id))]
 
 

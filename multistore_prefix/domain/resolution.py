@@ -27,13 +27,14 @@ import logging
 from multistore_prefix.db import exceptions
 from multistore_prefix import deciding
 from multistore_prefix import domain
+from multistore_prefix import resolver
 
 LOG = logging.getLogger(__name__)
 
 #: Reasons that say a row holds something unreadable or too big
 #: (someone's to fix); a URL no store owns is an answer, not a fault.
-_FAULTS = (deciding.BAD_METADATA, deciding.BAD_LOCATION,
-           deciding.INVALID_STORE, deciding.TOO_LONG)
+_FAULTS = (resolver.BAD_METADATA, resolver.BAD_LOCATION,
+           resolver.INVALID_STORE, deciding.TOO_LONG)
 
 
 class ImageRepoProxy(domain.Proxy):

@@ -125,13 +125,13 @@ def test_renamed_store_is_resolved_again(decider):
     ('file:///nowhere/x', {}, lmap.NO_PREFIX),
     ('file:///../x', {}, lmap.INVALID_URL),
     ('swift+https://user:key@auth/c/o', {}, lmap.UNKNOWN_SCHEME),
-    ('file:///var/lib/glance/images/a', None, deciding.BAD_METADATA),
-    ('file:///var/lib/glance/images/a', 'null', deciding.BAD_METADATA),
+    ('file:///var/lib/glance/images/a', None, resolver_mod.BAD_METADATA),
+    ('file:///var/lib/glance/images/a', 'null', resolver_mod.BAD_METADATA),
     ('file:///var/lib/glance/images/a', '"{\\"a\\": 1}"',
-     deciding.BAD_METADATA),
-    ('file:///var/lib/glance/images/a', ['store'], deciding.BAD_METADATA),
-    (None, {}, deciding.BAD_LOCATION),
-    (42, {}, deciding.BAD_LOCATION),
+     resolver_mod.BAD_METADATA),
+    ('file:///var/lib/glance/images/a', ['store'], resolver_mod.BAD_METADATA),
+    (None, {}, resolver_mod.BAD_LOCATION),
+    (42, {}, resolver_mod.BAD_LOCATION),
 ])
 def test_unresolvable_is_reported_with_reason(decider, url, meta, reason):
     batch = decide(decider(), (url, meta))
@@ -155,7 +155,7 @@ def test_a_store_that_is_not_a_name_is_reported_and_left(decider, value):
     batch = decide(decider(), ('file:///var/lib/glance/images/a',
                                {'store': value}))
     [unresolved] = batch.unresolved
-    assert unresolved.reason == deciding.INVALID_STORE
+    assert unresolved.reason == resolver_mod.INVALID_STORE
     assert '--replace-invalid-stores' in unresolved.detail
     assert batch.writes == [] and batch.already_set == 0
 
@@ -172,7 +172,7 @@ def test_metadata_that_is_not_an_object_says_why(decider):
     batch = decide(decider(), ('file:///var/lib/glance/images/a',
                                '{"a": NaN}'))
     [unresolved] = batch.unresolved
-    assert unresolved.reason == deciding.BAD_METADATA
+    assert unresolved.reason == resolver_mod.BAD_METADATA
     assert 'not standard JSON' in unresolved.detail
 
 
@@ -180,7 +180,7 @@ def test_a_url_that_is_not_utf8_is_a_bad_location(decider):
     batch = decide(decider(), (b'file:///var/lib/glance/images/\xff', {}))
     [unresolved] = batch.unresolved
     assert (unresolved.reason, unresolved.detail) == (
-        deciding.BAD_LOCATION, 'the URL is not valid UTF-8')
+        resolver_mod.BAD_LOCATION, 'the URL is not valid UTF-8')
 
 
 @pytest.mark.parametrize('rows, fix, may', [
