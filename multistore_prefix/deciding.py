@@ -185,7 +185,7 @@ class Decider:
         self._new_text: dict[tuple[str, str], str] = {}
 
     def classify(self, rows, last_id: int) -> Batch:
-        """Decide a batch of :class:`~multistore_prefix.db.scan.Row`.
+        """Decide a batch read, rows in :class:`~.db.scan.Row`'s order.
 
         :param last_id: the last location id read (rows of dead images
             may have been left out after it).

@@ -103,7 +103,7 @@ class Reader:
         with self.database.reader() as conn:
             return db_scan.count_live(conn, *self.shard_bounds)
 
-    def read(self, after: int) -> tuple[list[db_scan.Row], int | None]:
+    def read(self, after: int) -> tuple[list[tuple], int | None]:
         """The rows after location id ``after``; the last id read or None."""
         try:
             return retry.call(self.database, lambda: self._read(after),

@@ -152,7 +152,7 @@ class BatchReader:
                 literal)
 
     def read(self, conn, after: int, limit: int
-             ) -> tuple[list[Row], int | None]:
+             ) -> tuple[list[tuple], int | None]:
         """(rows, the last id read: ``None`` at the end of the table)."""
         values = {'b_after': after, 'b_limit': limit, 'b_large': LARGE_TEXT}
         try:
@@ -167,6 +167,8 @@ class BatchReader:
             return [], None
         dead = self.dead or ()
         rows = []
+        # Plain tuples in Row's order, unpacked by the decider: building a
+        # Row each made the SQLite backfill 7% slower (bench_backfill).
         for location_id, image_id, url, text, large in raw:
             if image_id in dead:
                 continue
@@ -175,7 +177,7 @@ class BatchReader:
             elif as_bytes:
                 url = sql.utf8_or_bytes(url)
                 text = sql.utf8_or_bytes(text)
-            rows.append(Row(location_id, image_id, url, text))
+            rows.append((location_id, image_id, url, text))
         return rows, raw[-1][0]
 
 
